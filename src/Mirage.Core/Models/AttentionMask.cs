@@ -1,0 +1,39 @@
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Models;
+
+/// <summary>
+/// Builds the additive attention mask <c>[B, 1, T, S]</c>: 0 where a query may attend to a key,
+/// the dtype's most negative value elsewhere (not -inf, so rows that see nothing, such as left
+/// padding, stay finite instead of turning into NaN).
+/// </summary>
+internal static class AttentionMask
+{
+    /// <param name="x">The new tokens' embeddings <c>[B, T, C]</c> (for batch, length, dtype, device).</param>
+    /// <param name="cached">How many key slots precede the new tokens.</param>
+    /// <param name="keyMask">Real (true) vs padding (false) key slots <c>[B, S]</c>, or null.</param>
+    /// <param name="window">Sliding window: a query sees only keys fewer than this many slots back.</param>
+    public static Tensor Build(Tensor x, int cached, Tensor? keyMask, int? window)
+    {
+        using var scope = NewDisposeScope();
+        long t = x.shape[1], s = cached + t;
+        var queries = arange(cached, s, device: x.device).unsqueeze(1); // [T, 1]
+        var keys = arange(0, s, device: x.device).unsqueeze(0);         // [1, S]
+        var allowed = keys <= queries;                                  // [T, S] causal
+        if (window is int w)
+            allowed = allowed & (queries - keys < w);
+        var full = allowed.unsqueeze(0).unsqueeze(0);                   // [1, 1, T, S]
+        if (keyMask is not null)
+            full = full & keyMask.to(ScalarType.Bool).unsqueeze(1).unsqueeze(1); // [B, 1, T, S]
+        var mask = zeros(full.shape, x.dtype, x.device).masked_fill(full.logical_not(), MinValue(x.dtype));
+        return mask.MoveToOuterDisposeScope();
+    }
+
+    private static double MinValue(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float64 => double.MinValue,
+        ScalarType.BFloat16 => -3.3895313892515355e38,
+        ScalarType.Float16 => -65504.0,
+        _ => float.MinValue,
+    };
+}

@@ -1,0 +1,20 @@
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Models;
+
+/// <summary>The inputs of one forward pass over embeddings (so gradient methods can feed their own).</summary>
+/// <param name="Embeddings">Input embeddings <c>[B, T, C]</c> in the compute dtype.</param>
+/// <param name="Positions">Rotary position of each input token, <c>[B, T]</c> int64.</param>
+/// <param name="KeyMask">Which key slots (cached then new, <c>[B, S]</c> bool) are real tokens rather than padding; null when none are padding.</param>
+/// <param name="Cache">The KV cache to read from and append to, or null for a stateless pass.</param>
+/// <param name="LastPositionOnly">Compute logits for the last position only (generation).</param>
+/// <param name="OutputAttentions">Return attention weights (uses the explicit softmax path).</param>
+/// <param name="OutputHiddenStates">Return the residual stream after the embedding and each layer.</param>
+public sealed record ForwardRequest(
+    Tensor Embeddings,
+    Tensor Positions,
+    Tensor? KeyMask = null,
+    KvCache? Cache = null,
+    bool LastPositionOnly = false,
+    bool OutputAttentions = false,
+    bool OutputHiddenStates = false);

@@ -1,0 +1,296 @@
+using System.Diagnostics;
+using Mirage.Core.Models.Llama;
+using Mirage.Core.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Models;
+
+/// <summary>
+/// A decoder-only language model loaded from a Hugging Face checkpoint folder, with its tokenizer.
+/// It scores continuations (teacher forcing), generates with a KV cache, and exposes the forward
+/// pass over embeddings for attribution. Instances are not thread-safe: serialize calls.
+/// </summary>
+public sealed class LanguageModel : IDisposable
+{
+    private readonly LlamaForCausalLM _model;
+
+    private LanguageModel(string directory, ModelConfig config, TextTokenizer tokenizer, LlamaForCausalLM model, ScalarType dtype, Device device)
+    {
+        Directory = directory;
+        Config = config;
+        Tokenizer = tokenizer;
+        _model = model;
+        DType = dtype;
+        Device = device;
+        ParameterCount = model.parameters().Sum(p => p.NumberOfElements);
+    }
+
+    /// <summary>The checkpoint folder.</summary>
+    public string Directory { get; }
+
+    /// <summary>A name for the model: the checkpoint folder's name.</summary>
+    public string ModelId => Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Directory)));
+
+    /// <summary>The checkpoint's configuration.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>The checkpoint's tokenizer.</summary>
+    public TextTokenizer Tokenizer { get; }
+
+    /// <summary>The compute dtype.</summary>
+    public ScalarType DType { get; }
+
+    /// <summary>The device the weights live on.</summary>
+    public Device Device { get; }
+
+    /// <summary>Number of parameters (a tied embedding counts once).</summary>
+    public long ParameterCount { get; }
+
+    /// <summary>The longest sequence (prompt plus continuation) the model accepts.</summary>
+    public int ContextLength => Config.MaxPositionEmbeddings;
+
+    /// <summary>Loads a checkpoint folder: config.json, safetensors weights (single or sharded) and a tokenizer.</summary>
+    /// <exception cref="InvalidCheckpointException">Something in the folder is missing, malformed or unsupported.</exception>
+    public static LanguageModel Load(string directory, ComputeOptions? options = null)
+    {
+        options ??= new ComputeOptions();
+        if (!System.IO.Directory.Exists(directory))
+            throw new InvalidCheckpointException($"Model folder '{directory}' does not exist.");
+        if (options.Threads is int threads)
+            set_num_threads(threads);
+        var device = options.ResolveDevice();
+        if (options.DType == ScalarType.Float16 && device.type == DeviceType.CPU)
+            throw new MirageException("float16 is not supported on CPU (it runs ~100x slower than float32 there); use bfloat16 or float32.");
+
+        var config = ModelConfig.Load(directory);
+        var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
+        var files = CheckpointLoader.FindWeightFiles(directory);
+        var model = new LlamaForCausalLM(config, options.DType, device);
+        try
+        {
+            CheckpointLoader.Load(model, files, config);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        model.eval();
+        // Inference weights take no gradients; attribution differentiates w.r.t. embeddings only.
+        foreach (var parameter in model.parameters())
+            parameter.requires_grad = false;
+        return new LanguageModel(directory, config, tokenizer, model, options.DType, device);
+    }
+
+    /// <summary>Loads a checkpoint folder off the calling thread.</summary>
+    public static Task<LanguageModel> LoadAsync(string directory, ComputeOptions? options = null, CancellationToken cancellationToken = default) =>
+        Task.Run(() => Load(directory, options), cancellationToken);
+
+    /// <summary>Token ids <c>[B, T]</c> to input embeddings <c>[B, T, C]</c>.</summary>
+    public Tensor Embed(Tensor ids) => _model.Embed(ids.to(Device));
+
+    /// <summary>A forward pass from embeddings. The caller owns the returned tensors.</summary>
+    public ForwardOutput Forward(ForwardRequest request) => _model.Forward(request);
+
+    /// <summary>
+    /// Runs prompt + continuation through the model in one pass and returns, for each continuation
+    /// token, its log-probability given everything before it.
+    /// </summary>
+    public float[] ScoreContinuation(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)
+    {
+        using var pass = TeacherForce(prompt, continuation, trackEmbeddingGradients: false);
+        return pass.ContinuationLogProbs.data<float>().ToArray();
+    }
+
+    /// <summary>
+    /// Scores several (prompt, continuation) pairs in one right-padded batch; the numbers equal
+    /// those of <see cref="ScoreContinuation"/> one at a time, up to floating-point reordering.
+    /// </summary>
+    public IReadOnlyList<float[]> ScoreContinuations(IReadOnlyList<(IReadOnlyList<int> Prompt, IReadOnlyList<int> Continuation)> pairs)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        if (pairs.Count == 0)
+            return [];
+        foreach (var (prompt, continuation) in pairs)
+            CheckSequence(prompt, continuation);
+
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var sequences = pairs.Select(p => p.Prompt.Concat(p.Continuation).ToArray()).ToList();
+        var (ids, mask) = PadRight(sequences);                                   // [B, T]
+        var positions = arange(ids.shape[1], device: Device).unsqueeze(0).expand(ids.shape[0], -1); // [B, T]
+        using var output = Forward(new ForwardRequest(Embed(ids), positions, mask));
+        var logProbs = output.Logits.log_softmax(-1);                            // [B, T, V]
+
+        // Gather each continuation token's log-probability from the position before it.
+        var rows = new List<long>();
+        var columns = new List<long>();
+        var targets = new List<long>();
+        for (int b = 0; b < pairs.Count; b++)
+        for (int i = 0; i < pairs[b].Continuation.Count; i++)
+        {
+            rows.Add(b);
+            columns.Add(pairs[b].Prompt.Count + i - 1);
+            targets.Add(pairs[b].Continuation[i]);
+        }
+        var picked = logProbs.index([tensor(rows.ToArray(), device: Device), tensor(columns.ToArray(), device: Device), tensor(targets.ToArray(), device: Device)]);
+        var flat = picked.cpu().data<float>().ToArray();
+        var result = new List<float[]>();
+        int offset = 0;
+        foreach (var (_, continuation) in pairs)
+        {
+            result.Add(flat[offset..(offset + continuation.Count)]);
+            offset += continuation.Count;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// One teacher-forced pass over prompt + continuation. With
+    /// <paramref name="trackEmbeddingGradients"/>, the returned embeddings are a gradient leaf.
+    /// </summary>
+    public TeacherForcedPass TeacherForce(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation, bool trackEmbeddingGradients)
+    {
+        CheckSequence(prompt, continuation);
+        using var scope = NewDisposeScope();
+        using var gradients = set_grad_enabled(trackEmbeddingGradients);
+        var ids = tensor(prompt.Concat(continuation).Select(i => (long)i).ToArray(), device: Device).unsqueeze(0); // [1, T]
+        var embeddings = Embed(ids).detach();                                     // [1, T, C]
+        if (trackEmbeddingGradients)
+            embeddings.requires_grad_(true);
+        var positions = arange(ids.shape[1], device: Device).unsqueeze(0);      // [1, T]
+        var output = Forward(new ForwardRequest(embeddings, positions));
+        var predicting = output.Logits[0].narrow(0, prompt.Count - 1, continuation.Count); // [N, V]
+        var targets = ids[0].narrow(0, prompt.Count, continuation.Count).unsqueeze(1);       // [N, 1]
+        var logProbs = predicting.log_softmax(-1).gather(1, targets).squeeze(1);            // [N]
+        return new TeacherForcedPass(
+            output.Logits.MoveToOuterDisposeScope(),
+            embeddings.MoveToOuterDisposeScope(),
+            logProbs.MoveToOuterDisposeScope(),
+            prompt.Count);
+    }
+
+    /// <summary>Generates a continuation of <paramref name="prompt"/> (encoded with the tokenizer's BOS rule).</summary>
+    public GenerationResult Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
+        Generate(Tokenizer.EncodeIds(prompt), options, cancellationToken);
+
+    /// <summary>Generates a continuation of the prompt ids, greedy or sampled, with a KV cache.</summary>
+    public GenerationResult Generate(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new GenerationOptions();
+        var ids = new List<int>();
+        var text = new System.Text.StringBuilder();
+        var timing = new GenerationTiming();
+        foreach (var step in GenerateTokens(prompt, options, timing, cancellationToken))
+        {
+            ids.Add(step.Id);
+            text.Append(step.TextDelta);
+        }
+        return new GenerationResult(text.ToString(), ids, prompt.Count, timing.FinishReason, timing.Prefill, timing.Decode);
+    }
+
+    /// <summary>Streams a continuation token by token (see <see cref="Generate(IReadOnlyList{int}, GenerationOptions?, CancellationToken)"/>).</summary>
+    public IEnumerable<GeneratedToken> GenerateTokens(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
+        GenerateTokens(prompt, options ?? new GenerationOptions(), new GenerationTiming(), cancellationToken);
+
+    private IEnumerable<GeneratedToken> GenerateTokens(IReadOnlyList<int> prompt, GenerationOptions options, GenerationTiming timing, CancellationToken cancellationToken)
+    {
+        options.Validate();
+        if (prompt.Count == 0)
+            throw new MirageException("The prompt is empty; generation needs at least one token.");
+        if (prompt.Count >= ContextLength)
+            throw new MirageException($"The prompt has {prompt.Count} tokens, which leaves no room in the model's {ContextLength}-token context; shorten it by at least {prompt.Count - ContextLength + 1} tokens.");
+        CheckIds(prompt);
+
+        int budget = Math.Min(options.MaxTokens, ContextLength - prompt.Count);
+        using var cache = new KvCache(Config, 1, prompt.Count + budget, DType, Device);
+        using var sampler = new TokenSampler(options, Device);
+        using var _ = inference_mode();
+        var stream = new StopStringStream(Tokenizer, prompt, options.StopStrings);
+        var clock = Stopwatch.StartNew();
+
+        int next;
+        using (NewDisposeScope())
+        {
+            var ids = tensor(prompt.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0); // [1, P]
+            var positions = arange(prompt.Count, device: Device).unsqueeze(0);                   // [1, P]
+            using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache, LastPositionOnly: true));
+            next = sampler.Next(output.Logits[0, 0]);
+        }
+        timing.Prefill = clock.Elapsed;
+        clock.Restart();
+
+        for (int produced = 1; ; produced++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            bool eos = options.StopAtEos && Tokenizer.EosIds.Contains(next);
+            var delta = eos ? stream.Flush() : stream.Add(next);
+            if (stream.Stopped)
+                timing.FinishReason = FinishReason.StopString;
+            else if (eos)
+                timing.FinishReason = FinishReason.Eos;
+            bool last = stream.Stopped || eos || produced == budget;
+            if (last)
+                delta += stream.Stopped || eos ? "" : stream.Flush();
+            timing.Decode = clock.Elapsed;
+            yield return new GeneratedToken(next, delta);
+            if (last)
+                yield break;
+
+            using (NewDisposeScope())
+            {
+                var ids = tensor(new long[] { next }, device: Device).unsqueeze(0);               // [1, 1]
+                var positions = tensor(new long[] { prompt.Count + produced - 1 }, device: Device).unsqueeze(0);
+                using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache, LastPositionOnly: true));
+                next = sampler.Next(output.Logits[0, 0]);
+            }
+        }
+    }
+
+    private (Tensor Ids, Tensor Mask) PadRight(IReadOnlyList<int[]> sequences)
+    {
+        int length = sequences.Max(s => s.Length);
+        var ids = new long[sequences.Count * length];
+        var mask = new bool[sequences.Count * length];
+        for (int b = 0; b < sequences.Count; b++)
+        for (int i = 0; i < sequences[b].Length; i++)
+        {
+            ids[b * length + i] = sequences[b][i];
+            mask[b * length + i] = true;
+        }
+        return (tensor(ids, [sequences.Count, length], device: Device), tensor(mask, [sequences.Count, length], device: Device));
+    }
+
+    private void CheckSequence(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(continuation);
+        if (prompt.Count == 0)
+            throw new MirageException("The prompt is empty; scoring needs at least one prompt token (usually BOS) before the continuation.");
+        if (continuation.Count == 0)
+            throw new MirageException("The continuation to score is empty.");
+        int total = prompt.Count + continuation.Count;
+        if (total > ContextLength)
+            throw new MirageException($"Prompt ({prompt.Count} tokens) plus continuation ({continuation.Count} tokens) is {total} tokens, {total - ContextLength} more than the model's {ContextLength}-token context.");
+        CheckIds(prompt);
+        CheckIds(continuation);
+    }
+
+    private void CheckIds(IReadOnlyList<int> ids)
+    {
+        foreach (var id in ids)
+            if (id < 0 || id >= Config.VocabSize)
+                throw new MirageException($"Token id {id} is outside the vocabulary (0..{Config.VocabSize - 1}).");
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _model.Dispose();
+
+    private sealed class GenerationTiming
+    {
+        public TimeSpan Prefill;
+        public TimeSpan Decode;
+        public FinishReason FinishReason = FinishReason.Length;
+    }
+}

@@ -1,0 +1,238 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Mirage.Core.Models.Llama;
+
+// The Llama decoder family (Llama 2/3, Qwen2, Mistral) read top to bottom: RMSNorm, rotary
+// embedding, attention, MLP, decoder layer, the full causal LM. Field names are the checkpoint's
+// tensor names, so loading is a name map. Shapes: B batch, T new tokens, S key slots (cached +
+// new), C hidden size, H query heads, K key/value heads, D head dim, V vocabulary.
+
+/// <summary>RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in float32 as transformers does.</summary>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;
+    private readonly double _eps;
+
+    public RmsNorm(int size, double eps, ScalarType dtype, Device device) : base(nameof(RmsNorm))
+    {
+        weight = new Parameter(ones(size, dtype, device));
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var x32 = x.to(ScalarType.Float32);                                   // [B, T, C]
+        var normed = x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + _eps); // [B, T, C]
+        return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Rotary position embedding with rotate-half pairing (x[i], x[i + D/2]).</summary>
+internal sealed class RotaryEmbedding : IDisposable
+{
+    private readonly Tensor _inverseFrequencies; // [D/2] float32
+
+    public RotaryEmbedding(ModelConfig config, Device device)
+    {
+        var inv = RopeScaling.InverseFrequencies(config.HeadDim, config.RopeTheta, config.RopeScaling);
+        _inverseFrequencies = tensor(inv.Select(f => (float)f).ToArray(), ScalarType.Float32, device).DetachFromDisposeScope();
+    }
+
+    /// <summary>cos and sin tables for the given positions, <c>[B, 1, T, D]</c> in <paramref name="dtype"/>.</summary>
+    public (Tensor Cos, Tensor Sin) Tables(Tensor positions, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var angles = positions.to(ScalarType.Float32).unsqueeze(-1) * _inverseFrequencies; // [B, T, D/2]
+        var full = cat([angles, angles], -1).unsqueeze(1);                                   // [B, 1, T, D]
+        return (full.cos().to(dtype).MoveToOuterDisposeScope(), full.sin().to(dtype).MoveToOuterDisposeScope());
+    }
+
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        long half = x.shape[^1] / 2;
+        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1); // [B, H, T, D]
+        return x * cos + rotated * sin;
+    }
+
+    public void Dispose() => _inverseFrequencies.Dispose();
+}
+
+/// <summary>Multi-head attention with grouped key/value heads, an optional KV cache and sliding window.</summary>
+internal sealed class LlamaAttention : nn.Module
+{
+    private readonly Linear q_proj, k_proj, v_proj, o_proj;
+    private readonly int _heads, _kvHeads, _headDim, _layer;
+
+    public LlamaAttention(ModelConfig c, int layer, ScalarType dtype, Device device) : base(nameof(LlamaAttention))
+    {
+        (_heads, _kvHeads, _headDim, _layer) = (c.NumHeads, c.NumKeyValueHeads, c.HeadDim, layer);
+        q_proj = nn.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, c.QkvBias, device, dtype);
+        k_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, device, dtype);
+        v_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, device, dtype);
+        o_proj = nn.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, c.OutputBias, device, dtype);
+        RegisterComponents();
+    }
+
+    /// <summary>Returns the attention output <c>[B, T, C]</c> and, when asked, the weights <c>[B, H, T, S]</c>.</summary>
+    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, bool outputWeights)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);   // [B, H, T, D]
+        var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2); // [B, K, T, D]
+        var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2); // [B, K, T, D]
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (cache is not null)
+            (k, v) = cache.Append(_layer, k, v);                                    // [B, K, S, D]
+        k = k.repeat_interleave(_heads / _kvHeads, dim: 1);                         // [B, H, S, D]
+        v = v.repeat_interleave(_heads / _kvHeads, dim: 1);                         // [B, H, S, D]
+
+        Tensor y, weights = null!;
+        if (outputWeights)
+        {
+            // Reference path: explicit softmax in float32, as transformers' eager attention.
+            var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(_headDim) + mask; // [B, H, T, S]
+            weights = scores.softmax(-1, ScalarType.Float32).to(q.dtype);
+            y = weights.matmul(v);                                                   // [B, H, T, D]
+        }
+        else
+        {
+            y = F.scaled_dot_product_attention(q, k, v, mask);                       // [B, H, T, D]
+        }
+        y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);                      // [B, T, H*D]
+        return (o_proj.forward(y), outputWeights ? weights : null);
+    }
+}
+
+/// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)).</summary>
+internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear gate_proj, up_proj, down_proj;
+
+    public LlamaMlp(ModelConfig c, ScalarType dtype, Device device) : base(nameof(LlamaMlp))
+    {
+        gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, device, dtype);
+        up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, device, dtype);
+        down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, device, dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => down_proj.forward(F.silu(gate_proj.forward(x)) * up_proj.forward(x));
+}
+
+/// <summary>Pre-norm decoder layer: x + attn(norm(x)), then x + mlp(norm(x)).</summary>
+internal sealed class LlamaDecoderLayer : nn.Module
+{
+    private readonly RmsNorm input_layernorm, post_attention_layernorm;
+    private readonly LlamaAttention self_attn;
+    private readonly LlamaMlp mlp;
+
+    public LlamaDecoderLayer(ModelConfig c, int layer, ScalarType dtype, Device device) : base(nameof(LlamaDecoderLayer))
+    {
+        input_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        self_attn = new LlamaAttention(c, layer, dtype, device);
+        post_attention_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        mlp = new LlamaMlp(c, dtype, device);
+        RegisterComponents();
+    }
+
+    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, bool outputWeights)
+    {
+        var (attended, weights) = self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, outputWeights);
+        x = x + attended;                                         // [B, T, C]
+        x = x + mlp.forward(post_attention_layernorm.forward(x)); // [B, T, C]
+        return (x, weights);
+    }
+}
+
+/// <summary>The transformer body: embeddings, decoder layers, final norm (checkpoint prefix <c>model.</c>).</summary>
+internal sealed class LlamaBackbone : nn.Module
+{
+    internal readonly Embedding embed_tokens;
+    internal readonly ModuleList<LlamaDecoderLayer> layers;
+    internal readonly RmsNorm norm;
+
+    public LlamaBackbone(ModelConfig c, ScalarType dtype, Device device) : base(nameof(LlamaBackbone))
+    {
+        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: device, dtype: dtype);
+        layers = nn.ModuleList(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i, dtype, device)).ToArray());
+        norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        RegisterComponents();
+    }
+}
+
+/// <summary>
+/// A Llama-family causal language model. <see cref="Forward"/> starts from embeddings, so
+/// attribution methods can take gradients with respect to them without patching the model.
+/// </summary>
+internal sealed class LlamaForCausalLM : nn.Module
+{
+    private readonly LlamaBackbone model;
+    private readonly Linear? lm_head;
+    private readonly RotaryEmbedding _rotary;
+    private readonly ModelConfig _config;
+
+    public LlamaForCausalLM(ModelConfig config, ScalarType dtype, Device device) : base(nameof(LlamaForCausalLM))
+    {
+        _config = config;
+        model = new LlamaBackbone(config, dtype, device);
+        if (!config.TieWordEmbeddings)
+            lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device, dtype);
+        _rotary = new RotaryEmbedding(config, device);
+        RegisterComponents();
+    }
+
+    /// <summary>Token ids <c>[B, T]</c> to embeddings <c>[B, T, C]</c>.</summary>
+    public Tensor Embed(Tensor ids) => model.embed_tokens.forward(ids);
+
+    /// <summary>The embedding matrix <c>[V, C]</c>.</summary>
+    public Tensor EmbeddingMatrix => model.embed_tokens.weight!;
+
+    public ForwardOutput Forward(ForwardRequest request)
+    {
+        using var scope = NewDisposeScope();
+        var x = request.Embeddings;                                          // [B, T, C]
+        int cached = request.Cache?.Length ?? 0;
+        var (cos, sin) = _rotary.Tables(request.Positions, x.dtype);         // [B, 1, T, D]
+        var attentions = request.OutputAttentions ? new List<Tensor>() : null;
+        var hidden = request.OutputHiddenStates ? new List<Tensor> { x } : null;
+
+        int layerIndex = 0;
+        Tensor? sharedMask = null;
+        foreach (var layer in model.layers)
+        {
+            // Layers share a mask unless their sliding windows differ.
+            var window = _config.SlidingWindows.Count > layerIndex ? _config.SlidingWindows[layerIndex] : null;
+            var mask = window is null ? sharedMask ??= AttentionMask.Build(x, cached, request.KeyMask, null)
+                                      : AttentionMask.Build(x, cached, request.KeyMask, window);
+            var (output, weights) = layer.Forward(x, cos, sin, mask, request.Cache, request.OutputAttentions);
+            x = output;
+            attentions?.Add(weights!);
+            hidden?.Add(x);
+            layerIndex++;
+        }
+        request.Cache?.Commit((int)x.shape[1]);
+
+        if (request.LastPositionOnly)
+            x = x.narrow(1, x.shape[1] - 1, 1);                                    // [B, 1, C]
+        x = model.norm.forward(x);
+        var logits = (lm_head is null ? F.linear(x, EmbeddingMatrix) : lm_head.forward(x)).to(ScalarType.Float32); // [B, T, V]
+
+        logits.MoveToOuterDisposeScope();
+        attentions?.ForEach(t => t.MoveToOuterDisposeScope());
+        hidden?.ForEach(t => t.MoveToOuterDisposeScope());
+        return new ForwardOutput(logits, attentions, hidden);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+            _rotary.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,23 @@
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Models;
+
+/// <summary>
+/// One teacher-forced forward pass over a prompt and its continuation. The caller owns the
+/// tensors; when gradients were asked for, <see cref="Embeddings"/> is a leaf that requires
+/// gradients, so <c>backward()</c> on any function of <see cref="Logits"/> fills its <c>grad</c>.
+/// </summary>
+/// <param name="Logits">Logits at every position, float32 <c>[1, T, V]</c>.</param>
+/// <param name="Embeddings">The input embeddings <c>[1, T, C]</c>.</param>
+/// <param name="ContinuationLogProbs">log p(continuation token | everything before), <c>[N]</c>, float32.</param>
+/// <param name="PromptLength">Number of prompt tokens (the continuation starts at this position).</param>
+public sealed record TeacherForcedPass(Tensor Logits, Tensor Embeddings, Tensor ContinuationLogProbs, int PromptLength) : IDisposable
+{
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Logits.Dispose();
+        Embeddings.Dispose();
+        ContinuationLogProbs.Dispose();
+    }
+}

@@ -1,0 +1,39 @@
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Models;
+
+/// <summary>Picks the next token from last-position logits: argmax, or temperature + top-p sampling.</summary>
+internal sealed class TokenSampler : IDisposable
+{
+    private readonly GenerationOptions _options;
+    private readonly Generator? _generator;
+
+    public TokenSampler(GenerationOptions options, Device device)
+    {
+        _options = options;
+        if (options.Temperature > 0)
+            _generator = new Generator((ulong)(options.Seed ?? Random.Shared.NextInt64()), device);
+    }
+
+    /// <summary>The next token for logits <c>[V]</c> (float32).</summary>
+    public int Next(Tensor logits)
+    {
+        using var scope = NewDisposeScope();
+        if (_generator is null)
+            return (int)logits.argmax().item<long>();
+
+        var probabilities = (logits / _options.Temperature).softmax(-1); // [V]
+        if (_options.TopP < 1)
+        {
+            var (sorted, order) = probabilities.sort(descending: true);
+            // Drop tokens once the mass before them already reaches top-p; the first always stays.
+            var drop = (sorted.cumsum(0) - sorted) >= _options.TopP;
+            sorted = sorted.masked_fill(drop, 0);
+            var choice = sorted.multinomial(1, generator: _generator);
+            return (int)order[choice].item<long>();
+        }
+        return (int)probabilities.multinomial(1, generator: _generator).item<long>();
+    }
+
+    public void Dispose() => _generator?.Dispose();
+}

@@ -1,0 +1,118 @@
+namespace Mirage.Core.Tokenization;
+
+/// <summary>
+/// A checkpoint's tokenizer: SentencePiece <c>tokenizer.model</c> or Hugging Face
+/// <c>tokenizer.json</c> (BPE), with BOS/EOS and special tokens from <c>tokenizer_config.json</c>.
+/// Every token carries its character span in the input text.
+/// </summary>
+public sealed class TextTokenizer
+{
+    private readonly ITokenizerBackend _backend;
+
+    private TextTokenizer(ITokenizerBackend backend, TokenizerSettings settings, int? bosId, IReadOnlyList<int> eosIds, bool addBos)
+    {
+        _backend = backend;
+        Settings = settings;
+        BosId = bosId;
+        EosIds = eosIds;
+        AddBos = addBos;
+    }
+
+    /// <summary>The tokenizer format: <c>sentencepiece</c>, <c>bpe-byte-level</c> or <c>bpe-sentencepiece</c>.</summary>
+    public string Kind => _backend.Kind;
+
+    /// <summary>Number of token ids, special tokens included.</summary>
+    public int VocabSize => _backend.VocabSize;
+
+    /// <summary>Special and added tokens by text.</summary>
+    public IReadOnlyDictionary<string, int> SpecialTokens => _backend.SpecialTokens;
+
+    /// <summary>The settings read from <c>tokenizer_config.json</c>.</summary>
+    public TokenizerSettings Settings { get; }
+
+    /// <summary>The beginning-of-sequence id, if the model has one.</summary>
+    public int? BosId { get; }
+
+    /// <summary>Ids that end generation.</summary>
+    public IReadOnlyList<int> EosIds { get; }
+
+    /// <summary>Whether <see cref="Encode"/> prepends BOS when asked to add special tokens.</summary>
+    public bool AddBos { get; }
+
+    /// <summary>
+    /// Loads the tokenizer of a checkpoint folder. A SentencePiece <c>tokenizer.model</c> is
+    /// preferred when present; otherwise <c>tokenizer.json</c>.
+    /// </summary>
+    /// <param name="directory">The checkpoint folder.</param>
+    /// <param name="configEosIds">EOS ids from the model config, added to the tokenizer's own.</param>
+    /// <param name="configBosId">BOS id from the model config, used when the tokenizer names none.</param>
+    public static TextTokenizer Load(string directory, IReadOnlyList<int>? configEosIds = null, int? configBosId = null)
+    {
+        var settings = TokenizerSettings.Load(directory);
+        var modelPath = Path.Combine(directory, "tokenizer.model");
+        var jsonPath = Path.Combine(directory, "tokenizer.json");
+        ITokenizerBackend backend = File.Exists(modelPath) ? new SentencePieceBackend(modelPath)
+            : File.Exists(jsonPath) ? new HuggingFaceBpeBackend(jsonPath)
+            : throw new InvalidCheckpointException($"'{directory}' has no tokenizer: expected tokenizer.model (SentencePiece) or tokenizer.json.");
+
+        int? bosId = (settings.BosToken is null ? null : backend.IdOf(settings.BosToken)) ?? configBosId
+            ?? (backend is SentencePieceBackend ? backend.IdOf("<s>") : null);
+        var eosIds = new List<int>();
+        if (settings.EosToken is not null && backend.IdOf(settings.EosToken) is int eos)
+            eosIds.Add(eos);
+        eosIds.AddRange((configEosIds ?? []).Where(id => !eosIds.Contains(id)));
+        if (eosIds.Count == 0 && backend is SentencePieceBackend && backend.IdOf("</s>") is int sentencePieceEos)
+            eosIds.Add(sentencePieceEos);
+
+        bool addBos = bosId is not null && (settings.AddBos ?? AddsBosByDefault(backend, jsonPath, settings.BosToken));
+        return new TextTokenizer(backend, settings, bosId, eosIds, addBos);
+    }
+
+    // Llama 2 (SentencePiece) adds BOS unless told otherwise; byte-level models such as Llama 3
+    // add it through the post-processor of tokenizer.json when it names the BOS token.
+    private static bool AddsBosByDefault(ITokenizerBackend backend, string jsonPath, string? bosToken)
+    {
+        if (backend is SentencePieceBackend)
+            return true;
+        if (bosToken is null || !File.Exists(jsonPath))
+            return false;
+        var text = File.ReadAllText(jsonPath);
+        int at = text.IndexOf("\"post_processor\"", StringComparison.Ordinal);
+        return at >= 0 && text.IndexOf($"\"{bosToken}\"", at, StringComparison.Ordinal) >= 0;
+    }
+
+    /// <summary>Encodes text; with <paramref name="addSpecialTokens"/>, BOS (and EOS if configured) are added with empty spans.</summary>
+    public IReadOnlyList<TextToken> Encode(string text, bool addSpecialTokens = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var tokens = new List<TextToken>();
+        if (addSpecialTokens && AddBos && BosId is int bos)
+            tokens.Add(new TextToken(bos, Settings.BosToken ?? "<s>", 0, 0));
+        tokens.AddRange(_backend.Encode(text));
+        if (addSpecialTokens && Settings.AddEos && EosIds.Count > 0)
+            tokens.Add(new TextToken(EosIds[0], Settings.EosToken ?? "</s>", text.Length, text.Length));
+        return tokens;
+    }
+
+    /// <summary>Encodes text to ids only.</summary>
+    public int[] EncodeIds(string text, bool addSpecialTokens = true) => Encode(text, addSpecialTokens).Select(t => t.Id).ToArray();
+
+    /// <summary>Decodes ids to text, leaving special tokens out by default.</summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true) => _backend.Decode(ids, skipSpecialTokens);
+
+    /// <summary>
+    /// The text that <paramref name="continuation"/> adds after <paramref name="prompt"/>. Decoding
+    /// the continuation alone would lose a leading space (SentencePiece strips it), so this decodes
+    /// it after the prompt's last token and returns the difference.
+    /// </summary>
+    public string DecodeContinuation(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)
+    {
+        int[] anchor = prompt.Count > 0 ? [prompt[^1]] : [];
+        var before = Decode(anchor);
+        var after = Decode(anchor.Concat(continuation));
+        return after.StartsWith(before, StringComparison.Ordinal) ? after[before.Length..] : Decode(continuation);
+    }
+
+    /// <summary>The id of a token or special token, if the vocabulary has it.</summary>
+    public int? IdOf(string token) => _backend.IdOf(token);
+}

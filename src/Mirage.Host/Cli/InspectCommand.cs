@@ -1,0 +1,53 @@
+using System.CommandLine;
+using Mirage.Core.Models;
+
+namespace Mirage.Host.Cli;
+
+/// <summary><c>mirage inspect</c>: print what a checkpoint is: architecture, size, dtype, tokenizer.</summary>
+internal static class InspectCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var model = new ModelOptions();
+        var command = new Command("inspect", "Print a checkpoint's architecture, parameter count, dtype and tokenizer facts.");
+        model.AddTo(command);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var lm = await model.LoadAsync(parse, cancellationToken);
+            await output.WriteAsync(Describe(lm));
+            return 0;
+        });
+        return command;
+    }
+
+    internal static string Describe(LanguageModel lm)
+    {
+        var c = lm.Config;
+        var t = lm.Tokenizer;
+        var windows = c.SlidingWindows.Where(w => w is not null).Distinct().ToList();
+        string Ids(IEnumerable<int> ids) => string.Join(", ", ids);
+        var lines = new List<(string, string)>
+        {
+            ("model", $"{lm.ModelId} ({Path.GetFullPath(lm.Directory)})"),
+            ("architecture", c.Architecture),
+            ("parameters", $"{lm.ParameterCount:N0} ({lm.ParameterCount / 1e6:F2}M)"),
+            ("checkpoint dtype", c.TorchDtype ?? "unknown"),
+            ("compute dtype", $"{ComputeOptions.NameOf(lm.DType)} on {lm.Device}"),
+            ("layers", c.NumLayers.ToString()),
+            ("hidden size", c.HiddenSize.ToString()),
+            ("intermediate size", c.IntermediateSize.ToString()),
+            ("attention heads", $"{c.NumHeads} query, {c.NumKeyValueHeads} key/value, head dim {c.HeadDim}"),
+            ("biases", $"qkv {c.QkvBias}, output {c.OutputBias}, mlp {c.MlpBias}"),
+            ("rope", $"theta {c.RopeTheta}" + (c.RopeScaling is { } s ? $", scaling {s.Type} x{s.Factor}" : ", no scaling")),
+            ("sliding window", windows.Count == 0 ? "none" : string.Join(", ", windows)),
+            ("context length", c.MaxPositionEmbeddings.ToString()),
+            ("tied embeddings", c.TieWordEmbeddings.ToString()),
+            ("tokenizer", $"{t.Kind}, {t.VocabSize} ids, {t.SpecialTokens.Count} special"),
+            ("bos", t.BosId is int bos ? $"{bos} (added: {t.AddBos})" : "none"),
+            ("eos", t.EosIds.Count > 0 ? Ids(t.EosIds) : "none"),
+            ("chat template", t.Settings.ChatTemplate is null ? "none" : $"yes ({t.Settings.ChatTemplate.Length} chars)"),
+        };
+        int width = lines.Max(l => l.Item1.Length);
+        return string.Concat(lines.Select(l => $"{l.Item1.PadRight(width)}  {l.Item2}\n"));
+    }
+}

@@ -1,0 +1,40 @@
+using System.CommandLine;
+using Mirage.Core;
+
+namespace Mirage.Host.Cli;
+
+/// <summary>The <c>mirage</c> command line: parses arguments, runs a verb, maps errors to exit codes.</summary>
+public static class MirageCli
+{
+    /// <summary>Exit code for bad input or an unusable model (the message says which).</summary>
+    public const int UserError = 1;
+
+    /// <summary>Builds the root command with every verb.</summary>
+    public static RootCommand CreateRootCommand(TextWriter output)
+    {
+        var root = new RootCommand("Mirage: cite which retrieved passage supports each sentence of an LLM answer, from the model's own internals.");
+        root.Subcommands.Add(GenerateCommand.Create(output));
+        root.Subcommands.Add(InspectCommand.Create(output));
+        return root;
+    }
+
+    /// <summary>Runs the CLI with the given writers; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    {
+        var parse = CreateRootCommand(output).Parse(args);
+        try
+        {
+            return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellationToken);
+        }
+        catch (MirageException e)
+        {
+            await error.WriteLineAsync($"error: {e.Message}");
+            return UserError;
+        }
+        catch (OperationCanceledException)
+        {
+            await error.WriteLineAsync("cancelled");
+            return 130;
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using Mirage.Core.Models;
+
+namespace Mirage.Host.Cli;
+
+/// <summary>The options every verb that loads a model shares: folder, dtype, device, threads.</summary>
+internal sealed class ModelOptions
+{
+    public Option<string> Model { get; } = new("--model") { Description = "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer).", Required = true };
+
+    public Option<string> DType { get; } = new("--dtype") { Description = "Compute dtype: float32 or bfloat16 (faster on CPUs with AVX512-BF16).", DefaultValueFactory = _ => "float32" };
+
+    public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+
+    public Option<int?> Threads { get; } = new("--threads") { Description = "CPU threads for torch (default: one per core)." };
+
+    public ModelOptions()
+    {
+        DType.AcceptOnlyFromAmong([.. ComputeOptions.DTypeNames]);
+        Threads.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is < 1)
+                r.AddError("--threads must be at least 1.");
+        });
+    }
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Model);
+        command.Options.Add(DType);
+        command.Options.Add(Device);
+        command.Options.Add(Threads);
+    }
+
+    public Task<LanguageModel> LoadAsync(ParseResult parse, CancellationToken cancellationToken) =>
+        LanguageModel.LoadAsync(parse.GetRequiredValue(Model), new ComputeOptions
+        {
+            DType = ComputeOptions.ParseDType(parse.GetRequiredValue(DType)),
+            Device = parse.GetRequiredValue(Device),
+            Threads = parse.GetValue(Threads),
+        }, cancellationToken);
+}
