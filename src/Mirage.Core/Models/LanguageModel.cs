@@ -99,8 +99,9 @@ public sealed class LanguageModel : IDisposable
     /// </summary>
     public float[] ScoreContinuation(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)
     {
+        using var scope = NewDisposeScope();
         using var pass = TeacherForce(prompt, continuation, trackEmbeddingGradients: false);
-        return pass.ContinuationLogProbs.data<float>().ToArray();
+        return pass.ContinuationLogProbs.to(ScalarType.Float32).cpu().data<float>().ToArray();
     }
 
     /// <summary>
@@ -135,7 +136,7 @@ public sealed class LanguageModel : IDisposable
             targets.Add(pairs[b].Continuation[i]);
         }
         var picked = logProbs.index([tensor(rows.ToArray(), device: Device), tensor(columns.ToArray(), device: Device), tensor(targets.ToArray(), device: Device)]);
-        var flat = picked.cpu().data<float>().ToArray();
+        var flat = picked.to(ScalarType.Float32).cpu().data<float>().ToArray();
         var result = new List<float[]>();
         int offset = 0;
         foreach (var (_, continuation) in pairs)

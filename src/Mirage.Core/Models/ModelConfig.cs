@@ -132,6 +132,50 @@ public sealed record ModelConfig
         };
     }
 
+    /// <summary>
+    /// This config as a Hugging Face <c>config.json</c> that <see cref="Parse"/> (and transformers)
+    /// read back to the same values.
+    /// </summary>
+    public string ToJson()
+    {
+        var window = SlidingWindows.FirstOrDefault(w => w is not null);
+        var json = new JsonObject
+        {
+            ["architectures"] = new JsonArray(Architecture),
+            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "MistralForCausalLM" => "mistral", _ => "llama" },
+            ["hidden_size"] = HiddenSize,
+            ["intermediate_size"] = IntermediateSize,
+            ["num_hidden_layers"] = NumLayers,
+            ["num_attention_heads"] = NumHeads,
+            ["num_key_value_heads"] = NumKeyValueHeads,
+            ["head_dim"] = HeadDim,
+            ["vocab_size"] = VocabSize,
+            ["max_position_embeddings"] = MaxPositionEmbeddings,
+            ["hidden_act"] = "silu",
+            ["rms_norm_eps"] = RmsNormEps,
+            ["rope_theta"] = RopeTheta,
+            ["rope_scaling"] = RopeScaling is null ? null : new JsonObject
+            {
+                ["rope_type"] = RopeScaling.Type,
+                ["factor"] = RopeScaling.Factor,
+                ["low_freq_factor"] = RopeScaling.LowFreqFactor,
+                ["high_freq_factor"] = RopeScaling.HighFreqFactor,
+                ["original_max_position_embeddings"] = RopeScaling.OriginalMaxPositionEmbeddings,
+            },
+            ["mlp_bias"] = MlpBias,
+            ["tie_word_embeddings"] = TieWordEmbeddings,
+            ["sliding_window"] = window,
+            ["bos_token_id"] = BosTokenId,
+            ["eos_token_id"] = EosTokenIds.Count == 1 ? EosTokenIds[0] : new JsonArray(EosTokenIds.Select(id => (JsonNode)id).ToArray()),
+            ["torch_dtype"] = TorchDtype,
+        };
+        if (Architecture != "Qwen2ForCausalLM")
+            json["attention_bias"] = QkvBias;
+        if (window is not null)
+            json["layer_types"] = new JsonArray(SlidingWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention")).ToArray());
+        return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
     private static RopeScaling? ParseRopeScaling(JsonObject? node, string source)
     {
         if (node is null)

@@ -17,7 +17,7 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
     /// <summary>
     /// The rotary inverse frequencies <c>theta^(-2i/d)</c> for i &lt; d/2, scaled by this rule
     /// (as in transformers' <c>_compute_linear_scaling_rope_parameters</c> and
-    /// <c>_compute_llama3_parameters</c>).
+    /// <c>_compute_llama3_parameters</c>), in double precision.
     /// </summary>
     public static double[] InverseFrequencies(int headDim, double theta, RopeScaling? scaling)
     {

@@ -9,6 +9,14 @@ namespace Mirage.Core.Models.Llama;
 // embedding, attention, MLP, decoder layer, the full causal LM. Field names are the checkpoint's
 // tensor names, so loading is a name map. Shapes: B batch, T new tokens, S key slots (cached +
 // new), C hidden size, H query heads, K key/value heads, D head dim, V vocabulary.
+// Norms, rotary angles and softmax run in float32 as in transformers, or in float64 when the
+// model computes in float64 (numerical checks).
+
+internal static class Precision
+{
+    /// <summary>The dtype to accumulate sensitive reductions in for a given compute dtype.</summary>
+    public static ScalarType Accumulate(ScalarType dtype) => dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+}
 
 /// <summary>RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in float32 as transformers does.</summary>
 internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
@@ -26,8 +34,8 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var x32 = x.to(ScalarType.Float32);                                   // [B, T, C]
-        var normed = x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + _eps); // [B, T, C]
+        var xf = x.to(Precision.Accumulate(x.dtype));                          // [B, T, C]
+        var normed = xf * rsqrt(xf.pow(2).mean([-1], keepdim: true) + _eps);   // [B, T, C]
         return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }
@@ -35,19 +43,24 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 /// <summary>Rotary position embedding with rotate-half pairing (x[i], x[i + D/2]).</summary>
 internal sealed class RotaryEmbedding : IDisposable
 {
-    private readonly Tensor _inverseFrequencies; // [D/2] float32
+    // transformers keeps inverse frequencies in float32; a float64 model uses exact ones.
+    private readonly Tensor _inverseFrequencies32; // [D/2]
+    private readonly Tensor _inverseFrequencies64; // [D/2]
 
     public RotaryEmbedding(ModelConfig config, Device device)
     {
         var inv = RopeScaling.InverseFrequencies(config.HeadDim, config.RopeTheta, config.RopeScaling);
-        _inverseFrequencies = tensor(inv.Select(f => (float)f).ToArray(), ScalarType.Float32, device).DetachFromDisposeScope();
+        _inverseFrequencies64 = tensor(inv, ScalarType.Float64, device).DetachFromDisposeScope();
+        _inverseFrequencies32 = _inverseFrequencies64.to(ScalarType.Float32).DetachFromDisposeScope();
     }
 
     /// <summary>cos and sin tables for the given positions, <c>[B, 1, T, D]</c> in <paramref name="dtype"/>.</summary>
     public (Tensor Cos, Tensor Sin) Tables(Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var angles = positions.to(ScalarType.Float32).unsqueeze(-1) * _inverseFrequencies; // [B, T, D/2]
+        var precision = Precision.Accumulate(dtype);
+        var inverse = precision == ScalarType.Float64 ? _inverseFrequencies64 : _inverseFrequencies32;
+        var angles = positions.to(precision).unsqueeze(-1) * inverse;                    // [B, T, D/2]
         var full = cat([angles, angles], -1).unsqueeze(1);                                   // [B, 1, T, D]
         return (full.cos().to(dtype).MoveToOuterDisposeScope(), full.sin().to(dtype).MoveToOuterDisposeScope());
     }
@@ -59,7 +72,11 @@ internal sealed class RotaryEmbedding : IDisposable
         return x * cos + rotated * sin;
     }
 
-    public void Dispose() => _inverseFrequencies.Dispose();
+    public void Dispose()
+    {
+        _inverseFrequencies32.Dispose();
+        _inverseFrequencies64.Dispose();
+    }
 }
 
 /// <summary>Multi-head attention with grouped key/value heads, an optional KV cache and sliding window.</summary>
@@ -97,7 +114,7 @@ internal sealed class LlamaAttention : nn.Module
         {
             // Reference path: explicit softmax in float32, as transformers' eager attention.
             var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(_headDim) + mask; // [B, H, T, S]
-            weights = scores.softmax(-1, ScalarType.Float32).to(q.dtype);
+            weights = scores.softmax(-1, Precision.Accumulate(q.dtype)).to(q.dtype);
             y = weights.matmul(v);                                                   // [B, H, T, D]
         }
         else
@@ -221,7 +238,7 @@ internal sealed class LlamaForCausalLM : nn.Module
         if (request.LastPositionOnly)
             x = x.narrow(1, x.shape[1] - 1, 1);                                    // [B, 1, C]
         x = model.norm.forward(x);
-        var logits = (lm_head is null ? F.linear(x, EmbeddingMatrix) : lm_head.forward(x)).to(ScalarType.Float32); // [B, T, V]
+        var logits = (lm_head is null ? F.linear(x, EmbeddingMatrix) : lm_head.forward(x)).to(Precision.Accumulate(x.dtype)); // [B, T, V]
 
         logits.MoveToOuterDisposeScope();
         attentions?.ForEach(t => t.MoveToOuterDisposeScope());
