@@ -16,6 +16,10 @@ namespace Mirage.Core.Tokenization;
 internal sealed class HuggingFaceBpeBackend : ITokenizerBackend
 {
     private const char Metaspace = '\u2581';
+    // SentencePiece pieces carry '▁' only in front, so splitting before each word's '▁' (a run of
+    // spaces keeps its last '▁' for the word) gives the same merges as BPE over the whole string,
+    // except where a vocabulary has pieces of several '▁' that would swallow a word's own '▁'.
+    private const string MetaspacePattern = "\u2581?[^\u2581]+|\u2581+(?=\u2581[^\u2581])|\u2581+";
     // GPT-2's split, used when a ByteLevel pre-tokenizer has use_regex = true.
     private const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
@@ -54,8 +58,6 @@ internal sealed class HuggingFaceBpeBackend : ITokenizerBackend
             .ToList();
         SpecialTokens = added.ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
         _specialIds = added.Where(t => t.Special).Select(t => t.Id).ToHashSet();
-        foreach (var token in added)
-            vocab.Remove(token.Content);
 
         bool byteLevel = Mentions(root["pre_tokenizer"], "ByteLevel") || Mentions(root["decoder"], "ByteLevel");
         _metaspace = !byteLevel && (Mentions(root["pre_tokenizer"], "Metaspace") || Mentions(root["normalizer"], "Prepend")
@@ -84,9 +86,10 @@ internal sealed class HuggingFaceBpeBackend : ITokenizerBackend
             SpecialTokens = SpecialTokens.Count > 0 ? SpecialTokens.ToDictionary() : null,
             UnknownToken = _unknownToken is not null && vocab.ContainsKey(_unknownToken) ? _unknownToken : null,
             FuseUnknownTokens = false,
-            PreTokenizer = byteLevel
-                ? new RegexPreTokenizer(new Regex(SplitPattern(root["pre_tokenizer"]) ?? Gpt2Pattern, RegexOptions.Compiled), SpecialTokens.ToDictionary())
-                : null,
+            // Without a pre-tokenizer the library would split words at non-word characters such as '▁'.
+            PreTokenizer = new RegexPreTokenizer(
+                new Regex(byteLevel ? SplitPattern(root["pre_tokenizer"]) ?? Gpt2Pattern : MetaspacePattern, RegexOptions.Compiled),
+                SpecialTokens.ToDictionary()),
         };
         try
         {
@@ -120,8 +123,6 @@ internal sealed class HuggingFaceBpeBackend : ITokenizerBackend
         foreach (var t in _tokenizer.EncodeToTokens(transformed, out _))
         {
             int start = Math.Max(0, t.Offset.Start.Value - shift), end = Math.Max(start, t.Offset.End.Value - shift);
-            if (start < end && text[start] == ' ' && end - start > 1)
-                start++;
             if (t.Value == _unknownToken && _byteTokenIds.Length > 0)
                 AddByteTokens(result, transformed[t.Offset], start, end);
             else

@@ -35,13 +35,11 @@ internal static class OffsetAlignment
         return map;
     }
 
-    /// <summary>The original span of a normalized range, without a leading separator space.</summary>
-    public static (int Start, int End) Span(string original, int[] map, int normalizedStart, int normalizedEnd)
+    /// <summary>The original span of a normalized range.</summary>
+    public static (int Start, int End) Span(int[] map, int normalizedStart, int normalizedEnd)
     {
         int start = map[Math.Min(normalizedStart, map.Length - 1)];
         int end = normalizedEnd <= normalizedStart ? start : Math.Max(start, map[Math.Min(normalizedEnd, map.Length - 1)]);
-        while (start < end && original[start] == ' ' && end - start > 1)
-            start++;
         return (start, end);
     }
 }

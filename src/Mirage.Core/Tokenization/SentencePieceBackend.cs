@@ -41,7 +41,7 @@ internal sealed class SentencePieceBackend : ITokenizerBackend
         var map = OffsetAlignment.Align(text, normalized ?? text);
         return tokens.Select(t =>
         {
-            var (start, end) = OffsetAlignment.Span(text, map, t.Offset.Start.Value, t.Offset.End.Value);
+            var (start, end) = OffsetAlignment.Span(map, t.Offset.Start.Value, t.Offset.End.Value);
             return new TextToken(t.Id, t.Value, start, end);
         }).ToList();
     }

@@ -88,10 +88,19 @@ public sealed class TextTokenizer
         var tokens = new List<TextToken>();
         if (addSpecialTokens && AddBos && BosId is int bos)
             tokens.Add(new TextToken(bos, Settings.BosToken ?? "<s>", 0, 0));
-        tokens.AddRange(_backend.Encode(text));
+        tokens.AddRange(_backend.Encode(text).Select(t => WithoutLeadingSpaces(text, t)));
         if (addSpecialTokens && Settings.AddEos && EosIds.Count > 0)
             tokens.Add(new TextToken(EosIds[0], Settings.EosToken ?? "</s>", text.Length, text.Length));
         return tokens;
+    }
+
+    // A word's separating spaces are not part of what its token shows; an all-space token keeps them.
+    private static TextToken WithoutLeadingSpaces(string text, TextToken token)
+    {
+        int start = token.Start;
+        while (start < token.End && text[start] == ' ')
+            start++;
+        return start < token.End ? token with { Start = start } : token;
     }
 
     /// <summary>Encodes text to ids only.</summary>
