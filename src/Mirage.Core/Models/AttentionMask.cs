@@ -9,6 +9,14 @@ namespace Mirage.Core.Models;
 /// </summary>
 internal static class AttentionMask
 {
+    /// <summary>
+    /// Whether attention can go without an explicit mask: no padding, no window, and either one new
+    /// token (it sees every key) or a fresh causal pass (SDPA's <c>is_causal</c>, which also lets
+    /// the CPU use its fused kernel instead of materialising the mask).
+    /// </summary>
+    public static bool IsImplicit(long newTokens, int cached, Tensor? keyMask, int? window) =>
+        keyMask is null && window is null && (newTokens == 1 || cached == 0);
+
     /// <param name="x">The new tokens' embeddings <c>[B, T, C]</c> (for batch, length, dtype, device).</param>
     /// <param name="cached">How many key slots precede the new tokens.</param>
     /// <param name="keyMask">Real (true) vs padding (false) key slots <c>[B, S]</c>, or null.</param>

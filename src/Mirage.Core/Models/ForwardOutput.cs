@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Mirage.Core.Models;
 
 /// <summary>What one forward pass returns. The caller owns (and disposes) the tensors.</summary>
-/// <param name="Logits">Next-token logits in float32 (float64 for a float64 model), <c>[B, T, V]</c> (or <c>[B, 1, V]</c> when only the last position was asked for).</param>
+/// <param name="Logits">Next-token logits in float32 (float64 for a float64 model), <c>[B, T, V]</c> (<c>[B, T - LogitsFrom, V]</c> when only later positions were asked for).</param>
 /// <param name="Attentions">Per layer, attention weights <c>[B, H, T, S]</c>; only when requested.</param>
 /// <param name="HiddenStates">The embeddings and each layer's output, <c>[B, T, C]</c>; only when requested.</param>
 public sealed record ForwardOutput(Tensor Logits, IReadOnlyList<Tensor>? Attentions, IReadOnlyList<Tensor>? HiddenStates) : IDisposable

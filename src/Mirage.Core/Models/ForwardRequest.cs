@@ -7,7 +7,8 @@ namespace Mirage.Core.Models;
 /// <param name="Positions">Rotary position of each input token, <c>[B, T]</c> int64.</param>
 /// <param name="KeyMask">Which key slots (cached then new, <c>[B, S]</c> bool) are real tokens rather than padding; null when none are padding.</param>
 /// <param name="Cache">The KV cache to read from and append to, or null for a stateless pass.</param>
-/// <param name="LastPositionOnly">Compute logits for the last position only (generation).</param>
+/// <param name="LogitsFrom">Compute logits only from this input position on (the LM head over a large
+/// vocabulary costs as much as several layers, and scoring or generation needs only the last positions).</param>
 /// <param name="OutputAttentions">Return attention weights (uses the explicit softmax path).</param>
 /// <param name="OutputHiddenStates">Return the residual stream after the embedding and each layer.</param>
 public sealed record ForwardRequest(
@@ -15,6 +16,6 @@ public sealed record ForwardRequest(
     Tensor Positions,
     Tensor? KeyMask = null,
     KvCache? Cache = null,
-    bool LastPositionOnly = false,
+    int LogitsFrom = 0,
     bool OutputAttentions = false,
     bool OutputHiddenStates = false);

@@ -161,12 +161,13 @@ public sealed class LanguageModel : IDisposable
         if (trackEmbeddingGradients)
             embeddings.requires_grad_(true);
         var positions = arange(ids.shape[1], device: Device).unsqueeze(0);      // [1, T]
-        var output = Forward(new ForwardRequest(embeddings, positions));
-        var predicting = output.Logits[0].narrow(0, prompt.Count - 1, continuation.Count); // [N, V]
+        using var output = Forward(new ForwardRequest(embeddings, positions, LogitsFrom: prompt.Count - 1));
+        var logits = output.Logits.narrow(1, 0, continuation.Count);                         // [1, N, V]
+        var predicting = logits[0];                                                          // [N, V]
         var targets = ids[0].narrow(0, prompt.Count, continuation.Count).unsqueeze(1);       // [N, 1]
         var logProbs = predicting.log_softmax(-1).gather(1, targets).squeeze(1);            // [N]
         return new TeacherForcedPass(
-            output.Logits.MoveToOuterDisposeScope(),
+            logits.MoveToOuterDisposeScope(),
             embeddings.MoveToOuterDisposeScope(),
             logProbs.MoveToOuterDisposeScope(),
             prompt.Count);
@@ -216,7 +217,7 @@ public sealed class LanguageModel : IDisposable
         {
             var ids = tensor(prompt.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0); // [1, P]
             var positions = arange(prompt.Count, device: Device).unsqueeze(0);                   // [1, P]
-            using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache, LastPositionOnly: true));
+            using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache, LogitsFrom: prompt.Count - 1));
             next = sampler.Next(output.Logits[0, 0]);
         }
         timing.Prefill = clock.Elapsed;
@@ -243,7 +244,7 @@ public sealed class LanguageModel : IDisposable
             {
                 var ids = tensor(new long[] { next }, device: Device).unsqueeze(0);               // [1, 1]
                 var positions = tensor(new long[] { prompt.Count + produced - 1 }, device: Device).unsqueeze(0);
-                using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache, LastPositionOnly: true));
+                using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache));
                 next = sampler.Next(output.Logits[0, 0]);
             }
         }

@@ -94,6 +94,30 @@ public sealed class RandomCheckpointTests : IDisposable
             Assert.Equal(alone[b][alone[b].GetLength(0) - 1, v], batched[b, v], 1e-10);
     }
 
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void ExplicitAttentionPath_AgreesWithFusedPath_AndReturnsCausalWeights(string architecture)
+    {
+        using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, TinyCheckpoint.Config(architecture)));
+        var ids = TinyCheckpoint.RandomIds(9, 15);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var input = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
+        var positions = arange(ids.Length).unsqueeze(0);
+        using var fused = model.Forward(new ForwardRequest(model.Embed(input), positions));
+        using var explicitPath = model.Forward(new ForwardRequest(model.Embed(input), positions, OutputAttentions: true, OutputHiddenStates: true));
+
+        Assert.True(fused.Logits.allclose(explicitPath.Logits, 0, 1e-10));
+        Assert.Equal(model.Config.NumLayers, explicitPath.Attentions!.Count);
+        Assert.Equal(model.Config.NumLayers + 1, explicitPath.HiddenStates!.Count);
+        foreach (var weights in explicitPath.Attentions)
+        {
+            Assert.Equal([1L, model.Config.NumHeads, ids.Length, ids.Length], weights.shape);
+            Assert.True(weights.sum(-1).allclose(ones_like(weights.sum(-1)), 0, 1e-12));
+            Assert.Equal(0.0, weights.triu(1).abs().max().item<double>());
+        }
+    }
+
     [Fact]
     public void ShardedCheckpoint_EqualsSingleFile()
     {

@@ -95,8 +95,11 @@ internal sealed class LlamaAttention : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>Returns the attention output <c>[B, T, C]</c> and, when asked, the weights <c>[B, H, T, S]</c>.</summary>
-    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, bool outputWeights)
+    /// <summary>
+    /// Returns the attention output <c>[B, T, C]</c> and, when asked, the weights <c>[B, H, T, S]</c>.
+    /// A null <paramref name="mask"/> means plain causal attention (see <see cref="AttentionMask.IsImplicit"/>).
+    /// </summary>
+    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool outputWeights)
     {
         long b = x.shape[0], t = x.shape[1];
         var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);   // [B, H, T, D]
@@ -113,13 +116,13 @@ internal sealed class LlamaAttention : nn.Module
         if (outputWeights)
         {
             // Reference path: explicit softmax in float32, as transformers' eager attention.
-            var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(_headDim) + mask; // [B, H, T, S]
+            var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(_headDim) + mask!; // [B, H, T, S] (always masked here)
             weights = scores.softmax(-1, Precision.Accumulate(q.dtype)).to(q.dtype);
             y = weights.matmul(v);                                                   // [B, H, T, D]
         }
         else
         {
-            y = F.scaled_dot_product_attention(q, k, v, mask);                       // [B, H, T, D]
+            y = F.scaled_dot_product_attention(q, k, v, mask, is_casual: mask is null && t > 1); // [B, H, T, D]
         }
         y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);                      // [B, T, H*D]
         return (o_proj.forward(y), outputWeights ? weights : null);
@@ -158,7 +161,7 @@ internal sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, bool outputWeights)
+    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool outputWeights)
     {
         var (attended, weights) = self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, outputWeights);
         x = x + attended;                                         // [B, T, C]
@@ -220,13 +223,14 @@ internal sealed class LlamaForCausalLM : nn.Module
         var hidden = request.OutputHiddenStates ? new List<Tensor> { x } : null;
 
         int layerIndex = 0;
-        Tensor? sharedMask = null;
+        var masks = new Dictionary<int, Tensor?>(); // by window (0 = none): layers share masks
         foreach (var layer in model.layers)
         {
-            // Layers share a mask unless their sliding windows differ.
             var window = _config.SlidingWindows.Count > layerIndex ? _config.SlidingWindows[layerIndex] : null;
-            var mask = window is null ? sharedMask ??= AttentionMask.Build(x, cached, request.KeyMask, null)
-                                      : AttentionMask.Build(x, cached, request.KeyMask, window);
+            if (!masks.TryGetValue(window ?? 0, out var mask))
+                masks[window ?? 0] = mask = request.OutputAttentions || !AttentionMask.IsImplicit(x.shape[1], cached, request.KeyMask, window)
+                    ? AttentionMask.Build(x, cached, request.KeyMask, window)
+                    : null;
             var (output, weights) = layer.Forward(x, cos, sin, mask, request.Cache, request.OutputAttentions);
             x = output;
             attentions?.Add(weights!);
@@ -235,8 +239,8 @@ internal sealed class LlamaForCausalLM : nn.Module
         }
         request.Cache?.Commit((int)x.shape[1]);
 
-        if (request.LastPositionOnly)
-            x = x.narrow(1, x.shape[1] - 1, 1);                                    // [B, 1, C]
+        if (request.LogitsFrom > 0)
+            x = x.narrow(1, request.LogitsFrom, x.shape[1] - request.LogitsFrom);  // [B, T', C]
         x = model.norm.forward(x);
         var logits = (lm_head is null ? F.linear(x, EmbeddingMatrix) : lm_head.forward(x)).to(Precision.Accumulate(x.dtype)); // [B, T, V]
 

@@ -1,0 +1,74 @@
+using System.CommandLine;
+using Mirage.Benchmarks;
+using Mirage.Core.Models;
+using Mirage.Core.Tokenization;
+using static TorchSharp.torch;
+
+// Runtime benchmark: forward and generation speed, float32 vs bfloat16, on stories260K and on a
+// random checkpoint with the shape of a ~135M-parameter Llama (SmolLM-135M's dimensions).
+var shared = new Option<string?>("--stories") { Description = "stories260K-hf folder (default: ../shared/models/stories260K-hf from the repository root)." };
+var forwardTokens = new Option<int>("--forward-tokens") { DefaultValueFactory = _ => 512, Description = "Tokens per teacher-forced pass." };
+var scoredTokens = new Option<int>("--scored-tokens") { DefaultValueFactory = _ => 64, Description = "Of the forward tokens, how many are the scored continuation (an answer); the rest is prompt." };
+var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ => 128, Description = "Prompt length for generation." };
+var generated = new Option<int>("--generate") { DefaultValueFactory = _ => 64, Description = "Tokens to generate." };
+var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed repetitions (after one warm-up)." };
+var skipLarge = new Option<bool>("--skip-135m") { Description = "Only measure stories260K." };
+var root = new RootCommand("Mirage runtime benchmark") { shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge };
+root.SetAction(parse =>
+{
+    var models = new List<string>();
+    var stories = parse.GetValue(shared) ?? Path.GetFullPath(Path.Combine(FindRepositoryRoot(), "..", "shared", "models", "stories260K-hf"));
+    if (Directory.Exists(stories))
+        models.Add(stories);
+    else
+        Console.Error.WriteLine($"stories260K not found at {stories}; skipping it.");
+
+    string? temp = null;
+    if (!parse.GetValue(skipLarge))
+    {
+        temp = Path.Combine(Path.GetTempPath(), "mirage-bench-135m");
+        Console.Error.WriteLine($"Writing a random 135M-parameter Llama checkpoint to {temp} ...");
+        WriteLlama135M(temp);
+        models.Add(temp);
+    }
+
+    var rows = new List<RuntimeMeasurement>();
+    foreach (var model in models)
+    foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+    {
+        Console.Error.WriteLine($"Measuring {Path.GetFileName(model)} in {ComputeOptions.NameOf(dtype)} ...");
+        rows.Add(RuntimeBenchmark.Measure(model, dtype, parse.GetValue(forwardTokens), parse.GetValue(scoredTokens), parse.GetValue(promptTokens), parse.GetValue(generated), parse.GetValue(repeats)));
+    }
+    if (temp is not null)
+        Directory.Delete(temp, recursive: true);
+
+    Console.WriteLine($"torch threads: {get_num_threads()}");
+    Console.WriteLine("| model | dtype | params | forward tokens (scored) | forward tok/s | forward GFLOP/s | prompt | generated | prefill s | decode tok/s |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    foreach (var r in rows)
+        Console.WriteLine($"| {r.Model} | {r.DType} | {r.Parameters / 1e6:F2}M | {r.ForwardTokens} ({r.ScoredTokens}) | {r.ForwardTokensPerSecond:F0} | {r.ForwardGflops:F1} | {r.PromptTokens} | {r.GeneratedTokens} | {r.PrefillSeconds:F3} | {r.DecodeTokensPerSecond:F1} |");
+    return 0;
+});
+return root.Parse(args).Invoke();
+
+static void WriteLlama135M(string directory)
+{
+    var config = ModelConfig.Parse("""
+        {
+          "architectures": ["LlamaForCausalLM"], "hidden_size": 576, "intermediate_size": 1536,
+          "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+          "vocab_size": 49152, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
+          "rope_theta": 10000, "tie_word_embeddings": true, "bos_token_id": 256, "eos_token_id": 257
+        }
+        """);
+    CheckpointWriter.WriteRandom(directory, config);
+    TokenizerJsonWriter.WriteByteLevel(directory, [], ["<s>", "</s>"], "<s>", "</s>");
+}
+
+static string FindRepositoryRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        if (File.Exists(Path.Combine(dir.FullName, "Mirage.sln")))
+            return dir.FullName;
+    return Directory.GetCurrentDirectory();
+}
