@@ -103,6 +103,20 @@ public sealed class TextTokenizer
         return start < token.End ? token with { Start = start } : token;
     }
 
+    /// <summary>
+    /// Encodes text that follows a prompt after one space (an answer after "Answer:"), without
+    /// special tokens; offsets refer to <paramref name="text"/>. SentencePiece-style tokenizers mark
+    /// the space with their '▁' prefix; byte-level ones get an explicit leading space.
+    /// </summary>
+    public IReadOnlyList<TextToken> EncodeContinuation(string text)
+    {
+        if (Kind != "bpe-byte-level")
+            return Encode(text, addSpecialTokens: false);
+        return Encode(" " + text, addSpecialTokens: false)
+            .Select(t => t with { Start = Math.Max(0, t.Start - 1), End = Math.Max(0, t.End - 1) })
+            .ToList();
+    }
+
     /// <summary>Encodes text to ids only.</summary>
     public int[] EncodeIds(string text, bool addSpecialTokens = true) => Encode(text, addSpecialTokens).Select(t => t.Id).ToArray();
 

@@ -1,0 +1,105 @@
+namespace Mirage.Core.Citations;
+
+/// <summary>
+/// MIRAGE's last step, from saved scores only (so results can be re-thresholded without the
+/// model): for each sentence, filter each selected token's CCI scores over passage tokens, sum the
+/// kept scores per passage, and cite passages with a non-zero sum, strongest first, capped.
+/// </summary>
+public static class CitationBuilder
+{
+    /// <summary>The answer sentences with their citations, from each selected token's CCI scores.</summary>
+    public static IReadOnlyList<CitedSentence> Build(
+        IReadOnlyList<SentenceSpan> sentences,
+        IReadOnlyList<AnswerToken> tokens,
+        IReadOnlyDictionary<int, float[]> cues,
+        IReadOnlyList<PassageSpan> passages,
+        CitationOptions options)
+    {
+        var result = new List<CitedSentence>();
+        for (int s = 0; s < sentences.Count; s++)
+        {
+            var perPassage = new double[passages.Count];
+            var triggers = passages.Select(_ => new List<CitationTrigger>()).ToArray();
+            var selected = tokens.Where(t => t.Sentence == s && t.Selected && cues.ContainsKey(t.Index)).OrderByDescending(t => Math.Abs(t.Cti));
+            foreach (var token in selected)
+            {
+                var kept = Filter(cues[token.Index], passages, options);
+                for (int p = 0; p < passages.Count; p++)
+                {
+                    double sum = 0;
+                    for (int j = passages[p].TokenStart; j < passages[p].TokenEnd; j++)
+                        sum += kept[j];
+                    if (sum == 0)
+                        continue;
+                    perPassage[p] += sum;
+                    triggers[p].Add(new CitationTrigger(token.Index, token.Text, sum));
+                }
+            }
+            var citations = Enumerable.Range(0, passages.Count)
+                .Where(p => perPassage[p] != 0)
+                .OrderByDescending(p => perPassage[p])
+                .Take(options.AtMostCitations ?? int.MaxValue)
+                .Select(p => new Citation(passages[p].Id, p, perPassage[p], triggers[p]))
+                .ToList();
+            result.Add(new CitedSentence(s, sentences[s].Start, sentences[s].End, sentences[s].Text, citations));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// A result with new selection and filter settings, from its saved scores. Only tokens that
+    /// have CCI scores can be cited, so lowering the CTI threshold below the original one selects
+    /// no new tokens (their CCI was never computed).
+    /// </summary>
+    public static CitationResult Rethreshold(CitationResult result, CitationOptions options)
+    {
+        options.Validate();
+        var cues = result.Cues.ToDictionary(c => c.TokenIndex, c => c.Scores);
+        var scores = result.Tokens.Select(t => t.Cti).ToList();
+        var eligible = result.Tokens.Select(t => !t.Special).ToList();
+        double threshold = Context.TokenSelection.MeanStdThreshold(
+            result.Tokens.Where(t => !t.Special).Select(t => t.Cti).ToList(), options.Pecore.CtiStdThreshold, options.Pecore.CtiStdDdof);
+        var chosen = Context.TokenSelection.Select(scores, eligible, threshold, options.Pecore.CtiTopK);
+        var tokens = result.Tokens.Select(t => t with { Selected = chosen[t.Index] && cues.ContainsKey(t.Index) }).ToList();
+        var sentences = result.Sentences.Select(s => new SentenceSpan(s.Start, s.End, s.Text)).ToList();
+        return result with
+        {
+            Tokens = tokens,
+            Sentences = Build(sentences, tokens, cues, result.Passages, options),
+            CtiThreshold = threshold,
+            Options = options,
+        };
+    }
+
+    // The filtered CCI vector: scores outside passages, and those the filter drops, become 0.
+    private static double[] Filter(float[] scores, IReadOnlyList<PassageSpan> passages, CitationOptions options)
+    {
+        var positions = passages.SelectMany(p => Enumerable.Range(p.TokenStart, p.TokenEnd - p.TokenStart)).ToArray();
+        var kept = new double[scores.Length];
+        if (positions.Length == 0)
+            return kept;
+        var values = positions.Select(j => (double)scores[j]).ToArray();
+        Func<double, bool> keep;
+        switch (options.Filter)
+        {
+            case CciFilter.TopPercent:
+                double max = values.Max(), min = values.Min();
+                double cut = max - options.TopPercent * (max - min);
+                keep = v => v >= cut;
+                break;
+            case CciFilter.TopK:
+                double kth = values.OrderByDescending(v => v).ElementAt(Math.Min(options.TopK, values.Length) - 1);
+                int quota = options.TopK;
+                keep = v => v >= kth && quota-- > 0;
+                break;
+            default:
+                double mean = values.Average();
+                keep = v => v >= mean;
+                break;
+        }
+        foreach (var j in options.Filter == CciFilter.TopK ? positions.OrderByDescending(j => scores[j]).ToArray() : positions)
+            if (keep(scores[j]))
+                kept[j] = scores[j];
+        return kept;
+    }
+}

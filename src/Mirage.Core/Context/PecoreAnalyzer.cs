@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using Mirage.Core.Attribution;
+using Mirage.Core.Attribution.StepFunctions;
+using Mirage.Core.Models;
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Context;
+
+/// <summary>
+/// PECoRe (Sarti et al., 2024) over a supplied answer. CTI: teacher-force the answer once with and
+/// once without context (two forward passes for every step's score) and select the steps whose
+/// contrastive metric stands out. CCI: for each selected step, attribute the MIRAGE target to the
+/// with-context input, with the contrast token taken from the no-context pass (whose argmax at
+/// step t is exactly the no-context model's greedy choice given the with-context prefix y_&lt;t).
+/// </summary>
+public sealed class PecoreAnalyzer(AttributionEngine engine)
+{
+    /// <summary>Checks options against this analyzer's methods and step functions.</summary>
+    public void Validate(PecoreOptions options) => options.Validate(engine);
+
+    /// <summary>Runs CTI and CCI for <paramref name="answer"/> after the two prompts.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="contextPrompt">Prompt ids with the context.</param>
+    /// <param name="noContextPrompt">The same prompt without the context.</param>
+    /// <param name="answer">Answer ids (teacher-forced in both settings).</param>
+    /// <param name="eligible">Which answer tokens may be selected (special tokens may not).</param>
+    /// <param name="options">Settings.</param>
+    /// <param name="forcedContrastIds">Contrast tokens to use instead of the no-context argmax (per answer token), or null.</param>
+    /// <param name="cancellationToken">Checked between phases and between CCI chunks.</param>
+    public PecoreResult Analyze(
+        LanguageModel model,
+        IReadOnlyList<int> contextPrompt,
+        IReadOnlyList<int> noContextPrompt,
+        IReadOnlyList<int> answer,
+        IReadOnlyList<bool> eligible,
+        PecoreOptions options,
+        IReadOnlyList<int>? forcedContrastIds = null,
+        CancellationToken cancellationToken = default)
+    {
+        options.Validate(engine);
+        if (forcedContrastIds is not null && forcedContrastIds.Count != answer.Count)
+            throw new MirageException($"Forced contrast tokens: expected one per answer token ({answer.Count}), got {forcedContrastIds.Count}.");
+        var clock = Stopwatch.StartNew();
+        using var scope = NewDisposeScope();
+
+        // CTI: exactly two teacher-forced passes.
+        Tensor contextLogits, noContextLogits; // [N, V]
+        using (no_grad())
+        {
+            using var withContext = model.TeacherForce(contextPrompt, answer, trackEmbeddingGradients: false);
+            using var withoutContext = model.TeacherForce(noContextPrompt, answer, trackEmbeddingGradients: false);
+            contextLogits = withContext.Logits[0].clone();
+            noContextLogits = withoutContext.Logits[0].clone();
+        }
+        var targets = tensor(answer.Select(i => (long)i).ToArray(), device: model.Device);
+        var metric = engine.StepFunctions.Get(options.CtiMetric)(new StepFunctionArgs(contextLogits, targets, null, noContextLogits, options.KlDirection));
+        var scores = metric.to(ScalarType.Float64).cpu().data<double>().ToArray();
+        var contrastIds = forcedContrastIds?.ToArray() ?? noContextLogits.argmax(-1).cpu().data<long>().ToArray().Select(i => (int)i).ToArray();
+
+        var eligibleScores = scores.Where((_, i) => eligible[i]).ToList();
+        double threshold = TokenSelection.MeanStdThreshold(eligibleScores, options.CtiStdThreshold, options.CtiStdDdof);
+        var selected = TokenSelection.Select(scores, eligible, threshold, options.CtiTopK);
+        var ctiTime = clock.Elapsed;
+        cancellationToken.ThrowIfCancellationRequested();
+
+        // CCI: attribute the MIRAGE target of each selected step to the with-context input.
+        clock.Restart();
+        var steps = Enumerable.Range(0, answer.Count).Where(i => selected[i]).ToArray();
+        var cciScores = new Dictionary<int, float[]>();
+        var cciValues = new Dictionary<int, double>();
+        int forwards = 2, backwards = 0;
+        if (steps.Length > 0)
+        {
+            var ids = contextPrompt.Concat(answer).ToArray();
+            var attributionTargets = steps.Select(t => new AttributionTarget(contextPrompt.Count + t, answer[t], contrastIds[t])).ToList();
+            // Where the contrast equals the answer token, the contrast term is the no-context
+            // log-probability: a constant row from the second pass, carrying no gradient.
+            var same = tensor(steps.Select(t => contrastIds[t] == answer[t]).ToArray(), device: model.Device);
+            var noContextRows = noContextLogits.index_select(0, tensor(steps.Select(t => (long)t).ToArray(), device: model.Device));
+            Tensor Contrast(Tensor logits, IReadOnlyList<int> indices)
+            {
+                var index = tensor(indices.Select(i => (long)i).ToArray(), device: model.Device);
+                return where(same.index_select(0, index).unsqueeze(1), noContextRows.index_select(0, index).to(logits.dtype), logits);
+            }
+            var result = engine.Attribute(model, options.CciMethod,
+                new AttributionRequest(ids, attributionTargets, options.CciTarget, options.Attribution, Contrast, options.KlDirection));
+            for (int i = 0; i < steps.Length; i++)
+            {
+                cciScores[steps[i]] = result.Scores[i][..contextPrompt.Count];
+                cciValues[steps[i]] = result.TargetValues[i];
+            }
+            forwards += result.ForwardPasses;
+            backwards += result.BackwardPasses;
+        }
+        return new PecoreResult(scores, selected, threshold, contrastIds, cciScores, cciValues, forwards, backwards, ctiTime, clock.Elapsed);
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json.Nodes;
+using Mirage.Core.Citations;
+using Mirage.Core.Models;
+using Mirage.Core.Tests.Models;
+using Mirage.Tests;
+
+namespace Mirage.Core.Tests.Citations;
+
+/// <summary>Bad input, JSON shape and re-thresholding of the citation engine (on a tiny random checkpoint).</summary>
+public sealed class CitationEngineTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly LanguageModel _model;
+    private readonly MirageCitationEngine _engine;
+    private static readonly Passage[] Passages = [new(null, "Paris", "Paris is the capital of France."), new(null, "Rome", "Rome is the capital of Italy.")];
+
+    public CitationEngineTests()
+    {
+        _model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, TinyCheckpoint.Config() with { MaxPositionEmbeddings = 512 }), TorchSharp.torch.ScalarType.Float32);
+        _engine = new MirageCitationEngine(_model, defaults: new CitationOptions { Prompt = new PromptTemplate { Instruction = "Answer." } });
+    }
+
+    public void Dispose()
+    {
+        _model.Dispose();
+        _temp.Dispose();
+    }
+
+    private Task<CitationResult> Cite(string answer, IReadOnlyList<Passage>? passages = null, CitationOptions? options = null) =>
+        _engine.CiteAsync(new CitationRequest("Capital?", passages ?? Passages, answer, options), TestContext.Current.CancellationToken);
+
+    [Fact]
+    public async Task EmptyAnswer_IsRejected() =>
+        Assert.Equal("The answer is empty: there is nothing to cite.", (await Assert.ThrowsAsync<MirageException>(() => Cite("  "))).Message);
+
+    [Fact]
+    public async Task NoPassages_IsRejected() =>
+        Assert.Contains("No passages", (await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", []))).Message);
+
+    [Fact]
+    public async Task EmptyOrDuplicatedPassage_IsRejectedNamingIt()
+    {
+        Assert.Equal("Passage 2 (id '2') has no text.", (await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", [Passages[0], new(null, "x", " ")]))).Message);
+        Assert.Contains("Passages 1 and 2 have the same text", (await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", [Passages[0], Passages[0] with { Id = "other" }]))).Message);
+        Assert.Contains("share the id 'p'", (await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", [Passages[0] with { Id = "p" }, Passages[1] with { Id = "p" }]))).Message);
+    }
+
+    [Fact]
+    public async Task TooLongForTheContext_SaysByHowMuch()
+    {
+        var longPassage = new Passage(null, null, string.Concat(Enumerable.Repeat("the capital ", 100)));
+        var error = await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", [longPassage]));
+        Assert.Matches(@"is \d+ tokens, \d+ more than checkpoint's 512-token context", error.Message);
+    }
+
+    [Fact]
+    public async Task UnknownMethodOrMetric_IsRejectedListingChoices()
+    {
+        var error = await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", options: new CitationOptions { Pecore = new() { CciMethod = "shap" } }));
+        Assert.Contains("Unknown attribution method 'shap'", error.Message);
+        error = await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", options: new CitationOptions { Pecore = new() { CtiMetric = "bleu" } }));
+        Assert.Contains("Unknown step function 'bleu'", error.Message);
+    }
+
+    [Fact]
+    public async Task Json_HasStableSnakeCaseNames_AndRoundTrips()
+    {
+        var result = await Cite("Paris is the capital. It is in France.");
+        var json = MirageJson.Serialize(result);
+        var node = JsonNode.Parse(json)!;
+        foreach (var name in new[] { "model_id", "sentences", "tokens", "passages", "cues", "inputs", "cti_threshold", "options", "cost" })
+            Assert.NotNull(node[name]);
+        Assert.NotNull(node["inputs"]!["with_context_ids"]);
+        Assert.NotNull(node["tokens"]![0]!["contrast_id"]);
+        Assert.Equal("ContextToNoContext", node["options"]!["pecore"]!["kl_direction"]!.GetValue<string>());
+        Assert.Equal("TopPercent", node["options"]!["filter"]!.GetValue<string>());
+        Assert.Equal(2, node["cost"]!["forward_passes"]!.GetValue<int>() - (result.Cues.Count > 0 ? 1 : 0));
+
+        var back = MirageJson.Deserialize<CitationResult>(json);
+        Assert.Equal(MirageJson.Serialize(back), json);
+    }
+
+    [Fact]
+    public async Task Rethreshold_WithTheSameOptions_ReproducesTheCitations_AndCanTighten()
+    {
+        var result = await Cite("Paris is the capital of France. Rome is the capital of Italy.",
+            options: new CitationOptions { Prompt = new PromptTemplate { Instruction = "Answer." }, AtMostCitations = null, Pecore = new() { CtiStdThreshold = 0 } });
+        var again = CitationBuilder.Rethreshold(MirageJson.Deserialize<CitationResult>(MirageJson.Serialize(result)), result.Options);
+        Assert.Equal(MirageJson.Serialize(result.Sentences), MirageJson.Serialize(again.Sentences));
+
+        var single = CitationBuilder.Rethreshold(result, result.Options with { AtMostCitations = 1 });
+        Assert.All(single.Sentences, s => Assert.True(s.Citations.Count <= 1));
+        var stricter = CitationBuilder.Rethreshold(result, result.Options with { Pecore = result.Options.Pecore with { CtiStdThreshold = 100 } });
+        Assert.All(stricter.Tokens, t => Assert.False(t.Selected));
+        Assert.All(stricter.Sentences, s => Assert.Empty(s.Citations));
+    }
+
+    [Fact]
+    public async Task ConcurrentCalls_AreSerialisedAndEachGetsItsOwnAnswer()
+    {
+        var answers = new[] { "Paris is nice.", "Rome is old.", "Both are capitals." };
+        var results = await Task.WhenAll(answers.Select(a => Cite(a)));
+        Assert.Equal(answers, results.Select(r => r.Answer));
+        Assert.All(results, r => Assert.Equal(r.Answer.Replace(" ", ""), string.Concat(r.Tokens.Select(t => t.Text)).Replace(" ", "")));
+    }
+}

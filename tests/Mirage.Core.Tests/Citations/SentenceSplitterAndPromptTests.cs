@@ -1,0 +1,37 @@
+using Mirage.Core.Citations;
+
+namespace Mirage.Core.Tests.Citations;
+
+public sealed class SentenceSplitterAndPromptTests
+{
+    [Fact]
+    public void Split_OnTerminatorsAndLineBreaks_WithOffsetsIntoTheAnswer()
+    {
+        const string answer = "  Paris is the capital (of France). It has 2.1 million people!\nSee \"Doc 2.\" Really?  ";
+        var sentences = SentenceSplitter.Split(answer);
+        Assert.Equal(["Paris is the capital (of France).", "It has 2.1 million people!", "See \"Doc 2.\"", "Really?"], sentences.Select(s => s.Text));
+        Assert.All(sentences, s => Assert.Equal(s.Text, answer[s.Start..s.End]));
+    }
+
+    [Fact]
+    public void Split_TextWithoutTerminator_IsOneSentence()
+    {
+        Assert.Equal(["no terminator here"], SentenceSplitter.Split("no terminator here").Select(s => s.Text));
+        Assert.Empty(SentenceSplitter.Split("   "));
+    }
+
+    [Fact]
+    public void DefaultPrompt_IsMirageStyle_AndNoContextDropsTheBlock()
+    {
+        var template = new PromptTemplate();
+        Passage[] passages = [new("x", "Paris", "Paris is in France."), new("y", null, "Rome is in Italy.")];
+        var with = template.Render("Where is Paris?", passages, withContext: true);
+        Assert.Equal(PromptTemplate.DefaultInstruction + "\n\nDocument [1](Title: Paris): Paris is in France.\nDocument [2]: Rome is in Italy.\n\nQuestion: Where is Paris?\nAnswer:", with.Text);
+        Assert.Equal("Document [1](Title: Paris): Paris is in France.", with.Text[with.PassageRanges[0].Start..with.PassageRanges[0].End]);
+        Assert.Equal("Document [2]: Rome is in Italy.", with.Text[with.PassageRanges[1].Start..with.PassageRanges[1].End]);
+
+        var without = template.Render("Where is Paris?", passages, withContext: false);
+        Assert.Equal(PromptTemplate.DefaultInstruction + "\n\nQuestion: Where is Paris?\nAnswer:", without.Text);
+        Assert.Empty(without.PassageRanges);
+    }
+}
