@@ -10,18 +10,19 @@ public static class MirageCli
     public const int UserError = 1;
 
     /// <summary>Builds the root command with every verb.</summary>
-    public static RootCommand CreateRootCommand(TextWriter output)
+    public static RootCommand CreateRootCommand(TextWriter output, TextWriter error)
     {
         var root = new RootCommand("Mirage: cite which retrieved passage supports each sentence of an LLM answer, from the model's own internals.");
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(InspectCommand.Create(output));
+        root.Subcommands.Add(CiteCommand.Create(output, error));
         return root;
     }
 
     /// <summary>Runs the CLI with the given writers; returns the process exit code.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
-        var parse = CreateRootCommand(output).Parse(args);
+        var parse = CreateRootCommand(output, error).Parse(args);
         try
         {
             return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellationToken);

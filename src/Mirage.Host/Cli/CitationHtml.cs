@@ -1,0 +1,114 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Mirage.Core.Citations;
+
+namespace Mirage.Host.Cli;
+
+/// <summary>
+/// A self-contained HTML page for a citation result: the answer with clickable citations, a bar
+/// per answer token showing its CTI score against the threshold, and the passages with the tokens
+/// the model relied on highlighted by their CCI score (all selected tokens, or the one clicked).
+/// </summary>
+internal static class CitationHtml
+{
+    public static string Render(CitationResult result)
+    {
+        var html = new StringBuilder();
+        html.Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Mirage citations</title><style>")
+            .Append(Style)
+            .Append("</style></head><body><main>");
+        html.Append("<header><h1>Mirage citations</h1><p class=\"meta\">")
+            .Append(Encode($"{result.ModelId} · {result.Options.Pecore.CciMethod} · CTI {result.Options.Pecore.CtiMetric} ({result.Options.Pecore.KlDirection}) · filter {result.Options.Filter} · "
+                + $"{result.Cost.ForwardPasses} forward / {result.Cost.BackwardPasses} backward passes · {result.Cost.TotalMs / 1000:F2} s"))
+            .Append("</p></header>");
+
+        if (!string.IsNullOrEmpty(result.Question))
+            html.Append("<section><h2>Question</h2><p>").Append(Encode(result.Question)).Append("</p></section>");
+
+        html.Append("<section><h2>Answer</h2><p class=\"answer\">");
+        int cursor = 0;
+        foreach (var sentence in result.Sentences)
+        {
+            html.Append(Encode(result.Answer[cursor..sentence.Start]));
+            html.Append($"<span class=\"sentence\" data-sentence=\"{sentence.Index}\">").Append(Encode(sentence.Text)).Append("</span>");
+            foreach (var c in sentence.Citations)
+                html.Append($"<a class=\"cite\" href=\"#passage-{c.PassageIndex + 1}\" title=\"{Encode(c.PassageId)} · score {c.Score.ToString("G3", CultureInfo.InvariantCulture)}\">[{c.PassageIndex + 1}]</a>");
+            cursor = sentence.End;
+        }
+        html.Append(Encode(result.Answer[cursor..])).Append("</p></section>");
+
+        html.Append("<section><h2>Context sensitivity per answer token</h2><p class=\"hint\">Bar height: CTI score; the line is the selection threshold. Click a selected (dark) token to see the passage tokens it relied on; click again for all.</p><div class=\"bars\">");
+        double top = Math.Max(result.CtiThreshold, result.Tokens.Select(t => Math.Abs(t.Cti)).DefaultIfEmpty(0).Max());
+        if (top <= 0 || double.IsInfinity(top))
+            top = 1;
+        foreach (var token in result.Tokens)
+        {
+            double height = Math.Abs(token.Cti) / top * 100;
+            html.Append($"<div class=\"bar{(token.Selected ? " selected" : "")}\" data-token=\"{token.Index}\" title=\"{Encode($"{token.Text} · CTI {token.Cti:G4} · no-context model preferred '{token.ContrastText}'")}\">")
+                .Append($"<div class=\"fill\" style=\"height:{height.ToString("F1", CultureInfo.InvariantCulture)}%\"></div><div class=\"label\">{Encode(token.Text)}</div></div>");
+        }
+        html.Append($"<div class=\"threshold\" style=\"bottom:calc({(result.CtiThreshold / top * 100).ToString("F1", CultureInfo.InvariantCulture)}% * 0.8 + 1.6em)\"></div></div></section>");
+
+        html.Append("<section><h2>Passages</h2>");
+        var spans = result.Inputs.PromptTokenSpans;
+        foreach (var passage in result.Passages)
+        {
+            html.Append($"<article id=\"passage-{passage.Index + 1}\"><h3>[{passage.Index + 1}] ").Append(Encode(passage.Title ?? passage.Id));
+            if (passage.Url is not null)
+                html.Append($" <a href=\"{Encode(passage.Url)}\">source</a>");
+            html.Append("</h3><p>");
+            for (int j = passage.TokenStart; j < passage.TokenEnd; j++)
+            {
+                var (start, end) = (spans[j][0], spans[j][1]);
+                int next = j + 1 < spans.Count ? Math.Max(end, spans[j + 1][0]) : end;
+                html.Append($"<span class=\"tok\" data-pos=\"{j}\">").Append(Encode(result.Inputs.WithContextPrompt[start..end])).Append("</span>")
+                    .Append(Encode(result.Inputs.WithContextPrompt[end..Math.Min(next, result.Inputs.WithContextPrompt.Length)]));
+            }
+            html.Append("</p></article>");
+        }
+        html.Append("</section></main><script>const cues = ")
+            .Append(JsonSerializer.Serialize(result.Cues.ToDictionary(c => c.TokenIndex.ToString(CultureInfo.InvariantCulture), c => c.Scores)))
+            .Append(";").Append(Script).Append("</script></body></html>");
+        return html.ToString();
+    }
+
+    private static string Encode(string text) => WebUtility.HtmlEncode(text);
+
+    private const string Style = """
+        body{font:16px/1.55 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2430}
+        main{max-width:980px;margin:0 auto;padding:24px}
+        header h1{margin:0 0 4px;font-size:24px}.meta,.hint{color:#5b6675;font-size:13px}
+        section{background:#fff;border:1px solid #e3e6eb;border-radius:10px;padding:16px 20px;margin:16px 0}
+        h2{font-size:15px;text-transform:uppercase;letter-spacing:.04em;color:#5b6675;margin:0 0 8px}
+        .answer{font-size:18px}.sentence{border-radius:4px}.sentence:hover{background:#fff4c2}
+        a.cite{font-size:13px;vertical-align:super;margin-left:1px;color:#1a5fd0;text-decoration:none;font-weight:600}
+        .bars{position:relative;display:flex;align-items:flex-end;gap:3px;height:150px;padding-bottom:0;overflow-x:auto}
+        .bar{display:flex;flex-direction:column;justify-content:flex-end;align-items:center;height:100%;min-width:22px;cursor:default}
+        .bar .fill{width:70%;background:#c7cfdb;border-radius:3px 3px 0 0;max-height:80%}
+        .bar.selected .fill{background:#1a5fd0}.bar.selected{cursor:pointer}.bar.active .fill{background:#e0661b}
+        .bar .label{font-size:11px;white-space:nowrap;height:1.6em;color:#3b4452}
+        .threshold{position:absolute;left:0;right:0;border-top:1px dashed #e0661b}
+        article{border-top:1px solid #eef0f3;padding-top:8px}article:target{background:#fffbe6}
+        h3{font-size:15px;margin:6px 0}.tok{border-radius:3px}
+        """;
+
+    private const string Script = """
+        const toks = [...document.querySelectorAll('.tok')];
+        function paint(keys){
+          const score = new Map();
+          for (const k of keys) cues[k].forEach((v,j)=>score.set(j,(score.get(j)||0)+v));
+          const inPassages = toks.map(t=>score.get(+t.dataset.pos)||0);
+          const max = Math.max(1e-12,...inPassages);
+          toks.forEach((t,i)=>{const a=inPassages[i]/max;t.style.background=`rgba(26,95,208,${(a*a*0.85).toFixed(3)})`;t.style.color=a>0.6?'#fff':'';t.title=inPassages[i].toPrecision(3);});
+        }
+        let active=null;
+        document.querySelectorAll('.bar.selected').forEach(b=>b.addEventListener('click',()=>{
+          document.querySelectorAll('.bar').forEach(x=>x.classList.remove('active'));
+          if(active===b.dataset.token){active=null;paint(Object.keys(cues));return;}
+          active=b.dataset.token;b.classList.add('active');paint([active]);
+        }));
+        paint(Object.keys(cues));
+        """;
+}

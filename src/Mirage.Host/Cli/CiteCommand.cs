@@ -1,0 +1,88 @@
+using System.CommandLine;
+using Mirage.Core;
+using Mirage.Core.Attribution;
+using Mirage.Core.Citations;
+using Mirage.Core.Context;
+
+namespace Mirage.Host.Cli;
+
+/// <summary><c>mirage cite</c>: which passage supports which sentence of an answer.</summary>
+internal static class CiteCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var model = new ModelOptions();
+        var question = new Option<string>("--question") { Description = "The question the answer responds to.", Required = true };
+        var passages = new Option<string>("--passages") { Description = "JSON file: a list of {id?, title?, text, url?}, or an ALCE item with 'docs'.", Required = true };
+        var answer = new Option<string>("--answer") { Description = "The answer to cite (teacher-forced, not regenerated).", Required = true };
+        var format = new Option<string>("--format") { Description = "text, json or html.", DefaultValueFactory = _ => "text" };
+        var outFile = new Option<string?>("--out") { Description = "Write to this file instead of standard output." };
+        var method = new Option<string>("--method") { Description = "CCI attribution method: saliency, input_x_gradient, integrated_gradients, attention or occlusion.", DefaultValueFactory = _ => "saliency" };
+        var filter = new Option<string>("--filter") { Description = "CCI filter: top-percent, top-k or mean.", DefaultValueFactory = _ => "top-percent" };
+        var topPercent = new Option<double>("--top-percent") { Description = "p for the top-percent filter.", DefaultValueFactory = _ => 0.05 };
+        var topK = new Option<int>("--top-k") { Description = "k for the top-k filter.", DefaultValueFactory = _ => 3 };
+        var atMost = new Option<int>("--at-most") { Description = "Most citations per sentence.", DefaultValueFactory = _ => 3 };
+        var template = new Option<string?>("--prompt-template") { Description = "Prompt with {instruction}, {passages} and {question} (default: MIRAGE style)." };
+        var passageTemplate = new Option<string?>("--passage-template") { Description = "One passage with {index}, {title}, {text} (default: 'Document [{index}](Title: {title}): {text}')." };
+        var separator = new Option<string?>("--passage-separator") { Description = "Between passages (default: a newline)." };
+        var ctiThreshold = new Option<double>("--cti-std") { Description = "CTI selection: mean + k * std, this k.", DefaultValueFactory = _ => 1.0 };
+        format.AcceptOnlyFromAmong("text", "json", "html");
+        method.AcceptOnlyFromAmong("saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion");
+        filter.AcceptOnlyFromAmong("top-percent", "top-k", "mean");
+
+        var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");
+        model.AddTo(command);
+        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator })
+            command.Options.Add(option);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var request = new CitationRequest(parse.GetRequiredValue(question), PassageFile.Read(parse.GetRequiredValue(passages)), parse.GetRequiredValue(answer),
+                new CitationOptions
+                {
+                    Pecore = new PecoreOptions { CciMethod = parse.GetRequiredValue(method), CtiStdThreshold = parse.GetValue(ctiThreshold) },
+                    Filter = parse.GetRequiredValue(filter) switch { "top-k" => CciFilter.TopK, "mean" => CciFilter.Mean, _ => CciFilter.TopPercent },
+                    TopPercent = parse.GetValue(topPercent),
+                    TopK = parse.GetValue(topK),
+                    AtMostCitations = parse.GetValue(atMost),
+                    Prompt = Prompt(parse.GetValue(template), parse.GetValue(passageTemplate), parse.GetValue(separator)),
+                });
+            using var lm = await model.LoadAsync(parse, cancellationToken);
+            var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());
+            var result = await engine.CiteAsync(request, cancellationToken);
+            var rendered = parse.GetRequiredValue(format) switch
+            {
+                "json" => MirageJson.Serialize(result) + "\n",
+                "html" => CitationHtml.Render(result),
+                _ => CitationText.Render(result),
+            };
+            if (parse.GetValue(outFile) is { } path)
+            {
+                await File.WriteAllTextAsync(path, rendered, cancellationToken);
+                await error.WriteLineAsync($"wrote {path}");
+            }
+            else
+            {
+                await output.WriteAsync(rendered);
+                await output.FlushAsync(cancellationToken);
+            }
+            await error.WriteLineAsync($"{result.Sentences.Sum(s => s.Citations.Count)} citations over {result.Sentences.Count} sentences; "
+                + $"{result.Cost.ForwardPasses} forward and {result.Cost.BackwardPasses} backward passes in {result.Cost.TotalMs / 1000:F2} s with {result.ModelId}.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static PromptTemplate Prompt(string? template, string? passage, string? separator)
+    {
+        var prompt = new PromptTemplate();
+        // Shells pass "\n" literally; templates mean newlines.
+        static string Unescape(string s) => s.Replace("\\n", "\n").Replace("\\t", "\t");
+        if (template is not null)
+            prompt = prompt with { Template = Unescape(template) };
+        if (passage is not null)
+            prompt = prompt with { PassageTemplate = Unescape(passage), UntitledPassageTemplate = Unescape(passage.Replace("(Title: {title})", "")) };
+        if (separator is not null)
+            prompt = prompt with { PassageSeparator = Unescape(separator) };
+        return prompt;
+    }
+}

@@ -1,0 +1,94 @@
+using System.Text.Json.Nodes;
+using Mirage.Tests;
+
+namespace Mirage.Host.Tests.Cli;
+
+public sealed class CiteCommandTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private static readonly string SamplePassages = Path.Combine(SharedAssets.RepositoryRoot, "samples", "kite-passages.json");
+
+    private static string[] Args(params string[] extra) =>
+    [
+        "cite", "--model", SharedAssets.Stories260KHf, "--question", "One day,", "--passages", SamplePassages,
+        "--answer", "Tim went to the park with his red kite. Tim was very happy.",
+        "--prompt-template", "Once upon a time, there were three friends. {passages}\\n{question}",
+        "--passage-template", "{text}", "--passage-separator", " ", .. extra,
+    ];
+
+    [Fact]
+    public async Task Text_MarksTheSentenceWithThePassageThatNamesTheCharacter()
+    {
+        var (exitCode, output, error) = await CliRunner.RunAsync(Args());
+        Assert.Equal(0, exitCode);
+        Assert.StartsWith("Tim went to the park with his red kite.[2] Tim was very happy.\n", output);
+        Assert.Contains("[2] tim: Tim\n", output);
+        Assert.Contains("[1] dog: The dog (not cited)", output);
+        Assert.Contains("3 forward and", error);
+    }
+
+    [Fact]
+    public async Task Json_IsTheEngineResult()
+    {
+        var (exitCode, output, _) = await CliRunner.RunAsync(Args("--format", "json"));
+        Assert.Equal(0, exitCode);
+        var json = JsonNode.Parse(output)!;
+        Assert.Equal("tim", json["sentences"]![0]!["citations"]![0]!["passage_id"]!.GetValue<string>());
+        Assert.Equal("stories260K-hf", json["model_id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Html_IsOneSelfContainedPageWithCitationsBarsAndHighlights()
+    {
+        var path = _temp.File("cite.html");
+        var (exitCode, _, error) = await CliRunner.RunAsync(Args("--format", "html", "--out", path));
+        Assert.Equal(0, exitCode);
+        Assert.Contains($"wrote {path}", error);
+        var html = File.ReadAllText(path);
+        Assert.Contains("<a class=\"cite\" href=\"#passage-2\"", html);
+        Assert.Contains("<article id=\"passage-2\">", html);
+        Assert.Contains("class=\"bar selected\"", html);
+        Assert.Contains("const cues = {\"0\":[", html);
+        Assert.DoesNotContain("<link", html);
+        Assert.DoesNotContain("src=\"http", html);
+    }
+
+    [Fact]
+    public async Task AlceItem_IsAcceptedAsPassagesFile()
+    {
+        var path = _temp.File("alce.json");
+        File.WriteAllText(path, """{"question": "q", "docs": [{"title": "Tim", "text": "Tim has a red kite."}, {"title": "Dog", "text": "A big dog ran."}]}""");
+        var (exitCode, output, _) = await CliRunner.RunAsync("cite", "--model", SharedAssets.Stories260KHf, "--question", "Who?", "--passages", path, "--answer", "Tim has a kite.");
+        Assert.Equal(0, exitCode);
+        Assert.Contains("[1] 1: Tim", output);
+    }
+
+    [Theory]
+    [InlineData("missing.json", null, "Passages file")]
+    [InlineData("bad.json", "{ not json", "is not valid JSON")]
+    [InlineData("notext.json", """[{"title": "x"}]""", "passage 1 has no 'text' field")]
+    [InlineData("empty.json", "[]", "No passages")]
+    public async Task BadPassagesFile_ExitsWithAClearError(string name, string? content, string message)
+    {
+        var path = _temp.File(name);
+        if (content is not null)
+            File.WriteAllText(path, content);
+        var (exitCode, _, error) = await CliRunner.RunAsync("cite", "--model", SharedAssets.Stories260KHf, "--question", "q", "--passages", path, "--answer", "a.");
+        Assert.Equal(1, exitCode);
+        Assert.Contains(message, error);
+    }
+
+    [Fact]
+    public async Task EmptyAnswerOrUnknownFormat_IsRejected()
+    {
+        var (exitCode, _, error) = await CliRunner.RunAsync("cite", "--model", SharedAssets.Stories260KHf, "--question", "q", "--passages", SamplePassages, "--answer", " ");
+        Assert.Equal(1, exitCode);
+        Assert.Contains("The answer is empty", error);
+        (exitCode, _, error) = await CliRunner.RunAsync(Args("--format", "pdf"));
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("pdf", error);
+    }
+}
