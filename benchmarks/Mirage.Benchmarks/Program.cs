@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Mirage.Benchmarks;
+using Mirage.Core.Citations;
 using Mirage.Core.Models;
 using Mirage.Core.Tokenization;
 using static TorchSharp.torch;
@@ -13,7 +14,9 @@ var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ 
 var generated = new Option<int>("--generate") { DefaultValueFactory = _ => 64, Description = "Tokens to generate." };
 var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed repetitions (after one warm-up)." };
 var skipLarge = new Option<bool>("--skip-135m") { Description = "Only measure stories260K." };
-var root = new RootCommand("Mirage runtime benchmark") { shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge };
+var suite = new Option<string>("--suite") { Description = "runtime, citation or all.", DefaultValueFactory = _ => "all" };
+suite.AcceptOnlyFromAmong("runtime", "citation", "all");
+var root = new RootCommand("Mirage benchmarks: runtime speed, and citation cost against the reference-shaped loop") { shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge, suite };
 root.SetAction(parse =>
 {
     var models = new List<string>();
@@ -32,24 +35,60 @@ root.SetAction(parse =>
         models.Add(temp);
     }
 
+    var which = parse.GetRequiredValue(suite);
+    Console.WriteLine($"torch threads: {get_num_threads()}");
+    if (which is "runtime" or "all")
+        RunRuntime(models, parse.GetValue(forwardTokens), parse.GetValue(scoredTokens), parse.GetValue(promptTokens), parse.GetValue(generated), parse.GetValue(repeats));
+    if (which is "citation" or "all")
+        RunCitation(models, stories);
+    if (temp is not null)
+        Directory.Delete(temp, recursive: true);
+    return 0;
+});
+return root.Parse(args).Invoke();
+
+static void RunRuntime(List<string> models, int forwardTokens, int scoredTokens, int promptTokens, int generated, int repeats)
+{
     var rows = new List<RuntimeMeasurement>();
     foreach (var model in models)
     foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
     {
         Console.Error.WriteLine($"Measuring {Path.GetFileName(model)} in {ComputeOptions.NameOf(dtype)} ...");
-        rows.Add(RuntimeBenchmark.Measure(model, dtype, parse.GetValue(forwardTokens), parse.GetValue(scoredTokens), parse.GetValue(promptTokens), parse.GetValue(generated), parse.GetValue(repeats)));
+        rows.Add(RuntimeBenchmark.Measure(model, dtype, forwardTokens, scoredTokens, promptTokens, generated, repeats));
     }
-    if (temp is not null)
-        Directory.Delete(temp, recursive: true);
-
-    Console.WriteLine($"torch threads: {get_num_threads()}");
+    Console.WriteLine();
     Console.WriteLine("| model | dtype | params | forward tokens (scored) | forward tok/s | forward GFLOP/s | prompt | generated | prefill s | decode tok/s |");
     Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     foreach (var r in rows)
         Console.WriteLine($"| {r.Model} | {r.DType} | {r.Parameters / 1e6:F2}M | {r.ForwardTokens} ({r.ScoredTokens}) | {r.ForwardTokensPerSecond:F0} | {r.ForwardGflops:F1} | {r.PromptTokens} | {r.GeneratedTokens} | {r.PrefillSeconds:F3} | {r.DecodeTokensPerSecond:F1} |");
-    return 0;
-});
-return root.Parse(args).Invoke();
+}
+
+static void RunCitation(List<string> models, string stories)
+{
+    var rows = new List<CitationMeasurement>();
+    foreach (var model in models)
+    foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+    {
+        // stories260K has a 512-token context, so its passages are shorter (the prompt adds ~150 tokens).
+        int passageTokens = model == stories ? 250 : 600;
+        Console.Error.WriteLine($"Citing with {Path.GetFileName(model)} in {ComputeOptions.NameOf(dtype)} (Mirage, then the reference-shaped loop) ...");
+        rows.Add(CitationBenchmark.Measure(model, dtype, passageTokens, 60));
+    }
+    Console.WriteLine();
+    Console.WriteLine("| model | dtype | prompt + answer tokens | selected | Mirage s (fwd/bwd) | naive s (fwd/bwd) | speed-up | FLOP floor s | of floor | max CTI diff | same selection |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    foreach (var r in rows)
+        Console.WriteLine($"| {r.Model} | {r.DType} | {r.PromptTokens} + {r.AnswerTokens} | {r.Selected} | {r.MirageSeconds:F2} ({r.MirageForwards}/{r.MirageBackwards}) | {r.NaiveSeconds:F2} ({r.NaiveForwards}/{r.NaiveBackwards}) | {r.NaiveSeconds / r.MirageSeconds:F1}x | {r.FloorSeconds:F2} | {r.FloorSeconds / r.MirageSeconds:P0} | {r.MaxCtiDifference:G2} | {r.SameSelection} |");
+
+    if (Directory.Exists(stories))
+    {
+        Console.Error.WriteLine("Comparing float32 and bfloat16 citations on story items ...");
+        var prompt = new PromptTemplate { Template = "Once upon a time, there were three friends. {passages}\n{question}", PassageTemplate = "{text}", UntitledPassageTemplate = "{text}", PassageSeparator = " " };
+        var (sentences, agreeing, items) = AgreementBenchmark.Measure(stories, prompt);
+        Console.WriteLine();
+        Console.WriteLine($"float32 vs bfloat16 on stories260K: {agreeing}/{sentences} sentences cite the same passages ({(double)agreeing / sentences:P0}) over {items} items.");
+    }
+}
 
 static void WriteLlama135M(string directory)
 {

@@ -54,12 +54,13 @@ public sealed class MirageCitationEngine : ICitationEngine
     {
         var total = Stopwatch.StartNew();
         var tokenizer = _model.Tokenizer;
-        var withContext = options.Prompt.Render(request.Question, passages, withContext: true);
-        var withoutContext = options.Prompt.Render(request.Question, passages, withContext: false);
-        var promptTokens = tokenizer.Encode(withContext.Text);
+        var withContext = options.Prompt.Render(request.Question, passages, withContext: true, tokenizer.ChatTemplate);
+        var withoutContext = options.Prompt.Render(request.Question, passages, withContext: false, tokenizer.ChatTemplate);
+        // A chat template writes its own BOS; a plain prompt gets the tokenizer's.
+        var promptTokens = tokenizer.Encode(withContext.Text, addSpecialTokens: !withContext.IsChat);
         var promptIds = promptTokens.Select(t => t.Id).ToArray();
-        var noContextIds = tokenizer.EncodeIds(withoutContext.Text);
-        var answerTokens = tokenizer.EncodeContinuation(request.Answer);
+        var noContextIds = tokenizer.EncodeIds(withoutContext.Text, addSpecialTokens: !withoutContext.IsChat);
+        var answerTokens = tokenizer.EncodeContinuation(request.Answer, afterSpace: !withContext.IsChat);
         var answerIds = answerTokens.Select(t => t.Id).ToArray();
         int length = promptIds.Length + answerIds.Length;
         if (length > _model.ContextLength)

@@ -1,11 +1,26 @@
 using System.Text;
+using System.Text.Json.Serialization;
+using Mirage.Core.Tokenization;
 
 namespace Mirage.Core.Citations;
+
+/// <summary>Whether the prompt goes through the model's chat template.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<PromptFormat>))]
+public enum PromptFormat
+{
+    /// <summary>The chat template when the model has one, else plain text (default).</summary>
+    Auto,
+    /// <summary>Plain text from <see cref="PromptTemplate.Template"/>.</summary>
+    Plain,
+    /// <summary>The model's chat template around <see cref="PromptTemplate.ChatTemplate"/>; an error if the model has none.</summary>
+    Chat,
+}
 
 /// <summary>A rendered prompt and where each passage's block sits in it (UTF-16 offsets).</summary>
 /// <param name="Text">The prompt text.</param>
 /// <param name="PassageRanges">Per passage, the [start, end) of its rendered block (header included); empty without context.</param>
-public sealed record RenderedPrompt(string Text, IReadOnlyList<(int Start, int End)> PassageRanges);
+/// <param name="IsChat">Rendered through a chat template: it carries its own special tokens, and the answer follows directly.</param>
+public sealed record RenderedPrompt(string Text, IReadOnlyList<(int Start, int End)> PassageRanges, bool IsChat = false);
 
 /// <summary>
 /// How passages and the question become a prompt. The default is MIRAGE's (ALCE's) style,
@@ -33,23 +48,51 @@ public sealed record PromptTemplate
     /// <summary>Between passages.</summary>
     public string PassageSeparator { get; init; } = "\n";
 
+    /// <summary>Plain text, the model's chat template, or the chat template when there is one.</summary>
+    /// <value>Default <see cref="PromptFormat.Auto"/>.</value>
+    public PromptFormat Format { get; init; } = PromptFormat.Auto;
+
+    /// <summary>The user message given to a chat template, with the same placeholders as <see cref="Template"/>.</summary>
+    /// <value>Default <c>{instruction}\n\n{passages}\n\nQuestion: {question}</c>.</value>
+    public string ChatTemplate { get; init; } = "{instruction}\n\n{passages}\n\nQuestion: {question}";
+
     /// <summary>Throws when a placeholder the renderer needs is missing or repeated.</summary>
     public void Validate()
     {
+        foreach (var (name, template) in new[] { ("prompt template", Template), ("chat user template", ChatTemplate) })
         foreach (var placeholder in new[] { "{passages}", "{question}" })
         {
-            int count = (Template.Length - Template.Replace(placeholder, "").Length) / placeholder.Length;
+            int count = (template.Length - template.Replace(placeholder, "").Length) / placeholder.Length;
             if (count != 1)
-                throw new MirageException($"The prompt template must contain {placeholder} exactly once (found {count}).");
+                throw new MirageException($"The {name} must contain {placeholder} exactly once (found {count}).");
         }
         if (!PassageTemplate.Contains("{text}") || !UntitledPassageTemplate.Contains("{text}"))
             throw new MirageException("Passage templates must contain {text}.");
     }
 
-    /// <summary>Renders the prompt with the passages (<paramref name="withContext"/>) or without them.</summary>
-    public RenderedPrompt Render(string question, IReadOnlyList<Passage> passages, bool withContext)
+    /// <summary>
+    /// Renders the prompt with the passages (<paramref name="withContext"/>) or without them,
+    /// through <paramref name="chat"/> (the model's chat template) when <see cref="Format"/> asks for it.
+    /// </summary>
+    public RenderedPrompt Render(string question, IReadOnlyList<Passage> passages, bool withContext, ChatTemplate? chat = null)
     {
-        var template = Template.Replace("{instruction}", Instruction);
+        if (Format == PromptFormat.Chat && chat is null)
+            throw new MirageException("PromptFormat.Chat was asked for, but the model has no chat template; use Auto or Plain.");
+        if (Format == PromptFormat.Plain || chat is null)
+            return RenderText(Template, question, passages, withContext);
+
+        // The user message is placed verbatim by the template, so passage offsets shift by where it lands.
+        var user = RenderText(ChatTemplate, question, passages, withContext);
+        var text = chat.Render([new ChatMessage("user", user.Text)]);
+        int at = text.IndexOf(user.Text, StringComparison.Ordinal);
+        if (at < 0)
+            throw new MirageException("The model's chat template changed the user message's text, so passage positions cannot be located; use PromptFormat.Plain.");
+        return new RenderedPrompt(text, user.PassageRanges.Select(r => (r.Start + at, r.End + at)).ToList(), IsChat: true);
+    }
+
+    private RenderedPrompt RenderText(string layout, string question, IReadOnlyList<Passage> passages, bool withContext)
+    {
+        var template = layout.Replace("{instruction}", Instruction);
         int at = template.IndexOf("{passages}", StringComparison.Ordinal);
         var before = template[..at];
         var after = template[(at + "{passages}".Length)..];

@@ -11,8 +11,18 @@ internal sealed class SentencePieceBackend : ITokenizerBackend
     {
         try
         {
-            using var stream = File.OpenRead(path);
-            _tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
+            // A first load reads the control pieces; the second makes them special, so "<s>" written
+            // in a chat template's output encodes as the BOS id instead of as characters.
+            SentencePieceTokenizer plain;
+            using (var stream = File.OpenRead(path))
+                plain = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
+            var control = new Dictionary<string, int>
+            {
+                [plain.BeginningOfSentenceToken] = plain.BeginningOfSentenceId,
+                [plain.EndOfSentenceToken] = plain.EndOfSentenceId,
+            };
+            using (var stream = File.OpenRead(path))
+                _tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false, specialTokens: control);
         }
         catch (Exception e) when (e is not IOException)
         {

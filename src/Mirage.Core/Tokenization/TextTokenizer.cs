@@ -16,7 +16,10 @@ public sealed class TextTokenizer
         BosId = bosId;
         EosIds = eosIds;
         AddBos = addBos;
+        _chatTemplate = new Lazy<ChatTemplate?>(() => settings.ChatTemplate is null ? null : new ChatTemplate(settings.ChatTemplate, settings));
     }
+
+    private readonly Lazy<ChatTemplate?> _chatTemplate;
 
     /// <summary>The tokenizer format: <c>sentencepiece</c>, <c>bpe-byte-level</c> or <c>bpe-sentencepiece</c>.</summary>
     public string Kind => _backend.Kind;
@@ -104,13 +107,16 @@ public sealed class TextTokenizer
     }
 
     /// <summary>
-    /// Encodes text that follows a prompt after one space (an answer after "Answer:"), without
-    /// special tokens; offsets refer to <paramref name="text"/>. SentencePiece-style tokenizers mark
-    /// the space with their '▁' prefix; byte-level ones get an explicit leading space.
+    /// Encodes text that follows a prompt (an answer), without special tokens; offsets refer to
+    /// <paramref name="text"/>. SentencePiece-style tokenizers always mark a word start with their
+    /// '▁' prefix; byte-level ones get an explicit leading space when it follows a space.
     /// </summary>
-    public IReadOnlyList<TextToken> EncodeContinuation(string text)
+    /// <param name="text">The continuation.</param>
+    /// <param name="afterSpace">Whether the continuation follows a space (plain prompts ending in
+    /// "Answer:") rather than directly (a chat template's assistant header ending in a newline).</param>
+    public IReadOnlyList<TextToken> EncodeContinuation(string text, bool afterSpace = true)
     {
-        if (Kind != "bpe-byte-level")
+        if (Kind != "bpe-byte-level" || !afterSpace)
             return Encode(text, addSpecialTokens: false);
         return Encode(" " + text, addSpecialTokens: false)
             .Select(t => t with { Start = Math.Max(0, t.Start - 1), End = Math.Max(0, t.End - 1) })
@@ -135,6 +141,9 @@ public sealed class TextTokenizer
         var after = Decode(anchor.Concat(continuation));
         return after.StartsWith(before, StringComparison.Ordinal) ? after[before.Length..] : Decode(continuation);
     }
+
+    /// <summary>The model's chat template, compiled, or null when it has none.</summary>
+    public ChatTemplate? ChatTemplate => _chatTemplate.Value;
 
     /// <summary>The id of a token or special token, if the vocabulary has it.</summary>
     public int? IdOf(string token) => _backend.IdOf(token);

@@ -25,6 +25,8 @@ internal static class CiteCommand
         var template = new Option<string?>("--prompt-template") { Description = "Prompt with {instruction}, {passages} and {question} (default: MIRAGE style)." };
         var passageTemplate = new Option<string?>("--passage-template") { Description = "One passage with {index}, {title}, {text} (default: 'Document [{index}](Title: {title}): {text}')." };
         var separator = new Option<string?>("--passage-separator") { Description = "Between passages (default: a newline)." };
+        var promptFormat = new Option<string>("--prompt-format") { Description = "auto (the model's chat template if it has one), plain or chat.", DefaultValueFactory = _ => "auto" };
+        promptFormat.AcceptOnlyFromAmong("auto", "plain", "chat");
         var ctiThreshold = new Option<double>("--cti-std") { Description = "CTI selection: mean + k * std, this k.", DefaultValueFactory = _ => 1.0 };
         format.AcceptOnlyFromAmong("text", "json", "html");
         method.AcceptOnlyFromAmong("saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion");
@@ -32,7 +34,7 @@ internal static class CiteCommand
 
         var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");
         model.AddTo(command);
-        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator })
+        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat })
             command.Options.Add(option);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -44,7 +46,10 @@ internal static class CiteCommand
                     TopPercent = parse.GetValue(topPercent),
                     TopK = parse.GetValue(topK),
                     AtMostCitations = parse.GetValue(atMost),
-                    Prompt = Prompt(parse.GetValue(template), parse.GetValue(passageTemplate), parse.GetValue(separator)),
+                    Prompt = Prompt(parse.GetValue(template), parse.GetValue(passageTemplate), parse.GetValue(separator)) with
+                    {
+                        Format = Enum.Parse<PromptFormat>(parse.GetRequiredValue(promptFormat), ignoreCase: true),
+                    },
                 });
             using var lm = await model.LoadAsync(parse, cancellationToken);
             var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());

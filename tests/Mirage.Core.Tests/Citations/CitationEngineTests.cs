@@ -104,3 +104,34 @@ public sealed class CitationEngineTests : IDisposable
         Assert.All(results, r => Assert.Equal(r.Answer.Replace(" ", ""), string.Concat(r.Tokens.Select(t => t.Text)).Replace(" ", "")));
     }
 }
+
+/// <summary>The engine with a model that has a chat template.</summary>
+public sealed class ChatTemplateCitationTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task ChatTemplate_WrapsTheUserMessage_AndPassagesAreLocatedInsideIt()
+    {
+        var directory = TinyCheckpoint.Write(_temp, TinyCheckpoint.Config() with { MaxPositionEmbeddings = 512 });
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "tokenizer_config.json")))!.AsObject();
+        config["chat_template"] = "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+        config["bos_token"] = "<s>";
+        File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString());
+        using var model = TinyCheckpoint.Load(directory, TorchSharp.torch.ScalarType.Float32);
+        var engine = new MirageCitationEngine(model, defaults: new CitationOptions { Prompt = new PromptTemplate { Instruction = "Answer." } });
+
+        var result = await engine.CiteAsync(new CitationRequest("Capital?", [new(null, "P", "Paris is big."), new(null, "R", "Rome is old.")], "Paris."), TestContext.Current.CancellationToken);
+
+        var prompt = result.Inputs.WithContextPrompt;
+        Assert.StartsWith("<s><user>Answer.\n\nDocument [1](Title: P): Paris is big.\nDocument [2](Title: R): Rome is old.\n\nQuestion: Capital?</s><assistant>", prompt);
+        Assert.Equal(model.Tokenizer.BosId, result.Inputs.WithContextIds[0]);
+        Assert.NotEqual(model.Tokenizer.BosId, result.Inputs.WithContextIds[1]); // the template's BOS only, not a second one
+        var first = result.Passages[0];
+        var decoded = model.Tokenizer.Decode(result.Inputs.WithContextIds.Skip(first.TokenStart).Take(first.TokenEnd - first.TokenStart));
+        Assert.Equal("Document [1](Title: P): Paris is big.", decoded.Trim());
+        Assert.Equal(model.Tokenizer.EncodeIds("<s><user>Answer.\n\nQuestion: Capital?</s><assistant>", addSpecialTokens: false), result.Inputs.NoContextIds.Take(result.Inputs.NoContextAnswerStart));
+    }
+}
