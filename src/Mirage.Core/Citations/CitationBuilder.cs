@@ -1,3 +1,5 @@
+using Mirage.Core.Attribution.Aggregation;
+
 namespace Mirage.Core.Citations;
 
 /// <summary>
@@ -21,18 +23,16 @@ public static class CitationBuilder
             var perPassage = new double[passages.Count];
             var triggers = passages.Select(_ => new List<CitationTrigger>()).ToArray();
             var selected = tokens.Where(t => t.Sentence == s && t.Selected && cues.ContainsKey(t.Index)).OrderByDescending(t => Math.Abs(t.Cti));
+            var spans = passages.Select(p => (p.TokenStart, p.TokenEnd)).ToList();
             foreach (var token in selected)
             {
-                var kept = Filter(cues[token.Index], passages, options);
+                var sums = SpanAggregator.Aggregate([Filter(cues[token.Index], passages, options)], spans, "sum")[0];
                 for (int p = 0; p < passages.Count; p++)
                 {
-                    double sum = 0;
-                    for (int j = passages[p].TokenStart; j < passages[p].TokenEnd; j++)
-                        sum += kept[j];
-                    if (sum == 0)
+                    if (sums[p] == 0)
                         continue;
-                    perPassage[p] += sum;
-                    triggers[p].Add(new CitationTrigger(token.Index, token.Text, sum));
+                    perPassage[p] += sums[p];
+                    triggers[p].Add(new CitationTrigger(token.Index, token.Text, sums[p]));
                 }
             }
             var citations = Enumerable.Range(0, passages.Count)
@@ -72,10 +72,10 @@ public static class CitationBuilder
     }
 
     // The filtered CCI vector: scores outside passages, and those the filter drops, become 0.
-    private static double[] Filter(float[] scores, IReadOnlyList<PassageSpan> passages, CitationOptions options)
+    private static float[] Filter(float[] scores, IReadOnlyList<PassageSpan> passages, CitationOptions options)
     {
         var positions = passages.SelectMany(p => Enumerable.Range(p.TokenStart, p.TokenEnd - p.TokenStart)).ToArray();
-        var kept = new double[scores.Length];
+        var kept = new float[scores.Length];
         if (positions.Length == 0)
             return kept;
         var values = positions.Select(j => (double)scores[j]).ToArray();
