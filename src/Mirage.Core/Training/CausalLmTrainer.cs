@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Mirage.Core.Models;
+using Mirage.Core.Models.Llama;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Training;
+
+/// <summary>Optimiser settings for <see cref="CausalLmTrainer"/>.</summary>
+public sealed record TrainerOptions
+{
+    /// <summary>Peak learning rate (AdamW).</summary>
+    public double LearningRate { get; init; } = 3e-3;
+    /// <summary>Linear warm-up steps before the cosine decay.</summary>
+    public int WarmupSteps { get; init; } = 100;
+    /// <summary>Total steps of the schedule (cosine decays to 10% of the peak at this step).</summary>
+    public int TotalSteps { get; init; } = 2000;
+    /// <summary>AdamW weight decay.</summary>
+    public double WeightDecay { get; init; } = 0.01;
+    /// <summary>Gradient clipping by global norm.</summary>
+    public double ClipNorm { get; init; } = 1.0;
+    /// <summary>Seed for the initial weights.</summary>
+    public long Seed { get; init; } = 1234;
+}
+
+/// <summary>
+/// Trains a Llama-architecture model from scratch on (prompt, target) sequences with a masked
+/// next-token loss on the target tokens, in float32 on the CPU. Checkpoints are ordinary Hugging
+/// Face folders (config.json + model.safetensors), so they load through <see cref="LanguageModel.Load"/>.
+/// </summary>
+public sealed class CausalLmTrainer : IDisposable
+{
+    private readonly LlamaForCausalLM _model;
+    private readonly optim.Optimizer _optimizer;
+    private readonly TrainerOptions _options;
+
+    private CausalLmTrainer(ModelConfig config, TrainerOptions options, int step)
+    {
+        Config = config;
+        _options = options;
+        Step = step;
+        _model = new LlamaForCausalLM(config, ScalarType.Float32, CPU);
+        _optimizer = optim.AdamW(_model.parameters(), options.LearningRate, weight_decay: options.WeightDecay);
+    }
+
+    /// <summary>The model's configuration.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>Optimizer steps done so far.</summary>
+    public int Step { get; private set; }
+
+    /// <summary>Number of parameters.</summary>
+    public long ParameterCount => _model.parameters().Sum(p => p.NumberOfElements);
+
+    /// <summary>A fresh model: normal(0, 0.02) weights, unit norms, zero biases.</summary>
+    public static CausalLmTrainer Create(ModelConfig config, TrainerOptions options)
+    {
+        var trainer = new CausalLmTrainer(config, options, 0);
+        using var _ = no_grad();
+        using var generator = new Generator((ulong)options.Seed);
+        foreach (var (name, parameter) in trainer._model.named_parameters())
+        {
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal))
+                parameter.fill_(1);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal))
+                parameter.zero_();
+            else
+                parameter.normal_(0, 0.02, generator);
+        }
+        return trainer;
+    }
+
+    /// <summary>Continues from a checkpoint written by <see cref="Save"/> (weights and step; the optimiser's moments restart).</summary>
+    public static CausalLmTrainer Resume(string directory, TrainerOptions options)
+    {
+        var config = ModelConfig.Load(directory);
+        var statePath = Path.Combine(directory, "training_state.json");
+        int step = File.Exists(statePath) ? JsonDocument.Parse(File.ReadAllText(statePath)).RootElement.GetProperty("step").GetInt32() : 0;
+        var trainer = new CausalLmTrainer(config, options, step);
+        CheckpointLoader.Load(trainer._model, CheckpointLoader.FindWeightFiles(directory), config);
+        return trainer;
+    }
+
+    /// <summary>One optimiser step on a batch; returns the mean loss over target tokens.</summary>
+    public TrainingProgress TrainStep(IReadOnlyList<TrainingExample> batch)
+    {
+        if (batch.Count == 0)
+            throw new MirageException("A training batch needs at least one example.");
+        var clock = Stopwatch.StartNew();
+        using var scope = NewDisposeScope();
+        _model.train();
+        int length = batch.Max(e => e.Prompt.Length + e.Target.Length);
+        if (length > Config.MaxPositionEmbeddings)
+            throw new MirageException($"A training sequence has {length} tokens, more than the model's {Config.MaxPositionEmbeddings}.");
+        var ids = new long[batch.Count * length];
+        var weights = new float[batch.Count * length];
+        for (int b = 0; b < batch.Count; b++)
+        {
+            var sequence = batch[b].Prompt.Concat(batch[b].Target).ToArray();
+            for (int i = 0; i < sequence.Length; i++)
+                ids[b * length + i] = sequence[i];
+            // Position i predicts token i + 1; only target tokens are learned.
+            for (int i = batch[b].Prompt.Length - 1; i < sequence.Length - 1; i++)
+                weights[b * length + i] = 1;
+        }
+        var input = tensor(ids, [batch.Count, length]);
+        var mask = tensor(weights, [batch.Count, length]);
+        var positions = arange(length).unsqueeze(0).expand(batch.Count, -1);
+        // Right padding needs no mask: causal attention keeps it from reaching real tokens.
+        using var output = _model.Forward(new ForwardRequest(_model.Embed(input), positions));
+        var logits = output.Logits.narrow(1, 0, length - 1);                              // [B, T-1, V]
+        var targets = input.narrow(1, 1, length - 1);                                     // [B, T-1]
+        var losses = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1), reduction: nn.Reduction.None);
+        var m = mask.narrow(1, 0, length - 1).reshape(-1);
+        var loss = (losses * m).sum() / m.sum();
+
+        double rate = LearningRate(Step);
+        foreach (var group in _optimizer.ParamGroups)
+            group.LearningRate = rate;
+        _optimizer.zero_grad();
+        loss.backward();
+        nn.utils.clip_grad_norm_(_model.parameters(), _options.ClipNorm);
+        _optimizer.step();
+        Step++;
+        return new TrainingProgress(Step, loss.item<float>(), batch.Count * length / clock.Elapsed.TotalSeconds, rate);
+    }
+
+    private double LearningRate(int step)
+    {
+        if (step < _options.WarmupSteps)
+            return _options.LearningRate * (step + 1) / _options.WarmupSteps;
+        double progress = Math.Min(1, (step - _options.WarmupSteps) / (double)Math.Max(1, _options.TotalSteps - _options.WarmupSteps));
+        return _options.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * progress)));
+    }
+
+    /// <summary>Writes config.json, model.safetensors and the step count (add the tokenizer files beside them).</summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, "config.json"), (Config with { TorchDtype = "float32" }).ToJson());
+        var tensors = _model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter.detach())).ToList();
+        CheckpointWriter.WriteWeights(directory, tensors);
+        File.WriteAllText(Path.Combine(directory, "training_state.json"), JsonSerializer.Serialize(new { step = Step }));
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        _model.Dispose();
+    }
+}

@@ -1,0 +1,48 @@
+using System.CommandLine;
+using Mirage.Eval.Reader;
+
+namespace Mirage.Host.Cli;
+
+/// <summary><c>mirage train-reader</c>: train the small reader model on generated data (resumable).</summary>
+internal static class TrainReaderCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var directory = new Option<string>("--out") { Description = "Output folder (a Hugging Face checkpoint; resumed if it holds one).", Required = true };
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 3000 };
+        var batch = new Option<int>("--batch") { Description = "Items per step.", DefaultValueFactory = _ => 16 };
+        var rate = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 3e-3 };
+        var seed = new Option<int>("--seed") { Description = "Seed for data and weights.", DefaultValueFactory = _ => 1 };
+        var hidden = new Option<int>("--hidden") { Description = "Model width.", DefaultValueFactory = _ => 128 };
+        var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => 4 };
+        var merges = new Option<int>("--merges") { Description = "BPE merges for the tokenizer.", DefaultValueFactory = _ => 1000 };
+        var evalEvery = new Option<int>("--eval-every") { Description = "Held-out evaluation and checkpoint interval (steps).", DefaultValueFactory = _ => 250 };
+        var evalItems = new Option<int>("--eval-items") { Description = "Held-out items per evaluation.", DefaultValueFactory = _ => 50 };
+        var fresh = new Option<bool>("--fresh") { Description = "Start over even if --out holds a checkpoint." };
+        foreach (var positive in new[] { steps, batch, hidden, layers, evalEvery, evalItems })
+            positive.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError($"{r.Option.Name} must be at least 1."); });
+
+        var command = new Command("train-reader", "Train Mirage's small reader model on generated passages and questions.");
+        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, merges, evalEvery, evalItems, fresh })
+            command.Options.Add(option);
+        command.SetAction((parse, cancellationToken) =>
+        {
+            ReaderTraining.Run(new ReaderTrainingOptions
+            {
+                OutputDirectory = parse.GetRequiredValue(directory),
+                Steps = parse.GetValue(steps),
+                BatchSize = parse.GetValue(batch),
+                LearningRate = parse.GetValue(rate),
+                Seed = parse.GetValue(seed),
+                Hidden = parse.GetValue(hidden),
+                Layers = parse.GetValue(layers),
+                Merges = parse.GetValue(merges),
+                EvalEvery = parse.GetValue(evalEvery),
+                EvalItems = parse.GetValue(evalItems),
+                Resume = !parse.GetValue(fresh),
+            }, output, cancellationToken);
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+}
