@@ -16,6 +16,7 @@ public static class MirageCli
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(InspectCommand.Create(output));
         root.Subcommands.Add(CiteCommand.Create(output, error));
+        root.Subcommands.Add(AskCommand.Create(output, error));
         root.Subcommands.Add(TrainReaderCommand.Create(output));
         return root;
     }

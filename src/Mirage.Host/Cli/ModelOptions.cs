@@ -6,7 +6,14 @@ namespace Mirage.Host.Cli;
 /// <summary>The options every verb that loads a model shares: folder, dtype, device, threads.</summary>
 internal sealed class ModelOptions
 {
-    public Option<string> Model { get; } = new("--model") { Description = "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer).", Required = true };
+    /// <summary>The embedded reader model, copied beside the executable at build and publish.</summary>
+    public static string EmbeddedModel { get; } = Path.Combine(AppContext.BaseDirectory, "models", "reader");
+
+    public Option<string> Model { get; } = new("--model")
+    {
+        Description = "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer); default: the embedded reader model.",
+        DefaultValueFactory = _ => EmbeddedModel,
+    };
 
     public Option<string> DType { get; } = new("--dtype") { Description = "Compute dtype: float32 or bfloat16 (faster on CPUs with AVX512-BF16).", DefaultValueFactory = _ => "float32" };
 
@@ -32,11 +39,16 @@ internal sealed class ModelOptions
         command.Options.Add(Threads);
     }
 
-    public Task<LanguageModel> LoadAsync(ParseResult parse, CancellationToken cancellationToken) =>
-        LanguageModel.LoadAsync(parse.GetRequiredValue(Model), new ComputeOptions
+    public Task<LanguageModel> LoadAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        var directory = parse.GetRequiredValue(Model);
+        if (directory == EmbeddedModel && !Directory.Exists(directory))
+            throw new Mirage.Core.MirageException($"No --model was given and the embedded reader model is missing at '{directory}'; pass --model DIR.");
+        return LanguageModel.LoadAsync(directory, new ComputeOptions
         {
             DType = ComputeOptions.ParseDType(parse.GetRequiredValue(DType)),
             Device = parse.GetRequiredValue(Device),
             Threads = parse.GetValue(Threads),
         }, cancellationToken);
+    }
 }

@@ -1,0 +1,50 @@
+using System.CommandLine;
+using Mirage.Core.Citations;
+using Mirage.Core.Models;
+
+namespace Mirage.Host.Cli;
+
+/// <summary><c>mirage ask</c>: answer a question from passages with the model, then cite the answer.</summary>
+internal static class AskCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var model = new ModelOptions();
+        var question = new Option<string>("--question") { Description = "The question.", Required = true };
+        var passages = new Option<string>("--passages") { Description = "JSON file: a list of {id?, title?, text, url?}, or an ALCE item with 'docs'.", Required = true };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most answer tokens.", DefaultValueFactory = _ => 96 };
+        var format = new Option<string>("--format") { Description = "text, json or html.", DefaultValueFactory = _ => "text" };
+        format.AcceptOnlyFromAmong("text", "json", "html");
+        maxTokens.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--max-tokens must be at least 1."); });
+
+        var command = new Command("ask", "Answer a question from the passages with the model, then cite each sentence of the answer.");
+        model.AddTo(command);
+        foreach (var option in new Option[] { question, passages, maxTokens, format })
+            command.Options.Add(option);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var docs = PassageFile.Read(parse.GetRequiredValue(passages));
+            using var lm = await model.LoadAsync(parse, cancellationToken);
+            var options = new CitationOptions();
+            var prompt = options.Prompt.Render(parse.GetRequiredValue(question), docs, withContext: true, lm.Tokenizer.ChatTemplate);
+            var ids = lm.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
+            var generated = lm.Generate(ids, new GenerationOptions { MaxTokens = parse.GetValue(maxTokens), StopStrings = ["\n"] }, cancellationToken);
+            var answer = generated.Text.Trim();
+            if (answer.Length == 0)
+                throw new Mirage.Core.MirageException("The model produced an empty answer; there is nothing to cite.");
+
+            var engine = new MirageCitationEngine(lm, defaults: options);
+            var result = await engine.CiteAsync(new CitationRequest(parse.GetRequiredValue(question), docs, answer), cancellationToken);
+            await output.WriteAsync(parse.GetRequiredValue(format) switch
+            {
+                "json" => MirageJson.Serialize(result) + "\n",
+                "html" => CitationHtml.Render(result),
+                _ => CitationText.Render(result),
+            });
+            await output.FlushAsync(cancellationToken);
+            await error.WriteLineAsync($"answered in {(generated.PrefillTime + generated.DecodeTime).TotalSeconds:F2} s ({generated.TokenIds.Count} tokens), cited in {result.Cost.TotalMs / 1000:F2} s with {result.ModelId}.");
+            return 0;
+        });
+        return command;
+    }
+}
