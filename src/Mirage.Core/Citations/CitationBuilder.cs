@@ -78,28 +78,24 @@ public static class CitationBuilder
         var kept = new float[scores.Length];
         if (positions.Length == 0)
             return kept;
-        var values = positions.Select(j => (double)scores[j]).ToArray();
-        Func<double, bool> keep;
+        IEnumerable<int> keep;
         switch (options.Filter)
         {
             case CciFilter.TopPercent:
-                double max = values.Max(), min = values.Min();
+                float max = positions.Max(j => scores[j]), min = positions.Min(j => scores[j]);
                 double cut = max - options.TopPercent * (max - min);
-                keep = v => v >= cut;
+                keep = positions.Where(j => scores[j] >= cut);
                 break;
             case CciFilter.TopK:
-                double kth = values.OrderByDescending(v => v).ElementAt(Math.Min(options.TopK, values.Length) - 1);
-                int quota = options.TopK;
-                keep = v => v >= kth && quota-- > 0;
+                keep = positions.OrderByDescending(j => scores[j]).Take(options.TopK);
                 break;
             default:
-                double mean = values.Average();
-                keep = v => v >= mean;
+                double mean = positions.Average(j => scores[j]);
+                keep = positions.Where(j => scores[j] >= mean);
                 break;
         }
-        foreach (var j in options.Filter == CciFilter.TopK ? positions.OrderByDescending(j => scores[j]).ToArray() : positions)
-            if (keep(scores[j]))
-                kept[j] = scores[j];
+        foreach (var j in keep)
+            kept[j] = scores[j];
         return kept;
     }
 }

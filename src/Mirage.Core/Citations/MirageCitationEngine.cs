@@ -142,8 +142,8 @@ public sealed class MirageCitationEngine : ICitationEngine
             var token = tokens[i];
             if (token.End > token.Start && !string.IsNullOrWhiteSpace(answer[token.Start..token.End]))
             {
-                int s = sentences.ToList().FindLastIndex(x => x.Start <= token.Start);
-                current = Math.Max(0, s);
+                while (current + 1 < sentences.Count && sentences[current + 1].Start <= token.Start)
+                    current++;
             }
             result[i] = current;
         }

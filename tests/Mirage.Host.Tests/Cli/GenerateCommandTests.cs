@@ -56,6 +56,23 @@ public sealed class GenerateCommandTests
     }
 
     [Fact]
+    public async Task Generate_WithoutModel_UsesTheEmbeddedReader_OrSaysItIsMissing()
+    {
+        var embedded = Path.Combine(AppContext.BaseDirectory, "models", "reader");
+        var (exitCode, output, error) = await CliRunner.RunAsync("generate", "--prompt", "Question: x", "--max-tokens", "2");
+        if (Directory.Exists(embedded))
+        {
+            Assert.Equal(0, exitCode);
+            Assert.NotEmpty(output);
+        }
+        else
+        {
+            Assert.Equal(1, exitCode);
+            Assert.Contains("No --model was given and the embedded reader model is missing", error);
+        }
+    }
+
+    [Fact]
     public async Task Generate_WithoutPrompt_SaysTheOptionIsRequired()
     {
         var (exitCode, _, error) = await CliRunner.RunAsync("generate", "--model", "unused");
