@@ -22,5 +22,21 @@ generate.SetAction(parse =>
     Console.Error.WriteLine($"wrote {items.Count} items to {path}");
     return 0;
 });
-var root = new RootCommand("Mirage evaluation: reader data and citation-quality harness") { generate };
+var score = new Command("score-reader", "Greedy answers of a reader model on generated test items, scored fact by fact.");
+var model = new Option<string>("--model") { Required = true, Description = "The reader checkpoint folder." };
+var items = new Option<int>("--count") { DefaultValueFactory = _ => 200, Description = "Test items." };
+var scoreSeed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "Seed of the test items." };
+score.Options.Add(model);
+score.Options.Add(items);
+score.Options.Add(scoreSeed);
+score.SetAction(parse =>
+{
+    var result = Mirage.Eval.Reader.ReaderTraining.Score(parse.GetRequiredValue(model),
+        new ReaderDataGenerator(parse.GetValue(scoreSeed), DataSplit.Test).Generate(parse.GetValue(items)));
+    Console.WriteLine($"items {result.Items}: all facts right {result.Exact} ({(double)result.Exact / result.Items:P1}); "
+        + $"facts {result.Facts}: value present {result.ValuesRight} ({(double)result.ValuesRight / result.Facts:P1}), entity name present {result.EntitiesRight} ({(double)result.EntitiesRight / result.Facts:P1}); "
+        + $"never-seen city values {result.UnseenValuesRight}/{result.UnseenFacts}");
+    return 0;
+});
+var root = new RootCommand("Mirage evaluation: reader data and citation-quality harness") { generate, score };
 return root.Parse(args).Invoke();

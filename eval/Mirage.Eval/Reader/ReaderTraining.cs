@@ -97,17 +97,23 @@ public static class ReaderTraining
     /// <summary>Greedy answers of the saved model on fresh test items: how many state every fact right.</summary>
     public static (int Exact, int Total) Evaluate(string directory, int seed, int count)
     {
+        var score = Score(directory, new ReaderDataGenerator(seed + 1000, DataSplit.Test).Generate(count));
+        return (score.Exact, score.Items);
+    }
+
+    /// <summary>Greedy answers of the model in <paramref name="directory"/> on <paramref name="items"/>, scored fact by fact.</summary>
+    public static ReaderScore Score(string directory, IEnumerable<AlceItem> items)
+    {
         using var model = LanguageModel.Load(directory);
         var template = new PromptTemplate();
-        int exact = 0;
-        foreach (var item in new ReaderDataGenerator(seed + 1000, DataSplit.Test).Generate(count))
+        var score = new ReaderScore(0, 0, 0, 0, 0, 0, 0);
+        foreach (var item in items)
         {
             var passages = item.Docs.Select(d => new Passage(null, d.Title, d.Text)).ToList();
-            var answer = model.Generate(template.Render(item.Question, passages, withContext: true).Text, new GenerationOptions { MaxTokens = 64 }).Text;
-            if (AnswerChecker.StatesAllFacts(answer, item))
-                exact++;
+            var answer = model.Generate(template.Render(item.Question, passages, withContext: true).Text, new GenerationOptions { MaxTokens = 64, StopStrings = ["\n"] }).Text;
+            score = AnswerChecker.Add(score, answer, item);
         }
-        return (exact, count);
+        return score;
     }
 
     private static void WriteTokenizer(string directory, ReaderTrainingOptions options, TextWriter log)
