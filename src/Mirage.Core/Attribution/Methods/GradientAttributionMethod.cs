@@ -48,9 +48,9 @@ public abstract class GradientAttributionMethod : IAttributionMethod
         using var scope = NewDisposeScope();
         using var _ = enable_grad();
         int first = request.Targets.Min(t => t.Position), last = request.Targets.Max(t => t.Position);
-        var embeddings = EmbedPrefix(model, request.Ids, last).requires_grad_(true); // [1, L, C]
+        var embeddings = MethodInputs.EmbedPrefix(model, request.Ids, last).requires_grad_(true); // [1, L, C]
         using var output = model.Forward(new ForwardRequest(embeddings, arange(last, device: model.Device).unsqueeze(0), LogitsFrom: first - 1));
-        var rows = output.Logits[0].index_select(0, tensor(request.Targets.Select(t => (long)(t.Position - first)).ToArray(), device: model.Device)); // [K, V]
+        var rows = output.Logits[0].index_select(0, MethodInputs.TargetRows(request, first, model.Device)); // [K, V]
         var f = evaluator.Evaluate(rows, Enumerable.Range(0, request.Targets.Count).ToArray());                                                       // [K]
         var fValues = f.detach().to(ScalarType.Float64).cpu().data<double>().ToArray();
         for (int k = 0; k < request.Targets.Count; k++)
@@ -90,8 +90,4 @@ public abstract class GradientAttributionMethod : IAttributionMethod
         }
         return (chunks, chunks);
     }
-
-    /// <summary>Embeddings of the first <paramref name="length"/> ids as a fresh leaf, <c>[1, L, C]</c>.</summary>
-    internal static Tensor EmbedPrefix(LanguageModel model, IReadOnlyList<int> ids, int length) =>
-        model.Embed(tensor(ids.Take(length).Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0)).detach();
 }

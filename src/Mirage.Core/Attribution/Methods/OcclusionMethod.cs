@@ -30,8 +30,8 @@ public sealed class OcclusionMethod : IAttributionMethod
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var all = Enumerable.Range(0, request.Targets.Count).ToArray();
-        var rowsAt = tensor(request.Targets.Select(t => (long)(t.Position - first)).ToArray(), device: model.Device);
-        var input = GradientAttributionMethod.EmbedPrefix(model, request.Ids, last); // [1, L, C]
+        var rowsAt = MethodInputs.TargetRows(request, first, model.Device);
+        var input = MethodInputs.EmbedPrefix(model, request.Ids, last); // [1, L, C]
         var positions = arange(last, device: model.Device).unsqueeze(0);
 
         Tensor Values(Tensor embeddings) // [R, L, C] -> [R, K]
