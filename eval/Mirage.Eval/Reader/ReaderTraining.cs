@@ -88,8 +88,7 @@ public static class ReaderTraining
     /// <summary>A training example: the rendered prompt, then the answer and EOS as the target.</summary>
     public static TrainingExample Example(TextTokenizer tokenizer, PromptTemplate template, AlceItem item)
     {
-        var passages = item.Docs.Select((d, i) => new Passage(null, d.Title, d.Text)).ToList();
-        var prompt = tokenizer.EncodeIds(template.Render(item.Question, passages, withContext: true).Text);
+        var prompt = tokenizer.EncodeIds(Prompt(template, item));
         var target = tokenizer.EncodeContinuation(item.Output).Select(t => t.Id).Append(tokenizer.EosIds[0]).ToArray();
         return new TrainingExample(prompt, target);
     }
@@ -109,18 +108,21 @@ public static class ReaderTraining
         var score = new ReaderScore(0, 0, 0, 0, 0, 0, 0);
         foreach (var item in items)
         {
-            var passages = item.Docs.Select(d => new Passage(null, d.Title, d.Text)).ToList();
-            var answer = model.Generate(template.Render(item.Question, passages, withContext: true).Text, new GenerationOptions { MaxTokens = 64, StopStrings = ["\n"] }).Text;
+            var answer = model.Generate(Prompt(template, item), new GenerationOptions { MaxTokens = 64, StopStrings = ["\n"] }).Text;
             score = AnswerChecker.Add(score, answer, item);
         }
         return score;
     }
 
+    /// <summary>The with-context prompt of an item, as the reader sees it in training and at inference.</summary>
+    public static string Prompt(PromptTemplate template, AlceItem item) =>
+        template.Render(item.Question, item.Docs.Select(d => new Passage(null, d.Title, d.Text)).ToList(), withContext: true).Text;
+
     private static void WriteTokenizer(string directory, ReaderTrainingOptions options, TextWriter log)
     {
         var template = new PromptTemplate();
         var corpus = new ReaderDataGenerator(options.Seed + 7, DataSplit.Train).Generate(2000)
-            .Select(i => template.Render(i.Question, i.Docs.Select(d => new Passage(null, d.Title, d.Text)).ToList(), true).Text + " " + i.Output);
+            .Select(i => Prompt(template, i) + " " + i.Output);
         var merges = ByteLevelBpeTrainer.Train(corpus, options.Merges);
         int vocabulary = TokenizerJsonWriter.WriteByteLevel(directory, merges, ["<s>", "</s>"], "<s>", "</s>");
         log.WriteLine($"tokenizer: byte-level BPE, {merges.Count} merges, {vocabulary} ids");

@@ -13,8 +13,7 @@ internal static class AskCommand
         var question = new Option<string>("--question") { Description = "The question.", Required = true };
         var passages = new Option<string>("--passages") { Description = "JSON file: a list of {id?, title?, text, url?}, or an ALCE item with 'docs'.", Required = true };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most answer tokens.", DefaultValueFactory = _ => 96 };
-        var format = new Option<string>("--format") { Description = "text, json or html.", DefaultValueFactory = _ => "text" };
-        format.AcceptOnlyFromAmong("text", "json", "html");
+        var format = CitationOutput.CreateFormatOption();
         maxTokens.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--max-tokens must be at least 1."); });
 
         var command = new Command("ask", "Answer a question from the passages with the model, then cite each sentence of the answer.");
@@ -35,12 +34,7 @@ internal static class AskCommand
 
             var engine = new MirageCitationEngine(lm, defaults: options);
             var result = await engine.CiteAsync(new CitationRequest(parse.GetRequiredValue(question), docs, answer), cancellationToken);
-            await output.WriteAsync(parse.GetRequiredValue(format) switch
-            {
-                "json" => MirageJson.Serialize(result) + "\n",
-                "html" => CitationHtml.Render(result),
-                _ => CitationText.Render(result),
-            });
+            await output.WriteAsync(CitationOutput.Render(result, parse.GetRequiredValue(format)));
             await output.FlushAsync(cancellationToken);
             await error.WriteLineAsync($"answered in {(generated.PrefillTime + generated.DecodeTime).TotalSeconds:F2} s ({generated.TokenIds.Count} tokens), cited in {result.Cost.TotalMs / 1000:F2} s with {result.ModelId}.");
             return 0;

@@ -15,7 +15,7 @@ internal static class CiteCommand
         var question = new Option<string>("--question") { Description = "The question the answer responds to.", Required = true };
         var passages = new Option<string>("--passages") { Description = "JSON file: a list of {id?, title?, text, url?}, or an ALCE item with 'docs'.", Required = true };
         var answer = new Option<string>("--answer") { Description = "The answer to cite (teacher-forced, not regenerated).", Required = true };
-        var format = new Option<string>("--format") { Description = "text, json or html.", DefaultValueFactory = _ => "text" };
+        var format = CitationOutput.CreateFormatOption();
         var outFile = new Option<string?>("--out") { Description = "Write to this file instead of standard output." };
         var method = new Option<string>("--method") { Description = "CCI attribution method: saliency, input_x_gradient, integrated_gradients, attention or occlusion.", DefaultValueFactory = _ => "saliency" };
         var filter = new Option<string>("--filter") { Description = "CCI filter: top-percent, top-k or mean.", DefaultValueFactory = _ => "top-percent" };
@@ -28,7 +28,6 @@ internal static class CiteCommand
         var promptFormat = new Option<string>("--prompt-format") { Description = "auto (the model's chat template if it has one), plain or chat.", DefaultValueFactory = _ => "auto" };
         promptFormat.AcceptOnlyFromAmong("auto", "plain", "chat");
         var ctiThreshold = new Option<double>("--cti-std") { Description = "CTI selection: mean + k * std, this k.", DefaultValueFactory = _ => 1.0 };
-        format.AcceptOnlyFromAmong("text", "json", "html");
         method.AcceptOnlyFromAmong("saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion");
         filter.AcceptOnlyFromAmong("top-percent", "top-k", "mean");
 
@@ -54,12 +53,7 @@ internal static class CiteCommand
             using var lm = await model.LoadAsync(parse, cancellationToken);
             var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());
             var result = await engine.CiteAsync(request, cancellationToken);
-            var rendered = parse.GetRequiredValue(format) switch
-            {
-                "json" => MirageJson.Serialize(result) + "\n",
-                "html" => CitationHtml.Render(result),
-                _ => CitationText.Render(result),
-            };
+            var rendered = CitationOutput.Render(result, parse.GetRequiredValue(format));
             if (parse.GetValue(outFile) is { } path)
             {
                 await File.WriteAllTextAsync(path, rendered, cancellationToken);
