@@ -121,8 +121,10 @@ public sealed class LanguageModel : IDisposable
         var sequences = pairs.Select(p => p.Prompt.Concat(p.Continuation).ToArray()).ToList();
         var (ids, mask) = PadRight(sequences);                                   // [B, T]
         var positions = arange(ids.shape[1], device: Device).unsqueeze(0).expand(ids.shape[0], -1); // [B, T]
-        using var output = Forward(new ForwardRequest(Embed(ids), positions, mask));
-        var logProbs = output.Logits.log_softmax(-1);                            // [B, T, V]
+        // The LM head runs only from the earliest position that predicts a continuation token.
+        int first = pairs.Min(p => p.Prompt.Count) - 1;
+        using var output = Forward(new ForwardRequest(Embed(ids), positions, mask, LogitsFrom: first));
+        var logProbs = output.Logits.log_softmax(-1);                            // [B, T - first, V]
 
         // Gather each continuation token's log-probability from the position before it.
         var rows = new List<long>();
@@ -132,7 +134,7 @@ public sealed class LanguageModel : IDisposable
         for (int i = 0; i < pairs[b].Continuation.Count; i++)
         {
             rows.Add(b);
-            columns.Add(pairs[b].Prompt.Count + i - 1);
+            columns.Add(pairs[b].Prompt.Count + i - 1 - first);
             targets.Add(pairs[b].Continuation[i]);
         }
         var picked = logProbs.index([tensor(rows.ToArray(), device: Device), tensor(columns.ToArray(), device: Device), tensor(targets.ToArray(), device: Device)]);
