@@ -5,13 +5,28 @@ namespace Mirage.Eval.Data;
 /// <summary>Which part of the data an item belongs to.</summary>
 public enum DataSplit { Train, Test }
 
+/// <summary>Shape of generated items.</summary>
+public sealed record ReaderDataShape
+{
+    /// <summary>Fewest passages per item (fact passages always stay, so small items may have more).</summary>
+    public int MinPassages { get; init; } = 3;
+    /// <summary>Most passages per item.</summary>
+    public int MaxPassages { get; init; } = 6;
+    /// <summary>
+    /// Test items whose cities come from a held-out pool that no training item (and no tokenizer
+    /// corpus) ever contains; every such item asks for a city. Flagged <c>unseen_values</c>.
+    /// </summary>
+    public bool UnseenValues { get; init; }
+}
+
 /// <summary>
 /// Generates reading-comprehension items about invented people and organisations, with exact gold
 /// provenance, deterministically from a seed.
-/// Design choices (recorded): entity names are split by a hash of the name, so no test entity, and
-/// hence no test fact, ever occurs in training; value strings (cities, professions, industries)
-/// are shared between splits, except a held-out fifth of the cities that only test items use
-/// (flagged <c>unseen_values</c>), so accuracy on never-seen values can be reported separately.
+/// Design choices (recorded): names and values are drawn from fixed pools of invented words that
+/// both splits share (so each is a familiar token to the reader), but whole entity names are split
+/// by a hash, so no test entity, and hence no test fact (which value belongs to which entity), ever
+/// occurs in training. Accuracy on values never seen at all is measured on a separate
+/// <see cref="ReaderDataShape.UnseenValues"/> set whose cities come from a held-out pool.
 /// </summary>
 public sealed class ReaderDataGenerator
 {
@@ -23,23 +38,57 @@ public sealed class ReaderDataGenerator
     private static readonly string[] Industries = ["shipping", "textiles", "mining", "banking", "farming", "printing", "software", "brewing", "glassmaking", "publishing", "fishing", "insurance"];
     private static readonly string[] Fillers = ["I hope this helps.", "Let me know if you need more details.", "That is all the documents say."];
 
+    // Word pools from a fixed seed, disjoint from each other, the same for every generator.
+    private static readonly Pools Words = Pools.Create();
+
     private readonly Random _random;
     private readonly DataSplit _split;
-    private readonly string[] _cities;
-    private readonly string[] _unseenCities;
+    private readonly ReaderDataShape _shape;
+    // Entity names already in the current item: each entity appears once.
+    private readonly HashSet<string> _names = [];
 
-    /// <summary>A generator for one split; the same seed and split always give the same items.</summary>
-    public ReaderDataGenerator(int seed, DataSplit split)
+    /// <summary>A generator for one split; the same seed, split and shape always give the same items.</summary>
+    public ReaderDataGenerator(int seed, DataSplit split, ReaderDataShape? shape = null)
     {
-        _random = new Random(HashCode.Combine(seed, split == DataSplit.Train ? 17 : 29) & int.MaxValue);
+        _shape = shape ?? new ReaderDataShape();
+        if (_shape.MinPassages < 1 || _shape.MaxPassages < _shape.MinPassages)
+            throw new ArgumentException($"Passages per item must satisfy 1 <= min <= max (got {_shape.MinPassages}..{_shape.MaxPassages}).", nameof(shape));
+        if (_shape.UnseenValues && split == DataSplit.Train)
+            throw new ArgumentException("Never-seen values are for test items only.", nameof(shape));
+        _random = new Random(HashCode.Combine(seed, split == DataSplit.Train ? 17 : 29, _shape.UnseenValues) & int.MaxValue);
         _split = split;
-        // Cities come from a fixed-seed pool so both splits share them; the last fifth is test-only.
-        var pool = new Random(7);
-        var cities = Enumerable.Range(0, 50).Select(_ => Capitalize(Word(pool, 2)) + pool.Next(4) switch { 0 => "holm", 1 => "ford", 2 => "mouth", _ => "ton" })
-            .Distinct().ToArray();
-        _cities = cities[..(cities.Length * 4 / 5)];
-        _unseenCities = cities[(cities.Length * 4 / 5)..];
     }
+
+    private sealed record Pools(string[] FirstNames, string[] Surnames, string[] OrgWords, string[] Cities, string[] UnseenCities)
+    {
+        public static Pools Create()
+        {
+            var random = new Random(7);
+            var used = new HashSet<string>();
+            string[] Take(int count, Func<string> make)
+            {
+                var words = new List<string>();
+                while (words.Count < count)
+                {
+                    var word = make();
+                    if (used.Add(word))
+                        words.Add(word);
+                }
+                return words.ToArray();
+            }
+            string City() => Capitalize(Word(random, 2)) + random.Next(4) switch { 0 => "holm", 1 => "ford", 2 => "mouth", _ => "ton" };
+            return new Pools(
+                Take(40, () => Capitalize(Word(random, 2))),
+                Take(60, () => Capitalize(Word(random, 2))),
+                Take(40, () => Capitalize(Word(random, 2))),
+                Take(40, City),
+                Take(12, City));
+        }
+    }
+
+    /// <summary>Every name word and value a training item can contain (the reader's tokenizer keeps each whole).</summary>
+    public static IReadOnlyList<string> SeenWords { get; } =
+        [.. Words.FirstNames, .. Words.Surnames, .. Words.OrgWords, .. Words.Cities, .. OrgSuffixes, .. Professions, .. Industries];
 
     /// <summary>True when <paramref name="name"/> belongs to the test split's entities.</summary>
     public static bool IsTestName(string name)
@@ -61,12 +110,14 @@ public sealed class ReaderDataGenerator
 
     private AlceItem Item(int index)
     {
-        bool unseen = _split == DataSplit.Test && _random.NextDouble() < 0.25;
-        var main = NewEntity(person: _random.NextDouble() < 0.7, unseen);
-        var second = _random.NextDouble() < 0.25 ? NewEntity(main.IsPerson, unseen) : null;
+        _names.Clear();
+        bool unseen = _shape.UnseenValues;
+        var main = NewEntity(person: _random.NextDouble() < 0.7);
+        var second = _random.NextDouble() < 0.25 ? NewEntity(main.IsPerson) : null;
 
         // What is asked: one or two attributes of the main entity, or one attribute of two entities.
-        var attributes = main.Attributes.Keys.OrderBy(_ => _random.Next()).Take(second is null && _random.NextDouble() < 0.4 ? 2 : 1).ToList();
+        // Never-seen-value items always ask for the city, the attribute whose values are held out.
+        var attributes = main.Attributes.Keys.OrderBy(a => unseen && a == "city" ? -1 : _random.Next()).Take(second is null && _random.NextDouble() < 0.4 ? 2 : 1).ToList();
         var asked = attributes.Select(a => (Entity: main, Attribute: a)).ToList();
         if (second is not null)
             asked.Add((second, attributes[0]));
@@ -81,26 +132,34 @@ public sealed class ReaderDataGenerator
         if (second is not null)
             passages.Add((second.Name, FactSentences(second, [attributes[0]])));
         if (_random.NextDouble() < 0.2)
-            passages.Add(($"Notes on {main.Name}", [Sentence(main, attributes[0]), Filler(main)]));
-        var similar = Similar(main, unseen);
-        // The mentioning passage must not pair the entity's name with one of its values.
+            passages.Add(($"Notes on {main.Name}", [$"A local report covers {main.Name}.", Sentence(main, attributes[0])]));
+        var similar = Similar(main);
+        // The mentioning passage names the entity but holds none of its facts. Half the time it is
+        // also a lexical trap: another chunk of the entity's own article (so the same title, as
+        // chunked Wikipedia passages have) where another entity of the same kind shares the asked
+        // value; it holds the entity's name and the value, only in different sentences.
+        bool trap = _random.NextDouble() < 0.5;
         Entity other;
         do
-            other = NewEntity(person: true, unseen);
+            other = NewEntity(person: !trap || main.IsPerson);
         while (other.Attributes.Any(a => main.Attributes.ContainsValue(a.Value)));
+        if (trap)
+            other.Attributes[attributes[0]] = main.Attributes[attributes[0]];
+        var mention = other.IsPerson && main.IsPerson ? $"{other.Name} once met {main.Name} at a market." : $"{other.Name} once worked with {main.Name}.";
+        var stated = Sentence(other, trap ? attributes[0] : other.IsPerson ? "profession" : "industry");
         var distractors = new List<(string Title, List<string> Sentences)>
         {
             (similar.Name, FactSentences(similar, similar.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2 + _random.Next(2)).ToList())),
-            (other.Name, [$"{other.Name} once met {main.Name} at a market.", Sentence(other, "profession")]),
+            (trap ? main.Name : other.Name, _random.Next(2) == 0 ? [mention, stated] : [stated, mention]),
         };
-        int total = 3 + _random.Next(4);
+        int total = _shape.MinPassages + _random.Next(_shape.MaxPassages - _shape.MinPassages + 1);
         while (passages.Count + distractors.Count < total)
         {
-            var extra = NewEntity(_random.NextDouble() < 0.5, unseen);
+            var extra = NewEntity(_random.NextDouble() < 0.5);
             distractors.Add((extra.Name, FactSentences(extra, extra.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2).ToList())));
         }
-        // Fact passages always stay; the similar-name distractor always comes along.
-        passages.AddRange(distractors.Take(Math.Max(1, total - passages.Count)));
+        // Fact passages always stay; items of three or more passages always carry the similar name.
+        passages.AddRange(distractors.Take(Math.Max(total >= 3 ? 1 : 0, total - passages.Count)));
         passages = passages.OrderBy(_ => _random.Next()).ToList();
 
         var answer = new List<string>();
@@ -121,7 +180,7 @@ public sealed class ReaderDataGenerator
         }
 
         var docs = passages.Select(p => new AlceDoc(p.Title, string.Join(" ", p.Sentences))).ToList();
-        var prefix = _split == DataSplit.Train ? "train" : "test";
+        var prefix = _split == DataSplit.Train ? "train" : unseen ? "unseen" : "test";
         return new AlceItem($"{prefix}-{index:D6}", Question(asked), docs, string.Join(" ", answer), gold, facts, unseen);
     }
 
@@ -143,11 +202,13 @@ public sealed class ReaderDataGenerator
     private static string Sentence(Entity entity, string attribute) => (entity.IsPerson, attribute) switch
     {
         (true, "city") => $"{entity.Name} was born in {entity.Attributes[attribute]}.",
-        (true, "profession") => $"{entity.Name} works as a {entity.Attributes[attribute]}.",
+        (true, "profession") => $"{entity.Name} works as {Article(entity.Attributes[attribute])} {entity.Attributes[attribute]}.",
         (true, _) => $"{entity.Name} works for {entity.Attributes[attribute]}.",
         (false, "city") => $"{entity.Name} is based in {entity.Attributes[attribute]}.",
         (false, _) => $"{entity.Name} is in the {entity.Attributes[attribute]} industry.",
     };
+
+    private static string Article(string noun) => "aeiou".Contains(noun[0]) ? "an" : "a";
 
     private static string Question(IReadOnlyList<(Entity Entity, string Attribute)> asked)
     {
@@ -163,49 +224,67 @@ public sealed class ReaderDataGenerator
         return char.ToUpperInvariant(text[0]) + text[1..];
     }
 
-    private Entity NewEntity(bool person, bool unseen)
+    private Entity NewEntity(bool person)
     {
         string name;
         do
-            name = person ? $"{Capitalize(Word(_random, 2))} {Capitalize(Word(_random, 2))}" : $"{Capitalize(Word(_random, 2))} {OrgSuffixes[_random.Next(OrgSuffixes.Length)]}";
-        while (IsTestName(name) != (_split == DataSplit.Test));
-        return new Entity(name, person, Attributes(person, unseen));
+            name = SplitName(() => person ? $"{Pick(Words.FirstNames)} {Pick(Words.Surnames)}" : OrgName());
+        while (!_names.Add(name));
+        return new Entity(name, person, Attributes(person));
     }
 
-    private Dictionary<string, string> Attributes(bool person, bool unseen)
+    // Employers are organisation names too, so they obey the split like entity names do.
+    private string SplitName(Func<string> make)
     {
-        var cities = unseen ? _unseenCities : _cities;
-        var attributes = new Dictionary<string, string> { ["city"] = cities[_random.Next(cities.Length)] };
+        string name;
+        do
+            name = make();
+        while (IsTestName(name) != (_split == DataSplit.Test));
+        return name;
+    }
+
+    private string OrgName() => $"{Pick(Words.OrgWords)} {Pick(OrgSuffixes)}";
+
+    private Dictionary<string, string> Attributes(bool person)
+    {
+        var attributes = new Dictionary<string, string> { ["city"] = Pick(_shape.UnseenValues ? Words.UnseenCities : Words.Cities) };
         if (person)
         {
-            attributes["profession"] = Professions[_random.Next(Professions.Length)];
-            attributes["employer"] = $"{Capitalize(Word(_random, 2))} {OrgSuffixes[_random.Next(OrgSuffixes.Length)]}";
+            attributes["profession"] = Pick(Professions);
+            attributes["employer"] = SplitName(OrgName);
         }
         else
         {
-            attributes["industry"] = Industries[_random.Next(Industries.Length)];
+            attributes["industry"] = Pick(Industries);
         }
         return attributes;
     }
 
-    // A hard distractor: a name one letter away, the same attribute types, every value different.
-    // Any lower-case letter of the name may change, so some variant always falls in the right split.
-    private Entity Similar(Entity entity, bool unseen)
+    // A hard distractor: a name sharing one of its two words (same first name or surname; same
+    // organisation word or suffix), the same attribute types, every value different.
+    private Entity Similar(Entity entity)
     {
+        var words = entity.Name.Split(' ');
         for (int attempt = 0; attempt < 10_000; attempt++)
         {
-            var chars = entity.Name.ToCharArray();
-            int at = 1 + _random.Next(chars.Length - 1);
-            if (!char.IsLower(chars[at]))
-                continue;
-            chars[at] = (char)('a' + _random.Next(26));
-            var candidate = new Entity(new string(chars), entity.IsPerson, Attributes(entity.IsPerson, unseen));
+            bool keepFirst = _random.Next(2) == 0;
+            string replacement = (entity.IsPerson, keepFirst) switch
+            {
+                (true, true) => Pick(Words.Surnames),
+                (true, false) => Pick(Words.FirstNames),
+                (false, true) => Pick(OrgSuffixes),
+                (false, false) => Pick(Words.OrgWords),
+            };
+            var name = keepFirst ? $"{words[0]} {replacement}" : $"{replacement} {words[1]}";
+            var candidate = new Entity(name, entity.IsPerson, Attributes(entity.IsPerson));
             if (candidate.Name != entity.Name && !candidate.Attributes.Any(a => entity.Attributes[a.Key] == a.Value)
-                && IsTestName(candidate.Name) == (_split == DataSplit.Test))
+                && IsTestName(candidate.Name) == (_split == DataSplit.Test) && _names.Add(candidate.Name))
                 return candidate;
         }
-        throw new InvalidOperationException($"No one-letter variant of '{entity.Name}' fits the {_split} split.");
+        throw new InvalidOperationException($"No similar name to '{entity.Name}' fits the {_split} split.");
     }
+
+    private string Pick(string[] pool) => pool[_random.Next(pool.Length)];
 
     private static string Word(Random random, int syllables)
     {

@@ -50,14 +50,16 @@ public static class ReaderTraining
         Directory.CreateDirectory(directory);
         bool resuming = options.Resume && File.Exists(Path.Combine(directory, "training_state.json"));
         if (!resuming)
-            WriteTokenizer(directory, options, log);
+            log.WriteLine($"tokenizer: byte-level BPE, {options.Merges} merges, {TrainTokenizer(directory, options.Seed, options.Merges)} ids");
         var tokenizer = TextTokenizer.Load(directory);
         var trainerOptions = new TrainerOptions { LearningRate = options.LearningRate, TotalSteps = options.Steps, Seed = options.Seed, WarmupSteps = Math.Min(200, options.Steps / 10 + 1) };
         using var trainer = resuming ? CausalLmTrainer.Resume(directory, trainerOptions) : CausalLmTrainer.Create(Config(tokenizer, options), trainerOptions);
         log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps");
 
         var template = new PromptTemplate();
-        var generator = new ReaderDataGenerator(options.Seed, DataSplit.Train);
+        // Training mixes easy items (one or two passages) with full-size ones: the short ones teach
+        // the name-to-value lookup quickly, the long ones keep it working among distractors.
+        var generator = new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape { MinPassages = 1 });
         var items = generator.Generate(int.MaxValue).Skip(trainer.Step * options.BatchSize).GetEnumerator();
         var clock = Stopwatch.StartNew();
         int startStep = trainer.Step;
@@ -118,14 +120,13 @@ public static class ReaderTraining
     public static string Prompt(PromptTemplate template, AlceItem item) =>
         template.Render(item.Question, item.Docs.Select(d => new Passage(null, d.Title, d.Text)).ToList(), withContext: true).Text;
 
-    private static void WriteTokenizer(string directory, ReaderTrainingOptions options, TextWriter log)
+    /// <summary>Learns the reader's byte-level BPE on generated training text and writes it to <paramref name="directory"/>; returns the vocabulary size.</summary>
+    public static int TrainTokenizer(string directory, int seed, int merges)
     {
         var template = new PromptTemplate();
-        var corpus = new ReaderDataGenerator(options.Seed + 7, DataSplit.Train).Generate(2000)
+        var corpus = new ReaderDataGenerator(seed + 7, DataSplit.Train).Generate(2000)
             .Select(i => Prompt(template, i) + " " + i.Output);
-        var merges = ByteLevelBpeTrainer.Train(corpus, options.Merges);
-        int vocabulary = TokenizerJsonWriter.WriteByteLevel(directory, merges, ["<s>", "</s>"], "<s>", "</s>");
-        log.WriteLine($"tokenizer: byte-level BPE, {merges.Count} merges, {vocabulary} ids");
+        return TokenizerJsonWriter.WriteByteLevel(directory, ByteLevelBpeTrainer.Train(corpus, merges), ["<s>", "</s>"], "<s>", "</s>");
     }
 
     private static ModelConfig Config(TextTokenizer tokenizer, ReaderTrainingOptions options) => ModelConfig.Parse($$"""

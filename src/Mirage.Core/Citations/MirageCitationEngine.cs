@@ -54,42 +54,26 @@ public sealed class MirageCitationEngine : ICitationEngine
     {
         var total = Stopwatch.StartNew();
         var tokenizer = _model.Tokenizer;
-        var withContext = options.Prompt.Render(request.Question, passages, withContext: true, tokenizer.ChatTemplate);
-        var withoutContext = options.Prompt.Render(request.Question, passages, withContext: false, tokenizer.ChatTemplate);
-        // A chat template writes its own BOS; a plain prompt gets the tokenizer's.
-        var promptTokens = tokenizer.Encode(withContext.Text, addSpecialTokens: !withContext.IsChat);
-        var promptIds = promptTokens.Select(t => t.Id).ToArray();
-        var noContextIds = tokenizer.EncodeIds(withoutContext.Text, addSpecialTokens: !withoutContext.IsChat);
-        var answerTokens = tokenizer.EncodeContinuation(request.Answer, afterSpace: !withContext.IsChat);
-        var answerIds = answerTokens.Select(t => t.Id).ToArray();
-        int length = promptIds.Length + answerIds.Length;
-        if (length > _model.ContextLength)
-            throw new MirageException(
-                $"The prompt with its {passages.Count} passages ({promptIds.Length} tokens) plus the answer ({answerIds.Length} tokens) is {length} tokens, "
-                + $"{length - _model.ContextLength} more than {_model.ModelId}'s {_model.ContextLength}-token context. Shorten or drop passages.");
-        var passageSpans = LocatePassages(passages, withContext, promptTokens);
-        var special = tokenizer.SpecialTokens.Values.ToHashSet();
-        var eligible = answerIds.Select(id => !special.Contains(id)).ToArray();
+        var input = CitationInput.Prepare(_model, request.Question, passages, request.Answer, options.Prompt);
         var tokenizeTime = total.Elapsed;
 
-        var pecore = _pecore.Analyze(_model, promptIds, noContextIds, answerIds, eligible, options.Pecore, cancellationToken: cancellationToken);
+        var pecore = _pecore.Analyze(_model, input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, options.Pecore, cancellationToken: cancellationToken);
 
         var citationClock = Stopwatch.StartNew();
-        var sentences = SentenceSplitter.Split(request.Answer);
-        var sentenceOf = AssignSentences(request.Answer, answerTokens, sentences);
+        var answerTokens = input.AnswerTokens;
         var tokens = answerTokens.Select((t, i) => new AnswerToken(
             i, t.Id, request.Answer[t.Start..t.End], t.Start, t.End, pecore.CtiScores[i], pecore.Selected[i],
-            pecore.ContrastIds[i], tokenizer.Decode([pecore.ContrastIds[i]], skipSpecialTokens: false), sentenceOf[i], !eligible[i])).ToList();
-        var cited = CitationBuilder.Build(sentences, tokens, pecore.CciScores, passageSpans, options);
+            pecore.ContrastIds[i], tokenizer.Decode([pecore.ContrastIds[i]], skipSpecialTokens: false), input.SentenceOf[i], !input.Eligible[i])).ToList();
+        var cited = CitationBuilder.Build(input.Sentences, tokens, pecore.CciScores, input.Passages, options);
         var cues = pecore.CciScores.OrderBy(c => c.Key).Select(c => new ContextCues(c.Key, pecore.CciTargetValues[c.Key], c.Value)).ToList();
 
         var inputs = new AttributionInputs(
-            promptIds.Concat(answerIds).ToArray(), noContextIds.Concat(answerIds).ToArray(),
-            promptIds.Length, noContextIds.Length, withContext.Text,
-            promptTokens.Select(t => new[] { t.Start, t.End }).ToList());
+            input.PromptIds.Concat(input.AnswerIds).ToArray(), input.NoContextIds.Concat(input.AnswerIds).ToArray(),
+            input.PromptIds.Length, input.NoContextIds.Length, input.WithContext.Text,
+            input.PromptTokens.Select(t => new[] { t.Start, t.End }).ToList());
         var cost = new CitationCost(pecore.ForwardPasses, pecore.BackwardPasses, tokenizeTime.TotalMilliseconds,
             pecore.CtiTime.TotalMilliseconds, pecore.CciTime.TotalMilliseconds, citationClock.Elapsed.TotalMilliseconds, total.Elapsed.TotalMilliseconds);
-        return new CitationResult(_model.ModelId, request.Question, request.Answer, cited, tokens, passageSpans, cues, inputs, pecore.Threshold, options, cost);
+        return new CitationResult(_model.ModelId, request.Question, request.Answer, cited, tokens, input.Passages, cues, inputs, pecore.Threshold, options, cost);
     }
 
     private static IReadOnlyList<Passage> CheckRequest(CitationRequest request)
@@ -114,39 +98,5 @@ public sealed class MirageCitationEngine : ICitationEngine
             }
         }
         return normalized;
-    }
-
-    // A prompt token belongs to the passage whose rendered block contains its first character.
-    private static IReadOnlyList<PassageSpan> LocatePassages(IReadOnlyList<Passage> passages, RenderedPrompt prompt, IReadOnlyList<TextToken> tokens)
-    {
-        var spans = new List<PassageSpan>();
-        for (int p = 0; p < passages.Count; p++)
-        {
-            var (start, end) = prompt.PassageRanges[p];
-            var inside = Enumerable.Range(0, tokens.Count).Where(j => tokens[j].Start >= start && tokens[j].Start < end && j > 0).ToList();
-            if (inside.Count == 0)
-                throw new MirageException($"Passage {p + 1} produced no tokens in the prompt.");
-            spans.Add(new PassageSpan(passages[p].Id!, p, passages[p].Title, passages[p].Url, inside[0], inside[^1] + 1));
-        }
-        return spans;
-    }
-
-    // Each token goes to the sentence holding its first character; whitespace-only and empty
-    // tokens stay with the token before them.
-    private static int[] AssignSentences(string answer, IReadOnlyList<TextToken> tokens, IReadOnlyList<SentenceSpan> sentences)
-    {
-        var result = new int[tokens.Count];
-        int current = 0;
-        for (int i = 0; i < tokens.Count; i++)
-        {
-            var token = tokens[i];
-            if (token.End > token.Start && !string.IsNullOrWhiteSpace(answer[token.Start..token.End]))
-            {
-                while (current + 1 < sentences.Count && sentences[current + 1].Start <= token.Start)
-                    current++;
-            }
-            result[i] = current;
-        }
-        return result;
     }
 }

@@ -9,6 +9,7 @@ public sealed class ReaderDataGeneratorTests
 {
     private static readonly IReadOnlyList<AlceItem> Test = new ReaderDataGenerator(1, DataSplit.Test).Generate(300).ToList();
     private static readonly IReadOnlyList<AlceItem> Train = new ReaderDataGenerator(1, DataSplit.Train).Generate(1000).ToList();
+    private static readonly IReadOnlyList<AlceItem> Unseen = new ReaderDataGenerator(1, DataSplit.Test, new ReaderDataShape { UnseenValues = true }).Generate(100).ToList();
 
     [Fact]
     public void SameSeed_SameItems_OtherSeed_OtherItems()
@@ -21,7 +22,8 @@ public sealed class ReaderDataGeneratorTests
     [Fact]
     public void Gold_EveryGoldPassageHoldsTheSentence_AndNoOtherPassageDoes()
     {
-        foreach (var item in Test.Concat(Train.Take(300)))
+        var small = new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { MinPassages = 1 }).Generate(300);
+        foreach (var item in Test.Concat(Train.Take(300)).Concat(Unseen).Concat(small))
         {
             var sentences = SentenceSplitter.Split(item.Output);
             Assert.Equal(sentences.Count, item.GoldCitations!.Count);
@@ -32,9 +34,9 @@ public sealed class ReaderDataGeneratorTests
                 {
                     bool holds = item.Docs[p].Text.Contains(sentences[s].Text, StringComparison.Ordinal);
                     Assert.Equal(holds, item.GoldCitations[s].Contains(p));
-                    // No other passage pairs the entity with the value in any wording.
+                    // No sentence of another passage pairs the entity with the value, in any wording.
                     if (fact is not null && !item.GoldCitations[s].Contains(p))
-                        Assert.False(item.Docs[p].Text.Contains(fact.Entity + " ") && item.Docs[p].Text.Contains(fact.Value), $"{item.Id}: passage {p} holds '{fact.Entity}' and '{fact.Value}'");
+                        Assert.DoesNotContain(SentenceSplitter.Split(item.Docs[p].Text), d => d.Text.Contains(fact.Entity + " ") && d.Text.Contains(fact.Value));
                 }
                 if (fact is null)
                     Assert.Empty(item.GoldCitations[s]);
@@ -52,11 +54,15 @@ public sealed class ReaderDataGeneratorTests
             Assert.InRange(item.Docs.Count, 3, 6);
             Assert.InRange(item.GoldCitations!.Count, 1, 3);
             var entity = item.Facts!.First()!.Entity;
-            // Always a distractor whose name is one letter away.
-            Assert.Contains(item.Docs, d => d.Title != entity && d.Title.Length == entity.Length && d.Title.Zip(entity).Count(c => c.First != c.Second) == 1);
+            // Always a distractor whose name shares one of the entity's two name words.
+            Assert.Contains(item.Docs, d => d.Title != entity && d.Title.Split(' ').Length == 2 && d.Title.Split(' ').Intersect(entity.Split(' ')).Count() == 1);
         });
-        // Mostly also a passage that mentions the entity but holds none of its facts (small items have no room).
-        Assert.True(Test.Count(item => item.Docs.Any(d => d.Text.Contains($"met {item.Facts![0]!.Entity} at a market"))) > Test.Count * 0.8);
+        // Mostly also a passage that mentions the entity but holds none of its facts (small items have no room),
+        // often a lexical trap: it holds the entity's name and the value too, in different sentences.
+        Assert.True(Test.Count(item => item.Docs.Any(d => d.Text.Contains($"{item.Facts![0]!.Entity} at a market") || d.Text.Contains($"worked with {item.Facts![0]!.Entity}."))) > Test.Count * 0.8);
+        int traps = Test.Count(item => item.Docs.Where((d, p) => !item.GoldCitations![0].Contains(p))
+            .Any(d => d.Text.Contains(item.Facts![0]!.Entity) && d.Text.Contains(item.Facts![0]!.Value)));
+        Assert.InRange(traps, Test.Count / 4, Test.Count * 3 / 4);
         Assert.Contains(Test, item => item.Facts!.Contains(null));
         Assert.Contains(Test, item => item.GoldCitations!.Any(g => g.Length == 2));
         Assert.Contains(Test, item => item.Facts!.Select(f => f?.Entity).Distinct().Count(e => e is not null) == 2);
@@ -68,9 +74,31 @@ public sealed class ReaderDataGeneratorTests
         var trainText = string.Join("\n", Train.SelectMany(i => i.Docs.Select(d => d.Text).Append(i.Output)));
         foreach (var fact in Test.SelectMany(i => i.Facts!).OfType<Fact>())
             Assert.DoesNotContain(fact.Entity, trainText);
-        var unseen = Test.Where(i => i.UnseenValues).SelectMany(i => i.Facts!).OfType<Fact>().Where(f => f.Attribute == "city").Select(f => f.Value).Distinct().ToList();
-        Assert.NotEmpty(unseen);
+        Assert.All(Unseen, item => Assert.Contains(item.Facts!, f => f?.Attribute == "city"));
+        var unseen = Unseen.SelectMany(i => i.Facts!).OfType<Fact>().Where(f => f.Attribute == "city").Select(f => f.Value).Distinct().ToList();
+        Assert.True(unseen.Count > 5);
         Assert.All(unseen, city => Assert.DoesNotContain(city, trainText));
+        Assert.DoesNotContain(Test, item => item.UnseenValues);
+        Assert.All(Unseen, item => Assert.True(item.UnseenValues));
+    }
+
+    [Fact]
+    public void PassagesOfAnItem_AreDistinct()
+    {
+        Assert.All(Test.Concat(Train).Concat(Unseen), item =>
+        {
+            Assert.Equal(item.Docs.Count, item.Docs.Select(d => d.Text).Distinct().Count());
+        });
+    }
+
+    [Fact]
+    public void ShapeControlsPassageCount_AndBadShapesAreRejected()
+    {
+        var small = new ReaderDataGenerator(4, DataSplit.Train, new ReaderDataShape { MinPassages = 1, MaxPassages = 2 }).Generate(200).ToList();
+        Assert.All(small, item => Assert.InRange(item.Docs.Count, 1, 3)); // fact passages always stay
+        Assert.Contains(small, item => item.Docs.Count == 1);
+        Assert.Throws<ArgumentException>(() => new ReaderDataGenerator(1, DataSplit.Test, new ReaderDataShape { MinPassages = 4, MaxPassages = 3 }));
+        Assert.Throws<ArgumentException>(() => new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { UnseenValues = true }));
     }
 
     [Fact]

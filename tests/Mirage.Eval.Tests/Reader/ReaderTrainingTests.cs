@@ -28,6 +28,15 @@ public sealed class ReaderTrainingTests : IDisposable
     }
 
     [Fact]
+    public void ReaderTokenizer_KeepsEveryNameWordAndValueWhole()
+    {
+        ReaderTraining.TrainTokenizer(_temp.Path, seed: 1, merges: new ReaderTrainingOptions { OutputDirectory = "" }.Merges);
+        var tokenizer = TextTokenizer.Load(_temp.Path);
+        var split = ReaderDataGenerator.SeenWords.Where(w => tokenizer.EncodeIds(" " + w, addSpecialTokens: false).Length != 1).ToList();
+        Assert.True(split.Count == 0, $"split into several tokens: {string.Join(", ", split)}");
+    }
+
+    [Fact]
     public void ShortRun_LowersTheLoss_AndRoundTripsThroughSaveAndLoad()
     {
         var log = new StringWriter();

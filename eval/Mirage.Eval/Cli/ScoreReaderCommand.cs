@@ -1,0 +1,30 @@
+using System.CommandLine;
+using Mirage.Eval.Data;
+using Mirage.Eval.Reader;
+
+namespace Mirage.Eval.Cli;
+
+/// <summary><c>mirage-eval score-reader</c>: greedy answers of a reader on generated test items, scored fact by fact.</summary>
+internal static class ScoreReaderCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Required = true, Description = "The reader checkpoint folder." };
+        var count = new Option<int>("--count") { DefaultValueFactory = _ => 500, Description = "Test items (a quarter as many never-seen-value items are scored too)." };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "Seed of the test items." };
+        var command = new Command("score-reader", "Greedy answers of a reader model on generated test items, scored fact by fact.") { model, count, seed };
+        command.SetAction(parse =>
+        {
+            int n = parse.GetValue(count);
+            var test = ReaderTraining.Score(parse.GetRequiredValue(model), new ReaderDataGenerator(parse.GetValue(seed), DataSplit.Test).Generate(n));
+            Console.WriteLine($"test items {test.Items}: all facts right {test.Exact} ({(double)test.Exact / test.Items:P1}); "
+                + $"facts {test.Facts}: value present {test.ValuesRight} ({(double)test.ValuesRight / test.Facts:P1}), entity name present {test.EntitiesRight} ({(double)test.EntitiesRight / test.Facts:P1})");
+            var unseen = ReaderTraining.Score(parse.GetRequiredValue(model),
+                new ReaderDataGenerator(parse.GetValue(seed), DataSplit.Test, new ReaderDataShape { UnseenValues = true }).Generate(Math.Max(1, n / 4)));
+            Console.WriteLine($"never-seen city values: {unseen.UnseenValuesRight}/{unseen.UnseenFacts} ({(double)unseen.UnseenValuesRight / unseen.UnseenFacts:P1}); "
+                + $"those items all facts right {unseen.Exact}/{unseen.Items}");
+            return 0;
+        });
+        return command;
+    }
+}

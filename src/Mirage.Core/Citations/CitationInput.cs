@@ -1,0 +1,93 @@
+using Mirage.Core.Models;
+using Mirage.Core.Tokenization;
+
+namespace Mirage.Core.Citations;
+
+/// <summary>
+/// A citation request as token ids: the prompt rendered with and without the passages, the answer
+/// tokens with their sentences, and where each passage's block lies in the with-context prompt.
+/// Every citer that reads the model's internals starts from this, so they all see the same input.
+/// </summary>
+/// <param name="WithContext">The rendered with-context prompt.</param>
+/// <param name="PromptTokens">Its tokens with character offsets.</param>
+/// <param name="PromptIds">Its token ids (BOS included when the prompt is not a chat template).</param>
+/// <param name="NoContextIds">The no-context prompt's token ids.</param>
+/// <param name="AnswerTokens">The answer's tokens as a continuation of the prompt.</param>
+/// <param name="Eligible">Per answer token: false for special tokens, which are never selected.</param>
+/// <param name="Passages">Each passage's token range in the with-context prompt.</param>
+/// <param name="Sentences">The answer's sentences.</param>
+/// <param name="SentenceOf">Per answer token, the index of its sentence.</param>
+public sealed record CitationInput(
+    RenderedPrompt WithContext,
+    IReadOnlyList<TextToken> PromptTokens,
+    int[] PromptIds,
+    int[] NoContextIds,
+    IReadOnlyList<TextToken> AnswerTokens,
+    bool[] Eligible,
+    IReadOnlyList<PassageSpan> Passages,
+    IReadOnlyList<SentenceSpan> Sentences,
+    int[] SentenceOf)
+{
+    /// <summary>The answer's token ids.</summary>
+    public int[] AnswerIds { get; } = AnswerTokens.Select(t => t.Id).ToArray();
+
+    /// <summary>
+    /// Renders and tokenizes a request for <paramref name="model"/>; <paramref name="passages"/> must
+    /// carry ids. Throws <see cref="MirageException"/> when the input exceeds the model's context.
+    /// </summary>
+    public static CitationInput Prepare(LanguageModel model, string question, IReadOnlyList<Passage> passages, string answer, PromptTemplate template)
+    {
+        var tokenizer = model.Tokenizer;
+        var withContext = template.Render(question, passages, withContext: true, tokenizer.ChatTemplate);
+        var withoutContext = template.Render(question, passages, withContext: false, tokenizer.ChatTemplate);
+        // A chat template writes its own BOS; a plain prompt gets the tokenizer's.
+        var promptTokens = tokenizer.Encode(withContext.Text, addSpecialTokens: !withContext.IsChat);
+        var promptIds = promptTokens.Select(t => t.Id).ToArray();
+        var noContextIds = tokenizer.EncodeIds(withoutContext.Text, addSpecialTokens: !withoutContext.IsChat);
+        var answerTokens = tokenizer.EncodeContinuation(answer, afterSpace: !withContext.IsChat);
+        int length = promptIds.Length + answerTokens.Count;
+        if (length > model.ContextLength)
+            throw new MirageException(
+                $"The prompt with its {passages.Count} passages ({promptIds.Length} tokens) plus the answer ({answerTokens.Count} tokens) is {length} tokens, "
+                + $"{length - model.ContextLength} more than {model.ModelId}'s {model.ContextLength}-token context. Shorten or drop passages.");
+        var special = tokenizer.SpecialTokens.Values.ToHashSet();
+        var sentences = SentenceSplitter.Split(answer);
+        return new CitationInput(withContext, promptTokens, promptIds, noContextIds, answerTokens,
+            answerTokens.Select(t => !special.Contains(t.Id)).ToArray(), LocatePassages(passages, withContext, promptTokens),
+            sentences, AssignSentences(answer, answerTokens, sentences));
+    }
+
+    // A prompt token belongs to the passage whose rendered block contains its first character.
+    private static IReadOnlyList<PassageSpan> LocatePassages(IReadOnlyList<Passage> passages, RenderedPrompt prompt, IReadOnlyList<TextToken> tokens)
+    {
+        var spans = new List<PassageSpan>();
+        for (int p = 0; p < passages.Count; p++)
+        {
+            var (start, end) = prompt.PassageRanges[p];
+            var inside = Enumerable.Range(0, tokens.Count).Where(j => tokens[j].Start >= start && tokens[j].Start < end && j > 0).ToList();
+            if (inside.Count == 0)
+                throw new MirageException($"Passage {p + 1} produced no tokens in the prompt.");
+            spans.Add(new PassageSpan(passages[p].Id!, p, passages[p].Title, passages[p].Url, inside[0], inside[^1] + 1));
+        }
+        return spans;
+    }
+
+    // Each token goes to the sentence holding its first character; whitespace-only and empty
+    // tokens stay with the token before them.
+    private static int[] AssignSentences(string answer, IReadOnlyList<TextToken> tokens, IReadOnlyList<SentenceSpan> sentences)
+    {
+        var result = new int[tokens.Count];
+        int current = 0;
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            var token = tokens[i];
+            if (token.End > token.Start && !string.IsNullOrWhiteSpace(answer[token.Start..token.End]))
+            {
+                while (current + 1 < sentences.Count && sentences[current + 1].Start <= token.Start)
+                    current++;
+            }
+            result[i] = current;
+        }
+        return result;
+    }
+}
