@@ -22,3 +22,10 @@ public sealed class InvalidCheckpointException : MirageException
     /// <summary>Creates the exception wrapping the error that caused it.</summary>
     public InvalidCheckpointException(string message, Exception inner) : base(message, inner) { }
 }
+
+/// <summary>An input does not fit in the model's context window.</summary>
+public sealed class ContextLengthExceededException : MirageException
+{
+    /// <summary>Creates the exception; <paramref name="message"/> gives both lengths and what to shorten.</summary>
+    public ContextLengthExceededException(string message) : base(message) { }
+}

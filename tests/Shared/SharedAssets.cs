@@ -16,6 +16,9 @@ public static class SharedAssets
 
     public static string Stories260KHf => Path.Combine(Require(), "models", "stories260K-hf");
 
+    /// <summary>The reader model the repository ships in <c>models/reader</c> (the default model).</summary>
+    public static string EmbeddedReader => Path.Combine(RepositoryRoot, "models", "reader");
+
     /// <summary>The shared folder, or a skip (a failure under MIRAGE_REQUIRE_SHARED=1) when it is missing.</summary>
     public static string Require()
     {

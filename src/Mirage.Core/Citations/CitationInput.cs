@@ -33,7 +33,7 @@ public sealed record CitationInput(
 
     /// <summary>
     /// Renders and tokenizes a request for <paramref name="model"/>; <paramref name="passages"/> must
-    /// carry ids. Throws <see cref="MirageException"/> when the input exceeds the model's context.
+    /// carry ids. Throws <see cref="ContextLengthExceededException"/> when the input exceeds the model's context.
     /// </summary>
     public static CitationInput Prepare(LanguageModel model, string question, IReadOnlyList<Passage> passages, string answer, PromptTemplate template)
     {
@@ -47,7 +47,7 @@ public sealed record CitationInput(
         var answerTokens = tokenizer.EncodeContinuation(answer, afterSpace: !withContext.IsChat);
         int length = promptIds.Length + answerTokens.Count;
         if (length > model.ContextLength)
-            throw new MirageException(
+            throw new ContextLengthExceededException(
                 $"The prompt with its {passages.Count} passages ({promptIds.Length} tokens) plus the answer ({answerTokens.Count} tokens) is {length} tokens, "
                 + $"{length - model.ContextLength} more than {model.ModelId}'s {model.ContextLength}-token context. Shorten or drop passages.");
         var special = tokenizer.SpecialTokens.Values.ToHashSet();

@@ -1,0 +1,120 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Microsoft.Extensions.AI;
+using Mirage.Core.Models;
+using CoreChatMessage = Mirage.Core.Tokenization.ChatMessage;
+
+namespace Mirage.SemanticKernel.ChatClients;
+
+/// <summary>
+/// The Mirage model runtime as an <see cref="IChatClient"/>: the conversation goes through the
+/// model's chat template (or, for a model without one, the messages' text joined by newlines),
+/// then greedy or sampled generation with stop sequences, streamed token by token. Answers carry
+/// the model's id, so Mirage's citations of them are faithful. In Semantic Kernel, use it through
+/// <c>AsChatCompletionService()</c>. Calls are serialised: one model, one generation at a time.
+/// </summary>
+public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly ChatClientMetadata _metadata = new("mirage", null, model.ModelId);
+
+    /// <inheritdoc />
+    public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var prompt = Prompt(messages);
+        var generation = Options(options);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        GenerationResult result;
+        try
+        {
+            result = await Task.Run(() => model.Generate(prompt, generation, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text))
+        {
+            ModelId = model.ModelId,
+            FinishReason = result.FinishReason == FinishReason.Length ? ChatFinishReason.Length : ChatFinishReason.Stop,
+            Usage = new UsageDetails { InputTokenCount = result.PromptTokenCount, OutputTokenCount = result.TokenIds.Count, TotalTokenCount = result.PromptTokenCount + result.TokenIds.Count },
+        };
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
+        IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var prompt = Prompt(messages);
+        var generation = Options(options);
+        var deltas = Channel.CreateUnbounded<string>();
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        // Decoding runs on a worker thread and hands text over as it is produced; a reader that
+        // stops early cancels it.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var producer = Task.Run(() =>
+        {
+            try
+            {
+                foreach (var token in model.GenerateTokens(prompt, generation, stop.Token))
+                {
+                    if (token.TextDelta.Length > 0)
+                        deltas.Writer.TryWrite(token.TextDelta);
+                }
+                deltas.Writer.Complete();
+            }
+            catch (Exception e)
+            {
+                deltas.Writer.Complete(e);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }, CancellationToken.None);
+        var id = Guid.NewGuid().ToString("N");
+        try
+        {
+            await foreach (var delta in deltas.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                yield return new ChatResponseUpdate(ChatRole.Assistant, delta) { ModelId = model.ModelId, ResponseId = id };
+        }
+        finally
+        {
+            stop.Cancel();
+            await producer.ConfigureAwait(false);
+        }
+        yield return new ChatResponseUpdate { Role = ChatRole.Assistant, ModelId = model.ModelId, ResponseId = id, FinishReason = ChatFinishReason.Stop };
+    }
+
+    /// <inheritdoc />
+    public object? GetService(Type serviceType, object? serviceKey = null) =>
+        serviceKey is not null ? null
+        : serviceType == typeof(ChatClientMetadata) ? _metadata
+        : serviceType == typeof(LanguageModel) ? model
+        : serviceType.IsInstanceOfType(this) ? this
+        : null;
+
+    /// <inheritdoc />
+    public void Dispose() => _gate.Dispose();
+
+    // A chat template writes its own BOS; joined plain text gets the tokenizer's.
+    private int[] Prompt(IEnumerable<ChatMessage> messages)
+    {
+        var list = messages.ToList();
+        if (list.Count == 0)
+            throw new ArgumentException("The conversation is empty.", nameof(messages));
+        var tokenizer = model.Tokenizer;
+        return tokenizer.ChatTemplate is { } template
+            ? tokenizer.EncodeIds(template.Render(list.Select(m => new CoreChatMessage(m.Role.Value, m.Text)).ToList()), addSpecialTokens: false)
+            : tokenizer.EncodeIds(string.Join("\n", list.Select(m => m.Text)));
+    }
+
+    private static GenerationOptions Options(ChatOptions? options) => new()
+    {
+        MaxTokens = options?.MaxOutputTokens ?? 256,
+        Temperature = options?.Temperature ?? 0,
+        TopP = options?.TopP ?? 1.0,
+        Seed = options?.Seed,
+        StopStrings = options?.StopSequences?.ToList() ?? [],
+    };
+}

@@ -1,0 +1,79 @@
+using Mirage.Core;
+using Mirage.Core.Citations;
+using Mirage.SemanticKernel.Passages;
+
+namespace Mirage.SemanticKernel;
+
+/// <summary>
+/// The one place the filter and the middleware cite an answer: it runs the citation engine
+/// within the configured timeout and turns every failure into a result with a reason (or, when
+/// <see cref="MirageCitationOptions.Strict"/>, an exception), so the app's answer is never lost.
+/// </summary>
+public sealed class MirageCitationService
+{
+    private readonly ICitationEngine _engine;
+
+    /// <summary>Creates the service over an engine whose model is <paramref name="attributionModelId"/>.</summary>
+    public MirageCitationService(ICitationEngine engine, string attributionModelId, MirageCitationOptions? options = null)
+    {
+        _engine = engine ?? throw new ArgumentNullException(nameof(engine));
+        AttributionModelId = attributionModelId ?? throw new ArgumentNullException(nameof(attributionModelId));
+        Options = options ?? new MirageCitationOptions();
+        Extractor = new PassageExtractor(Options.Mapping);
+    }
+
+    /// <summary>The settings.</summary>
+    public MirageCitationOptions Options { get; }
+
+    /// <summary>The local model that computes citations.</summary>
+    public string AttributionModelId { get; }
+
+    /// <summary>Reads passages out of retrieval results.</summary>
+    public PassageExtractor Extractor { get; }
+
+    /// <summary>
+    /// Cites <paramref name="answer"/> against <paramref name="passages"/>. The mode is faithful when
+    /// <paramref name="answerModelId"/> is the attribution model, proxy otherwise (also when unknown).
+    /// </summary>
+    public async Task<AnswerCitations> CiteAsync(string question, IReadOnlyList<Passage> passages, string answer, string? answerModelId, CancellationToken cancellationToken = default)
+    {
+        var mode = answerModelId == AttributionModelId ? CitationMode.Faithful : CitationMode.Proxy;
+        var kept = passages.Take(Options.MaxPassages).ToList();
+        AnswerCitations Empty(CitationStatus status, string reason, Exception? error = null)
+        {
+            if (Options.Strict)
+                throw error is null ? new MirageCitationException(status, reason) : new MirageCitationException(status, reason, error);
+            return new AnswerCitations(status, reason, mode, AttributionModelId, answerModelId, answer ?? "", kept, []);
+        }
+
+        if (string.IsNullOrWhiteSpace(answer))
+            return Empty(CitationStatus.EmptyAnswer, "The answer is empty: there is nothing to cite.");
+        if (kept.Count == 0)
+            return Empty(CitationStatus.NoPassages, "No retrieval results were seen in this request, so there is nothing to cite; check which functions count as retrieval (MirageCitationOptions.RetrievalPlugins/RetrievalFunctions).");
+
+        var timeout = TimeSpan.FromSeconds(Options.TimeoutSeconds);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        var options = new CitationOptions { TopPercent = Options.TopPercent, AtMostCitations = Options.AtMostCitations };
+        var work = _engine.CiteAsync(new CitationRequest(question ?? "", kept, answer, options), limit.Token);
+        try
+        {
+            // WaitAsync returns on time even if the engine is slow to notice the cancellation.
+            var result = await work.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            return new AnswerCitations(CitationStatus.Cited, null, mode, AttributionModelId, answerModelId, answer, kept, result.Sentences) { Details = result };
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            _ = work.ContinueWith(static t => t.Exception, TaskScheduler.Default); // observed: the engine stops at its next cancellation check
+            return Empty(CitationStatus.TimedOut, $"Citations took longer than the {timeout.TotalSeconds:0.###} s timeout (MirageCitationOptions.TimeoutSeconds); the answer went out without them.", e);
+        }
+        catch (ContextLengthExceededException e)
+        {
+            return Empty(CitationStatus.TooLong, e.Message, e);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return Empty(CitationStatus.Failed, $"Attribution failed: {e.Message}", e);
+        }
+    }
+}
