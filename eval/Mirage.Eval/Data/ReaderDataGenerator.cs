@@ -17,6 +17,13 @@ public sealed record ReaderDataShape
     /// corpus) ever contains; every such item asks for a city. Flagged <c>unseen_values</c>.
     /// </summary>
     public bool UnseenValues { get; init; }
+
+    /// <summary>
+    /// Share of items whose question asks for every attribute of its entity (2-4 facts instead of
+    /// 1-2): denser supervision for training, where each answer sentence is one more lookup to
+    /// learn from at little extra cost. Test items keep the default 0.
+    /// </summary>
+    public double AskAllAttributesRate { get; init; }
 }
 
 /// <summary>
@@ -53,6 +60,8 @@ public sealed class ReaderDataGenerator
         _shape = shape ?? new ReaderDataShape();
         if (_shape.MinPassages < 1 || _shape.MaxPassages < _shape.MinPassages)
             throw new ArgumentException($"Passages per item must satisfy 1 <= min <= max (got {_shape.MinPassages}..{_shape.MaxPassages}).", nameof(shape));
+        if (_shape.AskAllAttributesRate is < 0 or > 1)
+            throw new ArgumentException($"AskAllAttributesRate must be in [0, 1] (got {_shape.AskAllAttributesRate}).", nameof(shape));
         if (_shape.UnseenValues && split == DataSplit.Train)
             throw new ArgumentException("Never-seen values are for test items only.", nameof(shape));
         _random = new Random(HashCode.Combine(seed, split == DataSplit.Train ? 17 : 29, _shape.UnseenValues) & int.MaxValue);
@@ -117,7 +126,8 @@ public sealed class ReaderDataGenerator
 
         // What is asked: one or two attributes of the main entity, or one attribute of two entities.
         // Never-seen-value items always ask for the city, the attribute whose values are held out.
-        var attributes = main.Attributes.Keys.OrderBy(a => unseen && a == "city" ? -1 : _random.Next()).Take(second is null && _random.NextDouble() < 0.4 ? 2 : 1).ToList();
+        int count = _random.NextDouble() < _shape.AskAllAttributesRate ? main.Attributes.Count : second is null && _random.NextDouble() < 0.4 ? 2 : 1;
+        var attributes = main.Attributes.Keys.OrderBy(a => unseen && a == "city" ? -1 : _random.Next()).Take(count).ToList();
         var asked = attributes.Select(a => (Entity: main, Attribute: a)).ToList();
         if (second is not null)
             asked.Add((second, attributes[0]));

@@ -58,8 +58,9 @@ public static class ReaderTraining
 
         var template = new PromptTemplate();
         // Training mixes easy items (one or two passages) with full-size ones: the short ones teach
-        // the name-to-value lookup quickly, the long ones keep it working among distractors.
-        var generator = new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape { MinPassages = 1 });
+        // the name-to-value lookup quickly, the long ones keep it working among distractors. Half
+        // the questions ask for every attribute: more lookups per (costly) pass over the passages.
+        var generator = new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape { MinPassages = 1, AskAllAttributesRate = 0.5 });
         var items = generator.Generate(int.MaxValue).Skip(trainer.Step * options.BatchSize).GetEnumerator();
         var clock = Stopwatch.StartNew();
         int startStep = trainer.Step;

@@ -23,7 +23,9 @@ public sealed class ReaderDataGeneratorTests
     public void Gold_EveryGoldPassageHoldsTheSentence_AndNoOtherPassageDoes()
     {
         var small = new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { MinPassages = 1 }).Generate(300);
-        foreach (var item in Test.Concat(Train.Take(300)).Concat(Unseen).Concat(small))
+        var dense = new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { AskAllAttributesRate = 1 }).Generate(200).ToList();
+        Assert.All(dense, item => Assert.True(item.Facts!.OfType<Fact>().Count() >= 2));
+        foreach (var item in Test.Concat(Train.Take(300)).Concat(Unseen).Concat(small).Concat(dense))
         {
             var sentences = SentenceSplitter.Split(item.Output);
             Assert.Equal(sentences.Count, item.GoldCitations!.Count);
