@@ -32,6 +32,16 @@ public sealed record CitationInput(
     public int[] AnswerIds { get; } = AnswerTokens.Select(t => t.Id).ToArray();
 
     /// <summary>
+    /// The with-context prompt as token ids, for generating an answer that citations will later
+    /// teacher-force through exactly the same input (a chat template writes its own BOS).
+    /// </summary>
+    public static int[] AnswerPrompt(LanguageModel model, string question, IReadOnlyList<Passage> passages, PromptTemplate template)
+    {
+        var prompt = template.Render(question, passages, withContext: true, model.Tokenizer.ChatTemplate);
+        return model.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
+    }
+
+    /// <summary>
     /// Renders and tokenizes a request for <paramref name="model"/>; <paramref name="passages"/> must
     /// carry ids. Throws <see cref="ContextLengthExceededException"/> when the input exceeds the model's context.
     /// </summary>

@@ -25,8 +25,7 @@ internal static class AskCommand
             var docs = PassageFile.Read(parse.GetRequiredValue(passages));
             using var lm = await model.LoadAsync(parse, cancellationToken);
             var options = new CitationOptions();
-            var prompt = options.Prompt.Render(parse.GetRequiredValue(question), docs, withContext: true, lm.Tokenizer.ChatTemplate);
-            var ids = lm.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
+            var ids = CitationInput.AnswerPrompt(lm, parse.GetRequiredValue(question), docs, options.Prompt);
             var generated = lm.Generate(ids, new GenerationOptions { MaxTokens = parse.GetValue(maxTokens), StopStrings = ["\n"] }, cancellationToken);
             var answer = generated.Text.Trim();
             if (answer.Length == 0)

@@ -18,6 +18,7 @@ public static class MirageCli
         root.Subcommands.Add(CiteCommand.Create(output, error));
         root.Subcommands.Add(AskCommand.Create(output, error));
         root.Subcommands.Add(TrainReaderCommand.Create(output));
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 

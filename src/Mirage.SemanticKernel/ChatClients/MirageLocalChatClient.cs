@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.AI;
 using Mirage.Core.Models;
+using ConversationPrompt = Mirage.Core.Tokenization.ConversationPrompt;
 using CoreChatMessage = Mirage.Core.Tokenization.ChatMessage;
 
 namespace Mirage.SemanticKernel.ChatClients;
@@ -97,17 +98,8 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
     /// <inheritdoc />
     public void Dispose() => _gate.Dispose();
 
-    // A chat template writes its own BOS; joined plain text gets the tokenizer's.
-    private int[] Prompt(IEnumerable<ChatMessage> messages)
-    {
-        var list = messages.ToList();
-        if (list.Count == 0)
-            throw new ArgumentException("The conversation is empty.", nameof(messages));
-        var tokenizer = model.Tokenizer;
-        return tokenizer.ChatTemplate is { } template
-            ? tokenizer.EncodeIds(template.Render(list.Select(m => new CoreChatMessage(m.Role.Value, m.Text)).ToList()), addSpecialTokens: false)
-            : tokenizer.EncodeIds(string.Join("\n", list.Select(m => m.Text)));
-    }
+    private int[] Prompt(IEnumerable<ChatMessage> messages) =>
+        ConversationPrompt.Encode(model.Tokenizer, messages.Select(m => new CoreChatMessage(m.Role.Value, m.Text)).ToList());
 
     private static GenerationOptions Options(ChatOptions? options) => new()
     {

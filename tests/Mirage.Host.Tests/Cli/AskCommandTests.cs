@@ -17,4 +17,16 @@ public sealed class AskCommandTests
         Assert.Contains("answered in", error);
         Assert.Contains("cited in", error);
     }
+
+    [Fact]
+    public async Task Ask_WithoutModel_UsesTheEmbeddedReader_AndCitesTheRightPassage()
+    {
+        // The README's first command: the sample's answer is in passage 4; passage 2 is a trap that
+        // names the same person and the same employer in different sentences.
+        var passages = Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json");
+        var (exitCode, output, error) = await CliRunner.RunAsync("ask", "--question", "Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?", "--passages", passages);
+        Assert.True(exitCode == 0, error);
+        var answer = output.Split('\n')[0];
+        Assert.Equal("Lousdrur Rourti works for Cimgun Labs.[4] Lousdrur Rourti was born in Grouscelford.[4]", answer);
+    }
 }

@@ -1,0 +1,132 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Mirage.Core;
+using Mirage.Core.Citations;
+
+namespace Mirage.Host.Server;
+
+/// <summary>A passage in a request.</summary>
+public sealed record PassageInput(string Text, string? Id = null, string? Title = null, string? Url = null);
+
+/// <summary>Citation settings a request may change (all optional).</summary>
+public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null)
+{
+    /// <summary>The engine options these settings give.</summary>
+    public CitationOptions ToOptions()
+    {
+        var defaults = new CitationOptions();
+        var filter = Filter switch
+        {
+            null => defaults.Filter,
+            "top_percent" => CciFilter.TopPercent,
+            "top_k" => CciFilter.TopK,
+            "mean" => CciFilter.Mean,
+            _ => throw new MirageException($"Unknown filter '{Filter}'; use top_percent, top_k or mean."),
+        };
+        var options = defaults with
+        {
+            Filter = filter,
+            TopPercent = TopPercent ?? defaults.TopPercent,
+            TopK = TopK ?? defaults.TopK,
+            AtMostCitations = AtMostCitations ?? defaults.AtMostCitations,
+            Pecore = defaults.Pecore with { CtiStdThreshold = CtiStd ?? defaults.Pecore.CtiStdThreshold },
+        };
+        options.Validate();
+        return options;
+    }
+}
+
+/// <summary>Body of <c>POST /v1/citations</c>.</summary>
+public sealed record CitationsRequest(string Question, IReadOnlyList<PassageInput> Passages, string Answer, CitationSettings? Options = null);
+
+/// <summary>
+/// <c>POST /v1/citations</c>: cite a given answer against passages. The response is the engine's
+/// result (as <c>mirage cite --format json</c>) plus OpenAI-style <c>annotations</c>; with
+/// <c>?format=html</c>, the same page <c>mirage cite --format html</c> writes.
+/// </summary>
+internal static class CitationsEndpoint
+{
+    public static async Task<IResult> HandleAsync(HttpContext http, ModelHost host, WorkQueue queue, IOptions<ServerOptions> settings)
+    {
+        var options = settings.Value;
+        var (request, error) = await ApiRequests.ReadAsync<CitationsRequest>(http.Request, http.RequestAborted);
+        if (error is not null)
+            return error;
+        if (Validate(request!, options) is { } invalid)
+            return invalid;
+        CitationOptions citationOptions;
+        try
+        {
+            citationOptions = request!.Options?.ToOptions() ?? new CitationOptions();
+        }
+        catch (Exception e) when (e is MirageException or ArgumentException)
+        {
+            return ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid options", e.Message);
+        }
+        if (host.Current is not { } loaded)
+            return ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable);
+
+        var passages = request.Passages.Select((p, i) => new Passage(p.Id ?? (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), p.Title, p.Text, p.Url)).ToList();
+        var citationRequest = new CitationRequest(request.Question, passages, request.Answer, citationOptions);
+        var outcome = await Scheduling.RunAsync(http, queue, options, ct => Cite(loaded, citationRequest, http.RequestServices.GetRequiredService<ServerTelemetry>(), ct));
+        if (outcome.Error is not null)
+            return outcome.Error;
+        var result = outcome.Value!;
+        if (string.Equals(http.Request.Query["format"], "html", StringComparison.OrdinalIgnoreCase))
+            return Results.Content(Cli.CitationHtml.Render(result), "text/html; charset=utf-8");
+        var json = JsonSerializer.SerializeToNode(result, MirageJson.Options)!.AsObject();
+        json["annotations"] = Annotations(result);
+        return Results.Content(json.ToJsonString(MirageJson.Options), "application/json; charset=utf-8");
+    }
+
+    private static async Task<CitationResult> Cite(LoadedModel loaded, CitationRequest request, ServerTelemetry telemetry, CancellationToken cancellationToken)
+    {
+        using var span = ServerTelemetry.Traces.StartActivity("cite");
+        span?.SetTag("gen_ai.operation.name", "cite");
+        span?.SetTag("gen_ai.request.model", loaded.Model.ModelId);
+        var result = await loaded.Engine.CiteAsync(request, cancellationToken);
+        telemetry.TokensAttributed.Add(result.Tokens.Count);
+        telemetry.Passes.Add(result.Cost.ForwardPasses, new KeyValuePair<string, object?>("mirage.pass", "forward"));
+        telemetry.Passes.Add(result.Cost.BackwardPasses, new KeyValuePair<string, object?>("mirage.pass", "backward"));
+        return result;
+    }
+
+    private static IResult? Validate(CitationsRequest request, ServerOptions options)
+    {
+        string? problem =
+            string.IsNullOrWhiteSpace(request.Answer) ? "'answer' is empty: there is nothing to cite."
+            : request.Passages.Count == 0 ? "'passages' is empty: citations need at least one passage."
+            : request.Passages.Count > options.MaxPassages ? $"{request.Passages.Count} passages; at most {options.MaxPassages} are accepted (Server:MaxPassages)."
+            : request.Passages.Select((p, i) => (p, i)).FirstOrDefault(x => string.IsNullOrWhiteSpace(x.p.Text)) is { p: not null } blank ? $"passages[{blank.i}].text is empty."
+            : null;
+        return problem is null ? null : ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", problem);
+    }
+
+    /// <summary>OpenAI's <c>url_citation</c> annotations (UTF-16 indices, end exclusive) with Mirage's passage id and score.</summary>
+    public static JsonArray Annotations(CitationResult result)
+    {
+        var annotations = new JsonArray();
+        foreach (var sentence in result.Sentences)
+        {
+            foreach (var citation in sentence.Citations)
+            {
+                var passage = result.Passages[citation.PassageIndex];
+                annotations.Add(new JsonObject
+                {
+                    ["type"] = "url_citation",
+                    ["url"] = ApiRequests.PassageUrl(passage.Url, passage.Id),
+                    ["title"] = passage.Title,
+                    ["start_index"] = sentence.Start,
+                    ["end_index"] = sentence.End,
+                    ["passage_id"] = passage.Id,
+                    ["score"] = citation.Score,
+                });
+            }
+        }
+        return annotations;
+    }
+}

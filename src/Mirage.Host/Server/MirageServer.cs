@@ -1,0 +1,58 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Mirage.Host.Server;
+
+/// <summary>
+/// <c>mirage serve</c>: the citation service on ASP.NET Core minimal APIs. Configuration follows
+/// ASP.NET conventions: <c>--urls</c>, appsettings.json, environment (<c>MIRAGE_Server__MaxQueueLength=8</c>)
+/// and command line (<c>--Server:ApiKeys:0=KEY</c>); it binds to 127.0.0.1 unless told otherwise.
+/// </summary>
+public static class MirageServer
+{
+    /// <summary>Where the service listens by default: loopback only.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:5088";
+
+    /// <summary>Builds the service from command-line style <paramref name="args"/>; <paramref name="configure"/> may adjust the builder (tests).</summary>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddEnvironmentVariables("MIRAGE_");
+        builder.Configuration.AddCommandLine(args);
+        if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+            builder.WebHost.UseUrls(DefaultUrl);
+        var section = builder.Configuration.GetSection(ServerOptions.SectionName);
+        var settings = section.Get<ServerOptions>() ?? new ServerOptions();
+        builder.Services.AddOptions<ServerOptions>().Bind(section).ValidateDataAnnotations().ValidateOnStart();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = settings.MaxRequestBodyBytes);
+        // The host waits for the queue's own drain deadline, plus a margin to finish responses.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(settings.ShutdownTimeoutSeconds + 5));
+        builder.Services.AddProblemDetails();
+        builder.Services.AddSingleton<ServerTelemetry>();
+        builder.Services.AddSingleton<ModelHost>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
+        builder.Services.AddSingleton<WorkQueue>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<WorkQueue>());
+        builder.Services.AddHealthChecks().AddCheck<ModelHost>("model", tags: ["ready"]);
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseMiddleware<RequestLogging>();
+        app.UseMiddleware<ApiKeyAuthentication>();
+        app.MapGet("/", () => Results.Content(ServerPage.Html, "text/html; charset=utf-8"));
+        app.MapPost("/v1/citations", CitationsEndpoint.HandleAsync);
+        app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
+        app.MapGet("/v1/models", (ModelHost host) => host.Current is { } loaded
+            ? Results.Json(new { @object = "list", data = new[] { new { id = loaded.Model.ModelId, @object = "model", created = 0, owned_by = "mirage" } } })
+            : ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));
+        app.MapHealthChecks("/health", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = _ => false });
+        return app;
+    }
+}

@@ -1,0 +1,42 @@
+using Microsoft.AspNetCore.Http;
+using Mirage.Core;
+
+namespace Mirage.Host.Server;
+
+/// <summary>Runs a request's model work through the queue, mapping a full queue, a timeout and bad input to HTTP answers.</summary>
+internal static class Scheduling
+{
+    public static async Task<(T? Value, IResult? Error)> RunAsync<T>(HttpContext http, WorkQueue queue, ServerOptions options, Func<CancellationToken, Task<T>> work)
+    {
+        var timeout = TimeSpan.FromSeconds(options.RequestTimeoutSeconds);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+        limit.CancelAfter(timeout);
+        var queued = queue.TryEnqueue(work, limit.Token);
+        if (queued is null)
+        {
+            http.Response.Headers.RetryAfter = options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return (default, ApiRequests.Problem(StatusCodes.Status429TooManyRequests, "Too many requests", $"{options.MaxQueueLength} requests are already waiting for the model; retry after {options.RetryAfterSeconds} s."));
+        }
+        try
+        {
+            return (await queued, null);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client left; nobody reads this.
+            return (default, Results.StatusCode(499));
+        }
+        catch (OperationCanceledException)
+        {
+            return (default, ApiRequests.Problem(StatusCodes.Status504GatewayTimeout, "Timed out", $"The request took longer than {timeout.TotalSeconds:0.###} s (Server:RequestTimeoutSeconds), waiting included."));
+        }
+        catch (ContextLengthExceededException e)
+        {
+            return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Too many tokens", e.Message));
+        }
+        catch (MirageException e)
+        {
+            return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", e.Message));
+        }
+    }
+}

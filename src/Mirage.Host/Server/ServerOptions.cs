@@ -1,0 +1,51 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Mirage.Host.Server;
+
+/// <summary>Settings of <c>mirage serve</c>, from the <c>Server</c> section (appsettings, environment, command line); validated on start.</summary>
+public sealed class ServerOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string SectionName = "Server";
+
+    /// <summary>Model folder; null: the embedded reader.</summary>
+    public string? ModelPath { get; set; }
+
+    /// <summary>Requests waiting for the model at most; beyond that, 429 with Retry-After.</summary>
+    [Range(1, 100_000)]
+    public int MaxQueueLength { get; set; } = 64;
+
+    /// <summary>Requests worked on at once (each model call is still serialised per model).</summary>
+    [Range(1, 64)]
+    public int Concurrency { get; set; } = 1;
+
+    /// <summary>Longest a request may take, queueing included; then 504.</summary>
+    [Range(0.1, 3600)]
+    public double RequestTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>Largest request body; larger ones get 413.</summary>
+    [Range(1024, 1L << 30)]
+    public long MaxRequestBodyBytes { get; set; } = 1 << 20;
+
+    /// <summary>Most passages per request.</summary>
+    [Range(1, 1000)]
+    public int MaxPassages { get; set; } = 20;
+
+    /// <summary>Most tokens a chat completion may generate.</summary>
+    [Range(1, 100_000)]
+    public int MaxTokens { get; set; } = 512;
+
+    /// <summary>Accepted API keys (<c>Authorization: Bearer KEY</c>); empty: no authentication.</summary>
+    public List<string> ApiKeys { get; set; } = [];
+
+    /// <summary>Log request and response content (off: only sizes, statuses and timings are logged).</summary>
+    public bool LogContent { get; set; }
+
+    /// <summary>On shutdown, in-flight work may finish within this many seconds; then it is cancelled.</summary>
+    [Range(0, 600)]
+    public double ShutdownTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>Seconds a client told 429 should wait.</summary>
+    [Range(1, 3600)]
+    public int RetryAfterSeconds { get; set; } = 1;
+}

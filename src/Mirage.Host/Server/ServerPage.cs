@@ -1,0 +1,81 @@
+namespace Mirage.Host.Server;
+
+/// <summary>
+/// The page at <c>/</c>: paste passages, a question and an answer (or let the model answer), and
+/// see the answer with its citations and the highlighted passage tokens, in the same view as
+/// <c>mirage cite --format html</c> (the server renders it; the page shows it in a frame).
+/// </summary>
+internal static class ServerPage
+{
+    public const string Html = """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <title>Mirage</title>
+        <style>
+          body { font: 15px/1.5 system-ui, sans-serif; margin: 0; display: grid; grid-template-columns: minmax(320px, 34%) 1fr; height: 100vh; }
+          form { padding: 16px; border-right: 1px solid #ddd; overflow: auto; }
+          label { display: block; font-weight: 600; margin-top: 12px; }
+          textarea, input { width: 100%; box-sizing: border-box; font: 13px ui-monospace, monospace; }
+          button { margin: 14px 8px 0 0; padding: 6px 14px; }
+          #status { color: #a33; margin-top: 10px; white-space: pre-wrap; }
+          iframe { width: 100%; height: 100%; border: 0; }
+        </style>
+        </head>
+        <body>
+        <form id="form">
+          <h1>Mirage</h1>
+          <label for="passages">Passages (one per paragraph; an optional first line "# Title")</label>
+          <textarea id="passages" rows="14" required></textarea>
+          <label for="question">Question</label>
+          <input id="question" required>
+          <label for="answer">Answer (leave empty to let the model answer)</label>
+          <textarea id="answer" rows="4"></textarea>
+          <label for="key">API key (if the server needs one)</label>
+          <input id="key" type="password" autocomplete="off">
+          <button id="cite" type="submit">Cite</button>
+          <div id="status" role="status"></div>
+        </form>
+        <iframe id="view" title="Citations"></iframe>
+        <script>
+        const $ = id => document.getElementById(id);
+        function passages() {
+          return $("passages").value.split(/\n\s*\n/).map(p => p.trim()).filter(p => p).map((p, i) => {
+            const lines = p.split("\n");
+            return lines[0].startsWith("# ") ? { id: String(i + 1), title: lines[0].slice(2), text: lines.slice(1).join(" ") } : { id: String(i + 1), text: p };
+          });
+        }
+        async function call(url, body) {
+          const headers = { "Content-Type": "application/json" };
+          if ($("key").value) headers["Authorization"] = "Bearer " + $("key").value;
+          const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+          if (!response.ok) {
+            const problem = await response.json().catch(() => ({}));
+            throw new Error((problem.title || response.status) + ": " + (problem.detail || response.statusText));
+          }
+          return response;
+        }
+        $("form").addEventListener("submit", async event => {
+          event.preventDefault();
+          $("status").textContent = "working...";
+          try {
+            const docs = passages(), question = $("question").value;
+            let answer = $("answer").value.trim();
+            if (!answer) {
+              const completion = await (await call("/v1/chat/completions", { messages: [{ role: "user", content: question }], passages: docs })).json();
+              answer = completion.choices[0].message.content;
+              $("answer").value = answer;
+            }
+            const html = await (await call("/v1/citations?format=html", { question, passages: docs, answer })).text();
+            $("view").srcdoc = html;
+            $("status").textContent = "";
+          } catch (error) {
+            $("status").textContent = error.message;
+          }
+        });
+        </script>
+        </body>
+        </html>
+        """;
+}

@@ -1,0 +1,50 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Mirage.Host.Server;
+
+/// <summary>
+/// The service's OpenTelemetry instruments (System.Diagnostics metrics and traces, which any
+/// OpenTelemetry SDK or <c>dotnet-counters</c> collects under <see cref="Name"/>): request duration,
+/// queue depth and wait, tokens attributed and passes run; spans carry <c>gen_ai.*</c> attributes.
+/// </summary>
+public sealed class ServerTelemetry
+{
+    /// <summary>Name of the meter and of the activity source.</summary>
+    public const string Name = "Mirage.Server";
+
+    /// <summary>The spans.</summary>
+    public static ActivitySource Traces { get; } = new(Name);
+
+    private readonly Meter _meter;
+
+    /// <summary>Creates the instruments on a meter from <paramref name="meters"/> (one per service provider).</summary>
+    public ServerTelemetry(IMeterFactory meters)
+    {
+        _meter = meters.Create(Name);
+        RequestDuration = _meter.CreateHistogram<double>("mirage.server.request.duration", "s", "Duration of HTTP requests.");
+        QueueWait = _meter.CreateHistogram<double>("mirage.queue.wait", "s", "Time requests waited for the model.");
+        TokensAttributed = _meter.CreateCounter<long>("mirage.tokens.attributed", "{token}", "Answer tokens whose context dependence was scored.");
+        Passes = _meter.CreateCounter<long>("mirage.passes", "{pass}", "Model passes run for attribution.");
+        Rejected = _meter.CreateCounter<long>("mirage.queue.rejected", "{request}", "Requests answered 429 because the queue was full.");
+    }
+
+    /// <summary>Seconds per HTTP request, by route and status.</summary>
+    public Histogram<double> RequestDuration { get; }
+
+    /// <summary>Seconds a request waited in the queue.</summary>
+    public Histogram<double> QueueWait { get; }
+
+    /// <summary>Answer tokens attributed.</summary>
+    public Counter<long> TokensAttributed { get; }
+
+    /// <summary>Forward and backward passes run (tag <c>mirage.pass</c>).</summary>
+    public Counter<long> Passes { get; }
+
+    /// <summary>Requests rejected because the queue was full.</summary>
+    public Counter<long> Rejected { get; }
+
+    /// <summary>Registers the queue-depth gauge over <paramref name="depth"/>.</summary>
+    public void ObserveQueueDepth(Func<int> depth) =>
+        _meter.CreateObservableGauge("mirage.queue.depth", depth, "{request}", "Requests waiting for the model.");
+}

@@ -1,0 +1,59 @@
+using System.Net.Http.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Mirage.Host.Server;
+using Mirage.Tests;
+
+namespace Mirage.Host.Tests.Server;
+
+/// <summary>A real <c>mirage serve</c> on a free 127.0.0.1 port with the embedded reader, ready when created.</summary>
+internal sealed class RunningServer : IAsyncDisposable
+{
+    private RunningServer(WebApplication app, Uri address)
+    {
+        App = app;
+        Address = address;
+        Http = new HttpClient { BaseAddress = address };
+    }
+
+    public WebApplication App { get; }
+
+    public Uri Address { get; }
+
+    public HttpClient Http { get; }
+
+    public static async Task<RunningServer> StartAsync(params string[] settings)
+    {
+        var app = MirageServer.Build(["--urls=http://127.0.0.1:0", $"--Server:ModelPath={SharedAssets.EmbeddedReader}", .. settings]);
+        await app.StartAsync(TestContext.Current.CancellationToken);
+        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        var server = new RunningServer(app, address);
+        // Ready once the model has loaded.
+        for (int i = 0; i < 200 && (await server.Http.GetAsync("/health", TestContext.Current.CancellationToken)).StatusCode != System.Net.HttpStatusCode.OK; i++)
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        return server;
+    }
+
+    public static string Question => "Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?";
+
+    public static string Answer => "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grouscelford.";
+
+    public static object[] Passages { get; } = System.Text.Json.JsonSerializer.Deserialize<object[]>(File.ReadAllText(Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json")))!;
+
+    public Task<HttpResponseMessage> PostAsync(string path, object body, string? key = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+        if (key is not null)
+            request.Headers.Authorization = new("Bearer", key);
+        return Http.SendAsync(request, TestContext.Current.CancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync(CancellationToken.None);
+        await App.DisposeAsync();
+    }
+}
