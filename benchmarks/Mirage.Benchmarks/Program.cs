@@ -14,11 +14,23 @@ var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ 
 var generated = new Option<int>("--generate") { DefaultValueFactory = _ => 64, Description = "Tokens to generate." };
 var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed repetitions (after one warm-up)." };
 var skipLarge = new Option<bool>("--skip-135m") { Description = "Only measure stories260K." };
-var suite = new Option<string>("--suite") { Description = "runtime, citation or all.", DefaultValueFactory = _ => "all" };
-suite.AcceptOnlyFromAmong("runtime", "citation", "all");
-var root = new RootCommand("Mirage benchmarks: runtime speed, and citation cost against the reference-shaped loop") { shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge, suite };
+var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), or load (the HTTP service under concurrent clients).", DefaultValueFactory = _ => "all" };
+suite.AcceptOnlyFromAmong("runtime", "citation", "all", "load");
+var clients = new Option<int>("--clients") { DefaultValueFactory = _ => 8, Description = "load: concurrent clients." };
+var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 60, Description = "load: how long the clients run." };
+var queue = new Option<int>("--queue") { DefaultValueFactory = _ => 64, Description = "load: the server's queue length (Server:MaxQueueLength)." };
+var loadModel = new Option<string?>("--model") { Description = "load: model folder (default: the embedded reader)." };
+var root = new RootCommand("Mirage benchmarks: runtime speed, citation cost against the reference-shaped loop, and the HTTP service under load")
+{
+    shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge, suite, clients, seconds, queue, loadModel,
+};
 root.SetAction(parse =>
 {
+    if (parse.GetRequiredValue(suite) == "load")
+    {
+        LoadBenchmark.RunAsync(parse.GetValue(clients), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(loadModel), parse.GetValue(queue)).GetAwaiter().GetResult();
+        return 0;
+    }
     var models = new List<string>();
     var stories = parse.GetValue(shared) ?? Path.GetFullPath(Path.Combine(FindRepositoryRoot(), "..", "shared", "models", "stories260K-hf"));
     if (Directory.Exists(stories))

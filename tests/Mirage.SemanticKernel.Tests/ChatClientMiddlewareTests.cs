@@ -27,7 +27,7 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
         var item = ReaderFixture.Items[5];
         var response = await Pipeline(reader.Service()).GetResponseAsync([new ChatMessage(ChatRole.User, item.Question)], new ChatOptions { Tools = [Search(item)] });
         var citations = response.GetCitations();
-        CitationAssertions.CitesTheGoldPassages(citations, item, response.Text);
+        await CitationAssertions.AreTheEnginesCitations(citations, reader, item, response.Text);
         Assert.Equal(CitationMode.Faithful, citations!.Mode);
 
         // The same citations as M.E.AI annotations on the answer's text, spans in its UTF-16 units.
@@ -40,7 +40,8 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
             var passage = citations.Passages.Single(p => p.Id == (string)annotation.AdditionalProperties!["passage_id"]!);
             Assert.Equal(passage.Url, annotation.Url!.ToString());
             Assert.Equal(passage.Text, annotation.Snippet);
-            Assert.Contains(text.Text[region.StartIndex!.Value..region.EndIndex!.Value], passage.Text);
+            // The region is the cited sentence, in the text content's own UTF-16 units.
+            Assert.Contains(citations.Sentences, c => c.Text == text.Text[region.StartIndex!.Value..region.EndIndex!.Value] && c.Citations.Any(x => x.PassageId == passage.Id));
         }
     }
 
@@ -54,7 +55,7 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
         var trailer = updates[^1];
         var citations = trailer.GetCitations();
         var answer = string.Concat(updates[..^1].Where(u => !u.Contents.Any(c => c is FunctionCallContent or FunctionResultContent)).Select(u => u.Text));
-        CitationAssertions.CitesTheGoldPassages(citations, item, answer);
+        await CitationAssertions.AreTheEnginesCitations(citations, reader, item, answer);
         var annotations = Assert.Single(trailer.Contents).Annotations!.OfType<CitationAnnotation>().ToList();
         Assert.Equal(citations!.Sentences.Sum(s => s.Citations.Count), annotations.Count);
         Assert.All(updates[..^1], u => Assert.Null(u.GetCitations()));
@@ -66,7 +67,7 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
         var item = ReaderFixture.Items[7];
         var response = await Pipeline(reader.Service(), new RemoteModel(item.Output)).GetResponseAsync(RetrievedHistory(item));
         var citations = response.GetCitations();
-        CitationAssertions.CitesTheGoldPassages(citations, item, response.Text);
+        await CitationAssertions.AreTheEnginesCitations(citations, reader, item, response.Text);
         Assert.Equal(CitationMode.Proxy, citations!.Mode);
         Assert.Equal(RemoteModel.Id, citations.AnswerModel);
         Assert.Equal(reader.Model.ModelId, citations.AttributionModel);

@@ -25,11 +25,12 @@ internal static class RunCommand
         var topPercent = new Option<double>("--top-percent") { DefaultValueFactory = _ => new CitationOptions().TopPercent, Description = "MIRAGE's Top-% CCI filter." };
         var atMost = new Option<int>("--at-most") { DefaultValueFactory = _ => new CitationOptions().AtMostCitations ?? 3, Description = "MIRAGE's citations per sentence at most." };
         var ctiStd = new Option<double>("--cti-std") { DefaultValueFactory = _ => new CitationOptions().Pecore.CtiStdThreshold, Description = "MIRAGE's CTI threshold in standard deviations." };
+        var cciMethod = new Option<string>("--cci-method") { DefaultValueFactory = _ => new CitationOptions().Pecore.CciMethod, Description = "MIRAGE's CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion); a non-default one names the citer mirage-METHOD." };
         citers.AcceptOnlyFromAmong(AllCiters);
         judge.AcceptOnlyFromAmong("gold", "none");
         var command = new Command("run", "Run citers side by side on ALCE-format data and write metrics.json, items.jsonl, report.md and chart.svg.")
         {
-            data, model, outDir, citers, limit, seed, judge, topPercent, atMost, ctiStd,
+            data, model, outDir, citers, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -54,13 +55,14 @@ internal static class RunCommand
             {
                 TopPercent = parse.GetValue(topPercent),
                 AtMostCitations = parse.GetValue(atMost),
-                Pecore = new CitationOptions().Pecore with { CtiStdThreshold = parse.GetValue(ctiStd) },
+                Pecore = new CitationOptions().Pecore with { CtiStdThreshold = parse.GetValue(ctiStd), CciMethod = parse.GetRequiredValue(cciMethod) },
                 Prompt = template,
             };
             var attribution = AttributionEngine.CreateDefault();
             var runners = names.Select<string, ICiter>(name => name switch
             {
-                "mirage" => new MirageCiter(new MirageCitationEngine(loaded!, attribution), options),
+                "mirage" => new MirageCiter(new MirageCitationEngine(loaded!, attribution), options,
+                    options.Pecore.CciMethod == new CitationOptions().Pecore.CciMethod ? "mirage" : $"mirage-{options.Pecore.CciMethod}"),
                 "attention" => new AttentionCiter(loaded!, attribution, template),
                 "bm25" => new Bm25Citer(),
                 _ => new RandomCiter(parse.GetValue(seed)),

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using Mirage.Eval.Data;
 using Mirage.Eval.Reader;
 
@@ -12,13 +13,33 @@ internal static class ScoreReaderCommand
         var model = new Option<string>("--model") { Required = true, Description = "The reader checkpoint folder." };
         var count = new Option<int>("--count") { DefaultValueFactory = _ => 500, Description = "Test items (a quarter as many never-seen-value items are scored too)." };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "Seed of the test items." };
-        var command = new Command("score-reader", "Greedy answers of a reader model on generated test items, scored fact by fact.") { model, count, seed };
+        var output = new Option<string?>("--out") { Description = "Also write each test item's answer and verdict as JSON lines to this file." };
+        var command = new Command("score-reader", "Greedy answers of a reader model on generated test items, scored fact by fact.") { model, count, seed, output };
         command.SetAction(parse =>
         {
             int n = parse.GetValue(count);
-            var test = ReaderTraining.Score(parse.GetRequiredValue(model), new ReaderDataGenerator(parse.GetValue(seed), DataSplit.Test).Generate(n));
+            var byAttribute = new SortedDictionary<string, (int Right, int Total)>();
+            using var lines = parse.GetValue(output) is { } path ? new StreamWriter(path) : null;
+            var test = ReaderTraining.Score(parse.GetRequiredValue(model), new ReaderDataGenerator(parse.GetValue(seed), DataSplit.Test).Generate(n), (item, answer) =>
+            {
+                var facts = item.Facts!.OfType<Fact>().Select(f => (f.Attribute, f.Value, Stated: answer.Contains(f.Value, StringComparison.Ordinal))).ToList();
+                foreach (var fact in facts)
+                {
+                    var (right, total) = byAttribute.GetValueOrDefault(fact.Attribute);
+                    byAttribute[fact.Attribute] = (right + (fact.Stated ? 1 : 0), total + 1);
+                }
+                lines?.WriteLine(JsonSerializer.Serialize(new
+                {
+                    id = item.Id,
+                    answer = answer.Trim(),
+                    gold = item.Output,
+                    all_facts_right = AnswerChecker.StatesAllFacts(answer, item),
+                    facts = facts.Select(f => new { attribute = f.Attribute, value = f.Value, stated = f.Stated }),
+                }));
+            });
             Console.WriteLine($"test items {test.Items}: all facts right {test.Exact} ({(double)test.Exact / test.Items:P1}); "
                 + $"facts {test.Facts}: value present {test.ValuesRight} ({(double)test.ValuesRight / test.Facts:P1}), entity name present {test.EntitiesRight} ({(double)test.EntitiesRight / test.Facts:P1})");
+            Console.WriteLine("value present by attribute: " + string.Join(", ", byAttribute.Select(a => $"{a.Key} {a.Value.Right}/{a.Value.Total} ({(double)a.Value.Right / a.Value.Total:P0})")));
             var unseen = ReaderTraining.Score(parse.GetRequiredValue(model),
                 new ReaderDataGenerator(parse.GetValue(seed), DataSplit.Test, new ReaderDataShape { UnseenValues = true }).Generate(Math.Max(1, n / 4)));
             Console.WriteLine($"never-seen city values: {unseen.UnseenValuesRight}/{unseen.UnseenFacts} ({(double)unseen.UnseenValuesRight / unseen.UnseenFacts:P1}); "

@@ -103,8 +103,8 @@ public static class ReaderTraining
         return (score.Exact, score.Items);
     }
 
-    /// <summary>Greedy answers of the model in <paramref name="directory"/> on <paramref name="items"/>, scored fact by fact.</summary>
-    public static ReaderScore Score(string directory, IEnumerable<AlceItem> items)
+    /// <summary>Greedy answers of the model in <paramref name="directory"/> on <paramref name="items"/>, scored fact by fact; <paramref name="answered"/> sees each answer.</summary>
+    public static ReaderScore Score(string directory, IEnumerable<AlceItem> items, Action<AlceItem, string>? answered = null)
     {
         using var model = LanguageModel.Load(directory);
         var template = new PromptTemplate();
@@ -113,6 +113,7 @@ public static class ReaderTraining
         {
             var answer = model.Generate(Prompt(template, item), new GenerationOptions { MaxTokens = 64, StopStrings = ["\n"] }).Text;
             score = AnswerChecker.Add(score, answer, item);
+            answered?.Invoke(item, answer);
         }
         return score;
     }

@@ -10,14 +10,13 @@ namespace Mirage.Core.Citations;
 /// MIRAGE (Qi, Sarti et al., 2024): answer-sentence citations from the model's internals. It
 /// renders the prompt with and without the passages, runs PECoRe on the answer (CTI then CCI), and
 /// turns the context cues of each sentence's selected tokens into passage citations. Calls are
-/// serialised, because one model serves one computation at a time.
+/// serialised through the model's <see cref="LanguageModel.ComputeGate"/>.
 /// </summary>
 public sealed class MirageCitationEngine : ICitationEngine
 {
     private readonly LanguageModel _model;
     private readonly PecoreAnalyzer _pecore;
     private readonly CitationOptions _defaults;
-    private readonly SemaphoreSlim _gate = new(1, 1);
 
     /// <summary>Creates an engine over a loaded model.</summary>
     /// <param name="model">The attribution model (the answer's generator, or a local proxy for it).</param>
@@ -39,14 +38,14 @@ public sealed class MirageCitationEngine : ICitationEngine
         options.Validate();
         _pecore.Validate(options.Pecore);
         var passages = CheckRequest(request);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             return await Task.Run(() => Cite(request, passages, options, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            _gate.Release();
+            _model.ComputeGate.Release();
         }
     }
 

@@ -26,6 +26,13 @@ public sealed class LanguageModel : IDisposable
         ParameterCount = model.parameters().Sum(p => p.NumberOfElements);
     }
 
+    /// <summary>
+    /// One computation at a time: callers that share this model (the citation engine, a chat
+    /// client, a service) take this gate around generation and attribution. Concurrent passes would
+    /// only compete for the same cores, and their results would depend on thread timing.
+    /// </summary>
+    public SemaphoreSlim ComputeGate { get; } = new(1, 1);
+
     /// <summary>The checkpoint folder.</summary>
     public string Directory { get; }
 
@@ -289,7 +296,11 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        _model.Dispose();
+        ComputeGate.Dispose();
+    }
 
     private sealed class GenerationTiming
     {

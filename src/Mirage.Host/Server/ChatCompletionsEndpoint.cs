@@ -136,7 +136,16 @@ internal static class ChatCompletionsEndpoint
     private static async Task<JsonObject> CompleteAsync(LoadedModel loaded, Job job, CancellationToken cancellationToken)
     {
         using var span = StartSpan(loaded);
-        var generated = loaded.Model.Generate(job.PromptIds, job.Generation, cancellationToken);
+        GenerationResult generated;
+        await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
+        try
+        {
+            generated = loaded.Model.Generate(job.PromptIds, job.Generation, cancellationToken);
+        }
+        finally
+        {
+            loaded.Model.ComputeGate.Release();
+        }
         var answer = generated.Text.Trim();
         var citations = await CiteAsync(loaded, job, answer, cancellationToken);
         var message = new JsonObject { ["role"] = "assistant", ["content"] = answer, ["annotations"] = Annotations(citations) };
@@ -178,12 +187,20 @@ internal static class ChatCompletionsEndpoint
 
         await Send(new JsonObject { ["role"] = "assistant", ["content"] = "" });
         var text = new StringBuilder();
-        foreach (var token in loaded.Model.GenerateTokens(job.PromptIds, job.Generation, cancellationToken))
+        await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
+        try
         {
-            if (token.TextDelta.Length == 0)
-                continue;
-            text.Append(token.TextDelta);
-            await Send(new JsonObject { ["content"] = token.TextDelta });
+            foreach (var token in loaded.Model.GenerateTokens(job.PromptIds, job.Generation, cancellationToken))
+            {
+                if (token.TextDelta.Length == 0)
+                    continue;
+                text.Append(token.TextDelta);
+                await Send(new JsonObject { ["content"] = token.TextDelta });
+            }
+        }
+        finally
+        {
+            loaded.Model.ComputeGate.Release();
         }
         // Citations index the streamed text as sent, so it is not trimmed here.
         var citations = await CiteAsync(loaded, job, text.ToString(), cancellationToken);

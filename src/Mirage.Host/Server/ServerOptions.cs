@@ -20,7 +20,7 @@ public sealed class ServerOptions
     public int Concurrency { get; set; } = 1;
 
     /// <summary>Longest a request may take, queueing included; then 504.</summary>
-    [Range(0.1, 3600)]
+    [Range(0.001, 3600)]
     public double RequestTimeoutSeconds { get; set; } = 120;
 
     /// <summary>Largest request body; larger ones get 413.</summary>

@@ -12,11 +12,10 @@ namespace Mirage.SemanticKernel.ChatClients;
 /// model's chat template (or, for a model without one, the messages' text joined by newlines),
 /// then greedy or sampled generation with stop sequences, streamed token by token. Answers carry
 /// the model's id, so Mirage's citations of them are faithful. In Semantic Kernel, use it through
-/// <c>AsChatCompletionService()</c>. Calls are serialised: one model, one generation at a time.
+/// <c>AsChatCompletionService()</c>. Calls are serialised with everything else on the model (<see cref="LanguageModel.ComputeGate"/>).
 /// </summary>
 public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
 {
-    private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly ChatClientMetadata _metadata = new("mirage", null, model.ModelId);
 
     /// <inheritdoc />
@@ -24,7 +23,7 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
     {
         var prompt = Prompt(messages);
         var generation = Options(options);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         GenerationResult result;
         try
         {
@@ -32,7 +31,7 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
         }
         finally
         {
-            _gate.Release();
+            model.ComputeGate.Release();
         }
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text))
         {
@@ -49,7 +48,7 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
         var prompt = Prompt(messages);
         var generation = Options(options);
         var deltas = Channel.CreateUnbounded<string>();
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         // Decoding runs on a worker thread and hands text over as it is produced; a reader that
         // stops early cancels it.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -70,7 +69,7 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
             }
             finally
             {
-                _gate.Release();
+                model.ComputeGate.Release();
             }
         }, CancellationToken.None);
         var id = Guid.NewGuid().ToString("N");
@@ -96,7 +95,10 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
         : null;
 
     /// <inheritdoc />
-    public void Dispose() => _gate.Dispose();
+    public void Dispose()
+    {
+        // The model belongs to the caller.
+    }
 
     private int[] Prompt(IEnumerable<ChatMessage> messages) =>
         ConversationPrompt.Encode(model.Tokenizer, messages.Select(m => new CoreChatMessage(m.Role.Value, m.Text)).ToList());
