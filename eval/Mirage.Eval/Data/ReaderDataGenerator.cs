@@ -64,7 +64,8 @@ public sealed class ReaderDataGenerator
             throw new ArgumentException($"AskAllAttributesRate must be in [0, 1] (got {_shape.AskAllAttributesRate}).", nameof(shape));
         if (_shape.UnseenValues && split == DataSplit.Train)
             throw new ArgumentException("Never-seen values are for test items only.", nameof(shape));
-        _random = new Random(HashCode.Combine(seed, split == DataSplit.Train ? 17 : 29, _shape.UnseenValues) & int.MaxValue);
+        // A fixed mix, not HashCode.Combine: that one is seeded per process, and items must repeat across runs.
+        _random = new Random((int)(((uint)seed * 2654435761u) ^ (split == DataSplit.Train ? 17u : 29u) ^ (_shape.UnseenValues ? 0x5bd1e995u : 0u)) & int.MaxValue);
         _split = split;
     }
 
@@ -271,27 +272,31 @@ public sealed class ReaderDataGenerator
     }
 
     // A hard distractor: a name sharing one of its two words (same first name or surname; same
-    // organisation word or suffix), the same attribute types, every value different.
+    // organisation word or suffix), the same attribute types, every value different. Variants are
+    // tried in random order, those of the item's split first; a distractor from the other split
+    // is harmless (its facts are never asked), and some test names have no in-split variant.
     private Entity Similar(Entity entity)
     {
         var words = entity.Name.Split(' ');
-        for (int attempt = 0; attempt < 10_000; attempt++)
+        var (firsts, seconds) = entity.IsPerson ? (Words.FirstNames, Words.Surnames) : (Words.OrgWords, OrgSuffixes);
+        var variants = seconds.Where(w => w != words[1]).Select(w => $"{words[0]} {w}")
+            .Concat(firsts.Where(w => w != words[0]).Select(w => $"{w} {words[1]}"))
+            .OrderBy(name => IsTestName(name) == (_split == DataSplit.Test) ? 0 : 1)
+            .ThenBy(_ => _random.Next())
+            .Where(name => !_names.Contains(name));
+        foreach (var name in variants)
         {
-            bool keepFirst = _random.Next(2) == 0;
-            string replacement = (entity.IsPerson, keepFirst) switch
+            for (int attempt = 0; attempt < 20; attempt++)
             {
-                (true, true) => Pick(Words.Surnames),
-                (true, false) => Pick(Words.FirstNames),
-                (false, true) => Pick(OrgSuffixes),
-                (false, false) => Pick(Words.OrgWords),
-            };
-            var name = keepFirst ? $"{words[0]} {replacement}" : $"{replacement} {words[1]}";
-            var candidate = new Entity(name, entity.IsPerson, Attributes(entity.IsPerson));
-            if (candidate.Name != entity.Name && !candidate.Attributes.Any(a => entity.Attributes[a.Key] == a.Value)
-                && IsTestName(candidate.Name) == (_split == DataSplit.Test) && _names.Add(candidate.Name))
-                return candidate;
+                var attributes = Attributes(entity.IsPerson);
+                if (!attributes.Any(a => entity.Attributes[a.Key] == a.Value))
+                {
+                    _names.Add(name);
+                    return new Entity(name, entity.IsPerson, attributes);
+                }
+            }
         }
-        throw new InvalidOperationException($"No similar name to '{entity.Name}' fits the {_split} split.");
+        throw new InvalidOperationException($"No similar name to '{entity.Name}' is free in this item.");
     }
 
     private string Pick(string[] pool) => pool[_random.Next(pool.Length)];

@@ -49,7 +49,7 @@ public sealed class CitationEngineTests : IDisposable
     public async Task TooLongForTheContext_SaysByHowMuch()
     {
         var longPassage = new Passage(null, null, string.Concat(Enumerable.Repeat("the capital ", 100)));
-        var error = await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", [longPassage]));
+        var error = await Assert.ThrowsAsync<ContextLengthExceededException>(() => Cite("Paris.", [longPassage]));
         Assert.Matches(@"is \d+ tokens, \d+ more than checkpoint's 512-token context", error.Message);
     }
 

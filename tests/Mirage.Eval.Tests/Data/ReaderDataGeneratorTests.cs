@@ -17,6 +17,8 @@ public sealed class ReaderDataGeneratorTests
         var again = new ReaderDataGenerator(1, DataSplit.Test).Generate(300).ToList();
         Assert.Equal(JsonSerializer.Serialize(Test), JsonSerializer.Serialize(again));
         Assert.NotEqual(JsonSerializer.Serialize(Test.Take(5)), JsonSerializer.Serialize(new ReaderDataGenerator(2, DataSplit.Test).Generate(5)));
+        // The same in every process too (a per-process hash seed once made each run's items differ).
+        Assert.Equal("Where was Brensein Zaisnouth born?", Test[0].Question);
     }
 
     [Fact]
