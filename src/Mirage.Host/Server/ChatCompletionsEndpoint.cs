@@ -97,16 +97,14 @@ internal static class ChatCompletionsEndpoint
             : request.N is not (null or 1) ? "'n' must be 1: one answer per request."
             : tokens is < 1 ? "max_tokens must be at least 1."
             : tokens > options.MaxTokens ? $"max_tokens {tokens} is above the limit of {options.MaxTokens} (Server:MaxTokens)."
-            : (request.Passages?.Count ?? 0) > options.MaxPassages ? $"{request.Passages!.Count} passages; at most {options.MaxPassages} are accepted (Server:MaxPassages)."
-            : request.Passages?.Select((p, i) => (p, i)).FirstOrDefault(x => string.IsNullOrWhiteSpace(x.p.Text)) is { p: not null } blank ? $"passages[{blank.i}].text is empty."
-            : null;
+            : PassageInput.Problem(request.Passages ?? [], options.MaxPassages);
         return problem is null ? null : ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", problem);
     }
 
     private static Job CreateJob(ChatCompletionRequest request, LoadedModel loaded, ServerOptions options)
     {
         var question = request.Messages.Last(m => m.Role == "user").Text;
-        var passages = (request.Passages ?? []).Select((p, i) => new Passage(p.Id ?? (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), p.Title, p.Text, p.Url)).ToList();
+        var passages = PassageInput.ToPassages(request.Passages ?? []);
         // Retrieval results sent back as tool messages count too.
         foreach (var tool in request.Messages.Where(m => m.Role == "tool"))
             passages.AddRange(loaded.Citations.Extractor.Extract(tool.Text).Where(p => passages.All(q => q.Text != p.Text)));

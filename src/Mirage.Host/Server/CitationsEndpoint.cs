@@ -10,7 +10,18 @@ using Mirage.Core.Citations;
 namespace Mirage.Host.Server;
 
 /// <summary>A passage in a request.</summary>
-public sealed record PassageInput(string Text, string? Id = null, string? Title = null, string? Url = null);
+public sealed record PassageInput(string Text, string? Id = null, string? Title = null, string? Url = null)
+{
+    /// <summary>Request passages as engine passages; a passage without an id is numbered from 1.</summary>
+    public static List<Passage> ToPassages(IReadOnlyList<PassageInput> passages) =>
+        passages.Select((p, i) => new Passage(p.Id ?? (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), p.Title, p.Text, p.Url)).ToList();
+
+    /// <summary>What is wrong with a request's passages (too many, or one without text), or null.</summary>
+    public static string? Problem(IReadOnlyList<PassageInput> passages, int max) =>
+        passages.Count > max ? $"{passages.Count} passages; at most {max} are accepted (Server:MaxPassages)."
+        : passages.Select((p, i) => (p, i)).FirstOrDefault(x => string.IsNullOrWhiteSpace(x.p.Text)) is { p: not null } blank ? $"passages[{blank.i}].text is empty."
+        : null;
+}
 
 /// <summary>Citation settings a request may change (all optional).</summary>
 public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null)
@@ -70,7 +81,7 @@ internal static class CitationsEndpoint
         if (host.Current is not { } loaded)
             return ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable);
 
-        var passages = request.Passages.Select((p, i) => new Passage(p.Id ?? (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), p.Title, p.Text, p.Url)).ToList();
+        var passages = PassageInput.ToPassages(request.Passages);
         var citationRequest = new CitationRequest(request.Question, passages, request.Answer, citationOptions);
         var outcome = await Scheduling.RunAsync(http, queue, options, ct => Cite(loaded, citationRequest, http.RequestServices.GetRequiredService<ServerTelemetry>(), ct));
         if (outcome.Error is not null)
@@ -100,9 +111,7 @@ internal static class CitationsEndpoint
         string? problem =
             string.IsNullOrWhiteSpace(request.Answer) ? "'answer' is empty: there is nothing to cite."
             : request.Passages.Count == 0 ? "'passages' is empty: citations need at least one passage."
-            : request.Passages.Count > options.MaxPassages ? $"{request.Passages.Count} passages; at most {options.MaxPassages} are accepted (Server:MaxPassages)."
-            : request.Passages.Select((p, i) => (p, i)).FirstOrDefault(x => string.IsNullOrWhiteSpace(x.p.Text)) is { p: not null } blank ? $"passages[{blank.i}].text is empty."
-            : null;
+            : PassageInput.Problem(request.Passages, options.MaxPassages);
         return problem is null ? null : ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", problem);
     }
 
