@@ -116,6 +116,20 @@ public sealed class ServerTests
     }
 
     [Fact]
+    public async Task Shutdown_LetsInFlightWorkFinish_AndThenRefusesNewWork()
+    {
+        var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=30");
+        var inFlight = Enumerable.Range(0, 3).Select(_ => server.PostAsync("/v1/citations", CitationBody(RunningServer.Answer))).ToList();
+        await Task.Delay(20, Token);
+        var queue = server.App.Services.GetService(typeof(Mirage.Host.Server.WorkQueue)) as Mirage.Host.Server.WorkQueue;
+        await server.App.StopAsync(Token);
+        foreach (var response in await Task.WhenAll(inFlight))
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Null(queue!.TryEnqueue(_ => Task.FromResult(0), Token));
+        await server.DisposeAsync();
+    }
+
+    [Fact]
     public async Task OpenAiClient_GetsACompletionWithAnnotations_StreamingAndNot()
     {
         await using var server = await RunningServer.StartAsync();
