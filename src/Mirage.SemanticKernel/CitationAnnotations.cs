@@ -56,6 +56,14 @@ public static class CitationAnnotations
         (message.AdditionalProperties ??= [])[AnswerCitations.MetadataKey] = citations;
     }
 
+    /// <summary>The trailing streaming update that carries citations: a bare content whose annotations span the whole streamed text.</summary>
+    public static ChatResponseUpdate CreateUpdate(AnswerCitations citations) =>
+        new(ChatRole.Assistant, [new AIContent { Annotations = Create(citations) }])
+        {
+            ModelId = citations.AnswerModel,
+            AdditionalProperties = new() { [AnswerCitations.MetadataKey] = citations },
+        };
+
     private static void AddRange(this IList<AIAnnotation> list, IEnumerable<AIAnnotation> items)
     {
         foreach (var item in items)

@@ -57,6 +57,8 @@ public sealed class MirageCitationOptions
     [Range(1, 100)]
     public int AtMostCitations { get; set; } = 3;
 
+    private static readonly string[] RetrievalHints = ["search", "retriev", "lookup", "document"];
+
     internal bool CountsAsRetrieval(string? plugin, string function)
     {
         if (IsRetrievalFunction is { } predicate)
@@ -67,8 +69,7 @@ public sealed class MirageCitationOptions
                 || RetrievalFunctions.Contains(function, StringComparer.OrdinalIgnoreCase)
                 || (plugin is not null && RetrievalFunctions.Contains($"{plugin}.{function}", StringComparer.OrdinalIgnoreCase));
         }
-        string[] hints = ["search", "retriev", "lookup", "document"];
-        return hints.Any(h => function.Contains(h, StringComparison.OrdinalIgnoreCase) || (plugin?.Contains(h, StringComparison.OrdinalIgnoreCase) ?? false));
+        return RetrievalHints.Any(h => function.Contains(h, StringComparison.OrdinalIgnoreCase) || (plugin?.Contains(h, StringComparison.OrdinalIgnoreCase) ?? false));
     }
 
     internal bool CountsAsRetrieval(KernelFunction function) => CountsAsRetrieval(function.PluginName, function.Name);

@@ -34,8 +34,11 @@ public sealed class MirageCitationService
     /// <summary>
     /// Cites <paramref name="answer"/> against <paramref name="passages"/>. The mode is faithful when
     /// <paramref name="answerModelId"/> is the attribution model, proxy otherwise (also when unknown).
+    /// <paramref name="citationOptions"/> replaces the engine options built from <see cref="Options"/>
+    /// for this call (a request that brings its own filter or thresholds).
     /// </summary>
-    public async Task<AnswerCitations> CiteAsync(string question, IReadOnlyList<Passage> passages, string answer, string? answerModelId, CancellationToken cancellationToken = default)
+    public async Task<AnswerCitations> CiteAsync(string question, IReadOnlyList<Passage> passages, string answer, string? answerModelId,
+        CitationOptions? citationOptions = null, CancellationToken cancellationToken = default)
     {
         var mode = answerModelId == AttributionModelId ? CitationMode.Faithful : CitationMode.Proxy;
         var kept = passages.Take(Options.MaxPassages).ToList();
@@ -54,7 +57,7 @@ public sealed class MirageCitationService
         var timeout = TimeSpan.FromSeconds(Options.TimeoutSeconds);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
-        var options = new CitationOptions { TopPercent = Options.TopPercent, AtMostCitations = Options.AtMostCitations };
+        var options = citationOptions ?? new CitationOptions { TopPercent = Options.TopPercent, AtMostCitations = Options.AtMostCitations };
         var work = _engine.CiteAsync(new CitationRequest(question ?? "", kept, answer, options), limit.Token);
         try
         {

@@ -9,6 +9,7 @@ using Mirage.Core.Citations;
 using Mirage.Core.Models;
 using Mirage.Core.Tokenization;
 using Mirage.SemanticKernel;
+using Mirage.SemanticKernel.Passages;
 
 namespace Mirage.Host.Server;
 
@@ -55,7 +56,7 @@ public sealed record ChatCompletionRequest(
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
-    private sealed record Job(int[] PromptIds, GenerationOptions Generation, string Question, IReadOnlyList<Passage> Passages, CitationSettings? Settings);
+    private sealed record Job(int[] PromptIds, GenerationOptions Generation, string Question, IReadOnlyList<Passage> Passages, CitationOptions Citations);
 
     public static async Task<IResult> HandleAsync(HttpContext http, ModelHost host, WorkQueue queue, IOptions<ServerOptions> settings)
     {
@@ -83,7 +84,7 @@ internal static class ChatCompletionsEndpoint
             var streamed = await Scheduling.RunAsync(http, queue, options, ct => StreamAsync(http, loaded, job, telemetry, ct));
             return streamed.Error ?? Results.Empty;
         }
-        var outcome = await Scheduling.RunAsync(http, queue, options, ct => CompleteAsync(loaded, job, ct));
+        var outcome = await Scheduling.RunAsync(http, queue, options, ct => CompleteAsync(loaded, job, telemetry, ct));
         return outcome.Error ?? Results.Content(outcome.Value!.ToJsonString(), "application/json; charset=utf-8");
     }
 
@@ -104,10 +105,12 @@ internal static class ChatCompletionsEndpoint
     private static Job CreateJob(ChatCompletionRequest request, LoadedModel loaded, ServerOptions options)
     {
         var question = request.Messages.Last(m => m.Role == "user").Text;
-        var passages = PassageInput.ToPassages(request.Passages ?? []);
-        // Retrieval results sent back as tool messages count too.
+        // Retrieval results sent back as tool messages count too; the collector drops repeated text.
+        var collector = new PassageCollector();
+        collector.Add(PassageInput.ToPassages(request.Passages ?? []));
         foreach (var tool in request.Messages.Where(m => m.Role == "tool"))
-            passages.AddRange(loaded.Citations.Extractor.Extract(tool.Text).Where(p => passages.All(q => q.Text != p.Text)));
+            collector.Add(loaded.Citations.Extractor.Extract(tool.Text));
+        var passages = collector.Snapshot();
         var citationOptions = request.Citations?.ToOptions() ?? new CitationOptions();
         int[] prompt = passages.Count > 0
             ? CitationInput.AnswerPrompt(loaded.Model, question, passages, citationOptions.Prompt)
@@ -128,10 +131,10 @@ internal static class ChatCompletionsEndpoint
             StopStrings = passages.Count > 0 && stops.Count == 0 ? ["\n"] : stops,
         };
         generation.Validate();
-        return new Job(prompt, generation, question, passages, request.Citations);
+        return new Job(prompt, generation, question, passages, citationOptions);
     }
 
-    private static async Task<JsonObject> CompleteAsync(LoadedModel loaded, Job job, CancellationToken cancellationToken)
+    private static async Task<JsonObject> CompleteAsync(LoadedModel loaded, Job job, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
         using var span = StartSpan(loaded);
         GenerationResult generated;
@@ -145,7 +148,7 @@ internal static class ChatCompletionsEndpoint
             loaded.Model.ComputeGate.Release();
         }
         var answer = generated.Text.Trim();
-        var citations = await CiteAsync(loaded, job, answer, cancellationToken);
+        var citations = await CiteAsync(loaded, job, answer, telemetry, cancellationToken);
         var message = new JsonObject { ["role"] = "assistant", ["content"] = answer, ["annotations"] = Annotations(citations) };
         return new JsonObject
         {
@@ -201,11 +204,10 @@ internal static class ChatCompletionsEndpoint
             loaded.Model.ComputeGate.Release();
         }
         // Citations index the streamed text as sent, so it is not trimmed here.
-        var citations = await CiteAsync(loaded, job, text.ToString(), cancellationToken);
+        var citations = await CiteAsync(loaded, job, text.ToString(), telemetry, cancellationToken);
         await Send(new JsonObject { ["annotations"] = Annotations(citations), ["mirage"] = Summary(citations) });
         await Send([], "stop");
         await response.WriteAsync("data: [DONE]\n\n", cancellationToken);
-        telemetry.TokensAttributed.Add(citations.Details?.Tokens.Count ?? 0);
         return true;
     }
 
@@ -217,14 +219,12 @@ internal static class ChatCompletionsEndpoint
         return span;
     }
 
-    private static Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, CancellationToken cancellationToken)
+    private static async Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var service = job.Settings is null ? loaded.Citations : new MirageCitationService(loaded.Engine, loaded.Model.ModelId, new MirageCitationOptions
-        {
-            TopPercent = job.Settings.TopPercent ?? new MirageCitationOptions().TopPercent,
-            AtMostCitations = job.Settings.AtMostCitations ?? new MirageCitationOptions().AtMostCitations,
-        });
-        return service.CiteAsync(job.Question, job.Passages, answer, loaded.Model.ModelId, cancellationToken);
+        var citations = await loaded.Citations.CiteAsync(job.Question, job.Passages, answer, loaded.Model.ModelId, job.Citations, cancellationToken);
+        if (citations.Details is { } details)
+            telemetry.Record(details);
+        return citations;
     }
 
     /// <summary>Chat Completions' annotation shape: <c>{type: "url_citation", url_citation: {url, title, start_index, end_index, ...}}</c>.</summary>

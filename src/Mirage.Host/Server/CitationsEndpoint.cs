@@ -100,9 +100,7 @@ internal static class CitationsEndpoint
         span?.SetTag("gen_ai.operation.name", "cite");
         span?.SetTag("gen_ai.request.model", loaded.Model.ModelId);
         var result = await loaded.Engine.CiteAsync(request, cancellationToken);
-        telemetry.TokensAttributed.Add(result.Tokens.Count);
-        telemetry.Passes.Add(result.Cost.ForwardPasses, new KeyValuePair<string, object?>("mirage.pass", "forward"));
-        telemetry.Passes.Add(result.Cost.BackwardPasses, new KeyValuePair<string, object?>("mirage.pass", "backward"));
+        telemetry.Record(result);
         return result;
     }
 

@@ -44,6 +44,14 @@ public sealed class ServerTelemetry
     /// <summary>Requests rejected because the queue was full.</summary>
     public Counter<long> Rejected { get; }
 
+    /// <summary>Counts what one citation cost: answer tokens attributed and passes by kind.</summary>
+    public void Record(Mirage.Core.Citations.CitationResult result)
+    {
+        TokensAttributed.Add(result.Tokens.Count);
+        Passes.Add(result.Cost.ForwardPasses, new KeyValuePair<string, object?>("mirage.pass", "forward"));
+        Passes.Add(result.Cost.BackwardPasses, new KeyValuePair<string, object?>("mirage.pass", "backward"));
+    }
+
     /// <summary>Registers the queue-depth gauge over <paramref name="depth"/>.</summary>
     public void ObserveQueueDepth(Func<int> depth) =>
         _meter.CreateObservableGauge("mirage.queue.depth", depth, "{request}", "Requests waiting for the model.");

@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Extensions.AI;
 using Mirage.Core.Citations;
-using Mirage.SemanticKernel.Filters;
 using Mirage.SemanticKernel.Passages;
 
 namespace Mirage.SemanticKernel.ChatClients;
@@ -27,7 +26,7 @@ public sealed class MirageCitationChatClient(IChatClient innerClient, MirageCita
         if (answer is null)
             return response;
         collector.Add(ToolPassages(history.Concat(response.Messages)));
-        var citations = await service.CiteAsync(Question(history), collector.Snapshot(), answer.Text, response.ModelId, cancellationToken).ConfigureAwait(false);
+        var citations = await service.CiteAsync(Question(history), collector.Snapshot(), answer.Text, response.ModelId, cancellationToken: cancellationToken).ConfigureAwait(false);
         CitationAnnotations.Attach(answer, citations);
         (response.AdditionalProperties ??= [])[AnswerCitations.MetadataKey] = citations;
         return response;
@@ -67,8 +66,8 @@ public sealed class MirageCitationChatClient(IChatClient innerClient, MirageCita
         if (text.Length == 0)
             yield break;
         collector.Add(ToolPassages(seen));
-        var citations = await service.CiteAsync(Question(history), collector.Snapshot(), text.ToString(), modelId, cancellationToken).ConfigureAwait(false);
-        yield return MirageFunctionInvocationFilter.CitationUpdate(citations);
+        var citations = await service.CiteAsync(Question(history), collector.Snapshot(), text.ToString(), modelId, cancellationToken: cancellationToken).ConfigureAwait(false);
+        yield return CitationAnnotations.CreateUpdate(citations);
     }
 
     private static string Question(IReadOnlyList<ChatMessage> history) =>
@@ -81,11 +80,9 @@ public sealed class MirageCitationChatClient(IChatClient innerClient, MirageCita
         var names = contents.OfType<FunctionCallContent>().GroupBy(c => c.CallId).ToDictionary(g => g.Key, g => g.First().Name);
         foreach (var result in contents.OfType<FunctionResultContent>())
         {
-            var name = names.GetValueOrDefault(result.CallId, "");
-            var passages = service.Extractor.Extract(result.Result);
-            if (service.Options.CountsAsRetrieval(null, name) || result.Result is IEnumerable<Microsoft.SemanticKernel.Data.TextSearchResult>)
+            if (PassageExtractor.IsSearchResult(result.Result) || service.Options.CountsAsRetrieval(null, names.GetValueOrDefault(result.CallId, "")))
             {
-                foreach (var passage in passages)
+                foreach (var passage in service.Extractor.Extract(result.Result))
                     yield return passage;
             }
         }

@@ -4,7 +4,6 @@ using System.Text;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
-using Microsoft.SemanticKernel.Data;
 using Mirage.SemanticKernel.Passages;
 using FunctionInvocationContext = Microsoft.SemanticKernel.FunctionInvocationContext;
 
@@ -38,7 +37,7 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
         }
 
         var value = context.Result.GetValue<object>();
-        if (IsSearchResult(value) || service.Options.CountsAsRetrieval(context.Function))
+        if (PassageExtractor.IsSearchResult(value) || service.Options.CountsAsRetrieval(context.Function))
         {
             var (passages, handOn) = await service.Extractor.ExtractAsync(value, context.CancellationToken).ConfigureAwait(false);
             collector.Add(passages);
@@ -49,7 +48,7 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
         if (!opened || Answer(value) is not { } answer)
             return;
 
-        var citations = await service.CiteAsync(Question(context), collector.Snapshot(), answer.Text, answer.ModelId, context.CancellationToken).ConfigureAwait(false);
+        var citations = await service.CiteAsync(Question(context), collector.Snapshot(), answer.Text, answer.ModelId, cancellationToken: context.CancellationToken).ConfigureAwait(false);
         switch (value)
         {
             case ChatMessageContent message:
@@ -85,9 +84,6 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
         string text => (text, null),
         _ => null,
     };
-
-    private static bool IsSearchResult(object? value) =>
-        value is IEnumerable<TextSearchResult> || (value?.GetType() is { IsGenericType: true } type && type.GetGenericTypeDefinition() == typeof(KernelSearchResults<>));
 
     private static Dictionary<string, object?> With(IReadOnlyDictionary<string, object?>? metadata, AnswerCitations citations) =>
         new(metadata ?? new Dictionary<string, object?>()) { [AnswerCitations.MetadataKey] = citations };
@@ -133,20 +129,12 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
         object? trailer = null;
         if (typeof(T).IsAssignableFrom(typeof(StreamingChatMessageContent)) || typeof(T).IsAssignableFrom(typeof(ChatResponseUpdate)))
         {
-            var citations = await service.CiteAsync(Question(context), collector.Snapshot(), text.ToString(), modelId, cancellationToken).ConfigureAwait(false);
+            var citations = await service.CiteAsync(Question(context), collector.Snapshot(), text.ToString(), modelId, cancellationToken: cancellationToken).ConfigureAwait(false);
             trailer = typeof(T).IsAssignableFrom(typeof(StreamingChatMessageContent))
                 ? new StreamingChatMessageContent(AuthorRole.Assistant, null) { Metadata = With(null, citations), ModelId = modelId }
-                : CitationUpdate(citations);
+                : CitationAnnotations.CreateUpdate(citations);
         }
         if (trailer is T last)
             yield return last;
     }
-
-    /// <summary>The trailing M.E.AI update: a bare content whose annotations are the citations (over the whole streamed text).</summary>
-    internal static ChatResponseUpdate CitationUpdate(AnswerCitations citations) =>
-        new(ChatRole.Assistant, [new AIContent { Annotations = CitationAnnotations.Create(citations) }])
-        {
-            ModelId = citations.AnswerModel,
-            AdditionalProperties = new() { [AnswerCitations.MetadataKey] = citations },
-        };
 }

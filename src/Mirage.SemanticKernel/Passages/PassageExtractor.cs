@@ -19,6 +19,10 @@ public sealed class PassageExtractor(PassageMapping mapping)
     private static readonly MethodInfo MaterializeMethod = typeof(PassageExtractor).GetMethod(nameof(MaterializeAsync), BindingFlags.NonPublic | BindingFlags.Static)!;
     private static readonly string[] ListProperties = ["results", "documents", "value", "data", "items", "passages"];
 
+    /// <summary>True for values that are search results whatever function returned them: <see cref="TextSearchResult"/>s or <see cref="KernelSearchResults{T}"/>.</summary>
+    public static bool IsSearchResult(object? value) =>
+        value is IEnumerable<TextSearchResult> || (value?.GetType() is { IsGenericType: true } type && type.GetGenericTypeDefinition() == typeof(KernelSearchResults<>));
+
     /// <summary>
     /// The passages in <paramref name="value"/>, and the value to hand on to the caller: a
     /// re-playable copy when the original could be enumerated only once (search results), else the value itself.
