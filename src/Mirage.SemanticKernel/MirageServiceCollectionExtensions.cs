@@ -40,5 +40,5 @@ public static class MirageServiceCollectionExtensions
 
     /// <summary>The attribution model's folder: the configured path, else <c>models/reader</c> next to the application.</summary>
     public static string ModelDirectory(MirageCitationOptions options) =>
-        options.ModelPath ?? Path.Combine(AppContext.BaseDirectory, "models", "reader");
+        options.ModelPath ?? LanguageModel.EmbeddedReaderDirectory;
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Mirage.Core.Citations;
 
 namespace Mirage.Eval.Data;
 
@@ -25,4 +26,9 @@ public sealed record AlceItem(
     [property: JsonPropertyName("output")] string Output,
     [property: JsonPropertyName("gold_citations")] IReadOnlyList<int[]>? GoldCitations = null,
     [property: JsonPropertyName("facts")] IReadOnlyList<Fact?>? Facts = null,
-    [property: JsonPropertyName("unseen_values")] bool UnseenValues = false);
+    [property: JsonPropertyName("unseen_values")] bool UnseenValues = false)
+{
+    /// <summary>The documents as Mirage passages, numbered from 1 as ALCE's [n] marks are.</summary>
+    public IReadOnlyList<Passage> ToPassages() =>
+        Docs.Select((d, i) => new Passage((i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), d.Title, d.Text)).ToList();
+}

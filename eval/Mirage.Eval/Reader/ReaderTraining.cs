@@ -120,7 +120,7 @@ public static class ReaderTraining
 
     /// <summary>The with-context prompt of an item, as the reader sees it in training and at inference.</summary>
     public static string Prompt(PromptTemplate template, AlceItem item) =>
-        template.Render(item.Question, item.Docs.Select(d => new Passage(null, d.Title, d.Text)).ToList(), withContext: true).Text;
+        template.Render(item.Question, item.ToPassages(), withContext: true).Text;
 
     /// <summary>Learns the reader's byte-level BPE on generated training text and writes it to <paramref name="directory"/>; returns the vocabulary size.</summary>
     public static int TrainTokenizer(string directory, int seed, int merges)

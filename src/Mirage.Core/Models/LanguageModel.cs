@@ -27,6 +27,12 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>
+    /// Where an application finds Mirage's embedded reader: <c>models/reader</c> next to the
+    /// executable (the build copies it there). The default model wherever none is given.
+    /// </summary>
+    public static string EmbeddedReaderDirectory { get; } = Path.Combine(AppContext.BaseDirectory, "models", "reader");
+
+    /// <summary>
     /// One computation at a time: callers that share this model (the citation engine, a chat
     /// client, a service) take this gate around generation and attribution. Concurrent passes would
     /// only compete for the same cores, and their results would depend on thread timing.

@@ -7,7 +7,7 @@ namespace Mirage.Host.Cli;
 internal sealed class ModelOptions
 {
     /// <summary>The embedded reader model, copied beside the executable at build and publish.</summary>
-    public static string EmbeddedModel { get; } = Path.Combine(AppContext.BaseDirectory, "models", "reader");
+    public static string EmbeddedModel => LanguageModel.EmbeddedReaderDirectory;
 
     public Option<string> Model { get; } = new("--model")
     {

@@ -33,7 +33,7 @@ public sealed class ModelHost(IOptions<ServerOptions> options, ILogger<ModelHost
     /// <inheritdoc />
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var directory = options.Value.ModelPath ?? Cli.ModelOptions.EmbeddedModel;
+        var directory = options.Value.ModelPath ?? LanguageModel.EmbeddedReaderDirectory;
         _loading = Task.Run(() =>
         {
             var model = LanguageModel.Load(directory);

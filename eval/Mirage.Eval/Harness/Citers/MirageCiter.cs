@@ -12,7 +12,7 @@ public sealed class MirageCiter(ICitationEngine engine, CitationOptions options,
     /// <inheritdoc />
     public async Task<IReadOnlyList<int[]>> CiteAsync(AlceItem item, IReadOnlyList<SentenceSpan> sentences, CancellationToken cancellationToken = default)
     {
-        var result = await engine.CiteAsync(new CitationRequest(item.Question, HarnessPassages.From(item), item.Output, options), cancellationToken).ConfigureAwait(false);
+        var result = await engine.CiteAsync(new CitationRequest(item.Question, item.ToPassages(), item.Output, options), cancellationToken).ConfigureAwait(false);
         if (result.Sentences.Count != sentences.Count)
             throw new InvalidOperationException($"{item.Id}: MIRAGE split the answer into {result.Sentences.Count} sentences, the harness into {sentences.Count}.");
         return result.Sentences.Select(s => s.Citations.Select(c => c.PassageIndex).ToArray()).ToList();
