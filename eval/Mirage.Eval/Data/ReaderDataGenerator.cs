@@ -24,6 +24,13 @@ public sealed record ReaderDataShape
     /// learn from at little extra cost. Test items keep the default 0.
     /// </summary>
     public double AskAllAttributesRate { get; init; }
+
+    /// <summary>
+    /// Share of items whose distractors are all similar names stating the asked attributes with
+    /// other values, so looking a value up by its relation alone is right only by chance and the
+    /// reader must bind it to the whole name. A training setting; test items keep the default 0.
+    /// </summary>
+    public double SameRelationDistractorRate { get; init; }
 }
 
 /// <summary>
@@ -145,6 +152,8 @@ public sealed class ReaderDataGenerator
         if (_random.NextDouble() < 0.2)
             passages.Add(($"Notes on {main.Name}", [$"A local report covers {main.Name}.", Sentence(main, attributes[0])]));
         var similar = Similar(main);
+        // Drawn only when enabled, so items of the default shape stay as they were for a seed.
+        bool sameRelation = _shape.SameRelationDistractorRate > 0 && _random.NextDouble() < _shape.SameRelationDistractorRate;
         // The mentioning passage names the entity but holds none of its facts. Half the time it is
         // also a lexical trap: another chunk of the entity's own article (so the same title, as
         // chunked Wikipedia passages have) where another entity of the same kind shares the asked
@@ -160,14 +169,14 @@ public sealed class ReaderDataGenerator
         var stated = Sentence(other, trap ? attributes[0] : other.IsPerson ? "profession" : "industry");
         var distractors = new List<(string Title, List<string> Sentences)>
         {
-            (similar.Name, FactSentences(similar, similar.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2 + _random.Next(2)).ToList())),
+            (similar.Name, FactSentences(similar, sameRelation ? attributes : similar.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2 + _random.Next(2)).ToList())),
             (trap ? main.Name : other.Name, _random.Next(2) == 0 ? [mention, stated] : [stated, mention]),
         };
         int total = _shape.MinPassages + _random.Next(_shape.MaxPassages - _shape.MinPassages + 1);
         while (passages.Count + distractors.Count < total)
         {
-            var extra = NewEntity(_random.NextDouble() < 0.5);
-            distractors.Add((extra.Name, FactSentences(extra, extra.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2).ToList())));
+            var extra = sameRelation ? Similar(main) : NewEntity(_random.NextDouble() < 0.5);
+            distractors.Add((extra.Name, FactSentences(extra, sameRelation ? attributes : extra.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2).ToList())));
         }
         // Fact passages always stay; items of three or more passages always carry the similar name.
         passages.AddRange(distractors.Take(Math.Max(total >= 3 ? 1 : 0, total - passages.Count)));

@@ -60,7 +60,9 @@ public static class ReaderTraining
         // Training mixes easy items (one or two passages) with full-size ones: the short ones teach
         // the name-to-value lookup quickly, the long ones keep it working among distractors. Half
         // the questions ask for every attribute: more lookups per (costly) pass over the passages.
-        var generator = new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape { MinPassages = 1, AskAllAttributesRate = 0.5 });
+        // In half the items every distractor is a similar name stating the asked relations, so a
+        // lookup by relation alone earns nothing and the value must be bound to the whole name.
+        var generator = new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape { MinPassages = 1, AskAllAttributesRate = 0.5, SameRelationDistractorRate = 0.5 });
         var items = generator.Generate(int.MaxValue).Skip(trainer.Step * options.BatchSize).GetEnumerator();
         var clock = Stopwatch.StartNew();
         int startStep = trainer.Step;
@@ -134,7 +136,7 @@ public static class ReaderTraining
     private static ModelConfig Config(TextTokenizer tokenizer, ReaderTrainingOptions options) => ModelConfig.Parse($$"""
         {
           "architectures": ["LlamaForCausalLM"], "hidden_size": {{options.Hidden}}, "intermediate_size": {{options.Hidden * 3}},
-          "num_hidden_layers": {{options.Layers}}, "num_attention_heads": {{Math.Max(1, options.Hidden / 32)}}, "num_key_value_heads": {{Math.Max(1, options.Hidden / 64)}},
+          "num_hidden_layers": {{options.Layers}}, "num_attention_heads": {{Math.Max(1, options.Hidden / 32)}}, "num_key_value_heads": {{Math.Max(1, options.Hidden / 32)}},
           "vocab_size": {{tokenizer.VocabSize}}, "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 10000,
           "tie_word_embeddings": true, "bos_token_id": {{tokenizer.BosId}}, "eos_token_id": {{tokenizer.EosIds[0]}}
         }

@@ -16,10 +16,12 @@ public delegate Tensor ContrastLogitsProvider(Tensor logits, IReadOnlyList<int> 
 /// <param name="Options">Method options.</param>
 /// <param name="ContrastLogits">Where contrastive step functions take their contrast distribution; null uses the same logits.</param>
 /// <param name="KlDirection">Direction for <c>kl_divergence</c>.</param>
+/// <param name="CancellationToken">Checked between batches and targets, so long attributions stop early.</param>
 public sealed record AttributionRequest(
     IReadOnlyList<int> Ids,
     IReadOnlyList<AttributionTarget> Targets,
     string StepFunction = "log_probability",
     AttributionOptions? Options = null,
     ContrastLogitsProvider? ContrastLogits = null,
-    KlDirection KlDirection = KlDirection.ContextToNoContext);
+    KlDirection KlDirection = KlDirection.ContextToNoContext,
+    CancellationToken CancellationToken = default);

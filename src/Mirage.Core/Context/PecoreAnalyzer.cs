@@ -26,7 +26,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
     /// <param name="eligible">Which answer tokens may be selected (special tokens may not).</param>
     /// <param name="options">Settings.</param>
     /// <param name="forcedContrastIds">Contrast tokens to use instead of the no-context argmax (per answer token), or null.</param>
-    /// <param name="cancellationToken">Checked between phases and between CCI chunks.</param>
+    /// <param name="cancellationToken">Checked between phases and between the attribution method's batches.</param>
     public PecoreResult Analyze(
         LanguageModel model,
         IReadOnlyList<int> contextPrompt,
@@ -83,7 +83,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
                 return where(same.index_select(0, index).unsqueeze(1), noContextRows.index_select(0, index).to(logits.dtype), logits);
             }
             var result = engine.Attribute(model, options.CciMethod,
-                new AttributionRequest(ids, attributionTargets, options.CciTarget, options.Attribution, Contrast, options.KlDirection));
+                new AttributionRequest(ids, attributionTargets, options.CciTarget, options.Attribution, Contrast, options.KlDirection, cancellationToken));
             for (int i = 0; i < steps.Length; i++)
             {
                 cciScores[steps[i]] = result.Scores[i][..contextPrompt.Count];

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -136,7 +135,7 @@ internal static class ChatCompletionsEndpoint
 
     private static async Task<JsonObject> CompleteAsync(LoadedModel loaded, Job job, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
-        using var span = StartSpan(loaded);
+        using var span = ServerTelemetry.StartOperation("chat", loaded.Model.ModelId);
         GenerationResult generated;
         await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
         try
@@ -147,6 +146,9 @@ internal static class ChatCompletionsEndpoint
         {
             loaded.Model.ComputeGate.Release();
         }
+        span?.SetTag("gen_ai.usage.input_tokens", generated.PromptTokenCount)
+            .SetTag("gen_ai.usage.output_tokens", generated.TokenIds.Count)
+            .SetTag("gen_ai.response.finish_reasons", new[] { FinishReason(generated.FinishReason) });
         var answer = generated.Text.Trim();
         var citations = await CiteAsync(loaded, job, answer, telemetry, cancellationToken);
         var message = new JsonObject { ["role"] = "assistant", ["content"] = answer, ["annotations"] = Annotations(citations) };
@@ -169,7 +171,7 @@ internal static class ChatCompletionsEndpoint
 
     private static async Task<bool> StreamAsync(HttpContext http, LoadedModel loaded, Job job, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
-        using var span = StartSpan(loaded);
+        using var span = ServerTelemetry.StartOperation("chat", loaded.Model.ModelId);
         var response = http.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
@@ -209,14 +211,6 @@ internal static class ChatCompletionsEndpoint
         await Send([], "stop");
         await response.WriteAsync("data: [DONE]\n\n", cancellationToken);
         return true;
-    }
-
-    private static Activity? StartSpan(LoadedModel loaded)
-    {
-        var span = ServerTelemetry.Traces.StartActivity("chat");
-        span?.SetTag("gen_ai.operation.name", "chat");
-        span?.SetTag("gen_ai.request.model", loaded.Model.ModelId);
-        return span;
     }
 
     private static async Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, ServerTelemetry telemetry, CancellationToken cancellationToken)

@@ -96,9 +96,7 @@ internal static class CitationsEndpoint
 
     private static async Task<CitationResult> Cite(LoadedModel loaded, CitationRequest request, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
-        using var span = ServerTelemetry.Traces.StartActivity("cite");
-        span?.SetTag("gen_ai.operation.name", "cite");
-        span?.SetTag("gen_ai.request.model", loaded.Model.ModelId);
+        using var span = ServerTelemetry.StartOperation("cite", loaded.Model.ModelId);
         var result = await loaded.Engine.CiteAsync(request, cancellationToken);
         telemetry.Record(result);
         return result;

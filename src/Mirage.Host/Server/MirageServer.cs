@@ -34,6 +34,7 @@ public static class MirageServer
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(settings.ShutdownTimeoutSeconds + 5));
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton<ServerTelemetry>();
+        builder.AddServerOpenTelemetry();
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         builder.Services.AddSingleton<WorkQueue>();

@@ -27,6 +27,7 @@ public sealed class ServerTelemetry
         TokensAttributed = _meter.CreateCounter<long>("mirage.tokens.attributed", "{token}", "Answer tokens whose context dependence was scored.");
         Passes = _meter.CreateCounter<long>("mirage.passes", "{pass}", "Model passes run for attribution.");
         Rejected = _meter.CreateCounter<long>("mirage.queue.rejected", "{request}", "Requests answered 429 because the queue was full.");
+        Cancelled = _meter.CreateCounter<long>("mirage.work.cancelled", "{request}", "Model work cancelled before it finished (client gone, timeout, shutdown).");
     }
 
     /// <summary>Seconds per HTTP request, by route and status.</summary>
@@ -44,12 +45,32 @@ public sealed class ServerTelemetry
     /// <summary>Requests rejected because the queue was full.</summary>
     public Counter<long> Rejected { get; }
 
-    /// <summary>Counts what one citation cost: answer tokens attributed and passes by kind.</summary>
+    /// <summary>Model work cancelled before it finished.</summary>
+    public Counter<long> Cancelled { get; }
+
+    /// <summary>
+    /// Starts a span for one model operation, named and tagged after OpenTelemetry's GenAI
+    /// conventions (<c>"{operation} {model}"</c>, <c>gen_ai.operation.name</c>, <c>gen_ai.request.model</c>).
+    /// </summary>
+    public static Activity? StartOperation(string operation, string model)
+    {
+        var span = Traces.StartActivity($"{operation} {model}");
+        span?.SetTag("gen_ai.operation.name", operation);
+        span?.SetTag("gen_ai.provider.name", "mirage");
+        span?.SetTag("gen_ai.request.model", model);
+        return span;
+    }
+
+    /// <summary>Counts what one citation cost (answer tokens attributed, passes by kind) and tags <see cref="Activity.Current"/> with it.</summary>
     public void Record(Mirage.Core.Citations.CitationResult result)
     {
         TokensAttributed.Add(result.Tokens.Count);
         Passes.Add(result.Cost.ForwardPasses, new KeyValuePair<string, object?>("mirage.pass", "forward"));
         Passes.Add(result.Cost.BackwardPasses, new KeyValuePair<string, object?>("mirage.pass", "backward"));
+        Activity.Current?.SetTag("mirage.tokens.attributed", result.Tokens.Count)
+            .SetTag("mirage.passes.forward", result.Cost.ForwardPasses)
+            .SetTag("mirage.passes.backward", result.Cost.BackwardPasses)
+            .SetTag("mirage.citations", result.Sentences.Sum(s => s.Citations.Count));
     }
 
     /// <summary>Registers the queue-depth gauge over <paramref name="depth"/>.</summary>

@@ -56,7 +56,8 @@ public sealed class WorkQueue : BackgroundService
         await foreach (var item in _channel.Reader.ReadAllAsync().ConfigureAwait(false))
         {
             _telemetry.QueueWait.Record(item.Waited.Elapsed.TotalSeconds);
-            await item.RunAsync(_abandon.Token).ConfigureAwait(false);
+            if (!await item.RunAsync(_abandon.Token).ConfigureAwait(false))
+                _telemetry.Cancelled.Add(1);
         }
     }
 
@@ -80,30 +81,47 @@ public sealed class WorkQueue : BackgroundService
 
     private abstract class WorkItem
     {
+        // The request's span: the work's spans hang under it although a worker runs them.
+        private readonly ActivityContext _parent = Activity.Current?.Context ?? default;
+
         public Stopwatch Waited { get; } = Stopwatch.StartNew();
 
-        public abstract Task RunAsync(CancellationToken abandon);
+        /// <summary>Runs the work; false when it was cancelled (before or while running).</summary>
+        public abstract Task<bool> RunAsync(CancellationToken abandon);
+
+        protected Activity? StartSpan()
+        {
+            var span = ServerTelemetry.Traces.StartActivity("mirage.work", ActivityKind.Internal, _parent);
+            span?.SetTag("mirage.queue.wait", Waited.Elapsed.TotalSeconds);
+            return span;
+        }
     }
 
     private sealed class WorkItem<T>(Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken) : WorkItem
     {
         public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public override async Task RunAsync(CancellationToken abandon)
+        public override async Task<bool> RunAsync(CancellationToken abandon)
         {
+            using var span = StartSpan();
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, abandon);
             try
             {
                 linked.Token.ThrowIfCancellationRequested();
                 Completion.TrySetResult(await work(linked.Token).ConfigureAwait(false));
+                return true;
             }
             catch (OperationCanceledException e)
             {
+                span?.SetStatus(ActivityStatusCode.Error, "cancelled");
                 Completion.TrySetCanceled(e.CancellationToken);
+                return false;
             }
             catch (Exception e)
             {
+                span?.SetStatus(ActivityStatusCode.Error, e.Message);
                 Completion.TrySetException(e);
+                return true;
             }
         }
     }

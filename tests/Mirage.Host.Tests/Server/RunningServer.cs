@@ -24,9 +24,12 @@ internal sealed class RunningServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<RunningServer> StartAsync(params string[] settings)
+    public static Task<RunningServer> StartAsync(params string[] settings) => StartAsync(null, settings);
+
+    /// <summary>Starts a server; <paramref name="configure"/> may add services (exporters) to its builder.</summary>
+    public static async Task<RunningServer> StartAsync(Action<WebApplicationBuilder>? configure, params string[] settings)
     {
-        var app = MirageServer.Build(["--urls=http://127.0.0.1:0", $"--Server:ModelPath={SharedAssets.EmbeddedReader}", .. settings]);
+        var app = MirageServer.Build(["--urls=http://127.0.0.1:0", $"--Server:ModelPath={SharedAssets.EmbeddedReader}", .. settings], configure);
         await app.StartAsync(TestContext.Current.CancellationToken);
         var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
         var server = new RunningServer(app, address);

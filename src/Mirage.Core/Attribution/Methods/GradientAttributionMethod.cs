@@ -55,6 +55,7 @@ public abstract class GradientAttributionMethod : IAttributionMethod
         var fValues = f.detach().to(ScalarType.Float64).cpu().data<double>().ToArray();
         for (int k = 0; k < request.Targets.Count; k++)
         {
+            request.CancellationToken.ThrowIfCancellationRequested();
             using var step = NewDisposeScope();
             var gradient = torch.autograd.grad([f[k]], [embeddings], retain_graph: k < request.Targets.Count - 1)[0]; // [1, L, C]
             collect(k, gradient[0], embeddings[0].detach(), fValues[k]);
@@ -70,6 +71,7 @@ public abstract class GradientAttributionMethod : IAttributionMethod
         int chunks = 0;
         foreach (var chunk in order.Chunk(chunkSize))
         {
+            request.CancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             using var _ = enable_grad();
             int length = chunk.Max(k => request.Targets[k].Position);

@@ -35,6 +35,7 @@ public sealed class IntegratedGradientsMethod : GradientAttributionMethod
             var averaged = zeros_like(input);
             for (int start = 0; start < nodes.Length; start += options.ChunkSize)
             {
+                request.CancellationToken.ThrowIfCancellationRequested();
                 using var chunkScope = NewDisposeScope();
                 using var _ = enable_grad();
                 int count = Math.Min(options.ChunkSize, nodes.Length - start);

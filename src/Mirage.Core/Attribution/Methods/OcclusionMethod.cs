@@ -47,6 +47,7 @@ public sealed class OcclusionMethod : IAttributionMethod
         int passes = 1;
         foreach (var chunk in spans.Chunk(options.ChunkSize))
         {
+            request.CancellationToken.ThrowIfCancellationRequested();
             using var chunkScope = NewDisposeScope();
             var batch = input.expand(chunk.Length, -1, -1).clone();             // [R, L, C]
             for (int r = 0; r < chunk.Length; r++)

@@ -1,0 +1,88 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using OpenQA.Selenium;
+using OpenQA.Selenium.Support.UI;
+
+namespace Mirage.Host.Tests.Server;
+
+/// <summary>The page at <c>/</c> in headless Chromium against a real server: paste, submit, see citations.</summary>
+public sealed class ServerPageTests
+{
+    private static readonly CancellationToken Token = TestContext.Current.CancellationToken;
+
+    // The sample passages as a person pastes them: paragraphs, each with a "# Title" first line.
+    private static string Pasted() => string.Join("\n\n", RunningServer.Passages.Select(p =>
+    {
+        var passage = JsonNode.Parse(p.ToString()!)!;
+        return $"# {passage["title"]}\n{passage["text"]}";
+    }));
+
+    private static void Fill(IWebDriver browser, string passages, string question, string answer)
+    {
+        browser.FindElement(By.Id("passages")).SendKeys(passages);
+        browser.FindElement(By.Id("question")).SendKeys(question);
+        browser.FindElement(By.Id("answer")).SendKeys(answer);
+        browser.FindElement(By.Id("cite")).Click();
+    }
+
+    // Waits for the citation view to appear in the frame (or for the page to report an error).
+    private static void AwaitView(IWebDriver browser)
+    {
+        new WebDriverWait(browser, TimeSpan.FromSeconds(120)).Until(b =>
+            b.FindElement(By.Id("status")).Text is var status && status.Length > 0 && status != "working..."
+                ? throw new Xunit.Sdk.XunitException($"The page reported: {status}")
+                : !string.IsNullOrEmpty(b.FindElement(By.Id("view")).GetAttribute("srcdoc")));
+        browser.SwitchTo().Frame(browser.FindElement(By.Id("view")));
+    }
+
+    [Fact]
+    public async Task APastedAnswer_IsShownWithTheServersCitations_AndHighlightedPassageTokens()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var api = await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer });
+        Assert.Equal(HttpStatusCode.OK, api.StatusCode);
+        var expected = JsonNode.Parse(await api.Content.ReadAsStringAsync(Token))!["sentences"]!.AsArray()
+            .SelectMany(s => s!["citations"]!.AsArray().Select(c => $"[{c!["passage_index"]!.GetValue<int>() + 1}]")).ToList();
+        Assert.NotEmpty(expected);
+
+        using var browser = HeadlessChromium.Start();
+        browser.Navigate().GoToUrl(new Uri(server.Address, "/"));
+        Assert.Equal("Mirage", browser.Title);
+        Fill(browser, Pasted(), RunningServer.Question, RunningServer.Answer);
+        AwaitView(browser);
+
+        Assert.Equal(RunningServer.Answer.Split(". ").Length, browser.FindElements(By.CssSelector(".answer .sentence")).Count);
+        Assert.Equal(expected, browser.FindElements(By.CssSelector("a.cite")).Select(a => a.Text).ToList());
+        Assert.Equal(4, browser.FindElements(By.CssSelector("article")).Count);
+        // Passage tokens are painted by how much the selected answer tokens relied on them.
+        var painted = browser.FindElements(By.CssSelector(".tok")).Count(t => t.GetCssValue("background-color") is var c && c.StartsWith("rgba(26, 95, 208", StringComparison.Ordinal) && !c.EndsWith(", 0)", StringComparison.Ordinal));
+        Assert.True(painted > 0, "no passage token is highlighted");
+    }
+
+    [Fact]
+    public async Task WithNoAnswer_TheModelAnswers_AndTheAnswerIsCited()
+    {
+        await using var server = await RunningServer.StartAsync();
+        using var browser = HeadlessChromium.Start();
+        browser.Navigate().GoToUrl(new Uri(server.Address, "/"));
+        Fill(browser, Pasted(), RunningServer.Question, "");
+        AwaitView(browser);
+        var shown = string.Concat(browser.FindElements(By.CssSelector(".answer .sentence")).Select(s => s.Text));
+        browser.SwitchTo().DefaultContent();
+        var answer = browser.FindElement(By.Id("answer")).GetAttribute("value");
+        Assert.Contains("Lousdrur Rourti", answer);
+        Assert.Equal(answer!.Replace(" ", ""), shown.Replace(" ", ""));
+    }
+
+    [Fact]
+    public async Task ABadRequest_IsReportedOnThePage()
+    {
+        await using var server = await RunningServer.StartAsync("--Server:MaxPassages=2");
+        using var browser = HeadlessChromium.Start();
+        browser.Navigate().GoToUrl(new Uri(server.Address, "/"));
+        Fill(browser, Pasted(), RunningServer.Question, RunningServer.Answer);
+        var status = new WebDriverWait(browser, TimeSpan.FromSeconds(60)).Until(b => b.FindElement(By.Id("status")).Text is var s && s.Length > 0 && s != "working..." ? s : null);
+        Assert.Contains("Invalid request", status);
+        Assert.Contains("2", status);
+    }
+}

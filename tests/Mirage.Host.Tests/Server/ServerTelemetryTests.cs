@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+
+namespace Mirage.Host.Tests.Server;
+
+/// <summary>
+/// The service's telemetry read back through the OpenTelemetry SDK (in-memory exporters), and work
+/// cancellation seen in it. Spans are picked out by the trace each test starts, since other tests'
+/// servers in this process emit spans from the same sources.
+/// </summary>
+public sealed class ServerTelemetryTests
+{
+    private static readonly CancellationToken Token = TestContext.Current.CancellationToken;
+
+    private static object Body(string answer) => new { question = RunningServer.Question, passages = RunningServer.Passages, answer };
+
+    // A request in a trace of the test's own, as a traced caller would send it (W3C traceparent).
+    private static HttpRequestMessage Traced(object body, ActivityTraceId trace)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/citations") { Content = JsonContent.Create(body) };
+        request.Headers.Add("traceparent", $"00-{trace}-{ActivitySpanId.CreateRandom()}-01");
+        return request;
+    }
+
+    private static Task<RunningServer> StartAsync(List<Activity> spans, List<Metric> metrics, params string[] settings) =>
+        RunningServer.StartAsync(builder => builder.Services
+            .ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(spans))
+            .ConfigureOpenTelemetryMeterProvider(meters => meters.AddInMemoryExporter(metrics)), settings);
+
+    [Fact]
+    public async Task ACitationRequest_IsTracedUnderItsHttpSpan_WithGenAiAttributes_AndCountedInMetrics()
+    {
+        var spans = new List<Activity>();
+        var metrics = new List<Metric>();
+        var server = await StartAsync(spans, metrics);
+        var trace = ActivityTraceId.CreateRandom();
+        var response = await server.Http.SendAsync(Traced(Body(RunningServer.Answer), trace), Token);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await server.DisposeAsync(); // flushes both providers
+
+        var traced = spans.Where(s => s.TraceId == trace).ToList();
+        var http = Assert.Single(traced, s => s.Kind == ActivityKind.Server);
+        Assert.Equal("POST /v1/citations", http.DisplayName);
+        var work = Assert.Single(traced, s => s.OperationName == "mirage.work");
+        var cite = Assert.Single(traced, s => s.OperationName == "cite reader");
+        Assert.Equal(http.SpanId, work.ParentSpanId);
+        Assert.Equal(work.SpanId, cite.ParentSpanId);
+        Assert.Equal("cite", cite.GetTagItem("gen_ai.operation.name"));
+        Assert.Equal("reader", cite.GetTagItem("gen_ai.request.model"));
+        Assert.True((int)cite.GetTagItem("mirage.tokens.attributed")! > 10);
+        Assert.True((int)cite.GetTagItem("mirage.passes.forward")! >= 2);
+        Assert.IsType<double>(work.GetTagItem("mirage.queue.wait"));
+
+        var names = metrics.Select(m => m.Name).ToHashSet();
+        foreach (var name in new[] { "mirage.queue.wait", "mirage.queue.depth", "mirage.tokens.attributed", "mirage.passes", "mirage.server.request.duration", "http.server.request.duration" })
+            Assert.Contains(name, names);
+    }
+
+    [Fact]
+    public async Task AClientThatDisconnects_HasItsWorkCancelled()
+    {
+        var spans = new List<Activity>();
+        var metrics = new List<Metric>();
+        var server = await StartAsync(spans, metrics);
+        // A long answer: attributing it takes seconds, so the client leaves while it runs.
+        var essay = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30));
+        var trace = ActivityTraceId.CreateRandom();
+        using var leave = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == Mirage.Host.Server.ServerTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            ActivityStarted = span => { if (span.TraceId == trace && span.OperationName == "cite reader") started.TrySetResult(); },
+        };
+        ActivitySource.AddActivityListener(listener);
+        var request = server.Http.SendAsync(Traced(Body(essay), trace), leave.Token);
+        // Leave once the model is working on it.
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(60), Token);
+        await Task.Delay(TimeSpan.FromMilliseconds(100), Token);
+        await leave.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
+
+        // The worker is free again; the cancelled work left a span marked so, and never finished attributing.
+        var next = await server.PostAsync("/v1/citations", Body(RunningServer.Answer));
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        await server.DisposeAsync();
+        var work = Assert.Single(spans, s => s.TraceId == trace && s.OperationName == "mirage.work");
+        Assert.Equal(ActivityStatusCode.Error, work.Status);
+        Assert.Equal("cancelled", work.StatusDescription);
+        Assert.DoesNotContain(spans, s => s.TraceId == trace && s.GetTagItem("mirage.tokens.attributed") is not null);
+        Assert.Contains(metrics, m => m.Name == "mirage.work.cancelled");
+    }
+}
