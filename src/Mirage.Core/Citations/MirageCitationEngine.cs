@@ -10,7 +10,8 @@ namespace Mirage.Core.Citations;
 /// MIRAGE (Qi, Sarti et al., 2024): answer-sentence citations from the model's internals. It
 /// renders the prompt with and without the passages, runs PECoRe on the answer (CTI then CCI), and
 /// turns the context cues of each sentence's selected tokens into passage citations. Calls are
-/// serialised through the model's <see cref="LanguageModel.ComputeGate"/>.
+/// serialised through the model's <see cref="LanguageModel.ComputeGate"/>; several requests can
+/// share one call (<see cref="CiteBatchAsync"/>).
 /// </summary>
 public sealed class MirageCitationEngine : ICitationEngine
 {
@@ -31,17 +32,32 @@ public sealed class MirageCitationEngine : ICitationEngine
     }
 
     /// <inheritdoc />
-    public async Task<CitationResult> CiteAsync(CitationRequest request, CancellationToken cancellationToken = default)
+    public async Task<CitationResult> CiteAsync(CitationRequest request, CancellationToken cancellationToken = default) =>
+        (await CiteBatchAsync([request], cancellationToken).ConfigureAwait(false))[0];
+
+    /// <summary>
+    /// Cites several requests together: their CTI passes run as two right-padded batches (on a GPU,
+    /// one pass for many answers costs about what one answer costs), CCI request by request. Each
+    /// result equals what <see cref="CiteAsync"/> gives for the request alone, up to floating-point
+    /// reordering. Every request is checked first; an invalid one fails the whole call.
+    /// </summary>
+    public async Task<IReadOnlyList<CitationResult>> CiteBatchAsync(IReadOnlyList<CitationRequest> requests, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var options = request.Options ?? _defaults;
-        options.Validate();
-        _pecore.Validate(options.Pecore);
-        var passages = CheckRequest(request);
+        ArgumentNullException.ThrowIfNull(requests);
+        var checkedRequests = requests.Select(request =>
+        {
+            ArgumentNullException.ThrowIfNull(request);
+            var options = request.Options ?? _defaults;
+            options.Validate();
+            _pecore.Validate(options.Pecore);
+            return (Request: request, Passages: CheckRequest(request), Options: options);
+        }).ToList();
+        if (checkedRequests.Count == 0)
+            return [];
         await _model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await Task.Run(() => Cite(request, passages, options, cancellationToken), cancellationToken).ConfigureAwait(false);
+            return await Task.Run(() => Cite(checkedRequests, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -49,16 +65,21 @@ public sealed class MirageCitationEngine : ICitationEngine
         }
     }
 
-    private CitationResult Cite(CitationRequest request, IReadOnlyList<Passage> passages, CitationOptions options, CancellationToken cancellationToken)
+    private List<CitationResult> Cite(IReadOnlyList<(CitationRequest Request, IReadOnlyList<Passage> Passages, CitationOptions Options)> requests, CancellationToken cancellationToken)
     {
-        var total = Stopwatch.StartNew();
-        var tokenizer = _model.Tokenizer;
-        var input = CitationInput.Prepare(_model, request.Question, passages, request.Answer, options.Prompt);
-        var tokenizeTime = total.Elapsed;
+        var clock = Stopwatch.StartNew();
+        var inputs = requests.Select(r => CitationInput.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt)).ToList();
+        var tokenizeTime = clock.Elapsed / requests.Count;
+        var pecore = _pecore.AnalyzeBatch(_model,
+            inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore)).ToList(),
+            cancellationToken);
+        return requests.Select((r, i) => Result(r.Request, r.Options, inputs[i], pecore[i], tokenizeTime)).ToList();
+    }
 
-        var pecore = _pecore.Analyze(_model, input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, options.Pecore, cancellationToken: cancellationToken);
-
+    private CitationResult Result(CitationRequest request, CitationOptions options, CitationInput input, PecoreResult pecore, TimeSpan tokenizeTime)
+    {
         var citationClock = Stopwatch.StartNew();
+        var tokenizer = _model.Tokenizer;
         var answerTokens = input.AnswerTokens;
         var tokens = answerTokens.Select((t, i) => new AnswerToken(
             i, t.Id, request.Answer[t.Start..t.End], t.Start, t.End, pecore.CtiScores[i], pecore.Selected[i],
@@ -70,8 +91,10 @@ public sealed class MirageCitationEngine : ICitationEngine
             input.PromptIds.Concat(input.AnswerIds).ToArray(), input.NoContextIds.Concat(input.AnswerIds).ToArray(),
             input.PromptIds.Length, input.NoContextIds.Length, input.WithContext.Text,
             input.PromptTokens.Select(t => new[] { t.Start, t.End }).ToList());
+        double citationMs = citationClock.Elapsed.TotalMilliseconds;
+        double totalMs = tokenizeTime.TotalMilliseconds + pecore.CtiTime.TotalMilliseconds + pecore.CciTime.TotalMilliseconds + citationMs;
         var cost = new CitationCost(pecore.ForwardPasses, pecore.BackwardPasses, tokenizeTime.TotalMilliseconds,
-            pecore.CtiTime.TotalMilliseconds, pecore.CciTime.TotalMilliseconds, citationClock.Elapsed.TotalMilliseconds, total.Elapsed.TotalMilliseconds);
+            pecore.CtiTime.TotalMilliseconds, pecore.CciTime.TotalMilliseconds, citationMs, totalMs);
         return new CitationResult(_model.ModelId, request.Question, request.Answer, cited, tokens, input.Passages, cues, inputs, pecore.Threshold, options, cost);
     }
 

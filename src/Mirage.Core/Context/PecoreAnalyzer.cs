@@ -12,6 +12,7 @@ namespace Mirage.Core.Context;
 /// contrastive metric stands out. CCI: for each selected step, attribute the MIRAGE target to the
 /// with-context input, with the contrast token taken from the no-context pass (whose argmax at
 /// step t is exactly the no-context model's greedy choice given the with-context prefix y_&lt;t).
+/// Several answers can run together (<see cref="AnalyzeBatch"/>), sharing the CTI passes.
 /// </summary>
 public sealed class PecoreAnalyzer(AttributionEngine engine)
 {
@@ -35,23 +36,39 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         IReadOnlyList<bool> eligible,
         PecoreOptions options,
         IReadOnlyList<int>? forcedContrastIds = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        AnalyzeBatch(model, [new PecoreInput(contextPrompt, noContextPrompt, answer, eligible, options, forcedContrastIds)], cancellationToken)[0];
+
+    /// <summary>
+    /// Runs PECoRe for several answers: the CTI passes of all of them run as two right-padded
+    /// batches (every with-context sequence, then every no-context one), CCI answer by answer.
+    /// Each result equals what <see cref="Analyze"/> gives for its input alone, up to
+    /// floating-point reordering in the batched passes.
+    /// </summary>
+    public IReadOnlyList<PecoreResult> AnalyzeBatch(LanguageModel model, IReadOnlyList<PecoreInput> inputs, CancellationToken cancellationToken = default)
     {
-        options.Validate(engine);
-        if (forcedContrastIds is not null && forcedContrastIds.Count != answer.Count)
-            throw new MirageException($"Forced contrast tokens: expected one per answer token ({answer.Count}), got {forcedContrastIds.Count}.");
+        ArgumentNullException.ThrowIfNull(inputs);
+        foreach (var input in inputs)
+        {
+            input.Options.Validate(engine);
+            if (input.ForcedContrastIds is not null && input.ForcedContrastIds.Count != input.Answer.Count)
+                throw new MirageException($"Forced contrast tokens: expected one per answer token ({input.Answer.Count}), got {input.ForcedContrastIds.Count}.");
+        }
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
+        // CTI: exactly two teacher-forced passes, whatever the batch size.
+        var contextLogits = model.TeacherForceLogits(inputs.Select(i => (i.ContextPrompt, i.Answer)).ToList());     // [N_b, V] each
+        var noContextLogits = model.TeacherForceLogits(inputs.Select(i => (i.NoContextPrompt, i.Answer)).ToList());
+        var passTime = clock.Elapsed;
+        cancellationToken.ThrowIfCancellationRequested();
+        return inputs.Select((input, b) => AnalyzeOne(model, input, contextLogits[b], noContextLogits[b], passTime, cancellationToken)).ToList();
+    }
 
-        // CTI: exactly two teacher-forced passes.
-        Tensor contextLogits, noContextLogits; // [N, V]
-        using (no_grad())
-        {
-            using var withContext = model.TeacherForce(contextPrompt, answer, trackEmbeddingGradients: false);
-            using var withoutContext = model.TeacherForce(noContextPrompt, answer, trackEmbeddingGradients: false);
-            contextLogits = withContext.Logits[0].clone();
-            noContextLogits = withoutContext.Logits[0].clone();
-        }
+    private PecoreResult AnalyzeOne(LanguageModel model, PecoreInput input, Tensor contextLogits, Tensor noContextLogits, TimeSpan passTime, CancellationToken cancellationToken)
+    {
+        var (contextPrompt, _, answer, eligible, options, forcedContrastIds) = input;
+        var clock = Stopwatch.StartNew();
+        using var scope = NewDisposeScope();
         var targets = tensor(answer.Select(i => (long)i).ToArray(), device: model.Device);
         var metric = engine.StepFunctions.Get(options.CtiMetric)(new StepFunctionArgs(contextLogits, targets, null, noContextLogits, options.KlDirection));
         var scores = metric.to(ScalarType.Float64).cpu().data<double>().ToArray();
@@ -60,7 +77,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         var eligibleScores = scores.Where((_, i) => eligible[i]).ToList();
         double threshold = TokenSelection.MeanStdThreshold(eligibleScores, options.CtiStdThreshold, options.CtiStdDdof);
         var selected = TokenSelection.Select(scores, eligible, threshold, options.CtiTopK);
-        var ctiTime = clock.Elapsed;
+        var ctiTime = passTime + clock.Elapsed;
         cancellationToken.ThrowIfCancellationRequested();
 
         // CCI: attribute the MIRAGE target of each selected step to the with-context input.

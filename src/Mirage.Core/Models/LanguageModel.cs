@@ -163,6 +163,29 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>
+    /// Teacher-forced logits for several (prompt, continuation) pairs in one right-padded pass,
+    /// without gradients: element b is <c>[N_b, V]</c>, row i predicting continuation token i (the
+    /// caller owns them). A batch of one computes exactly what <see cref="TeacherForce"/> does.
+    /// </summary>
+    public IReadOnlyList<Tensor> TeacherForceLogits(IReadOnlyList<(IReadOnlyList<int> Prompt, IReadOnlyList<int> Continuation)> pairs)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        if (pairs.Count == 0)
+            return [];
+        foreach (var (prompt, continuation) in pairs)
+            CheckSequence(prompt, continuation);
+
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var (ids, _) = PadRight(pairs.Select(p => p.Prompt.Concat(p.Continuation).ToArray()).ToList()); // [B, T]
+        var positions = arange(ids.shape[1], device: Device).unsqueeze(0).expand(ids.shape[0], -1);
+        int first = pairs.Min(p => p.Prompt.Count) - 1;
+        // Right padding needs no key mask: causal attention keeps it from reaching real tokens.
+        using var output = Forward(new ForwardRequest(Embed(ids), positions, LogitsFrom: first));
+        return pairs.Select((p, b) => output.Logits[b].narrow(0, p.Prompt.Count - 1 - first, p.Continuation.Count).MoveToOuterDisposeScope()).ToList();
+    }
+
+    /// <summary>
     /// One teacher-forced pass over prompt + continuation. With
     /// <paramref name="trackEmbeddingGradients"/>, the returned embeddings are a gradient leaf.
     /// </summary>

@@ -80,10 +80,10 @@ internal static class ChatCompletionsEndpoint
         var telemetry = http.RequestServices.GetRequiredService<ServerTelemetry>();
         if (request!.Stream)
         {
-            var streamed = await Scheduling.RunAsync(http, queue, options, ct => StreamAsync(http, loaded, job, telemetry, ct));
+            var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => StreamAsync(http, loaded, job, telemetry, c), ct));
             return streamed.Error ?? Results.Empty;
         }
-        var outcome = await Scheduling.RunAsync(http, queue, options, ct => CompleteAsync(loaded, job, telemetry, ct));
+        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => CompleteAsync(loaded, job, telemetry, c), ct));
         return outcome.Error ?? Results.Content(outcome.Value!.ToJsonString(), "application/json; charset=utf-8");
     }
 

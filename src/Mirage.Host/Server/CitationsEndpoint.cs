@@ -83,7 +83,7 @@ internal static class CitationsEndpoint
 
         var passages = PassageInput.ToPassages(request.Passages);
         var citationRequest = new CitationRequest(request.Question, passages, request.Answer, citationOptions);
-        var outcome = await Scheduling.RunAsync(http, queue, options, ct => Cite(loaded, citationRequest, http.RequestServices.GetRequiredService<ServerTelemetry>(), ct));
+        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueueCitation(loaded, citationRequest, ct));
         if (outcome.Error is not null)
             return outcome.Error;
         var result = outcome.Value!;
@@ -92,14 +92,6 @@ internal static class CitationsEndpoint
         var json = JsonSerializer.SerializeToNode(result, MirageJson.Options)!.AsObject();
         json["annotations"] = Annotations(result);
         return Results.Content(json.ToJsonString(MirageJson.Options), "application/json; charset=utf-8");
-    }
-
-    private static async Task<CitationResult> Cite(LoadedModel loaded, CitationRequest request, ServerTelemetry telemetry, CancellationToken cancellationToken)
-    {
-        using var span = ServerTelemetry.StartOperation("cite", loaded.Model.ModelId);
-        var result = await loaded.Engine.CiteAsync(request, cancellationToken);
-        telemetry.Record(result);
-        return result;
     }
 
     private static IResult? Validate(CitationsRequest request, ServerOptions options)

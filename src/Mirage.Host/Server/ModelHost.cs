@@ -14,7 +14,7 @@ namespace Mirage.Host.Server;
 /// <param name="Engine">Its citation engine.</param>
 /// <param name="Chat">Its chat client (generation).</param>
 /// <param name="Citations">Citations of chat answers, with failure statuses instead of errors.</param>
-public sealed record LoadedModel(LanguageModel Model, ICitationEngine Engine, MirageLocalChatClient Chat, MirageCitationService Citations);
+public sealed record LoadedModel(LanguageModel Model, MirageCitationEngine Engine, MirageLocalChatClient Chat, MirageCitationService Citations);
 
 /// <summary>
 /// Loads the model in the background when the host starts, so the process answers liveness

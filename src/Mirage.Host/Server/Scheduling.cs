@@ -6,12 +6,16 @@ namespace Mirage.Host.Server;
 /// <summary>Runs a request's model work through the queue, mapping a full queue, a timeout and bad input to HTTP answers.</summary>
 internal static class Scheduling
 {
-    public static async Task<(T? Value, IResult? Error)> RunAsync<T>(HttpContext http, WorkQueue queue, ServerOptions options, Func<CancellationToken, Task<T>> work)
+    /// <summary>
+    /// Queues the work with <paramref name="enqueue"/> (null: the queue is full), giving it a token
+    /// cancelled when the client leaves or the request's time is up, and awaits it.
+    /// </summary>
+    public static async Task<(T? Value, IResult? Error)> RunAsync<T>(HttpContext http, ServerOptions options, Func<CancellationToken, Task<T>?> enqueue)
     {
         var timeout = TimeSpan.FromSeconds(options.RequestTimeoutSeconds);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         limit.CancelAfter(timeout);
-        var queued = queue.TryEnqueue(work, limit.Token);
+        var queued = enqueue(limit.Token);
         if (queued is null)
         {
             http.Response.Headers.RetryAfter = options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);

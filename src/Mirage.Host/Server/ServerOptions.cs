@@ -19,6 +19,13 @@ public sealed class ServerOptions
     [Range(1, 64)]
     public int Concurrency { get; set; } = 1;
 
+    /// <summary>
+    /// Waiting requests a worker takes at a time; the citation requests among them share one batch
+    /// (their teacher-forced passes run together). 1 turns batching off.
+    /// </summary>
+    [Range(1, 256)]
+    public int BatchSize { get; set; } = 4;
+
     /// <summary>Longest a request may take, queueing included; then 504.</summary>
     [Range(0.001, 3600)]
     public double RequestTimeoutSeconds { get; set; } = 120;

@@ -61,16 +61,17 @@ public sealed class ServerTelemetry
         return span;
     }
 
-    /// <summary>Counts what one citation cost (answer tokens attributed, passes by kind) and tags <see cref="Activity.Current"/> with it.</summary>
-    public void Record(Mirage.Core.Citations.CitationResult result)
+    /// <summary>Counts what citations cost (answer tokens attributed, passes by kind) and tags <see cref="Activity.Current"/> with the totals.</summary>
+    public void Record(params IReadOnlyList<Mirage.Core.Citations.CitationResult> results)
     {
-        TokensAttributed.Add(result.Tokens.Count);
-        Passes.Add(result.Cost.ForwardPasses, new KeyValuePair<string, object?>("mirage.pass", "forward"));
-        Passes.Add(result.Cost.BackwardPasses, new KeyValuePair<string, object?>("mirage.pass", "backward"));
-        Activity.Current?.SetTag("mirage.tokens.attributed", result.Tokens.Count)
-            .SetTag("mirage.passes.forward", result.Cost.ForwardPasses)
-            .SetTag("mirage.passes.backward", result.Cost.BackwardPasses)
-            .SetTag("mirage.citations", result.Sentences.Sum(s => s.Citations.Count));
+        int tokens = results.Sum(r => r.Tokens.Count), forwards = results.Sum(r => r.Cost.ForwardPasses), backwards = results.Sum(r => r.Cost.BackwardPasses);
+        TokensAttributed.Add(tokens);
+        Passes.Add(forwards, new KeyValuePair<string, object?>("mirage.pass", "forward"));
+        Passes.Add(backwards, new KeyValuePair<string, object?>("mirage.pass", "backward"));
+        Activity.Current?.SetTag("mirage.tokens.attributed", tokens)
+            .SetTag("mirage.passes.forward", forwards)
+            .SetTag("mirage.passes.backward", backwards)
+            .SetTag("mirage.citations", results.Sum(r => r.Sentences.Sum(s => s.Citations.Count)));
     }
 
     /// <summary>Registers the queue-depth gauge over <paramref name="depth"/>.</summary>

@@ -96,6 +96,40 @@ public sealed class CitationEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task ABatch_GivesEachRequestWhatItGetsAlone()
+    {
+        // Different prompt and answer lengths (so the batched passes pad) and different options.
+        var everyToken = new CitationOptions { Prompt = new PromptTemplate { Instruction = "Answer." }, AtMostCitations = null, Pecore = new() { CtiStdThreshold = 0 } };
+        var requests = new[]
+        {
+            new CitationRequest("Capital?", Passages, "Paris is the capital of France. Rome is the capital of Italy.", everyToken),
+            new CitationRequest("Which city?", [Passages[1]], "Rome."),
+            new CitationRequest("Capital of France?", Passages, "It is Paris, the capital of France.", everyToken),
+        };
+        var batched = await _engine.CiteBatchAsync(requests, TestContext.Current.CancellationToken);
+        Assert.Equal(requests.Length, batched.Count);
+        for (int i = 0; i < requests.Length; i++)
+        {
+            var alone = await _engine.CiteAsync(requests[i], TestContext.Current.CancellationToken);
+            Assert.Equal(alone.Answer, batched[i].Answer);
+            Assert.Equal(alone.Tokens.Select(t => t.Cti), batched[i].Tokens.Select(t => t.Cti), (a, b) => Math.Abs(a - b) < 1e-4);
+            Assert.Equal(alone.Tokens.Select(t => t.Selected), batched[i].Tokens.Select(t => t.Selected));
+            Assert.Equal(alone.Tokens.Select(t => t.ContrastId), batched[i].Tokens.Select(t => t.ContrastId));
+            Assert.Equal(MirageJson.Serialize(alone.Sentences.Select(s => s.Citations.Select(c => c.PassageId))), MirageJson.Serialize(batched[i].Sentences.Select(s => s.Citations.Select(c => c.PassageId))));
+            Assert.Equal(alone.Cues.SelectMany(c => c.Scores), batched[i].Cues.SelectMany(c => c.Scores), (a, b) => Math.Abs(a - b) < 1e-4);
+        }
+        Assert.Contains(batched, r => r.Tokens.Any(t => t.Selected));
+    }
+
+    [Fact]
+    public async Task ABatchWithAnInvalidRequest_FailsNamingTheProblem()
+    {
+        var requests = new[] { new CitationRequest("Capital?", Passages, "Paris."), new CitationRequest("Capital?", Passages, " ") };
+        var error = await Assert.ThrowsAsync<MirageException>(() => _engine.CiteBatchAsync(requests, TestContext.Current.CancellationToken));
+        Assert.Contains("answer is empty", error.Message);
+    }
+
+    [Fact]
     public async Task ConcurrentCalls_AreSerialisedAndEachGetsItsOwnAnswer()
     {
         var answers = new[] { "Paris is nice.", "Rome is old.", "Both are capitals." };

@@ -53,6 +53,14 @@ internal sealed class RunningServer : IAsyncDisposable
         return Http.SendAsync(request, TestContext.Current.CancellationToken);
     }
 
+    /// <summary>Posts a citation request in a trace of the caller's own, as a traced client sends it (W3C traceparent).</summary>
+    public Task<HttpResponseMessage> PostTracedAsync(object body, System.Diagnostics.ActivityTraceId trace, CancellationToken cancellationToken)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/citations") { Content = JsonContent.Create(body) };
+        request.Headers.Add("traceparent", $"00-{trace}-{System.Diagnostics.ActivitySpanId.CreateRandom()}-01");
+        return Http.SendAsync(request, cancellationToken);
+    }
+
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
@@ -18,15 +18,7 @@ public sealed class ServerTelemetryTests
 
     private static object Body(string answer) => new { question = RunningServer.Question, passages = RunningServer.Passages, answer };
 
-    // A request in a trace of the test's own, as a traced caller would send it (W3C traceparent).
-    private static HttpRequestMessage Traced(object body, ActivityTraceId trace)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/citations") { Content = JsonContent.Create(body) };
-        request.Headers.Add("traceparent", $"00-{trace}-{ActivitySpanId.CreateRandom()}-01");
-        return request;
-    }
-
-    private static Task<RunningServer> StartAsync(List<Activity> spans, List<Metric> metrics, params string[] settings) =>
+    internal static Task<RunningServer> StartAsync(List<Activity> spans, List<Metric> metrics, params string[] settings) =>
         RunningServer.StartAsync(builder => builder.Services
             .ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(spans))
             .ConfigureOpenTelemetryMeterProvider(meters => meters.AddInMemoryExporter(metrics)), settings);
@@ -38,7 +30,7 @@ public sealed class ServerTelemetryTests
         var metrics = new List<Metric>();
         var server = await StartAsync(spans, metrics);
         var trace = ActivityTraceId.CreateRandom();
-        var response = await server.Http.SendAsync(Traced(Body(RunningServer.Answer), trace), Token);
+        var response = await server.PostTracedAsync(Body(RunningServer.Answer), trace, Token);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         await server.DisposeAsync(); // flushes both providers
 
@@ -61,6 +53,46 @@ public sealed class ServerTelemetryTests
     }
 
     [Fact]
+    public async Task WaitingCitationRequests_ShareABatch_EachGettingWhatItGetsAlone_AndABadOneFailsAlone()
+    {
+        var spans = new List<Activity>();
+        var server = await StartAsync(spans, [], "--Server:BatchSize=4", "--Server:Concurrency=1");
+        string[] answers =
+        [
+            RunningServer.Answer, "Lousdrur Rourti was born in Grouscelford.", "Lousdrur Rourti works for Cimgun Labs.",
+            "Caszais Rourti works for Dreinkai Systems.", "Brensein Rourti was born in Horvairton. I hope this helps.", "Lousdrur Rourti is well known in the region.",
+        ];
+        var alone = new List<JsonNode>();
+        foreach (var answer in answers)
+            alone.Add(JsonNode.Parse(await (await server.PostAsync("/v1/citations", Body(answer))).Content.ReadAsStringAsync(Token))!);
+
+        // All at once, with one answer too long for the model's context among them.
+        var tooLong = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 80));
+        var traces = answers.Append(tooLong).Select(_ => ActivityTraceId.CreateRandom()).ToList();
+        var responses = await Task.WhenAll(answers.Append(tooLong).Select((answer, i) => server.PostTracedAsync(Body(answer), traces[i], Token)));
+        Assert.Equal(HttpStatusCode.BadRequest, responses[^1].StatusCode);
+        for (int i = 0; i < answers.Length; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, responses[i].StatusCode);
+            var together = JsonNode.Parse(await responses[i].Content.ReadAsStringAsync(Token))!;
+            Assert.Equal(answers[i], together["answer"]!.GetValue<string>());
+            Assert.Equal(Citations(alone[i]), Citations(together));
+            Assert.Equal(Cti(alone[i]), Cti(together), (a, b) => Math.Abs(a - b) < 1e-3);
+        }
+        await server.DisposeAsync();
+
+        var batches = spans.Where(s => s.OperationName == "mirage.work" && traces.Contains(s.TraceId) && (int)s.GetTagItem("mirage.batch.size")! > 1).ToList();
+        Assert.NotEmpty(batches);
+        // A batch's span sits in its first request's trace and links the others.
+        Assert.All(batches, b => Assert.Equal((int)b.GetTagItem("mirage.batch.size")! - 1, b.Links.Count(l => traces.Contains(l.Context.TraceId))));
+    }
+
+    private static string Citations(JsonNode result) =>
+        string.Join("|", result["sentences"]!.AsArray().Select(s => string.Join(",", s!["citations"]!.AsArray().Select(c => c!["passage_id"]!.GetValue<string>()))));
+
+    private static IEnumerable<double> Cti(JsonNode result) => result["tokens"]!.AsArray().Select(t => t!["cti"]!.GetValue<double>());
+
+    [Fact]
     public async Task AClientThatDisconnects_HasItsWorkCancelled()
     {
         var spans = new List<Activity>();
@@ -78,7 +110,7 @@ public sealed class ServerTelemetryTests
             ActivityStarted = span => { if (span.TraceId == trace && span.OperationName == "cite reader") started.TrySetResult(); },
         };
         ActivitySource.AddActivityListener(listener);
-        var request = server.Http.SendAsync(Traced(Body(essay), trace), leave.Token);
+        var request = server.PostTracedAsync(Body(essay), trace, leave.Token);
         // Leave once the model is working on it.
         await started.Task.WaitAsync(TimeSpan.FromSeconds(60), Token);
         await Task.Delay(TimeSpan.FromMilliseconds(100), Token);

@@ -1,0 +1,17 @@
+namespace Mirage.Core.Context;
+
+/// <summary>One answer for <see cref="PecoreAnalyzer"/>: the prompt with and without context, the answer and the settings.</summary>
+/// <param name="ContextPrompt">Prompt ids with the context.</param>
+/// <param name="NoContextPrompt">The same prompt without the context.</param>
+/// <param name="Answer">Answer ids (teacher-forced in both settings).</param>
+/// <param name="Eligible">Which answer tokens may be selected (special tokens may not).</param>
+/// <param name="Options">Settings.</param>
+/// <param name="ForcedContrastIds">Contrast tokens to use instead of the no-context argmax (per answer token), or null.</param>
+public sealed record PecoreInput(
+    IReadOnlyList<int> ContextPrompt,
+    IReadOnlyList<int> NoContextPrompt,
+    IReadOnlyList<int> Answer,
+    IReadOnlyList<bool> Eligible,
+    PecoreOptions Options,
+    IReadOnlyList<int>? ForcedContrastIds = null);
+
