@@ -19,9 +19,9 @@ namespace Mirage.Benchmarks;
 /// </summary>
 internal static class LoadBenchmark
 {
-    public static async Task RunAsync(int clients, TimeSpan duration, string? model, int queueLength)
+    public static async Task RunAsync(int clients, TimeSpan duration, string? model, int queueLength, int batchSize)
     {
-        string[] args = ["--urls=http://127.0.0.1:0", $"--Server:MaxQueueLength={queueLength}", .. model is null ? Array.Empty<string>() : [$"--Server:ModelPath={model}"]];
+        string[] args = ["--urls=http://127.0.0.1:0", $"--Server:MaxQueueLength={queueLength}", $"--Server:BatchSize={batchSize}", .. model is null ? Array.Empty<string>() : [$"--Server:ModelPath={model}"]];
         await using var app = MirageServer.Build(args, builder => builder.Logging.ClearProviders());
         await app.StartAsync();
         var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
@@ -66,9 +66,9 @@ internal static class LoadBenchmark
         var elapsed = clock.Elapsed.TotalSeconds;
         latencies.Sort();
         double Percentile(double p) => latencies.Count == 0 ? double.NaN : latencies[Math.Min(latencies.Count - 1, (int)(p * latencies.Count))] * 1000;
-        Console.WriteLine($"| clients | seconds | answered | requests/s | p50 ms | p95 ms | p99 ms | 429 | errors | mismatched |");
-        Console.WriteLine($"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        Console.WriteLine($"| {clients} | {elapsed:F0} | {latencies.Count} | {latencies.Count / elapsed:F1} | {Percentile(0.50):F0} | {Percentile(0.95):F0} | {Percentile(0.99):F0} | {rejected} | {failed} | {mismatched} |");
+        Console.WriteLine($"| clients | batch | seconds | answered | requests/s | p50 ms | p95 ms | p99 ms | 429 | errors | mismatched |");
+        Console.WriteLine($"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine($"| {clients} | {batchSize} | {elapsed:F0} | {latencies.Count} | {latencies.Count / elapsed:F1} | {Percentile(0.50):F0} | {Percentile(0.95):F0} | {Percentile(0.99):F0} | {rejected} | {failed} | {mismatched} |");
         await app.StopAsync();
     }
 }

@@ -19,16 +19,17 @@ suite.AcceptOnlyFromAmong("runtime", "citation", "all", "load");
 var clients = new Option<int>("--clients") { DefaultValueFactory = _ => 8, Description = "load: concurrent clients." };
 var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 60, Description = "load: how long the clients run." };
 var queue = new Option<int>("--queue") { DefaultValueFactory = _ => 64, Description = "load: the server's queue length (Server:MaxQueueLength)." };
+var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1, Description = "load: requests a worker cites as one batch (Server:BatchSize)." };
 var loadModel = new Option<string?>("--model") { Description = "load: model folder (default: the embedded reader)." };
 var root = new RootCommand("Mirage benchmarks: runtime speed, citation cost against the reference-shaped loop, and the HTTP service under load")
 {
-    shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge, suite, clients, seconds, queue, loadModel,
+    shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge, suite, clients, seconds, queue, batch, loadModel,
 };
 root.SetAction(parse =>
 {
     if (parse.GetRequiredValue(suite) == "load")
     {
-        LoadBenchmark.RunAsync(parse.GetValue(clients), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(loadModel), parse.GetValue(queue)).GetAwaiter().GetResult();
+        LoadBenchmark.RunAsync(parse.GetValue(clients), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(loadModel), parse.GetValue(queue), parse.GetValue(batch)).GetAwaiter().GetResult();
         return 0;
     }
     var models = new List<string>();

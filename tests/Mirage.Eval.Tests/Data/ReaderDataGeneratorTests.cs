@@ -27,7 +27,8 @@ public sealed class ReaderDataGeneratorTests
         var small = new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { MinPassages = 1 }).Generate(300);
         var dense = new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { AskAllAttributesRate = 1 }).Generate(200).ToList();
         Assert.All(dense, item => Assert.True(item.Facts!.OfType<Fact>().Count() >= 2));
-        foreach (var item in Test.Concat(Train.Take(300)).Concat(Unseen).Concat(small).Concat(dense))
+        var sameRelation = new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { SameRelationDistractorRate = 1 }).Generate(200);
+        foreach (var item in Test.Concat(Train.Take(300)).Concat(Unseen).Concat(small).Concat(dense).Concat(sameRelation))
         {
             var sentences = SentenceSplitter.Split(item.Output);
             Assert.Equal(sentences.Count, item.GoldCitations!.Count);
@@ -85,6 +86,33 @@ public sealed class ReaderDataGeneratorTests
         Assert.DoesNotContain(Test, item => item.UnseenValues);
         Assert.All(Unseen, item => Assert.True(item.UnseenValues));
     }
+
+    [Fact]
+    public void SameRelationDistractors_StateTheAskedRelationForSimilarNames()
+    {
+        var items = new ReaderDataGenerator(3, DataSplit.Train, new ReaderDataShape { MinPassages = 5, MaxPassages = 6, SameRelationDistractorRate = 1 }).Generate(100).ToList();
+        foreach (var item in items)
+        {
+            var fact = item.Facts![0]!;
+            var words = fact.Entity.Split(' ');
+            // Passages about another name sharing a word with the entity, stating the asked relation with another value.
+            int confusable = item.Docs.Count(d => d.Title is { } title && title != fact.Entity && title.Split(' ').Intersect(words).Any()
+                && SentenceSplitter.Split(d.Text).Any(s => s.Text.StartsWith(title, StringComparison.Ordinal) && Relation(fact.Attribute).Any(s.Text.Contains) && !s.Text.Contains(fact.Value)));
+            // All but the fact passages and the mention passage.
+            int facts = item.Facts!.OfType<Fact>().Select(f => f.Entity).Distinct().Count();
+            Assert.True(confusable >= item.Docs.Count - facts - 1 - item.Docs.Count(d => d.Title == $"Notes on {fact.Entity}"), $"{item.Id}: {confusable} of {item.Docs.Count}");
+        }
+        // The default shape is unchanged by the option's existence: the same seed gives the same items.
+        Assert.Equal(JsonSerializer.Serialize(Test.Take(20)), JsonSerializer.Serialize(new ReaderDataGenerator(1, DataSplit.Test, new ReaderDataShape { SameRelationDistractorRate = 0 }).Generate(20)));
+    }
+
+    private static string[] Relation(string attribute) => attribute switch
+    {
+        "city" => ["was born in", "is based in"],
+        "profession" => ["works as"],
+        "employer" => ["works for"],
+        _ => ["industry"],
+    };
 
     [Fact]
     public void PassagesOfAnItem_AreDistinct()
