@@ -30,6 +30,11 @@ internal static class Scheduling
             // The client left; nobody reads this.
             return (default, Results.StatusCode(499));
         }
+        catch (OperationCanceledException) when (!limit.IsCancellationRequested)
+        {
+            // Neither the client nor the time limit: shutdown ran out of time for this work.
+            return (default, ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Shutting down", "The service stopped before this request's work finished; retry against a running instance."));
+        }
         catch (OperationCanceledException)
         {
             return (default, ApiRequests.Problem(StatusCodes.Status504GatewayTimeout, "Timed out", $"The request took longer than {timeout.TotalSeconds:0.###} s (Server:RequestTimeoutSeconds), waiting included."));
