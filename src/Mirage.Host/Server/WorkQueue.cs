@@ -12,8 +12,8 @@ namespace Mirage.Host.Server;
 /// 429). A worker takes up to <see cref="ServerOptions.BatchSize"/> waiting requests at a time, and
 /// the citation requests among them run as one batch (<see cref="MirageCitationEngine.CiteBatchAsync"/>).
 /// Work is cancelled when its request is (timeout, client gone). On shutdown the queue stops taking
-/// work, lets queued and running work finish within <see cref="ServerOptions.ShutdownTimeoutSeconds"/>,
-/// then cancels what is left.
+/// work, lets queued and running work finish within <see cref="ServerOptions.ShutdownTimeoutSeconds"/>
+/// of the shutdown's start, then cancels what is left.
 /// </summary>
 public sealed class WorkQueue : BackgroundService
 {
@@ -21,14 +21,18 @@ public sealed class WorkQueue : BackgroundService
     private readonly ServerOptions _options;
     private readonly ServerTelemetry _telemetry;
     private readonly CancellationTokenSource _abandon = new();
+    private readonly CancellationTokenRegistration _stopping;
 
     /// <summary>Creates the queue with the configured capacity.</summary>
-    public WorkQueue(IOptions<ServerOptions> options, ServerTelemetry telemetry)
+    public WorkQueue(IOptions<ServerOptions> options, ServerTelemetry telemetry, IHostApplicationLifetime lifetime)
     {
         _options = options.Value;
         _telemetry = telemetry;
         _channel = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(_options.MaxQueueLength) { FullMode = BoundedChannelFullMode.Wait });
         telemetry.ObserveQueueDepth(() => _channel.Reader.Count);
+        // The deadline runs from the start of shutdown: the web server, stopped first, waits for its
+        // in-flight requests, so a deadline started in StopAsync would come too late to bound them.
+        _stopping = lifetime.ApplicationStopping.Register(() => _abandon.CancelAfter(TimeSpan.FromSeconds(_options.ShutdownTimeoutSeconds)));
     }
 
     /// <summary>Requests waiting now.</summary>
@@ -175,17 +179,16 @@ public sealed class WorkQueue : BackgroundService
     /// <inheritdoc />
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        // Queued work still runs (or, past the deadline, is cancelled at once) before the workers end.
         _channel.Writer.TryComplete();
-        var drained = ExecuteTask ?? Task.CompletedTask;
-        var deadline = Task.Delay(TimeSpan.FromSeconds(_options.ShutdownTimeoutSeconds), CancellationToken.None);
-        if (await Task.WhenAny(drained, deadline).ConfigureAwait(false) != drained)
-            await _abandon.CancelAsync().ConfigureAwait(false);
+        await (ExecuteTask ?? Task.CompletedTask).WaitAsync(cancellationToken).ConfigureAwait(false);
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
     public override void Dispose()
     {
+        _stopping.Dispose();
         _abandon.Dispose();
         base.Dispose();
     }

@@ -61,6 +61,30 @@ internal sealed class RunningServer : IAsyncDisposable
         return Http.SendAsync(request, cancellationToken);
     }
 
+    /// <summary>Completes when a <c>cite</c> span of <paramref name="trace"/> starts: the model is working on that request.</summary>
+    public static CiteWatch WhenCiteStarts(System.Diagnostics.ActivityTraceId trace) => new(trace);
+
+    internal sealed class CiteWatch : IDisposable
+    {
+        private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly System.Diagnostics.ActivityListener _listener;
+
+        public CiteWatch(System.Diagnostics.ActivityTraceId trace)
+        {
+            _listener = new System.Diagnostics.ActivityListener
+            {
+                ShouldListenTo = source => source.Name == ServerTelemetry.Name,
+                Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllData,
+                ActivityStarted = span => { if (span.TraceId == trace && span.OperationName.StartsWith("cite ", StringComparison.Ordinal)) _started.TrySetResult(); },
+            };
+            System.Diagnostics.ActivitySource.AddActivityListener(_listener);
+        }
+
+        public Task Started => _started.Task;
+
+        public void Dispose() => _listener.Dispose();
+    }
+
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();

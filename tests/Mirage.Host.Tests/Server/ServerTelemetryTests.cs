@@ -53,6 +53,22 @@ public sealed class ServerTelemetryTests
     }
 
     [Fact]
+    public async Task WorkStillRunningWhenShutdownRunsOutOfTime_IsCancelledAndAnswered503()
+    {
+        var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=0");
+        var trace = ActivityTraceId.CreateRandom();
+        using var started = RunningServer.WhenCiteStarts(trace);
+        var request = server.PostTracedAsync(Body(string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30))), trace, Token);
+        await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
+        var stopping = server.App.StopAsync(Token);
+        var response = await request;
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("stopped", JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["detail"]!.GetValue<string>());
+        await stopping;
+        await server.DisposeAsync();
+    }
+
+    [Fact]
     public async Task WaitingCitationRequests_ShareABatch_EachGettingWhatItGetsAlone_AndABadOneFailsAlone()
     {
         var spans = new List<Activity>();
@@ -102,17 +118,10 @@ public sealed class ServerTelemetryTests
         var essay = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30));
         var trace = ActivityTraceId.CreateRandom();
         using var leave = CancellationTokenSource.CreateLinkedTokenSource(Token);
-        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == Mirage.Host.Server.ServerTelemetry.Name,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
-            ActivityStarted = span => { if (span.TraceId == trace && span.OperationName == "cite reader") started.TrySetResult(); },
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var started = RunningServer.WhenCiteStarts(trace);
         var request = server.PostTracedAsync(Body(essay), trace, leave.Token);
         // Leave once the model is working on it.
-        await started.Task.WaitAsync(TimeSpan.FromSeconds(60), Token);
+        await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
         await Task.Delay(TimeSpan.FromMilliseconds(100), Token);
         await leave.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
