@@ -126,31 +126,11 @@ public sealed class LanguageModel : IDisposable
         ArgumentNullException.ThrowIfNull(pairs);
         if (pairs.Count == 0)
             return [];
-        foreach (var (prompt, continuation) in pairs)
-            CheckSequence(prompt, continuation);
-
         using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var sequences = pairs.Select(p => p.Prompt.Concat(p.Continuation).ToArray()).ToList();
-        var (ids, mask) = PadRight(sequences);                                   // [B, T]
-        var positions = arange(ids.shape[1], device: Device).unsqueeze(0).expand(ids.shape[0], -1); // [B, T]
-        // The LM head runs only from the earliest position that predicts a continuation token.
-        int first = pairs.Min(p => p.Prompt.Count) - 1;
-        using var output = Forward(new ForwardRequest(Embed(ids), positions, mask, LogitsFrom: first));
-        var logProbs = output.Logits.log_softmax(-1);                            // [B, T - first, V]
-
-        // Gather each continuation token's log-probability from the position before it.
-        var rows = new List<long>();
-        var columns = new List<long>();
-        var targets = new List<long>();
-        for (int b = 0; b < pairs.Count; b++)
-        for (int i = 0; i < pairs[b].Continuation.Count; i++)
-        {
-            rows.Add(b);
-            columns.Add(pairs[b].Prompt.Count + i - 1 - first);
-            targets.Add(pairs[b].Continuation[i]);
-        }
-        var picked = logProbs.index([tensor(rows.ToArray(), device: Device), tensor(columns.ToArray(), device: Device), tensor(targets.ToArray(), device: Device)]);
+        var logits = TeacherForceLogits(pairs);                                  // [N_b, V] each
+        // Each continuation token's log-probability, all pairs in one copy to managed memory.
+        var picked = cat(logits.Select((l, b) => l.log_softmax(-1)
+            .gather(1, tensor(pairs[b].Continuation.Select(t => (long)t).ToArray(), device: Device).unsqueeze(1)).squeeze(1)).ToList(), 0);
         var flat = picked.to(ScalarType.Float32).cpu().data<float>().ToArray();
         var result = new List<float[]>();
         int offset = 0;
@@ -177,10 +157,10 @@ public sealed class LanguageModel : IDisposable
 
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var (ids, _) = PadRight(pairs.Select(p => p.Prompt.Concat(p.Continuation).ToArray()).ToList()); // [B, T]
+        var ids = PadRight(pairs.Select(p => p.Prompt.Concat(p.Continuation).ToArray()).ToList()); // [B, T]
         var positions = arange(ids.shape[1], device: Device).unsqueeze(0).expand(ids.shape[0], -1);
+        // The LM head runs only from the earliest position that predicts a continuation token.
         int first = pairs.Min(p => p.Prompt.Count) - 1;
-        // Right padding needs no key mask: causal attention keeps it from reaching real tokens.
         using var output = Forward(new ForwardRequest(Embed(ids), positions, LogitsFrom: first));
         return pairs.Select((p, b) => output.Logits[b].narrow(0, p.Prompt.Count - 1 - first, p.Continuation.Count).MoveToOuterDisposeScope()).ToList();
     }
@@ -288,18 +268,16 @@ public sealed class LanguageModel : IDisposable
         }
     }
 
-    private (Tensor Ids, Tensor Mask) PadRight(IReadOnlyList<int[]> sequences)
+    // Right padding with zeros; no key mask is needed, since causal attention keeps the padding
+    // from reaching any real token.
+    private Tensor PadRight(IReadOnlyList<int[]> sequences)
     {
         int length = sequences.Max(s => s.Length);
         var ids = new long[sequences.Count * length];
-        var mask = new bool[sequences.Count * length];
         for (int b = 0; b < sequences.Count; b++)
         for (int i = 0; i < sequences[b].Length; i++)
-        {
             ids[b * length + i] = sequences[b][i];
-            mask[b * length + i] = true;
-        }
-        return (tensor(ids, [sequences.Count, length], device: Device), tensor(mask, [sequences.Count, length], device: Device));
+        return tensor(ids, [sequences.Count, length], device: Device);
     }
 
     private void CheckSequence(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)
