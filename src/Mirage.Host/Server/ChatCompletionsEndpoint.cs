@@ -190,11 +190,13 @@ internal static class ChatCompletionsEndpoint
 
         await Send(new JsonObject { ["role"] = "assistant", ["content"] = "" });
         var text = new StringBuilder();
+        int generated = 0;
         await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
         try
         {
             foreach (var token in loaded.Model.GenerateTokens(job.PromptIds, job.Generation, cancellationToken))
             {
+                generated++;
                 if (token.TextDelta.Length == 0)
                     continue;
                 text.Append(token.TextDelta);
@@ -205,6 +207,7 @@ internal static class ChatCompletionsEndpoint
         {
             loaded.Model.ComputeGate.Release();
         }
+        span?.SetTag("gen_ai.usage.input_tokens", job.PromptIds.Length).SetTag("gen_ai.usage.output_tokens", generated);
         // Citations index the streamed text as sent, so it is not trimmed here.
         var citations = await CiteAsync(loaded, job, text.ToString(), telemetry, cancellationToken);
         await Send(new JsonObject { ["annotations"] = Annotations(citations), ["mirage"] = Summary(citations) });

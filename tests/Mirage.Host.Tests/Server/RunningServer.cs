@@ -53,10 +53,10 @@ internal sealed class RunningServer : IAsyncDisposable
         return Http.SendAsync(request, TestContext.Current.CancellationToken);
     }
 
-    /// <summary>Posts a citation request in a trace of the caller's own, as a traced client sends it (W3C traceparent).</summary>
-    public Task<HttpResponseMessage> PostTracedAsync(object body, System.Diagnostics.ActivityTraceId trace, CancellationToken cancellationToken)
+    /// <summary>Posts a request (a citation request unless <paramref name="path"/> says otherwise) in a trace of the caller's own, as a traced client sends it (W3C traceparent).</summary>
+    public Task<HttpResponseMessage> PostTracedAsync(object body, System.Diagnostics.ActivityTraceId trace, CancellationToken cancellationToken, string path = "/v1/citations")
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/citations") { Content = JsonContent.Create(body) };
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
         request.Headers.Add("traceparent", $"00-{trace}-{System.Diagnostics.ActivitySpanId.CreateRandom()}-01");
         return Http.SendAsync(request, cancellationToken);
     }

@@ -24,7 +24,7 @@ public sealed class ServerTelemetryTests
             .ConfigureOpenTelemetryMeterProvider(meters => meters.AddInMemoryExporter(metrics)), settings);
 
     [Fact]
-    public async Task ACitationRequest_IsTracedUnderItsHttpSpan_WithGenAiAttributes_AndCountedInMetrics()
+    public async Task CitationAndChatRequests_AreTracedUnderTheirHttpSpans_WithGenAiAttributes_AndCountedInMetrics()
     {
         var spans = new List<Activity>();
         var metrics = new List<Metric>();
@@ -32,6 +32,9 @@ public sealed class ServerTelemetryTests
         var trace = ActivityTraceId.CreateRandom();
         var response = await server.PostTracedAsync(Body(RunningServer.Answer), trace, Token);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var chatTrace = ActivityTraceId.CreateRandom();
+        var chat = await server.PostTracedAsync(new { messages = new[] { new { role = "user", content = RunningServer.Question } }, passages = RunningServer.Passages }, chatTrace, Token, "/v1/chat/completions");
+        Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
         await server.DisposeAsync(); // flushes both providers
 
         var traced = spans.Where(s => s.TraceId == trace).ToList();
@@ -47,6 +50,12 @@ public sealed class ServerTelemetryTests
         Assert.True((int)cite.GetTagItem("mirage.passes.forward")! >= 2);
         Assert.IsType<double>(work.GetTagItem("mirage.queue.wait"));
 
+        var generation = Assert.Single(spans, s => s.TraceId == chatTrace && s.OperationName == "chat reader");
+        Assert.Equal("chat", generation.GetTagItem("gen_ai.operation.name"));
+        Assert.True((int)generation.GetTagItem("gen_ai.usage.input_tokens")! > 50);
+        Assert.True((int)generation.GetTagItem("gen_ai.usage.output_tokens")! > 3);
+        Assert.Equal(["stop"], (string[])generation.GetTagItem("gen_ai.response.finish_reasons")!);
+        Assert.True((int)generation.GetTagItem("mirage.tokens.attributed")! > 3);
         var names = metrics.Select(m => m.Name).ToHashSet();
         foreach (var name in new[] { "mirage.queue.wait", "mirage.queue.depth", "mirage.tokens.attributed", "mirage.passes", "mirage.server.request.duration", "http.server.request.duration" })
             Assert.Contains(name, names);
