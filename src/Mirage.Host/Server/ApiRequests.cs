@@ -1,20 +1,19 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http;
+using Mirage.Core.Citations;
 
 namespace Mirage.Host.Server;
 
 /// <summary>Reads JSON request bodies strictly, turning every problem into a problem-details response that says what is wrong.</summary>
 internal static class ApiRequests
 {
-    /// <summary>snake_case, no unknown members, no missing required ones, no nulls where none are allowed.</summary>
-    public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web)
+    /// <summary>The names of Mirage's results (<see cref="MirageJson"/>), read strictly: no unknown members, no missing required ones, no nulls where none are allowed.</summary>
+    public static JsonSerializerOptions Json { get; } = new(MirageJson.Options)
     {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         RespectNullableAnnotations = true,
         RespectRequiredConstructorParameters = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
     /// <summary>The body as <typeparamref name="T"/>, or the error response to send instead.</summary>

@@ -2,7 +2,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
@@ -57,7 +56,7 @@ internal static class ChatCompletionsEndpoint
 {
     private sealed record Job(int[] PromptIds, GenerationOptions Generation, string Question, IReadOnlyList<Passage> Passages, CitationOptions Citations);
 
-    public static async Task<IResult> HandleAsync(HttpContext http, ModelHost host, WorkQueue queue, IOptions<ServerOptions> settings)
+    public static async Task<IResult> HandleAsync(HttpContext http, ModelHost host, WorkQueue queue, ServerTelemetry telemetry, IOptions<ServerOptions> settings)
     {
         var options = settings.Value;
         var (request, error) = await ApiRequests.ReadAsync<ChatCompletionRequest>(http.Request, http.RequestAborted);
@@ -77,7 +76,6 @@ internal static class ChatCompletionsEndpoint
         {
             return ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", e.Message);
         }
-        var telemetry = http.RequestServices.GetRequiredService<ServerTelemetry>();
         if (request!.Stream)
         {
             var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => StreamAsync(http, loaded, job, telemetry, c), ct));

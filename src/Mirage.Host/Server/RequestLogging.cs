@@ -1,17 +1,16 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Mirage.Host.Server;
 
 /// <summary>
-/// One structured log line and one duration measurement per request: method, path, status,
-/// milliseconds and sizes. Request bodies appear in the log only when
+/// One structured log line per request: method, path, status, milliseconds and size (the duration
+/// metric is ASP.NET Core's <c>http.server.request.duration</c>). Request bodies appear in the log only when
 /// <see cref="ServerOptions.LogContent"/> is on (they may hold private text).
 /// </summary>
-internal sealed class RequestLogging(RequestDelegate next, ServerTelemetry telemetry, IOptions<ServerOptions> options, ILogger<RequestLogging> logger)
+internal sealed class RequestLogging(RequestDelegate next, IOptions<ServerOptions> options, ILogger<RequestLogging> logger)
 {
     private const int MaxLoggedChars = 4096;
 
@@ -33,9 +32,6 @@ internal sealed class RequestLogging(RequestDelegate next, ServerTelemetry telem
         }
         finally
         {
-            var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
-            telemetry.RequestDuration.Record(clock.Elapsed.TotalSeconds,
-                new KeyValuePair<string, object?>("http.route", route), new KeyValuePair<string, object?>("http.response.status_code", http.Response.StatusCode));
             logger.LogInformation("{Method} {Path} -> {Status} in {Milliseconds:F0} ms ({RequestBytes} bytes in)",
                 http.Request.Method, http.Request.Path, http.Response.StatusCode, clock.Elapsed.TotalMilliseconds, http.Request.ContentLength ?? 0);
             if (body is not null)

@@ -5,8 +5,9 @@ namespace Mirage.Host.Server;
 
 /// <summary>
 /// The service's OpenTelemetry instruments (System.Diagnostics metrics and traces, which any
-/// OpenTelemetry SDK or <c>dotnet-counters</c> collects under <see cref="Name"/>): request duration,
-/// queue depth and wait, tokens attributed and passes run; spans carry <c>gen_ai.*</c> attributes.
+/// OpenTelemetry SDK or <c>dotnet-counters</c> collects under <see cref="Name"/>): queue depth and
+/// wait, rejected and cancelled work, tokens attributed and passes run; spans carry <c>gen_ai.*</c>
+/// attributes. Request duration is ASP.NET Core's own <c>http.server.request.duration</c>.
 /// </summary>
 public sealed class ServerTelemetry
 {
@@ -22,16 +23,12 @@ public sealed class ServerTelemetry
     public ServerTelemetry(IMeterFactory meters)
     {
         _meter = meters.Create(Name);
-        RequestDuration = _meter.CreateHistogram<double>("mirage.server.request.duration", "s", "Duration of HTTP requests.");
         QueueWait = _meter.CreateHistogram<double>("mirage.queue.wait", "s", "Time requests waited for the model.");
         TokensAttributed = _meter.CreateCounter<long>("mirage.tokens.attributed", "{token}", "Answer tokens whose context dependence was scored.");
         Passes = _meter.CreateCounter<long>("mirage.passes", "{pass}", "Model passes run for attribution.");
         Rejected = _meter.CreateCounter<long>("mirage.queue.rejected", "{request}", "Requests answered 429 because the queue was full.");
         Cancelled = _meter.CreateCounter<long>("mirage.work.cancelled", "{request}", "Model work cancelled before it finished (client gone, timeout, shutdown).");
     }
-
-    /// <summary>Seconds per HTTP request, by route and status.</summary>
-    public Histogram<double> RequestDuration { get; }
 
     /// <summary>Seconds a request waited in the queue.</summary>
     public Histogram<double> QueueWait { get; }

@@ -18,7 +18,7 @@ public sealed class ServerTelemetryTests
 
     private static object Body(string answer) => new { question = RunningServer.Question, passages = RunningServer.Passages, answer };
 
-    internal static Task<RunningServer> StartAsync(List<Activity> spans, List<Metric> metrics, params string[] settings) =>
+    private static Task<RunningServer> StartAsync(List<Activity> spans, List<MetricSnapshot> metrics, params string[] settings) =>
         RunningServer.StartAsync(builder => builder.Services
             .ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(spans))
             .ConfigureOpenTelemetryMeterProvider(meters => meters.AddInMemoryExporter(metrics)), settings);
@@ -27,7 +27,7 @@ public sealed class ServerTelemetryTests
     public async Task CitationAndChatRequests_AreTracedUnderTheirHttpSpans_WithGenAiAttributes_AndCountedInMetrics()
     {
         var spans = new List<Activity>();
-        var metrics = new List<Metric>();
+        var metrics = new List<MetricSnapshot>();
         var server = await StartAsync(spans, metrics);
         var trace = ActivityTraceId.CreateRandom();
         var response = await server.PostTracedAsync(Body(RunningServer.Answer), trace, Token);
@@ -57,8 +57,19 @@ public sealed class ServerTelemetryTests
         Assert.Equal(["stop"], (string[])generation.GetTagItem("gen_ai.response.finish_reasons")!);
         Assert.True((int)generation.GetTagItem("mirage.tokens.attributed")! > 3);
         var names = metrics.Select(m => m.Name).ToHashSet();
-        foreach (var name in new[] { "mirage.queue.wait", "mirage.queue.depth", "mirage.tokens.attributed", "mirage.passes", "mirage.server.request.duration", "http.server.request.duration" })
+        foreach (var name in new[] { "mirage.queue.wait", "mirage.queue.depth", "mirage.tokens.attributed", "mirage.passes", "http.server.request.duration" })
             Assert.Contains(name, names);
+        // Request duration by route and status: ASP.NET Core's histogram.
+        var durations = metrics.Where(m => m.Name == "http.server.request.duration").SelectMany(m => m.MetricPoints).ToList();
+        Assert.Contains(durations, p => Tag(p, "http.route") is "/v1/citations" && Tag(p, "http.response.status_code") is 200);
+    }
+
+    private static object? Tag(MetricPoint point, string key)
+    {
+        foreach (var tag in point.Tags)
+            if (tag.Key == key)
+                return tag.Value;
+        return null;
     }
 
     [Fact]
@@ -121,7 +132,7 @@ public sealed class ServerTelemetryTests
     public async Task AClientThatDisconnects_HasItsWorkCancelled()
     {
         var spans = new List<Activity>();
-        var metrics = new List<Metric>();
+        var metrics = new List<MetricSnapshot>();
         var server = await StartAsync(spans, metrics);
         // A long answer: attributing it takes seconds, so the client leaves while it runs.
         var essay = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30));
