@@ -127,10 +127,10 @@ public sealed class LanguageModel : IDisposable
         if (pairs.Count == 0)
             return [];
         using var scope = NewDisposeScope();
-        var logits = TeacherForceLogits(pairs);                                  // [N_b, V] each
-        // Each continuation token's log-probability, all pairs in one copy to managed memory.
-        var picked = cat(logits.Select((l, b) => l.log_softmax(-1)
-            .gather(1, tensor(pairs[b].Continuation.Select(t => (long)t).ToArray(), device: Device).unsqueeze(1)).squeeze(1)).ToList(), 0);
+        var logProbs = cat(TeacherForceLogits(pairs).ToList(), 0).log_softmax(-1); // [sum N_b, V]
+        // Each continuation token's log-probability, all pairs in one gather and one copy to managed memory.
+        var targets = tensor(pairs.SelectMany(p => p.Continuation).Select(t => (long)t).ToArray(), device: Device);
+        var picked = logProbs.gather(1, targets.unsqueeze(1)).squeeze(1);
         var flat = picked.to(ScalarType.Float32).cpu().data<float>().ToArray();
         var result = new List<float[]>();
         int offset = 0;
