@@ -88,6 +88,9 @@ public sealed class CausalLmTrainer : IDisposable
     {
         if (batch.Count == 0)
             throw new MirageException("A training batch needs at least one example.");
+        // The first target token is predicted from the last prompt token, so both must exist.
+        if (batch.Any(e => e.Prompt.Length == 0 || e.Target.Length == 0))
+            throw new MirageException("Every training example needs a prompt of at least one token (a BOS token will do) and a target of at least one token.");
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         _model.train();

@@ -1,3 +1,4 @@
+using Mirage.Core;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
 using Mirage.Core.Tokenization;
@@ -57,6 +58,11 @@ public sealed class ReaderTrainingTests : IDisposable
             Assert.Equal(example.Target.Length, model.ScoreContinuation(example.Prompt, example.Target).Length);
         }
         using var resumed = CausalLmTrainer.Resume(directory, new TrainerOptions());
+        Assert.Equal(12, resumed.Step);
+
+        // A sequence without a prompt token or a target token has nothing to learn from: a clear error, no step taken.
+        Assert.Throws<MirageException>(() => resumed.TrainStep([new TrainingExample([], [5, 6])]));
+        Assert.Throws<MirageException>(() => resumed.TrainStep([new TrainingExample([1, 5], [])]));
         Assert.Equal(12, resumed.Step);
     }
 
