@@ -60,7 +60,7 @@ public sealed class ReaderTrainingTests : IDisposable
         using var resumed = CausalLmTrainer.Resume(directory, new TrainerOptions());
         Assert.Equal(12, resumed.Step);
 
-        // A sequence without a prompt token or a target token has nothing to learn from: a clear error, no step taken.
+        // Without a prompt token nothing predicts the first target token; without a target nothing is learned: a clear error, no step taken.
         Assert.Throws<MirageException>(() => resumed.TrainStep([new TrainingExample([], [5, 6])]));
         Assert.Throws<MirageException>(() => resumed.TrainStep([new TrainingExample([1, 5], [])]));
         Assert.Equal(12, resumed.Step);
