@@ -14,8 +14,8 @@ var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ 
 var generated = new Option<int>("--generate") { DefaultValueFactory = _ => 64, Description = "Tokens to generate." };
 var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed repetitions (after one warm-up)." };
 var skipLarge = new Option<bool>("--skip-135m") { Description = "Only measure stories260K." };
-var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), or load (the HTTP service under concurrent clients).", DefaultValueFactory = _ => "all" };
-suite.AcceptOnlyFromAmong("runtime", "citation", "all", "load");
+var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), or load (the HTTP service under concurrent clients).", DefaultValueFactory = _ => "all" };
+suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load");
 var clients = new Option<int>("--clients") { DefaultValueFactory = _ => 8, Description = "load: concurrent clients." };
 var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 60, Description = "load: how long the clients run." };
 var queue = new Option<int>("--queue") { DefaultValueFactory = _ => 64, Description = "load: the server's queue length (Server:MaxQueueLength)." };
@@ -30,6 +30,11 @@ root.SetAction(parse =>
     if (parse.GetRequiredValue(suite) == "load")
     {
         LoadBenchmark.RunAsync(parse.GetValue(clients), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(loadModel), parse.GetValue(queue), parse.GetValue(batch)).GetAwaiter().GetResult();
+        return 0;
+    }
+    if (parse.GetRequiredValue(suite) == "training")
+    {
+        RunTraining(parse.GetValue(repeats));
         return 0;
     }
     var models = new List<string>();
@@ -74,6 +79,22 @@ static void RunRuntime(List<string> models, int forwardTokens, int scoredTokens,
     Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     foreach (var r in rows)
         Console.WriteLine($"| {r.Model} | {r.DType} | {r.Parameters / 1e6:F2}M | {r.ForwardTokens} ({r.ScoredTokens}) | {r.ForwardTokensPerSecond:F0} | {r.ForwardGflops:F1} | {r.PromptTokens} | {r.GeneratedTokens} | {r.PrefillSeconds:F3} | {r.DecodeTokensPerSecond:F1} |");
+}
+
+static void RunTraining(int repeats)
+{
+    var rows = new List<TrainingMeasurement>();
+    foreach (var hidden in new[] { 128, 192, 256 })
+    foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+    {
+        Console.Error.WriteLine($"Training steps, hidden {hidden}, {ComputeOptions.NameOf(dtype)} ...");
+        rows.Add(TrainingBenchmark.Measure(hidden, dtype, batch: 16, tokens: 262, repeats: Math.Max(repeats, 5)));
+    }
+    Console.WriteLine();
+    Console.WriteLine("| hidden | compute dtype | params | batch x tokens | s/step | tok/s |");
+    Console.WriteLine("|---:|---|---:|---:|---:|---:|");
+    foreach (var r in rows)
+        Console.WriteLine($"| {r.Hidden} | {r.DType} | {r.Parameters / 1e6:F2}M | {r.Batch} x {r.Tokens} | {r.SecondsPerStep:F3} | {r.TokensPerSecond:F0} |");
 }
 
 static void RunCitation(List<string> models, string stories)

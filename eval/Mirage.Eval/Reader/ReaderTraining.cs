@@ -31,6 +31,8 @@ public sealed record ReaderTrainingOptions
     public int EvalEvery { get; init; } = 250;
     /// <summary>Held-out items generated at each evaluation.</summary>
     public int EvalItems { get; init; } = 50;
+    /// <summary>Dtype of the forward and backward passes (bfloat16 keeps float32 master weights).</summary>
+    public TorchSharp.torch.ScalarType ComputeDtype { get; init; } = TorchSharp.torch.ScalarType.Float32;
     /// <summary>Continue from the checkpoint in <see cref="OutputDirectory"/> if there is one.</summary>
     public bool Resume { get; init; } = true;
 }
@@ -52,9 +54,9 @@ public static class ReaderTraining
         if (!resuming)
             log.WriteLine($"tokenizer: byte-level BPE, {options.Merges} merges, {TrainTokenizer(directory, options.Seed, options.Merges)} ids");
         var tokenizer = TextTokenizer.Load(directory);
-        var trainerOptions = new TrainerOptions { LearningRate = options.LearningRate, TotalSteps = options.Steps, Seed = options.Seed, WarmupSteps = Math.Min(200, options.Steps / 10 + 1) };
-        using var trainer = resuming ? CausalLmTrainer.Resume(directory, trainerOptions) : CausalLmTrainer.Create(Config(tokenizer, options), trainerOptions);
-        log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps");
+        var trainerOptions = new TrainerOptions { LearningRate = options.LearningRate, TotalSteps = options.Steps, Seed = options.Seed, ComputeDtype = options.ComputeDtype, WarmupSteps = Math.Min(200, options.Steps / 10 + 1) };
+        using var trainer = resuming ? CausalLmTrainer.Resume(directory, trainerOptions) : CausalLmTrainer.Create(Config(options, tokenizer.VocabSize, tokenizer.BosId!.Value, tokenizer.EosIds[0]), trainerOptions);
+        log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps, computing in {options.ComputeDtype}");
 
         var template = new PromptTemplate();
         // Training mixes easy items (one or two passages) with full-size ones: the short ones teach
@@ -133,12 +135,13 @@ public static class ReaderTraining
         return TokenizerJsonWriter.WriteByteLevel(directory, ByteLevelBpeTrainer.Train(corpus, merges), ["<s>", "</s>"], "<s>", "</s>");
     }
 
-    private static ModelConfig Config(TextTokenizer tokenizer, ReaderTrainingOptions options) => ModelConfig.Parse($$"""
+    /// <summary>The reader's architecture for <paramref name="options"/> and a tokenizer's vocabulary and special ids.</summary>
+    public static ModelConfig Config(ReaderTrainingOptions options, int vocabularySize, int bosId, int eosId) => ModelConfig.Parse($$"""
         {
           "architectures": ["LlamaForCausalLM"], "hidden_size": {{options.Hidden}}, "intermediate_size": {{options.Hidden * 3}},
           "num_hidden_layers": {{options.Layers}}, "num_attention_heads": {{Math.Max(1, options.Hidden / 32)}}, "num_key_value_heads": {{Math.Max(1, options.Hidden / 32)}},
-          "vocab_size": {{tokenizer.VocabSize}}, "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 10000,
-          "tie_word_embeddings": true, "bos_token_id": {{tokenizer.BosId}}, "eos_token_id": {{tokenizer.EosIds[0]}}
+          "vocab_size": {{vocabularySize}}, "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 10000,
+          "tie_word_embeddings": true, "bos_token_id": {{bosId}}, "eos_token_id": {{eosId}}
         }
         """);
 }

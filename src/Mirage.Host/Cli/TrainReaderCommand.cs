@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Mirage.Core.Models;
 using Mirage.Eval.Reader;
 
 namespace Mirage.Host.Cli;
@@ -18,12 +19,14 @@ internal static class TrainReaderCommand
         var merges = new Option<int>("--merges") { Description = "BPE merges for the tokenizer.", DefaultValueFactory = _ => 1000 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Held-out evaluation and checkpoint interval (steps).", DefaultValueFactory = _ => 250 };
         var evalItems = new Option<int>("--eval-items") { Description = "Held-out items per evaluation.", DefaultValueFactory = _ => 50 };
+        var dtype = new Option<string>("--dtype") { Description = "Compute dtype: float32, or bfloat16 (float32 master weights; much faster on CPUs with AVX512-BF16).", DefaultValueFactory = _ => "float32" };
+        dtype.AcceptOnlyFromAmong("float32", "bfloat16");
         var fresh = new Option<bool>("--fresh") { Description = "Start over even if --out holds a checkpoint." };
         foreach (var positive in new[] { steps, batch, hidden, layers, evalEvery, evalItems })
             positive.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError($"{r.Option.Name} must be at least 1."); });
 
         var command = new Command("train-reader", "Train Mirage's small reader model on generated passages and questions.");
-        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, merges, evalEvery, evalItems, fresh })
+        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, merges, evalEvery, evalItems, dtype, fresh })
             command.Options.Add(option);
         command.SetAction((parse, cancellationToken) =>
         {
@@ -39,6 +42,7 @@ internal static class TrainReaderCommand
                 Merges = parse.GetValue(merges),
                 EvalEvery = parse.GetValue(evalEvery),
                 EvalItems = parse.GetValue(evalItems),
+                ComputeDtype = ComputeOptions.ParseDType(parse.GetValue(dtype)!),
                 Resume = !parse.GetValue(fresh),
             }, output, cancellationToken);
             return Task.FromResult(0);
