@@ -19,7 +19,7 @@ internal static class TrainReaderCommand
         var merges = new Option<int>("--merges") { Description = "BPE merges for the tokenizer.", DefaultValueFactory = _ => 1000 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Held-out evaluation and checkpoint interval (steps).", DefaultValueFactory = _ => 250 };
         var evalItems = new Option<int>("--eval-items") { Description = "Held-out items per evaluation.", DefaultValueFactory = _ => 50 };
-        var dtype = new Option<string>("--dtype") { Description = "Compute dtype: float32, or bfloat16 (float32 master weights; much faster on CPUs with AVX512-BF16).", DefaultValueFactory = _ => "float32" };
+        var dtype = new Option<string>("--dtype") { Description = "Compute dtype: float32, or bfloat16 (float32 master weights; faster matmuls on CPUs with AVX512-BF16, attention no faster: see the README).", DefaultValueFactory = _ => "float32" };
         dtype.AcceptOnlyFromAmong("float32", "bfloat16");
         var fresh = new Option<bool>("--fresh") { Description = "Start over even if --out holds a checkpoint." };
         foreach (var positive in new[] { steps, batch, hidden, layers, evalEvery, evalItems })
