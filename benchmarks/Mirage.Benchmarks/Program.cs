@@ -88,7 +88,7 @@ static void RunTraining(int repeats)
     foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
     {
         Console.Error.WriteLine($"Training steps, hidden {hidden}, {ComputeOptions.NameOf(dtype)} ...");
-        rows.Add(TrainingBenchmark.Measure(hidden, dtype, batch: 16, tokens: 262, repeats: Math.Max(repeats, 5)));
+        rows.Add(TrainingBenchmark.Measure(hidden, dtype, batch: 16, tokens: 256, repeats: Math.Max(repeats, 5)));
     }
     Console.WriteLine();
     Console.WriteLine("| hidden | compute dtype | params | batch x tokens | s/step | tok/s |");

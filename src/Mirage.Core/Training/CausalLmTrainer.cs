@@ -69,6 +69,8 @@ public sealed class CausalLmTrainer : IDisposable
         _optimizer = optim.AdamW(_parameters.Select(p => p.Master), options.LearningRate, weight_decay: options.WeightDecay);
     }
 
+    private const int PaddingMultiple = 32;
+
     private bool Mixed => _options.ComputeDtype != ScalarType.Float32;
 
     /// <summary>The model's configuration.</summary>
@@ -119,6 +121,9 @@ public sealed class CausalLmTrainer : IDisposable
         int length = batch.Max(e => e.Prompt.Length + e.Target.Length);
         if (length > Config.MaxPositionEmbeddings)
             throw new MirageException($"A training sequence has {length} tokens, more than the model's {Config.MaxPositionEmbeddings}.");
+        // Batches are padded to a few lengths: oneDNN caches compiled kernels per tensor shape, and
+        // one cache entry for every distinct length made a bfloat16 run grow by megabytes per step.
+        length = Math.Min(Config.MaxPositionEmbeddings, (length + PaddingMultiple - 1) / PaddingMultiple * PaddingMultiple);
         var ids = new long[batch.Count * length];
         var weights = new float[batch.Count * length];
         for (int b = 0; b < batch.Count; b++)
@@ -160,7 +165,7 @@ public sealed class CausalLmTrainer : IDisposable
                 compute.copy_(master);
         }
         Step++;
-        return new TrainingProgress(Step, loss.item<float>(), batch.Count * length / clock.Elapsed.TotalSeconds, rate);
+        return new TrainingProgress(Step, loss.item<float>(), batch.Sum(e => e.Prompt.Length + e.Target.Length) / clock.Elapsed.TotalSeconds, rate);
     }
 
     private double LearningRate(int step)

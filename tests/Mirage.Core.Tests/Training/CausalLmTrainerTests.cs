@@ -54,6 +54,21 @@ public sealed class CausalLmTrainerTests : IDisposable
     }
 
     [Fact]
+    public void Loss_IsTheMeanTargetCrossEntropy_WhateverTheBatchIsPaddedTo()
+    {
+        // The 20-token examples are trained as a 32-token padded batch: the padding must add nothing.
+        using var trainer = CausalLmTrainer.Create(TinyCheckpoint.Config(), Options(ScalarType.Float32));
+        var directory = Path.Combine(_temp.Path, "initial");
+        trainer.Save(directory);
+        TokenizerJsonWriter.WriteByteLevel(directory, [], ["<s>", "</s>"], "<s>", "</s>");
+        double expected;
+        using (var model = LanguageModel.Load(directory, new ComputeOptions { DType = ScalarType.Float32 }))
+            expected = -Batch.SelectMany(e => model.ScoreContinuation(e.Prompt, e.Target)).Average();
+
+        Assert.Equal(expected, trainer.TrainStep(Batch).Loss, 1e-4);
+    }
+
+    [Fact]
     public void UnsupportedComputeDtype_IsAClearError()
     {
         var error = Assert.Throws<MirageException>(() => CausalLmTrainer.Create(TinyCheckpoint.Config(), new TrainerOptions { ComputeDtype = ScalarType.Float16 }));
