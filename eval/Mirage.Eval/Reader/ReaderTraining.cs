@@ -26,7 +26,7 @@ public sealed record ReaderTrainingOptions
     /// <summary>Width of the model.</summary>
     public int Hidden { get; init; } = 128;
     /// <summary>Decoder layers.</summary>
-    public int Layers { get; init; } = 4;
+    public int Layers { get; init; } = 2;
     /// <summary>Held-out evaluation (and checkpoint) every this many steps.</summary>
     public int EvalEvery { get; init; } = 250;
     /// <summary>Held-out items generated at each evaluation.</summary>

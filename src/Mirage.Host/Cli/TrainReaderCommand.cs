@@ -15,7 +15,7 @@ internal static class TrainReaderCommand
         var rate = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 3e-3 };
         var seed = new Option<int>("--seed") { Description = "Seed for data and weights.", DefaultValueFactory = _ => 1 };
         var hidden = new Option<int>("--hidden") { Description = "Model width.", DefaultValueFactory = _ => 128 };
-        var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => 4 };
+        var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => 2 };
         var merges = new Option<int>("--merges") { Description = "BPE merges for the tokenizer.", DefaultValueFactory = _ => 1000 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Held-out evaluation and checkpoint interval (steps).", DefaultValueFactory = _ => 250 };
         var evalItems = new Option<int>("--eval-items") { Description = "Held-out items per evaluation.", DefaultValueFactory = _ => 50 };
