@@ -27,6 +27,8 @@ public sealed record ReaderTrainingOptions
     public int Hidden { get; init; } = 128;
     /// <summary>Decoder layers.</summary>
     public int Layers { get; init; } = 2;
+    /// <summary>Attention heads (each also a key/value head); by default one per 32 dimensions of <see cref="Hidden"/>.</summary>
+    public int? Heads { get; init; }
     /// <summary>Held-out evaluation (and checkpoint) every this many steps.</summary>
     public int EvalEvery { get; init; } = 250;
     /// <summary>Held-out items generated at each evaluation.</summary>
@@ -136,12 +138,18 @@ public static class ReaderTraining
     }
 
     /// <summary>The reader's architecture for <paramref name="options"/> and a tokenizer's vocabulary and special ids.</summary>
-    public static ModelConfig Config(ReaderTrainingOptions options, int vocabularySize, int bosId, int eosId) => ModelConfig.Parse($$"""
+    public static ModelConfig Config(ReaderTrainingOptions options, int vocabularySize, int bosId, int eosId)
+    {
+        int heads = options.Heads ?? Math.Max(1, options.Hidden / 32);
+        if (heads < 1 || options.Hidden % heads != 0)
+            throw new MirageException($"The model width ({options.Hidden}) must divide evenly into {heads} attention heads.");
+        return ModelConfig.Parse($$"""
         {
           "architectures": ["LlamaForCausalLM"], "hidden_size": {{options.Hidden}}, "intermediate_size": {{options.Hidden * 3}},
-          "num_hidden_layers": {{options.Layers}}, "num_attention_heads": {{Math.Max(1, options.Hidden / 32)}}, "num_key_value_heads": {{Math.Max(1, options.Hidden / 32)}},
+          "num_hidden_layers": {{options.Layers}}, "num_attention_heads": {{heads}}, "num_key_value_heads": {{heads}},
           "vocab_size": {{vocabularySize}}, "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 10000,
           "tie_word_embeddings": true, "bos_token_id": {{bosId}}, "eos_token_id": {{eosId}}
         }
         """);
+    }
 }

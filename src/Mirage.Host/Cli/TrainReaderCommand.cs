@@ -16,6 +16,8 @@ internal static class TrainReaderCommand
         var seed = new Option<int>("--seed") { Description = "Seed for data and weights.", DefaultValueFactory = _ => 1 };
         var hidden = new Option<int>("--hidden") { Description = "Model width.", DefaultValueFactory = _ => 128 };
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => 2 };
+        var heads = new Option<int?>("--heads") { Description = "Attention heads; the width must divide evenly into them (default: one per 32 dimensions)." };
+        heads.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--heads must be at least 1."); });
         var merges = new Option<int>("--merges") { Description = "BPE merges for the tokenizer.", DefaultValueFactory = _ => 1000 };
         var evalEvery = new Option<int>("--eval-every") { Description = "Held-out evaluation and checkpoint interval (steps).", DefaultValueFactory = _ => 250 };
         var evalItems = new Option<int>("--eval-items") { Description = "Held-out items per evaluation.", DefaultValueFactory = _ => 50 };
@@ -26,7 +28,7 @@ internal static class TrainReaderCommand
             positive.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError($"{r.Option.Name} must be at least 1."); });
 
         var command = new Command("train-reader", "Train Mirage's small reader model on generated passages and questions.");
-        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, merges, evalEvery, evalItems, dtype, fresh })
+        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, heads, merges, evalEvery, evalItems, dtype, fresh })
             command.Options.Add(option);
         command.SetAction((parse, cancellationToken) =>
         {
@@ -39,6 +41,7 @@ internal static class TrainReaderCommand
                 Seed = parse.GetValue(seed),
                 Hidden = parse.GetValue(hidden),
                 Layers = parse.GetValue(layers),
+                Heads = parse.GetValue(heads),
                 Merges = parse.GetValue(merges),
                 EvalEvery = parse.GetValue(evalEvery),
                 EvalItems = parse.GetValue(evalItems),

@@ -67,6 +67,18 @@ public sealed class ReaderTrainingTests : IDisposable
     }
 
     [Fact]
+    public void Config_TakesTheHeadCount_AndRefusesOneTheWidthDoesNotDivide()
+    {
+        var reader = new ReaderTrainingOptions { OutputDirectory = _temp.Path, Hidden = 128 };
+        var standard = ReaderTraining.Config(reader, 300, 298, 299);
+        Assert.Equal((4, 32), (standard.NumHeads, standard.HeadDim));
+        var wide = ReaderTraining.Config(reader with { Heads = 2 }, 300, 298, 299);
+        Assert.Equal((2, 2, 64), (wide.NumHeads, wide.NumKeyValueHeads, wide.HeadDim));
+        var error = Assert.Throws<MirageException>(() => ReaderTraining.Config(reader with { Heads = 3 }, 300, 298, 299));
+        Assert.Contains("3 attention heads", error.Message);
+    }
+
+    [Fact]
     public void AnswerChecker_NeedsEveryFactInOneSentence()
     {
         var item = new ReaderDataGenerator(1, DataSplit.Test).Generate(10).First(i => i.Facts!.OfType<Fact>().Count() == 2);
