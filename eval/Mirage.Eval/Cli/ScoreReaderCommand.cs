@@ -11,7 +11,7 @@ internal static class ScoreReaderCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Required = true, Description = "The reader checkpoint folder." };
-        var count = new Option<int>("--count") { DefaultValueFactory = _ => 500, Description = "Test items (a quarter as many never-seen-value items are scored too)." };
+        var count = new Option<int>("--count") { DefaultValueFactory = _ => 500, Description = "Test items (a quarter as many never-seen-value items are scored too, and as many again in each value-repetition shape)." };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "Seed of the test items." };
         var output = new Option<string?>("--out") { Description = "Also write each test item's answer and verdict as JSON lines to this file." };
         var command = new Command("score-reader", "Greedy answers of a reader model on generated test items, scored fact by fact.") { model, count, seed, output };
@@ -44,6 +44,13 @@ internal static class ScoreReaderCommand
                 new ReaderDataGenerator(parse.GetValue(seed), DataSplit.Test, new ReaderDataShape { UnseenValues = true }).Generate(Math.Max(1, n / 4)));
             Console.WriteLine($"never-seen city values: {unseen.UnseenValuesRight}/{unseen.UnseenFacts} ({(double)unseen.UnseenValuesRight / unseen.UnseenFacts:P1}); "
                 + $"those items all facts right {unseen.Exact}/{unseen.Items}");
+            // The same items' shape with the asked values' repetition controlled: a reader that binds
+            // values to names scores alike on all three; one that counts values does not.
+            var repetition = new[] { ValueRepetition.GoldOnce, ValueRepetition.WrongTwice }.Select(r => ReaderTraining.Score(parse.GetRequiredValue(model),
+                new ReaderDataGenerator(parse.GetValue(seed), DataSplit.Test, new ReaderDataShape { Repetition = r }).Generate(n))).ToList();
+            Console.WriteLine($"all facts right where values repeat: as drawn {(double)test.Exact / test.Items:P1}, "
+                + $"asked values only in their fact passages {(double)repetition[0].Exact / repetition[0].Items:P1}, "
+                + $"and a wrong value stated twice {(double)repetition[1].Exact / repetition[1].Items:P1}");
             return 0;
         });
         return command;

@@ -31,6 +31,20 @@ public sealed record ReaderDataShape
     /// reader must bind it to the whole name. A training setting; test items keep the default 0.
     /// </summary>
     public double SameRelationDistractorRate { get; init; }
+
+    /// <summary>Where asked values repeat; a probe of whether a reader binds values to names or counts them.</summary>
+    public ValueRepetition Repetition { get; init; }
+}
+
+/// <summary>Where an item's asked values occur besides their fact passages.</summary>
+public enum ValueRepetition
+{
+    /// <summary>As drawn: a lexical trap repeats the first asked value in half the items, and a second copy of its fact in a fifth.</summary>
+    AsDrawn,
+    /// <summary>Every asked value occurs only in the passages that state its fact.</summary>
+    GoldOnce,
+    /// <summary>As <see cref="GoldOnce"/>, and one wrong value of the first asked relation (the similar name's) occurs twice: one more entity states it.</summary>
+    WrongTwice,
 }
 
 /// <summary>
@@ -128,7 +142,23 @@ public sealed class ReaderDataGenerator
 
     private AlceItem Item(int index)
     {
+        // Repetition-controlled items are redrawn in the rare case that a distractor repeats an asked value by chance.
+        while (true)
+        {
+            var item = Draw(index);
+            if (_shape.Repetition == ValueRepetition.AsDrawn || AskedValuesOnlyInGold(item))
+                return item;
+        }
+    }
+
+    private static bool AskedValuesOnlyInGold(AlceItem item) =>
+        item.Facts!.Zip(item.GoldCitations!).All(pair => pair.First is not { } fact
+            || Enumerable.Range(0, item.Docs.Count).Where(d => item.Docs[d].Text.Contains(fact.Value, StringComparison.Ordinal)).All(d => pair.Second.Contains(d)));
+
+    private AlceItem Draw(int index)
+    {
         _names.Clear();
+        bool repeatsAsDrawn = _shape.Repetition == ValueRepetition.AsDrawn;
         bool unseen = _shape.UnseenValues;
         var main = NewEntity(person: _random.NextDouble() < 0.7);
         var second = _random.NextDouble() < 0.25 ? NewEntity(main.IsPerson) : null;
@@ -150,7 +180,7 @@ public sealed class ReaderDataGenerator
         };
         if (second is not null)
             passages.Add((second.Name, FactSentences(second, [attributes[0]])));
-        if (_random.NextDouble() < 0.2)
+        if (_random.NextDouble() < 0.2 && repeatsAsDrawn)
             passages.Add(($"Notes on {main.Name}", [$"A local report covers {main.Name}.", Sentence(main, attributes[0])]));
         var similar = Similar(main);
         // Drawn only when enabled, so items of the default shape stay as they were for a seed.
@@ -164,23 +194,34 @@ public sealed class ReaderDataGenerator
         do
             other = NewEntity(person: !trap || main.IsPerson);
         while (other.Attributes.Any(a => main.Attributes.ContainsValue(a.Value)));
-        if (trap)
+        if (trap && repeatsAsDrawn)
             other.Attributes[attributes[0]] = main.Attributes[attributes[0]];
         var mention = other.IsPerson && main.IsPerson ? $"{other.Name} once met {main.Name} at a market." : $"{other.Name} once worked with {main.Name}.";
         var stated = Sentence(other, trap ? attributes[0] : other.IsPerson ? "profession" : "industry");
+        bool wrongTwice = _shape.Repetition == ValueRepetition.WrongTwice;
+        var similarAttributes = sameRelation ? attributes : similar.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2 + _random.Next(2)).ToList();
+        if (wrongTwice && !similarAttributes.Contains(attributes[0]))
+            similarAttributes = [attributes[0], .. similarAttributes.Take(similarAttributes.Count - 1)];
         var distractors = new List<(string Title, List<string> Sentences)>
         {
-            (similar.Name, FactSentences(similar, sameRelation ? attributes : similar.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2 + _random.Next(2)).ToList())),
+            (similar.Name, FactSentences(similar, similarAttributes)),
             (trap ? main.Name : other.Name, _random.Next(2) == 0 ? [mention, stated] : [stated, mention]),
         };
+        if (wrongTwice)
+        {
+            // The decoy: one more entity of the same kind, stating the similar name's value, so a wrong value occurs twice.
+            var decoy = NewEntity(main.IsPerson);
+            decoy.Attributes[attributes[0]] = similar.Attributes[attributes[0]];
+            passages.Add((decoy.Name, [Sentence(decoy, attributes[0])]));
+        }
         int total = _shape.MinPassages + _random.Next(_shape.MaxPassages - _shape.MinPassages + 1);
         while (passages.Count + distractors.Count < total)
         {
             var extra = sameRelation ? Similar(main) : NewEntity(_random.NextDouble() < 0.5);
             distractors.Add((extra.Name, FactSentences(extra, sameRelation ? attributes : extra.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2).ToList())));
         }
-        // Fact passages always stay; items of three or more passages always carry the similar name.
-        passages.AddRange(distractors.Take(Math.Max(total >= 3 ? 1 : 0, total - passages.Count)));
+        // Fact passages always stay; items of three or more passages (and decoy items) always carry the similar name.
+        passages.AddRange(distractors.Take(Math.Max(total >= 3 || wrongTwice ? 1 : 0, total - passages.Count)));
         passages = passages.OrderBy(_ => _random.Next()).ToList();
 
         var answer = new List<string>();

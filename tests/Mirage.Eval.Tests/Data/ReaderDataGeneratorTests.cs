@@ -113,6 +113,32 @@ public sealed class ReaderDataGeneratorTests
         Assert.Equal(JsonSerializer.Serialize(Test.Take(20)), JsonSerializer.Serialize(new ReaderDataGenerator(1, DataSplit.Test, new ReaderDataShape { SameRelationDistractorRate = 0 }).Generate(20)));
     }
 
+    [Fact]
+    public void Repetition_GoldOnceKeepsAskedValuesInTheirFactPassages_WrongTwiceAlsoStatesAWrongValueTwice()
+    {
+        static int Outside(AlceItem item, Fact fact, int[] gold) =>
+            Enumerable.Range(0, item.Docs.Count).Count(d => !gold.Contains(d) && item.Docs[d].Text.Contains(fact.Value, StringComparison.Ordinal));
+        // As drawn, the lexical trap repeats the first asked value outside its fact passages in many items.
+        Assert.True(Test.Count(i => Outside(i, i.Facts![0]!, i.GoldCitations![0]) > 0) > Test.Count / 4);
+
+        var goldOnce = new ReaderDataGenerator(1, DataSplit.Test, new ReaderDataShape { Repetition = ValueRepetition.GoldOnce }).Generate(200).ToList();
+        var wrongTwice = new ReaderDataGenerator(1, DataSplit.Test, new ReaderDataShape { Repetition = ValueRepetition.WrongTwice }).Generate(200).ToList();
+        foreach (var item in goldOnce.Concat(wrongTwice))
+            foreach (var (fact, gold) in item.Facts!.Zip(item.GoldCitations!))
+                if (fact is not null)
+                    Assert.Equal(0, Outside(item, fact, gold));
+        foreach (var item in wrongTwice)
+        {
+            // The same statement (all but its two-word subject) with the first asked relation and another value, in two passages.
+            var first = item.Facts![0]!;
+            var statements = item.Docs.SelectMany((d, index) => SentenceSplitter.Split(d.Text)
+                .Where(s => Relation(first.Attribute).Any(s.Text.Contains) && !s.Text.Contains(first.Value, StringComparison.Ordinal))
+                .Select(s => (Passage: index, Predicate: string.Join(' ', s.Text.Split(' ').Skip(2)))));
+            Assert.Contains(statements.GroupBy(s => s.Predicate), g => g.Select(s => s.Passage).Distinct().Count() >= 2);
+        }
+        Assert.NotEqual(JsonSerializer.Serialize(goldOnce), JsonSerializer.Serialize(wrongTwice));
+    }
+
     private static string[] Relation(string attribute) => attribute switch
     {
         "city" => ["was born in", "is based in"],
