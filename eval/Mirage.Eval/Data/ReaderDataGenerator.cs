@@ -54,8 +54,9 @@ public enum ValueRepetition
 /// both splits share (so each is a familiar token to the reader), but whole entity names are split
 /// by a hash, so no test entity is ever the subject of a training sentence, and hence no test fact
 /// (which value belongs to which entity) occurs in training. A test organisation's name can occur
-/// in training only as a value: some training person's employer. Accuracy on values never seen at all is measured on a separate
-/// <see cref="ReaderDataShape.UnseenValues"/> set whose cities come from a held-out pool.
+/// in training only as a value: some training person's employer. Accuracy on values never seen at
+/// all is measured on a separate <see cref="ReaderDataShape.UnseenValues"/> set whose cities come
+/// from a held-out pool.
 /// </summary>
 public sealed class ReaderDataGenerator
 {
