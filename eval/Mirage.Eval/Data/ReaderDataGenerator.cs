@@ -34,6 +34,14 @@ public sealed record ReaderDataShape
 
     /// <summary>Where asked values repeat; a probe of whether a reader binds values to names or counts them.</summary>
     public ValueRepetition Repetition { get; init; }
+
+    /// <summary>
+    /// Share of items drawn as <see cref="ValueRepetition.WrongTwice"/> whatever <see cref="Repetition"/>
+    /// says. A training setting: as drawn, the value that occurs twice is nearly always the answer,
+    /// and a reader learns to count; mixed with these items, counting loses and only binding a value
+    /// to its whole name is always right. Test items keep the default 0.
+    /// </summary>
+    public double WrongTwiceRate { get; init; }
 }
 
 /// <summary>Where an item's asked values occur besides their fact passages.</summary>
@@ -85,6 +93,8 @@ public sealed class ReaderDataGenerator
             throw new ArgumentException($"Passages per item must satisfy 1 <= min <= max (got {_shape.MinPassages}..{_shape.MaxPassages}).", nameof(shape));
         if (_shape.AskAllAttributesRate is < 0 or > 1)
             throw new ArgumentException($"AskAllAttributesRate must be in [0, 1] (got {_shape.AskAllAttributesRate}).", nameof(shape));
+        if (_shape.WrongTwiceRate is < 0 or > 1)
+            throw new ArgumentException($"WrongTwiceRate must be in [0, 1] (got {_shape.WrongTwiceRate}).", nameof(shape));
         if (_shape.UnseenValues && split == DataSplit.Train)
             throw new ArgumentException("Never-seen values are for test items only.", nameof(shape));
         // A fixed mix, not HashCode.Combine: that one is seeded per process, and items must repeat across runs.
@@ -143,11 +153,13 @@ public sealed class ReaderDataGenerator
 
     private AlceItem Item(int index)
     {
+        // Drawn only when enabled, so items stay as they were for a seed.
+        var repetition = _shape.WrongTwiceRate > 0 && _random.NextDouble() < _shape.WrongTwiceRate ? ValueRepetition.WrongTwice : _shape.Repetition;
         // Repetition-controlled items are redrawn in the rare case that a distractor repeats an asked value by chance.
         while (true)
         {
-            var item = Draw(index);
-            if (_shape.Repetition == ValueRepetition.AsDrawn || AskedValuesOnlyInGold(item))
+            var item = Draw(index, repetition);
+            if (repetition == ValueRepetition.AsDrawn || AskedValuesOnlyInGold(item))
                 return item;
         }
     }
@@ -156,10 +168,10 @@ public sealed class ReaderDataGenerator
         item.Facts!.Zip(item.GoldCitations!).All(pair => pair.First is not { } fact
             || Enumerable.Range(0, item.Docs.Count).Where(d => item.Docs[d].Text.Contains(fact.Value, StringComparison.Ordinal)).All(d => pair.Second.Contains(d)));
 
-    private AlceItem Draw(int index)
+    private AlceItem Draw(int index, ValueRepetition repetition)
     {
         _names.Clear();
-        bool repeatsAsDrawn = _shape.Repetition == ValueRepetition.AsDrawn;
+        bool repeatsAsDrawn = repetition == ValueRepetition.AsDrawn;
         bool unseen = _shape.UnseenValues;
         var main = NewEntity(person: _random.NextDouble() < 0.7);
         var second = _random.NextDouble() < 0.25 ? NewEntity(main.IsPerson) : null;
@@ -199,7 +211,7 @@ public sealed class ReaderDataGenerator
             other.Attributes[attributes[0]] = main.Attributes[attributes[0]];
         var mention = other.IsPerson && main.IsPerson ? $"{other.Name} once met {main.Name} at a market." : $"{other.Name} once worked with {main.Name}.";
         var stated = Sentence(other, trap ? attributes[0] : other.IsPerson ? "profession" : "industry");
-        bool wrongTwice = _shape.Repetition == ValueRepetition.WrongTwice;
+        bool wrongTwice = repetition == ValueRepetition.WrongTwice;
         var similarAttributes = sameRelation ? attributes : similar.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2 + _random.Next(2)).ToList();
         if (wrongTwice && !similarAttributes.Contains(attributes[0]))
             similarAttributes = [attributes[0], .. similarAttributes.Take(similarAttributes.Count - 1)];

@@ -35,6 +35,8 @@ public sealed record ReaderTrainingOptions
     public int EvalItems { get; init; } = 50;
     /// <summary>Dtype of the forward and backward passes (bfloat16 keeps float32 master weights).</summary>
     public TorchSharp.torch.ScalarType ComputeDtype { get; init; } = TorchSharp.torch.ScalarType.Float32;
+    /// <summary>Share of training items drawn as <see cref="ValueRepetition.WrongTwice"/> (see <see cref="ReaderDataShape.WrongTwiceRate"/>).</summary>
+    public double WrongTwiceRate { get; init; }
     /// <summary>Continue from the checkpoint in <see cref="OutputDirectory"/> if there is one.</summary>
     public bool Resume { get; init; } = true;
 }
@@ -58,7 +60,7 @@ public static class ReaderTraining
         var tokenizer = TextTokenizer.Load(directory);
         var trainerOptions = new TrainerOptions { LearningRate = options.LearningRate, TotalSteps = options.Steps, Seed = options.Seed, ComputeDtype = options.ComputeDtype, WarmupSteps = Math.Min(200, options.Steps / 10 + 1) };
         using var trainer = resuming ? CausalLmTrainer.Resume(directory, trainerOptions) : CausalLmTrainer.Create(Config(options, tokenizer.VocabSize, tokenizer.BosId!.Value, tokenizer.EosIds[0]), trainerOptions);
-        log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps, computing in {options.ComputeDtype}");
+        log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps, wrong-twice items {options.WrongTwiceRate:P0}, computing in {options.ComputeDtype}");
 
         var template = new PromptTemplate();
         // Training mixes easy items (one or two passages) with full-size ones: the short ones teach
@@ -66,8 +68,7 @@ public static class ReaderTraining
         // the questions ask for every attribute: more lookups per (costly) pass over the passages.
         // In half the items every distractor is a similar name stating the asked relations, so a
         // lookup by relation alone earns nothing and the value must be bound to the whole name.
-        var generator = new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape { MinPassages = 1, AskAllAttributesRate = 0.5, SameRelationDistractorRate = 0.5 });
-        var items = generator.Generate(int.MaxValue).Skip(trainer.Step * options.BatchSize).GetEnumerator();
+        var items = TrainingItems(options).Skip(trainer.Step * options.BatchSize).GetEnumerator();
         var clock = Stopwatch.StartNew();
         int startStep = trainer.Step;
         double smoothed = double.NaN;
@@ -93,6 +94,13 @@ public static class ReaderTraining
             }
         }
     }
+
+    /// <summary>The endless stream of training items for <paramref name="options"/>, the same for a seed (a resumed run skips what it has seen).</summary>
+    public static IEnumerable<AlceItem> TrainingItems(ReaderTrainingOptions options) =>
+        new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape
+        {
+            MinPassages = 1, AskAllAttributesRate = 0.5, SameRelationDistractorRate = 0.5, WrongTwiceRate = options.WrongTwiceRate,
+        }).Generate(int.MaxValue);
 
     /// <summary>A training example: the rendered prompt, then the answer and EOS as the target.</summary>
     public static TrainingExample Example(TextTokenizer tokenizer, PromptTemplate template, AlceItem item)

@@ -23,12 +23,14 @@ internal static class TrainReaderCommand
         var evalItems = new Option<int>("--eval-items") { Description = "Held-out items per evaluation.", DefaultValueFactory = _ => 50 };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: float32, or bfloat16 (float32 master weights; faster matmuls on CPUs with AVX512-BF16, attention no faster: see the README).", DefaultValueFactory = _ => "float32" };
         dtype.AcceptOnlyFromAmong("float32", "bfloat16");
+        var wrongTwice = new Option<double>("--wrong-twice-rate") { Description = "Share of training items where a wrong value occurs twice and the right one once, so counting occurrences stops paying (0 to 1).", DefaultValueFactory = _ => 0 };
+        wrongTwice.Validators.Add(r => { if (r.GetValueOrDefault<double>() is < 0 or > 1) r.AddError("--wrong-twice-rate must be between 0 and 1."); });
         var fresh = new Option<bool>("--fresh") { Description = "Start over even if --out holds a checkpoint." };
         foreach (var positive in new[] { steps, batch, hidden, layers, evalEvery, evalItems })
             positive.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError($"{r.Option.Name} must be at least 1."); });
 
         var command = new Command("train-reader", "Train Mirage's small reader model on generated passages and questions.");
-        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, heads, merges, evalEvery, evalItems, dtype, fresh })
+        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, heads, merges, evalEvery, evalItems, dtype, wrongTwice, fresh })
             command.Options.Add(option);
         command.SetAction((parse, cancellationToken) =>
         {
@@ -46,6 +48,7 @@ internal static class TrainReaderCommand
                 EvalEvery = parse.GetValue(evalEvery),
                 EvalItems = parse.GetValue(evalItems),
                 ComputeDtype = ComputeOptions.ParseDType(parse.GetValue(dtype)!),
+                WrongTwiceRate = parse.GetValue(wrongTwice),
                 Resume = !parse.GetValue(fresh),
             }, output, cancellationToken);
             return Task.FromResult(0);
