@@ -21,13 +21,13 @@ public sealed class AskCommandTests
     [Fact]
     public async Task Ask_WithoutModel_UsesTheEmbeddedReader()
     {
-        // The README's first command, answered as the README shows: both facts right (the README
-        // explains why its citations point at passages 2 and 1 rather than 4).
+        // The README's first command, answered as the README shows: the employer right and the
+        // similar name's birthplace (the README explains the answer and its citations).
         var passages = Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json");
         var (exitCode, output, error) = await CliRunner.RunAsync("ask", "--question", "Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?", "--passages", passages);
         Assert.True(exitCode == 0, error);
         var answer = output.Split('\n')[0];
-        Assert.Equal("Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grouscelford.", System.Text.RegularExpressions.Regex.Replace(answer, @"\[\d+\]", ""));
+        Assert.Equal("Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.", System.Text.RegularExpressions.Regex.Replace(answer, @"\[\d+\]", ""));
         Assert.Matches(@"\[[1-4]\]", answer);
         Assert.Contains("[4] 4: Lousdrur Rourti", output);
         Assert.Contains("with reader", error);
