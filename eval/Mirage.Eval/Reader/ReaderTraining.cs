@@ -63,11 +63,6 @@ public static class ReaderTraining
         log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps, wrong-twice items {options.WrongTwiceRate:P0}, computing in {options.ComputeDtype}");
 
         var template = new PromptTemplate();
-        // Training mixes easy items (one or two passages) with full-size ones: the short ones teach
-        // the name-to-value lookup quickly, the long ones keep it working among distractors. Half
-        // the questions ask for every attribute: more lookups per (costly) pass over the passages.
-        // In half the items every distractor is a similar name stating the asked relations, so a
-        // lookup by relation alone earns nothing and the value must be bound to the whole name.
         var items = TrainingItems(options).Skip(trainer.Step * options.BatchSize).GetEnumerator();
         var clock = Stopwatch.StartNew();
         int startStep = trainer.Step;
@@ -95,6 +90,11 @@ public static class ReaderTraining
         }
     }
 
+    // Training mixes easy items (one or two passages) with full-size ones: the short ones teach
+    // the name-to-value lookup quickly, the long ones keep it working among distractors. Half
+    // the questions ask for every attribute: more lookups per (costly) pass over the passages.
+    // In half the items every distractor is a similar name stating the asked relations, so a
+    // lookup by relation alone earns nothing and the value must be bound to the whole name.
     /// <summary>The endless stream of training items for <paramref name="options"/>, the same for a seed (a resumed run skips what it has seen).</summary>
     public static IEnumerable<AlceItem> TrainingItems(ReaderTrainingOptions options) =>
         new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape
