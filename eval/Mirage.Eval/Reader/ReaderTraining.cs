@@ -37,6 +37,8 @@ public sealed record ReaderTrainingOptions
     public TorchSharp.torch.ScalarType ComputeDtype { get; init; } = TorchSharp.torch.ScalarType.Float32;
     /// <summary>Share of training items drawn as <see cref="ValueRepetition.WrongTwice"/> (see <see cref="ReaderDataShape.WrongTwiceRate"/>).</summary>
     public double WrongTwiceRate { get; init; }
+    /// <summary>First step whose items follow <see cref="WrongTwiceRate"/>; earlier steps train on the plain mix.</summary>
+    public int WrongTwiceFromStep { get; init; }
     /// <summary>Continue from the checkpoint in <see cref="OutputDirectory"/> if there is one.</summary>
     public bool Resume { get; init; } = true;
 }
@@ -60,7 +62,7 @@ public static class ReaderTraining
         var tokenizer = TextTokenizer.Load(directory);
         var trainerOptions = new TrainerOptions { LearningRate = options.LearningRate, TotalSteps = options.Steps, Seed = options.Seed, ComputeDtype = options.ComputeDtype, WarmupSteps = Math.Min(200, options.Steps / 10 + 1) };
         using var trainer = resuming ? CausalLmTrainer.Resume(directory, trainerOptions) : CausalLmTrainer.Create(Config(options, tokenizer.VocabSize, tokenizer.BosId!.Value, tokenizer.EosIds[0]), trainerOptions);
-        log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps, wrong-twice items {options.WrongTwiceRate:P0}, computing in {options.ComputeDtype}");
+        log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps, wrong-twice items {options.WrongTwiceRate:P0}{(options.WrongTwiceFromStep > 0 ? $" from step {options.WrongTwiceFromStep}" : "")}, computing in {options.ComputeDtype}");
 
         var template = new PromptTemplate();
         var items = TrainingItems(options).Skip(trainer.Step * options.BatchSize).GetEnumerator();
@@ -95,12 +97,21 @@ public static class ReaderTraining
     // the questions ask for every attribute: more lookups per (costly) pass over the passages.
     // In half the items every distractor is a similar name stating the asked relations, so a
     // lookup by relation alone earns nothing and the value must be bound to the whole name.
+    // Wrong-twice items only help once the model copies values: mixed in from step 0 they delay
+    // copying by thousands of steps (see the README), hence the switch-over step. Items after it
+    // are those a run resumed there with the rate would see, so one run reproduces two chained ones.
     /// <summary>The endless stream of training items for <paramref name="options"/>, the same for a seed (a resumed run skips what it has seen).</summary>
-    public static IEnumerable<AlceItem> TrainingItems(ReaderTrainingOptions options) =>
-        new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape
-        {
-            MinPassages = 1, AskAllAttributesRate = 0.5, SameRelationDistractorRate = 0.5, WrongTwiceRate = options.WrongTwiceRate,
-        }).Generate(int.MaxValue);
+    public static IEnumerable<AlceItem> TrainingItems(ReaderTrainingOptions options)
+    {
+        int plainItems = options.WrongTwiceFromStep * options.BatchSize;
+        return Stream(0).Take(plainItems).Concat(Stream(options.WrongTwiceRate).Skip(plainItems));
+
+        IEnumerable<AlceItem> Stream(double wrongTwiceRate) =>
+            new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape
+            {
+                MinPassages = 1, AskAllAttributesRate = 0.5, SameRelationDistractorRate = 0.5, WrongTwiceRate = wrongTwiceRate,
+            }).Generate(int.MaxValue);
+    }
 
     /// <summary>A training example: the rendered prompt, then the answer and EOS as the target.</summary>
     public static TrainingExample Example(TextTokenizer tokenizer, PromptTemplate template, AlceItem item)

@@ -138,6 +138,18 @@ public sealed class ReaderDataGeneratorTests
         Assert.Throws<ArgumentException>(() => new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { WrongTwiceRate = 1.5 }));
     }
 
+    [Fact]
+    public void WrongTwiceFromStep_TrainsOnThePlainMixUntilThenAndOnTheResumedRunsItemsAfter()
+    {
+        static List<string> Items(double rate, int fromStep) => ReaderTraining.TrainingItems(new ReaderTrainingOptions { OutputDirectory = "unused", BatchSize = 4, WrongTwiceRate = rate, WrongTwiceFromStep = fromStep })
+            .Take(80).Select(item => JsonSerializer.Serialize(item)).ToList();
+        var switched = Items(0.5, fromStep: 10);
+        // Steps 0-9 (40 items) match a plain run, later ones what a run resumed at step 10 with the rate sees.
+        Assert.Equal(Items(0, 0).Take(40), switched.Take(40));
+        Assert.Equal(Items(0.5, 0).Skip(40), switched.Skip(40));
+        Assert.NotEqual(Items(0, 0).Skip(40), switched.Skip(40));
+    }
+
     private static int Outside(AlceItem item, Fact fact, int[] gold) =>
         Enumerable.Range(0, item.Docs.Count).Count(d => !gold.Contains(d) && item.Docs[d].Text.Contains(fact.Value, StringComparison.Ordinal));
 
