@@ -57,7 +57,9 @@ internal static class CitationHtml
         {
             html.Append($"<article id=\"passage-{passage.Index + 1}\"><h3>[{passage.Index + 1}] ").Append(Encode(passage.Title ?? passage.Id));
             if (passage.Url is not null)
-                html.Append($" <a href=\"{Encode(passage.Url)}\">source</a>");
+                html.Append(IsLinkable(passage.Url)
+                    ? $" <a href=\"{Encode(passage.Url)}\" target=\"_blank\" rel=\"noopener noreferrer nofollow\">source</a>"
+                    : $" <span class=\"url\">{Encode(passage.Url)}</span>");
             html.Append("</h3><p>");
             for (int j = passage.TokenStart; j < passage.TokenEnd; j++)
             {
@@ -68,11 +70,33 @@ internal static class CitationHtml
             }
             html.Append("</p></article>");
         }
-        html.Append("</section></main><script>const cues = ")
+        // The scores travel as a JSON data block (never executed; the default encoder escapes '<'), so the
+        // one script is constant and a Content-Security-Policy can allow exactly it by hash.
+        html.Append("</section></main><script type=\"application/json\" id=\"cues\">")
             .Append(JsonSerializer.Serialize(result.Cues.ToDictionary(c => c.TokenIndex.ToString(CultureInfo.InvariantCulture), c => c.Scores)))
-            .Append(";").Append(Script).Append("</script></body></html>");
+            .Append("</script><script>").Append(Script).Append("</script></body></html>");
         return html.ToString();
     }
+
+    /// <summary>
+    /// The Content-Security-Policy for a served result page: its own script (by hash) and inline
+    /// styles, nothing loaded, no plugins or forms, and no framing by other sites.
+    /// </summary>
+    public static string ContentSecurityPolicy { get; } =
+        $"default-src 'none'; script-src '{ScriptHash(Script)}'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+    /// <summary>The CSP source for one inline script: <c>sha256-BASE64</c> of its UTF-8 text.</summary>
+    public static string ScriptHash(string script) =>
+        "sha256-" + Convert.ToBase64String(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(script)));
+
+    /// <summary>
+    /// Whether a passage URL may become a link: absolute http or https only. Passage URLs come from
+    /// retrieved documents, which an attacker may write; <c>javascript:</c>, <c>data:</c> and the
+    /// like are shown as text, whatever their case or surrounding whitespace.
+    /// </summary>
+    public static bool IsLinkable(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+        && url == url.Trim() && !url.Any(char.IsControl);
 
     private static string Encode(string text) => WebUtility.HtmlEncode(text);
 
@@ -94,7 +118,9 @@ internal static class CitationHtml
         h3{font-size:15px;margin:6px 0}.tok{border-radius:3px}
         """;
 
-    private const string Script = """
+    /// <summary>The page's one script; it reads the scores from the <c>cues</c> data block.</summary>
+    public const string Script = """
+        const cues = JSON.parse(document.getElementById('cues').textContent);
         const toks = [...document.querySelectorAll('.tok')];
         function paint(keys){
           const score = new Map();

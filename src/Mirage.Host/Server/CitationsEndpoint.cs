@@ -86,7 +86,7 @@ internal static class CitationsEndpoint
             return outcome.Error;
         var result = outcome.Value!;
         if (string.Equals(http.Request.Query["format"], "html", StringComparison.OrdinalIgnoreCase))
-            return Results.Content(Cli.CitationHtml.Render(result), "text/html; charset=utf-8");
+            return MirageServer.HtmlPage(http, Cli.CitationHtml.Render(result), Cli.CitationHtml.ContentSecurityPolicy);
         var json = JsonSerializer.SerializeToNode(result, MirageJson.Options)!.AsObject();
         json["annotations"] = Annotations(result);
         return Results.Content(json.ToJsonString(MirageJson.Options), "application/json; charset=utf-8");

@@ -44,9 +44,14 @@ public static class MirageServer
 
         var app = builder.Build();
         app.UseExceptionHandler();
+        app.Use((http, next) =>
+        {
+            http.Response.Headers.XContentTypeOptions = "nosniff";
+            return next(http);
+        });
         app.UseMiddleware<RequestLogging>();
         app.UseMiddleware<ApiKeyAuthentication>();
-        app.MapGet("/", () => Results.Content(ServerPage.Html, "text/html; charset=utf-8"));
+        app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
         app.MapPost("/v1/citations", CitationsEndpoint.HandleAsync);
         app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
         app.MapGet("/v1/models", (ModelHost host) => host.Current is { } loaded
@@ -55,5 +60,12 @@ public static class MirageServer
         app.MapHealthChecks("/health", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
         app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = _ => false });
         return app;
+    }
+
+    /// <summary>An HTML response under its Content-Security-Policy (which also forbids framing by other sites).</summary>
+    internal static IResult HtmlPage(HttpContext http, string html, string contentSecurityPolicy)
+    {
+        http.Response.Headers.ContentSecurityPolicy = contentSecurityPolicy;
+        return Results.Content(html, "text/html; charset=utf-8");
     }
 }

@@ -3,11 +3,23 @@ namespace Mirage.Host.Server;
 /// <summary>
 /// The page at <c>/</c>: paste passages, a question and an answer (or let the model answer), and
 /// see the answer with its citations and the highlighted passage tokens, in the same view as
-/// <c>mirage cite --format html</c> (the server renders it; the page shows it in a frame).
+/// <c>mirage cite --format html</c> (the server renders it; the page shows it in a sandboxed frame,
+/// so nothing in a result, such as a hostile passage URL, can reach this page or the API key typed here).
 /// </summary>
 internal static class ServerPage
 {
-    public const string Html = """
+    /// <summary>The page.</summary>
+    public static string Html { get; } = Head + "<script>" + Script + "</script>" + Tail;
+
+    /// <summary>
+    /// The page's Content-Security-Policy. A <c>srcdoc</c> frame inherits its parent's policy, so the
+    /// result view's script is allowed by its hash as well; requests go to this server only.
+    /// </summary>
+    public static string ContentSecurityPolicy { get; } =
+        $"default-src 'none'; script-src '{Cli.CitationHtml.ScriptHash(Script)}' '{Cli.CitationHtml.ScriptHash(Cli.CitationHtml.Script)}'; "
+        + "style-src 'unsafe-inline'; connect-src 'self'; frame-src 'self'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+    private const string Head = """
         <!doctype html>
         <html lang="en">
         <head>
@@ -37,8 +49,10 @@ internal static class ServerPage
           <button id="cite" type="submit">Cite</button>
           <div id="status" role="status"></div>
         </form>
-        <iframe id="view" title="Citations"></iframe>
-        <script>
+        <iframe id="view" title="Citations" sandbox="allow-scripts allow-popups allow-popups-to-escape-sandbox"></iframe>
+        """;
+
+    private const string Script = """
         const $ = id => document.getElementById(id);
         function passages() {
           return $("passages").value.split(/\n\s*\n/).map(p => p.trim()).filter(p => p).map((p, i) => {
@@ -71,10 +85,13 @@ internal static class ServerPage
             $("view").srcdoc = html;
             $("status").textContent = "";
           } catch (error) {
+            $("view").srcdoc = "";
             $("status").textContent = error.message;
           }
         });
-        </script>
+        """;
+
+    private const string Tail = """
         </body>
         </html>
         """;
