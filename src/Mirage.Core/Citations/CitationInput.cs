@@ -38,7 +38,28 @@ public sealed record CitationInput(
     public static int[] AnswerPrompt(LanguageModel model, string question, IReadOnlyList<Passage> passages, PromptTemplate template)
     {
         var prompt = template.Render(question, passages, withContext: true, model.Tokenizer.ChatTemplate);
+        EnsureCanFit(model, prompt.Text.Length, question, passages, "");
         return model.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
+    }
+
+    // Refuses an input too long in characters to fit the context whatever its tokens, before the
+    // cost of tokenizing it (which grows with its length) is paid.
+    private static void EnsureCanFit(LanguageModel model, long characters, string question, IReadOnlyList<Passage> passages, string answer)
+    {
+        long fewest = model.Tokenizer.MinimumTokens(characters);
+        if (fewest > model.ContextLength)
+            throw new ContextLengthExceededException(
+                $"The input is {characters:N0} characters, at least {fewest:N0} tokens, more than {model.ModelId}'s {model.ContextLength}-token context. "
+                + WhatToShorten(question, passages, answer));
+    }
+
+    // The advice names the longest of the three parts, so a long question is not blamed on the passages.
+    private static string WhatToShorten(string question, IReadOnlyList<Passage> passages, string answer)
+    {
+        long inPassages = passages.Sum(p => (long)p.Text.Length + (p.Title?.Length ?? 0));
+        return question.Length >= inPassages && question.Length >= answer.Length ? $"Shorten the question ({question.Length:N0} characters)."
+            : answer.Length >= inPassages ? $"Shorten the answer ({answer.Length:N0} characters)."
+            : $"Shorten or drop passages ({passages.Count} given, {inPassages:N0} characters).";
     }
 
     /// <summary>
@@ -50,6 +71,7 @@ public sealed record CitationInput(
         var tokenizer = model.Tokenizer;
         var withContext = template.Render(question, passages, withContext: true, tokenizer.ChatTemplate);
         var withoutContext = template.Render(question, passages, withContext: false, tokenizer.ChatTemplate);
+        EnsureCanFit(model, withContext.Text.Length + answer.Length, question, passages, answer);
         // A chat template writes its own BOS; a plain prompt gets the tokenizer's.
         var promptTokens = tokenizer.Encode(withContext.Text, addSpecialTokens: !withContext.IsChat);
         var promptIds = promptTokens.Select(t => t.Id).ToArray();
@@ -59,7 +81,7 @@ public sealed record CitationInput(
         if (length > model.ContextLength)
             throw new ContextLengthExceededException(
                 $"The prompt with its {passages.Count} passages ({promptIds.Length} tokens) plus the answer ({answerTokens.Count} tokens) is {length} tokens, "
-                + $"{length - model.ContextLength} more than {model.ModelId}'s {model.ContextLength}-token context. Shorten or drop passages.");
+                + $"{length - model.ContextLength} more than {model.ModelId}'s {model.ContextLength}-token context. " + WhatToShorten(question, passages, answer));
         var special = tokenizer.SpecialTokens.Values.ToHashSet();
         var sentences = SentenceSplitter.Split(answer);
         return new CitationInput(withContext, promptTokens, promptIds, noContextIds, answerTokens,

@@ -51,6 +51,7 @@ public sealed record CitationOptions
             throw new MirageException($"AtMostCitations must be at least 1 when set, got {AtMostCitations}.");
         if (!Enum.IsDefined(Filter))
             throw new MirageException($"Unknown CCI filter {Filter}; choose TopPercent, TopK or Mean.");
+        Pecore.ValidateValues();
         Prompt.Validate();
     }
 }

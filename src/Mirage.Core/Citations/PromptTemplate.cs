@@ -92,12 +92,11 @@ public sealed record PromptTemplate
 
     private RenderedPrompt RenderText(string layout, string question, IReadOnlyList<Passage> passages, bool withContext)
     {
-        var template = layout.Replace("{instruction}", Instruction);
-        int at = template.IndexOf("{passages}", StringComparison.Ordinal);
-        var before = template[..at];
-        var after = template[(at + "{passages}".Length)..];
+        int at = layout.IndexOf("{passages}", StringComparison.Ordinal);
+        var before = Fill(layout[..at], ("{instruction}", Instruction), ("{question}", question));
+        var after = Fill(layout[(at + "{passages}".Length)..], ("{instruction}", Instruction), ("{question}", question));
         if (!withContext)
-            return new RenderedPrompt(before + after.TrimStart().Replace("{question}", question), []);
+            return new RenderedPrompt(before + after.TrimStart(), []);
 
         var text = new StringBuilder(before);
         var ranges = new List<(int, int)>();
@@ -107,11 +106,42 @@ public sealed record PromptTemplate
                 text.Append(PassageSeparator);
             int start = text.Length;
             var p = passages[i];
-            var block = string.IsNullOrWhiteSpace(p.Title) ? UntitledPassageTemplate : PassageTemplate.Replace("{title}", p.Title);
-            text.Append(block.Replace("{index}", (i + 1).ToString()).Replace("{text}", p.Text));
+            var index = (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            text.Append(string.IsNullOrWhiteSpace(p.Title)
+                ? Fill(UntitledPassageTemplate, ("{index}", index), ("{text}", p.Text))
+                : Fill(PassageTemplate, ("{index}", index), ("{title}", p.Title), ("{text}", p.Text)));
             ranges.Add((start, text.Length));
         }
-        text.Append(after.Replace("{question}", question));
+        text.Append(after);
         return new RenderedPrompt(text.ToString(), ranges);
+    }
+
+    /// <summary>
+    /// Substitutes placeholders in one pass over <paramref name="template"/>: a substituted value is
+    /// never searched again, so a title or question holding "{text}" stays as written (replacing one
+    /// placeholder after another would copy the passage into it, and a hostile title could multiply
+    /// a prompt's size).
+    /// </summary>
+    internal static string Fill(string template, params (string Placeholder, string Value)[] values)
+    {
+        var text = new StringBuilder(template.Length);
+        int i = 0;
+        while (i < template.Length)
+        {
+            int next = template.IndexOf('{', i);
+            if (next < 0)
+                break;
+            text.Append(template, i, next - i);
+            var match = values.FirstOrDefault(v => string.CompareOrdinal(template, next, v.Placeholder, 0, v.Placeholder.Length) == 0);
+            if (match.Placeholder is null)
+            {
+                text.Append('{');
+                i = next + 1;
+                continue;
+            }
+            text.Append(match.Value);
+            i = next + match.Placeholder.Length;
+        }
+        return text.Append(template, i, template.Length - i).ToString();
     }
 }

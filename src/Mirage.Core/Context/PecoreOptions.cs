@@ -18,6 +18,9 @@ public sealed record PecoreOptions
     /// <value>Default 1.</value>
     public double CtiStdThreshold { get; init; } = 1.0;
 
+    /// <summary>The largest |<see cref="CtiStdThreshold"/>| accepted.</summary>
+    public const double MaxCtiStdThreshold = 1000;
+
     /// <summary>Delta degrees of freedom of that std: 0 population (MIRAGE), 1 sample (Inseq).</summary>
     /// <value>Default 0.</value>
     public int CtiStdDdof { get; init; }
@@ -45,12 +48,20 @@ public sealed record PecoreOptions
         engine.StepFunctions.Get(CtiMetric);
         engine.StepFunctions.Get(CciTarget);
         engine.Methods.Get(CciMethod);
+        ValidateValues();
+    }
+
+    /// <summary>Checks the numeric settings (what needs no registry); throws naming what is wrong.</summary>
+    public void ValidateValues()
+    {
         Attribution.Validate();
         if (CtiStdDdof is not (0 or 1))
             throw new MirageException($"CtiStdDdof must be 0 (population) or 1 (sample), got {CtiStdDdof}.");
         if (CtiTopK is < 1)
             throw new MirageException($"CtiTopK must be at least 1 when set, got {CtiTopK}.");
-        if (double.IsNaN(CtiStdThreshold))
-            throw new MirageException("CtiStdThreshold must be a number.");
+        // Beyond a few hundred deviations nothing (or everything) is selected anyway, and a huge k
+        // makes the threshold infinite, which no JSON result can hold.
+        if (!(Math.Abs(CtiStdThreshold) <= MaxCtiStdThreshold))
+            throw new MirageException($"CtiStdThreshold must be a number between -{MaxCtiStdThreshold} and {MaxCtiStdThreshold}, got {CtiStdThreshold}.");
     }
 }

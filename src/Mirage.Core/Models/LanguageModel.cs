@@ -211,6 +211,7 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>Streams a continuation token by token (see <see cref="Generate(IReadOnlyList{int}, GenerationOptions?, CancellationToken)"/>).</summary>
+    /// <remarks>The prompt and options are checked when this is called, not when the first token is read, so a caller can refuse bad input before it starts answering.</remarks>
     public IEnumerable<GeneratedToken> GenerateTokens(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
         GenerateTokens(prompt, options ?? new GenerationOptions(), new GenerationTiming(), cancellationToken);
 
@@ -220,9 +221,13 @@ public sealed class LanguageModel : IDisposable
         if (prompt.Count == 0)
             throw new MirageException("The prompt is empty; generation needs at least one token.");
         if (prompt.Count >= ContextLength)
-            throw new MirageException($"The prompt has {prompt.Count} tokens, which leaves no room in the model's {ContextLength}-token context; shorten it by at least {prompt.Count - ContextLength + 1} tokens.");
+            throw new ContextLengthExceededException($"The prompt has {prompt.Count} tokens, which leaves no room in the model's {ContextLength}-token context; shorten it by at least {prompt.Count - ContextLength + 1} tokens.");
         CheckIds(prompt);
+        return Generating(prompt, options, timing, cancellationToken);
+    }
 
+    private IEnumerable<GeneratedToken> Generating(IReadOnlyList<int> prompt, GenerationOptions options, GenerationTiming timing, CancellationToken cancellationToken)
+    {
         int budget = Math.Min(options.MaxTokens, ContextLength - prompt.Count);
         using var cache = new KvCache(Config, 1, prompt.Count + budget, DType, Device);
         using var sampler = new TokenSampler(options, Device);

@@ -101,12 +101,16 @@ internal sealed class HuggingFaceBpeBackend : ITokenizerBackend
         }
         _pieceOfId = vocab.Concat(SpecialTokens).GroupBy(p => p.Value).ToDictionary(g => g.Key, g => g.First().Key);
         Kind = byteLevel ? "bpe-byte-level" : "bpe-sentencepiece";
+        // A byte-level entry's characters are bytes, so it is never shorter than the text it stands for.
+        LongestToken = _pieceOfId.Values.DefaultIfEmpty("").Max(t => t.Length);
         VocabSize = _pieceOfId.Count == 0 ? 0 : _pieceOfId.Keys.Max() + 1;
     }
 
     public string Kind { get; }
 
     public int VocabSize { get; }
+
+    public int LongestToken { get; }
 
     public IReadOnlyDictionary<string, int> SpecialTokens { get; }
 

@@ -9,6 +9,9 @@ internal interface ITokenizerBackend
     /// <summary>Number of ids, special tokens included.</summary>
     int VocabSize { get; }
 
+    /// <summary>The longest vocabulary entry or special token, in characters: the most text one token can stand for.</summary>
+    int LongestToken { get; }
+
     /// <summary>Special and added tokens by text.</summary>
     IReadOnlyDictionary<string, int> SpecialTokens { get; }
 

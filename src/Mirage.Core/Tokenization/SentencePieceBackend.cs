@@ -37,7 +37,10 @@ internal sealed class SentencePieceBackend : ITokenizerBackend
         foreach (var (token, id) in _tokenizer.SpecialTokens ?? new Dictionary<string, int>())
             special[token] = id;
         SpecialTokens = special;
+        LongestToken = _tokenizer.Vocabulary.Keys.Concat(special.Keys).Max(t => t.Length);
     }
+
+    public int LongestToken { get; }
 
     public string Kind => "sentencepiece";
 

@@ -30,6 +30,13 @@ public sealed class TextTokenizer
     /// <summary>Special and added tokens by text.</summary>
     public IReadOnlyDictionary<string, int> SpecialTokens => _backend.SpecialTokens;
 
+    /// <summary>
+    /// The fewest tokens <paramref name="characters"/> characters of text can encode to (no token
+    /// stands for more text than the longest vocabulary entry): a bound known before tokenizing,
+    /// so a text that cannot fit a context is refused without the work of encoding it.
+    /// </summary>
+    public long MinimumTokens(long characters) => (characters + _backend.LongestToken - 1) / Math.Max(1, _backend.LongestToken);
+
     /// <summary>The settings read from <c>tokenizer_config.json</c>.</summary>
     public TokenizerSettings Settings { get; }
 

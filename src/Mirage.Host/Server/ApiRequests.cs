@@ -14,12 +14,16 @@ internal static class ApiRequests
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         RespectNullableAnnotations = true,
         RespectRequiredConstructorParameters = true,
+        // The web defaults read "0.1" as a number; a mistyped field is the client's error to hear about.
+        NumberHandling = JsonNumberHandling.Strict,
     };
 
     /// <summary>The body as <typeparamref name="T"/>, or the error response to send instead.</summary>
     public static async Task<(T? Value, IResult? Error)> ReadAsync<T>(HttpRequest request, CancellationToken cancellationToken) where T : class
     {
-        if (request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
+            || !string.Equals(type.MediaType.Value, "application/json", StringComparison.OrdinalIgnoreCase)
+            || type.Charset.HasValue && !string.Equals(type.Charset.Value, "utf-8", StringComparison.OrdinalIgnoreCase))
             return (null, Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported content type", "Send the request as JSON (Content-Type: application/json)."));
         try
         {
@@ -40,6 +44,31 @@ internal static class ApiRequests
     /// <summary>A passage's url for a <c>url_citation</c>: its own, else <c>urn:mirage:passage:ID</c> (clients expect an absolute URI).</summary>
     public static string PassageUrl(string? url, string? id) =>
         Uri.TryCreate(url, UriKind.Absolute, out _) ? url! : $"urn:mirage:passage:{Uri.EscapeDataString(id ?? "")}";
+
+    /// <summary>What a JSON value is, in a client's words ("a number", not a .NET type).</summary>
+    public static string Describe(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "a list",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        _ => "null",
+    };
+
+    /// <summary>Null when a JSON string holds valid UTF-8 (the reader checks it only when the string is read), else what is wrong.</summary>
+    public static string? StringProblem(JsonElement value, string where)
+    {
+        try
+        {
+            value.GetString();
+            return null;
+        }
+        catch (InvalidOperationException)
+        {
+            return $"{where} is not valid UTF-8.";
+        }
+    }
 
     /// <summary>A problem-details response.</summary>
     public static IResult Problem(int status, string title, string detail) => Results.Problem(detail: detail, statusCode: status, title: title);

@@ -14,15 +14,53 @@ namespace Mirage.Host.Server;
 /// <summary>A chat message: text content, or OpenAI's list of content parts; an assistant's tool calls are accepted and not interpreted.</summary>
 public sealed record ChatMessageInput(string Role, JsonElement? Content = null, string? Name = null, string? ToolCallId = null, JsonElement? ToolCalls = null, string? Refusal = null)
 {
-    /// <summary>The message's text (text parts joined).</summary>
+    /// <summary>The message's text (text parts joined); <see cref="Problem"/> must have found nothing wrong.</summary>
     public string Text => Content switch
     {
         { ValueKind: JsonValueKind.String } s => s.GetString()!,
         { ValueKind: JsonValueKind.Array } parts => string.Concat(parts.EnumerateArray()
-            .Where(p => p.TryGetProperty("type", out var t) && t.GetString() == "text" && p.TryGetProperty("text", out _))
+            .Where(p => p.GetProperty("type").GetString() == "text")
             .Select(p => p.GetProperty("text").GetString())),
         _ => "",
     };
+
+    /// <summary>
+    /// What is wrong with the content of message <paramref name="index"/>, or null: it must be a
+    /// string, null, or a list of content-part objects with a string <c>type</c>, and a text part
+    /// needs a string <c>text</c>; strings must be valid UTF-8.
+    /// </summary>
+    public string? Problem(int index)
+    {
+        var where = $"messages[{index}].content";
+        switch (Content)
+        {
+            case null or { ValueKind: JsonValueKind.Null }:
+                return null;
+            case { ValueKind: JsonValueKind.String } text:
+                return ApiRequests.StringProblem(text, where);
+            case { ValueKind: JsonValueKind.Array } parts:
+                int i = 0;
+                foreach (var part in parts.EnumerateArray())
+                {
+                    var at = $"{where}[{i++}]";
+                    if (part.ValueKind != JsonValueKind.Object)
+                        return $"{at} must be a content part object such as {{\"type\": \"text\", \"text\": \"...\"}}, got {ApiRequests.Describe(part)}.";
+                    if (!part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+                        return $"{at}.type must be a string such as \"text\".";
+                    if (ApiRequests.StringProblem(type, $"{at}.type") is { } badType)
+                        return badType;
+                    if (type.GetString() != "text")
+                        continue;
+                    if (!part.TryGetProperty("text", out var body) || body.ValueKind != JsonValueKind.String)
+                        return $"{at}.text must be a string.";
+                    if (ApiRequests.StringProblem(body, $"{at}.text") is { } badText)
+                        return badText;
+                }
+                return null;
+            default:
+                return $"{where} must be a string or a list of content parts, got {ApiRequests.Describe(Content.Value)}.";
+        }
+    }
 }
 
 /// <summary>
@@ -54,7 +92,7 @@ public sealed record ChatCompletionRequest(
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
-    private sealed record Job(int[] PromptIds, GenerationOptions Generation, string Question, IReadOnlyList<Passage> Passages, CitationOptions Citations);
+    private sealed record Job(int[] PromptIds, GenerationOptions Generation, string Question, IReadOnlyList<Passage> Passages, CitationOptions Citations, bool IncludeUsage);
 
     public static async Task<IResult> HandleAsync(HttpContext http, ModelHost host, WorkQueue queue, ServerTelemetry telemetry, IOptions<ServerOptions> settings)
     {
@@ -67,21 +105,14 @@ internal static class ChatCompletionsEndpoint
         if (host.Current is not { } loaded)
             return ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable);
 
-        Job job;
-        try
-        {
-            job = CreateJob(request!, loaded, options);
-        }
-        catch (Exception e) when (e is Core.MirageException or ArgumentException)
-        {
-            return ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", e.Message);
-        }
+        // The prompt is built by the worker, under the queue's limits: rendering and tokenizing
+        // grow with the request, and a streamed answer must not start before its input is checked.
         if (request!.Stream)
         {
-            var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => StreamAsync(http, loaded, job, telemetry, c), ct));
+            var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => StreamAsync(http, loaded, CreateJob(request, loaded, options), telemetry, c), ct));
             return streamed.Error ?? Results.Empty;
         }
-        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => CompleteAsync(loaded, job, telemetry, c), ct));
+        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => CompleteAsync(loaded, CreateJob(request, loaded, options), telemetry, c), ct));
         return outcome.Error ?? Results.Content(outcome.Value!.ToJsonString(), "application/json; charset=utf-8");
     }
 
@@ -92,12 +123,26 @@ internal static class ChatCompletionsEndpoint
             request.Messages.Count == 0 ? "'messages' is empty."
             : !request.Messages.Any(m => m.Role == "user") ? "'messages' has no user message to answer."
             : request.Messages.FirstOrDefault(m => m.Role is not ("system" or "developer" or "user" or "assistant" or "tool")) is { } odd ? $"Unknown role '{odd.Role}'."
+            : request.Messages.Select((m, i) => m.Problem(i)).FirstOrDefault(p => p is not null) is { } content ? content
+            : StopProblem(request.Stop) is { } stop ? stop
+            : request.StreamOptions is { ValueKind: not (JsonValueKind.Object or JsonValueKind.Null) } streamOptions ? $"'stream_options' must be an object, got {ApiRequests.Describe(streamOptions)}."
+            : request.StreamOptions is { ValueKind: JsonValueKind.Object } o && o.TryGetProperty("include_usage", out var u) && u.ValueKind is not (JsonValueKind.True or JsonValueKind.False) ? "'stream_options.include_usage' must be a boolean."
             : request.N is not (null or 1) ? "'n' must be 1: one answer per request."
             : tokens is < 1 ? "max_tokens must be at least 1."
             : tokens > options.MaxTokens ? $"max_tokens {tokens} is above the limit of {options.MaxTokens} (Server:MaxTokens)."
             : PassageInput.Problem(request.Passages ?? [], options.MaxPassages);
         return problem is null ? null : ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", problem);
     }
+
+    private static string? StopProblem(JsonElement? stop) => stop switch
+    {
+        null or { ValueKind: JsonValueKind.Null } => null,
+        { ValueKind: JsonValueKind.String } s => ApiRequests.StringProblem(s, "stop"),
+        { ValueKind: JsonValueKind.Array } a => a.EnumerateArray().Select((e, i) => e.ValueKind == JsonValueKind.String
+                ? ApiRequests.StringProblem(e, $"stop[{i}]")
+                : $"stop[{i}] must be a string, got {ApiRequests.Describe(e)}.").FirstOrDefault(p => p is not null),
+        { } other => $"'stop' must be a string or a list of strings, got {ApiRequests.Describe(other)}.",
+    };
 
     private static Job CreateJob(ChatCompletionRequest request, LoadedModel loaded, ServerOptions options)
     {
@@ -128,7 +173,9 @@ internal static class ChatCompletionsEndpoint
             StopStrings = passages.Count > 0 && stops.Count == 0 ? ["\n"] : stops,
         };
         generation.Validate();
-        return new Job(prompt, generation, question, passages, citationOptions);
+        bool includeUsage = request.StreamOptions is { ValueKind: JsonValueKind.Object } streamOptions
+            && streamOptions.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
+        return new Job(prompt, generation, question, passages, citationOptions, includeUsage);
     }
 
     private static async Task<JsonObject> CompleteAsync(LoadedModel loaded, Job job, ServerTelemetry telemetry, CancellationToken cancellationToken)
@@ -186,13 +233,15 @@ internal static class ChatCompletionsEndpoint
             await response.Body.FlushAsync(cancellationToken);
         }
 
-        await Send(new JsonObject { ["role"] = "assistant", ["content"] = "" });
+        await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
         var text = new StringBuilder();
         int generated = 0;
-        await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
         try
         {
-            foreach (var token in loaded.Model.GenerateTokens(job.PromptIds, job.Generation, cancellationToken))
+            // Checks the prompt before the first byte: until then a failure is still a plain error status.
+            var tokens = loaded.Model.GenerateTokens(job.PromptIds, job.Generation, cancellationToken);
+            await Send(new JsonObject { ["role"] = "assistant", ["content"] = "" });
+            foreach (var token in tokens)
             {
                 generated++;
                 if (token.TextDelta.Length == 0)
@@ -201,17 +250,49 @@ internal static class ChatCompletionsEndpoint
                 await Send(new JsonObject { ["content"] = token.TextDelta });
             }
         }
+        catch (Exception e) when (response.HasStarted && e is not OperationCanceledException)
+        {
+            await SendError(e);
+            return true;
+        }
         finally
         {
             loaded.Model.ComputeGate.Release();
         }
         span?.SetTag("gen_ai.usage.input_tokens", job.PromptIds.Length).SetTag("gen_ai.usage.output_tokens", generated);
-        // Citations index the streamed text as sent, so it is not trimmed here.
-        var citations = await CiteAsync(loaded, job, text.ToString(), telemetry, cancellationToken);
-        await Send(new JsonObject { ["annotations"] = Annotations(citations), ["mirage"] = Summary(citations) });
+        try
+        {
+            // Citations index the streamed text as sent, so it is not trimmed here.
+            var citations = await CiteAsync(loaded, job, text.ToString(), telemetry, cancellationToken);
+            await Send(new JsonObject { ["annotations"] = Annotations(citations), ["mirage"] = Summary(citations) });
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await SendError(e);
+            return true;
+        }
         await Send([], "stop");
+        if (job.IncludeUsage)
+        {
+            // OpenAI's usage chunk: no choices, the counts of the whole stream.
+            var usage = new JsonObject
+            {
+                ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = loaded.Model.ModelId, ["choices"] = new JsonArray(),
+                ["usage"] = new JsonObject { ["prompt_tokens"] = job.PromptIds.Length, ["completion_tokens"] = generated, ["total_tokens"] = job.PromptIds.Length + generated },
+            };
+            await response.WriteAsync($"data: {usage.ToJsonString()}\n\n", cancellationToken);
+        }
         await response.WriteAsync("data: [DONE]\n\n", cancellationToken);
         return true;
+
+        // Once the stream has begun its status is sent: a failure becomes an error event, then the stream ends.
+        async Task SendError(Exception error)
+        {
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Message);
+            var message = error is Core.MirageException ? error.Message : "The server failed while answering; the answer above is incomplete.";
+            var problem = new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = error is Core.MirageException ? "invalid_request_error" : "server_error" } };
+            await response.WriteAsync($"data: {problem.ToJsonString()}\n\ndata: [DONE]\n\n", cancellationToken);
+        }
     }
 
     private static async Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, ServerTelemetry telemetry, CancellationToken cancellationToken)

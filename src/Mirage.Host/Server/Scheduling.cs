@@ -1,4 +1,6 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Mirage.Core;
 
 namespace Mirage.Host.Server;
@@ -11,6 +13,18 @@ internal static class Scheduling
     /// cancelled when the client leaves or the request's time is up, and awaits it.
     /// </summary>
     public static async Task<(T? Value, IResult? Error)> RunAsync<T>(HttpContext http, ServerOptions options, Func<CancellationToken, Task<T>?> enqueue)
+    {
+        var (value, error) = await RunQueuedAsync(http, options, enqueue);
+        if (error is null || !http.Response.HasStarted)
+            return (value, error);
+        // A streamed answer already sent its status, and its own error event if it could; a client
+        // that left mid-stream is no fault of the server's.
+        http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(Scheduling))
+            .LogDebug("{Path}: the stream ended early ({Reason})", http.Request.Path, http.RequestAborted.IsCancellationRequested ? "client left" : "error after the first byte");
+        return (default, Results.Empty);
+    }
+
+    private static async Task<(T? Value, IResult? Error)> RunQueuedAsync<T>(HttpContext http, ServerOptions options, Func<CancellationToken, Task<T>?> enqueue)
     {
         var timeout = TimeSpan.FromSeconds(options.RequestTimeoutSeconds);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);

@@ -54,6 +54,33 @@ public sealed class CitationEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task FarTooLongForTheContext_IsRefusedBeforeTokenizing_BlamingTheLongestPart()
+    {
+        // 641 KB of one passage: refused from its length alone (no token stands for more than the
+        // vocabulary's longest entry), long before tokenizing it could take seconds or gigabytes.
+        var huge = new Passage(null, null, new string('x', 641_000));
+        var error = await Assert.ThrowsAsync<ContextLengthExceededException>(() => Cite("Paris.", [huge]));
+        Assert.Contains("at least", error.Message);
+        Assert.Contains("Shorten or drop passages (1 given", error.Message);
+        var question = await Assert.ThrowsAsync<ContextLengthExceededException>(() =>
+            _engine.CiteAsync(new CitationRequest(new string('q', 641_000), Passages, "Paris."), TestContext.Current.CancellationToken));
+        Assert.Contains("Shorten the question", question.Message);
+        var answer = await Assert.ThrowsAsync<ContextLengthExceededException>(() => Cite(string.Concat(Enumerable.Repeat("Paris is big. ", 300))));
+        Assert.Contains("Shorten the answer", answer.Message);
+    }
+
+    [Theory]
+    [InlineData(1e308)]
+    [InlineData(-1e308)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public async Task AnAbsurdCtiThreshold_IsRefused(double k)
+    {
+        var error = await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", options: new CitationOptions { Pecore = new() { CtiStdThreshold = k } }));
+        Assert.Contains("CtiStdThreshold must be a number between -1000 and 1000", error.Message);
+    }
+
+    [Fact]
     public async Task UnknownMethodOrMetric_IsRejectedListingChoices()
     {
         var error = await Assert.ThrowsAsync<MirageException>(() => Cite("Paris.", options: new CitationOptions { Pecore = new() { CciMethod = "shap" } }));

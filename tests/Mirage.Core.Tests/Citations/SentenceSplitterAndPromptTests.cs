@@ -34,4 +34,17 @@ public sealed class SentenceSplitterAndPromptTests
         Assert.Equal(PromptTemplate.DefaultInstruction + "\n\nQuestion: Where is Paris?\nAnswer:", without.Text);
         Assert.Empty(without.PassageRanges);
     }
+
+    [Fact]
+    public void Placeholders_InTitlesQuestionsAndTexts_AreNeverSubstitutedAgain()
+    {
+        var template = new PromptTemplate { Instruction = "I {question}" };
+        Passage[] passages = [new("x", "{text}{text}{index}", "body {title}"), new("y", null, "{question}")];
+        var rendered = template.Render("q {passages} {text}", passages, withContext: true);
+        Assert.Equal("I {question}\n\nDocument [1](Title: {text}{text}{index}): body {title}\nDocument [2]: {question}\n\nQuestion: q {passages} {text}\nAnswer:", rendered.Text);
+        // A hostile title cannot multiply the prompt: its size is linear in the input.
+        var body = new string('x', 100_000);
+        var amplified = template.Render("q", [new("x", string.Concat(Enumerable.Repeat("{text}", 160)), body)], withContext: true);
+        Assert.InRange(amplified.Text.Length, body.Length, body.Length + 2_000);
+    }
 }

@@ -51,7 +51,7 @@ public sealed class CiteCommandTests : IDisposable
         Assert.Contains("<a class=\"cite\" href=\"#passage-2\"", html);
         Assert.Contains("<article id=\"passage-2\">", html);
         Assert.Contains("class=\"bar selected\"", html);
-        Assert.Contains("const cues = {\"0\":[", html);
+        Assert.Contains("<script type=\"application/json\" id=\"cues\">{\"0\":[", html);
         Assert.DoesNotContain("<link", html);
         Assert.DoesNotContain("src=\"http", html);
     }

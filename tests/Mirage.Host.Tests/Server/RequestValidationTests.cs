@@ -1,0 +1,123 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Mirage.Host.Tests.Server;
+
+/// <summary>Every mistyped or out-of-range field is a 400 that names the field and what was expected, before any model work.</summary>
+public sealed class RequestValidationTests
+{
+    private static readonly CancellationToken Token = TestContext.Current.CancellationToken;
+
+    private const string Passages = "[{\"text\": \"Lousdrur Rourti works for Cimgun Labs.\"}]";
+
+    private static async Task<(HttpStatusCode Status, string Body)> Post(RunningServer server, string path, string body, string contentType = "application/json")
+    {
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(body));
+        content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse(contentType);
+        var response = await server.Http.PostAsync(path, content, Token);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync(Token));
+    }
+
+    [Theory]
+    [InlineData("{\"cti_std\": 1e308}", "CtiStdThreshold must be a number between")]
+    [InlineData("{\"cti_std\": -1e308}", "CtiStdThreshold must be a number between")]
+    [InlineData("{\"top_percent\": \"0.1\"}", "top_percent")]
+    [InlineData("{\"top_k\": 2.5}", "top_k")]
+    public async Task CitationOptions_OutOfRangeOrMistyped_Get400(string options, string mentioned)
+    {
+        await using var server = await RunningServer.StartAsync();
+        var (status, body) = await Post(server, "/v1/citations", $"{{\"question\": \"q\", \"passages\": {Passages}, \"answer\": \"Lousdrur Rourti works for Cimgun Labs.\", \"options\": {options}}}");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(mentioned, JsonNode.Parse(body)!["detail"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("application/jsonfoo")]
+    [InlineData("application/json-patch+json")]
+    [InlineData("text/plain")]
+    [InlineData("application/json; charset=latin1")]
+    public async Task OnlyJson_IsAccepted(string contentType)
+    {
+        await using var server = await RunningServer.StartAsync();
+        var (status, _) = await Post(server, "/v1/citations", $"{{\"question\": \"q\", \"passages\": {Passages}, \"answer\": \"a\"}}", contentType);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, status);
+        Assert.Equal(HttpStatusCode.OK, (await Post(server, "/v1/citations", $"{{\"question\": \"q\", \"passages\": {Passages}, \"answer\": \"a\"}}", "application/json; charset=utf-8")).Status);
+    }
+
+    [Theory]
+    [InlineData("[{\"role\": \"user\", \"content\": 5}]", "messages[0].content must be a string or a list of content parts, got a number")]
+    [InlineData("[{\"role\": \"user\", \"content\": [5]}]", "messages[0].content[0] must be a content part object")]
+    [InlineData("[{\"role\": \"user\", \"content\": [{\"type\": 5, \"text\": \"q\"}]}]", "messages[0].content[0].type must be a string")]
+    [InlineData("[{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": 5}]}]", "messages[0].content[0].text must be a string")]
+    [InlineData("[{\"role\": \"user\", \"content\": [{\"type\": \"text\"}]}]", "messages[0].content[0].text must be a string")]
+    public async Task ChatContent_OfTheWrongShape_Gets400NamingIt(string messages, string expected)
+    {
+        await using var server = await RunningServer.StartAsync();
+        var (status, body) = await Post(server, "/v1/chat/completions", $"{{\"messages\": {messages}}}");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(expected, JsonNode.Parse(body)!["detail"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("[5, \"x\"]", "stop[0] must be a string, got a number")]
+    [InlineData("5", "'stop' must be a string or a list of strings, got a number")]
+    [InlineData("{}", "'stop' must be a string or a list of strings, got an object")]
+    public async Task Stop_OfTheWrongShape_Gets400(string stop, string expected)
+    {
+        await using var server = await RunningServer.StartAsync();
+        var (status, body) = await Post(server, "/v1/chat/completions", $"{{\"messages\": [{{\"role\": \"user\", \"content\": \"q\"}}], \"stop\": {stop}}}");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(expected, JsonNode.Parse(body)!["detail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task InvalidUtf8_InsideChatContent_Gets400()
+    {
+        await using var server = await RunningServer.StartAsync();
+        foreach (var messages in new[] { "[{\"role\": \"user\", \"content\": \"q\xFF\"}]", "[{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"q\xFF\"}]}]" })
+        {
+            var bytes = Encoding.Latin1.GetBytes($"{{\"messages\": {messages}}}");
+            var content = new ByteArrayContent(bytes);
+            content.Headers.ContentType = new("application/json");
+            var response = await server.Http.PostAsync("/v1/chat/completions", content, Token);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task AStreamedPromptLongerThanTheContext_Gets400_NotAStreamThatStops()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var question = string.Join(" ", Enumerable.Repeat("Where was Lousdrur Rourti born?", 200));
+        foreach (var stream in new[] { false, true })
+        {
+            var (status, body) = await Post(server, "/v1/chat/completions",
+                System.Text.Json.JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = question } }, passages = RunningServer.Passages, stream }));
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Contains("context", JsonNode.Parse(body)!["detail"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
+    public async Task IncludeUsage_SendsAUsageChunk_BeforeDone()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var (status, body) = await Post(server, "/v1/chat/completions", System.Text.Json.JsonSerializer.Serialize(new
+        {
+            messages = new[] { new { role = "user", content = RunningServer.Question } },
+            passages = RunningServer.Passages,
+            stream = true,
+            stream_options = new { include_usage = true },
+        }));
+        Assert.Equal(HttpStatusCode.OK, status);
+        var events = body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e["data: ".Length..]).ToList();
+        Assert.Equal("[DONE]", events[^1]);
+        var usage = JsonNode.Parse(events[^2])!;
+        Assert.Empty(usage["choices"]!.AsArray());
+        int prompt = usage["usage"]!["prompt_tokens"]!.GetValue<int>(), completion = usage["usage"]!["completion_tokens"]!.GetValue<int>();
+        Assert.True(prompt > 0 && completion > 0);
+        Assert.Equal(prompt + completion, usage["usage"]!["total_tokens"]!.GetValue<int>());
+        Assert.All(events.Take(events.Count - 2), e => Assert.Null(JsonNode.Parse(e)!["usage"]));
+    }
+}
