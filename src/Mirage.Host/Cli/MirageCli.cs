@@ -18,7 +18,7 @@ public static class MirageCli
         root.Subcommands.Add(CiteCommand.Create(output, error));
         root.Subcommands.Add(AskCommand.Create(output, error));
         root.Subcommands.Add(TrainReaderCommand.Create(output));
-        root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create(error));
         return root;
     }
 
@@ -26,9 +26,12 @@ public static class MirageCli
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var parse = CreateRootCommand(output, error).Parse(args);
+        // System.CommandLine ends the process 2 s after SIGTERM, even inside libtorch; the service
+        // leaves the signal to its host, which drains in-flight work first.
+        var termination = parse.CommandResult.Command.Name == "serve" ? null : new InvocationConfiguration().ProcessTerminationTimeout;
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellationToken);
+            return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = termination }, cancellationToken);
         }
         catch (MirageException e)
         {

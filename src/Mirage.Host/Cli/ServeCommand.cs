@@ -1,18 +1,21 @@
 using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Mirage.Host.Server;
 
 namespace Mirage.Host.Cli;
 
-/// <summary><c>mirage serve</c>: run the HTTP citation service until stopped (Ctrl+C).</summary>
+/// <summary><c>mirage serve</c>: run the HTTP citation service until stopped (Ctrl+C or SIGTERM, both graceful).</summary>
 internal static class ServeCommand
 {
-    public static Command Create()
+    public static Command Create(TextWriter error)
     {
         var urls = new Option<string>("--urls") { Description = $"Where to listen (ASP.NET's --urls; default {MirageServer.DefaultUrl}, loopback only)." };
         var model = new Option<string>("--model") { Description = "Model folder (default: the embedded reader)." };
         var command = new Command("serve", "Run Mirage as an HTTP service: /v1/citations, OpenAI-compatible /v1/chat/completions, /v1/models, /health, and a page at /. "
-            + "Other settings as --Server:Name=value (MaxQueueLength, Concurrency, RequestTimeoutSeconds, MaxRequestBodyBytes, MaxPassages, MaxTokens, ApiKeys:0, LogContent, ShutdownTimeoutSeconds).")
+            + "Other settings as --Server:Name=value (MaxQueueLength, Concurrency, RequestTimeoutSeconds, MaxRequestBodyBytes, MaxPassages, MaxTokens, ApiKeys:0, LogContent, ShutdownTimeoutSeconds, ServeWithoutModel).")
         {
             urls, model,
         };
@@ -24,11 +27,37 @@ internal static class ServeCommand
                 args.Add($"--urls={url}");
             if (parse.GetValue(model) is { } directory)
                 args.Add($"--Server:ModelPath={Path.GetFullPath(directory)}");
-            await using var app = MirageServer.Build([.. args]);
-            await app.StartAsync(cancellationToken);
-            await app.WaitForShutdownAsync(cancellationToken);
+            // A failed start is reported below in one line; the host would log it again with its stack.
+            await using var app = MirageServer.Build([.. args], builder => builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical));
+            try
+            {
+                _ = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
+                await app.StartAsync(cancellationToken);
+            }
+            catch (Exception e) when (e is OptionsValidationException or IOException or InvalidOperationException)
+            {
+                // An invalid setting or a port in use: one line, not the host's stack trace.
+                await error.WriteLineAsync($"error: {StartupProblem(e)}");
+                return MirageCli.UserError;
+            }
+            var host = app.Services.GetRequiredService<ModelHost>();
+            if (!app.Services.GetRequiredService<IOptions<ServerOptions>>().Value.ServeWithoutModel && !await host.WaitUntilLoadedAsync(cancellationToken))
+            {
+                await error.WriteLineAsync($"error: {host.Unavailable} (--Server:ServeWithoutModel=true keeps serving, with /health saying why)");
+                await app.StopAsync(CancellationToken.None);
+                return MirageCli.UserError;
+            }
+            // The host's console lifetime turns SIGTERM and Ctrl+C into a graceful stop (MirageCli
+            // leaves those signals to it for this verb), bounded by Server:ShutdownTimeoutSeconds.
+            await app.WaitForShutdownAsync(CancellationToken.None);
             return 0;
         });
         return command;
     }
+
+    private static string StartupProblem(Exception e) => e switch
+    {
+        OptionsValidationException invalid => string.Join(" ", invalid.Failures.Select(f => f.Replace("DataAnnotation validation failed for 'ServerOptions' members: ", "Invalid setting "))),
+        _ => e.Message,
+    };
 }

@@ -12,7 +12,7 @@ namespace Mirage.Host.Server;
 /// </summary>
 internal sealed class ApiKeyAuthentication(RequestDelegate next, IOptions<ServerOptions> options)
 {
-    private readonly byte[][] _keys = options.Value.ApiKeys.Where(k => k.Length > 0).Select(Encoding.UTF8.GetBytes).ToArray();
+    private readonly byte[][] _keys = options.Value.ApiKeys.Select(Encoding.UTF8.GetBytes).ToArray();
 
     public async Task InvokeAsync(HttpContext http)
     {

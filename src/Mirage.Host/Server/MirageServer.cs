@@ -57,7 +57,12 @@ public static class MirageServer
         app.MapGet("/v1/models", (ModelHost host) => host.Current is { } loaded
             ? Results.Json(new { @object = "list", data = new[] { new { id = loaded.Model.ModelId, @object = "model", created = 0, owned_by = "mirage" } } })
             : ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));
-        app.MapHealthChecks("/health", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        // Readiness says why it is not ready (still loading, or the load's error), not only that.
+        app.MapHealthChecks("/health", new HealthCheckOptions
+        {
+            Predicate = check => check.Tags.Contains("ready"),
+            ResponseWriter = (http, report) => http.Response.WriteAsync(string.Join("\n", report.Entries.Values.Select(e => $"{e.Status}: {e.Description}").Prepend(report.Status.ToString()))),
+        });
         app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = _ => false });
         return app;
     }

@@ -17,10 +17,11 @@ namespace Mirage.Host.Server;
 public sealed record LoadedModel(LanguageModel Model, MirageCitationEngine Engine, MirageLocalChatClient Chat, MirageCitationService Citations);
 
 /// <summary>
-/// Loads the model in the background when the host starts, so the process answers liveness
-/// probes at once and readiness (<c>/health</c>) only once the model is in memory.
+/// Loads the model in the background once the host has started (so a start that fails, such as a
+/// port in use, never begins loading), and the process answers liveness probes at once and
+/// readiness (<c>/health</c>) only once the model is in memory.
 /// </summary>
-public sealed class ModelHost(IOptions<ServerOptions> options, ILogger<ModelHost> logger) : IHostedService, IHealthCheck, IDisposable
+public sealed class ModelHost(IOptions<ServerOptions> options, IHostApplicationLifetime lifetime, ILogger<ModelHost> logger) : IHostedService, IHealthCheck, IDisposable
 {
     private Task<LoadedModel>? _loading;
 
@@ -34,15 +35,35 @@ public sealed class ModelHost(IOptions<ServerOptions> options, ILogger<ModelHost
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var directory = options.Value.ModelPath ?? LanguageModel.EmbeddedReaderDirectory;
-        _loading = Task.Run(() =>
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lifetime.ApplicationStarted.Register(started.SetResult);
+        _loading = Task.Run(async () =>
         {
+            await started.Task;
             var model = LanguageModel.Load(directory);
             var engine = new MirageCitationEngine(model);
             logger.LogInformation("Loaded {Model} ({Parameters:N0} parameters) from {Directory}", model.ModelId, model.ParameterCount, directory);
             return new LoadedModel(model, engine, new MirageLocalChatClient(model), new MirageCitationService(engine, model.ModelId));
-        }, cancellationToken);
-        _loading.ContinueWith(t => logger.LogError(t.Exception, "Loading the model from {Directory} failed", directory), TaskContinuationOptions.OnlyOnFaulted);
+        }, CancellationToken.None);
+        // A bad model folder is the operator's to fix, and its message says how; a stack helps only for a fault of Mirage's.
+        _loading.ContinueWith(t => logger.LogError(t.Exception!.GetBaseException() is Core.MirageException ? null : t.Exception,
+            "Loading the model from {Directory} failed: {Reason}", directory, t.Exception!.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
         return Task.CompletedTask;
+    }
+
+    /// <summary>Waits for the load to end; false when it failed (<see cref="Unavailable"/> says why).</summary>
+    public async Task<bool> WaitUntilLoadedAsync(CancellationToken cancellationToken)
+    {
+        var loading = _loading ?? throw new InvalidOperationException("The host has not started.");
+        try
+        {
+            await loading.WaitAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception) when (loading.IsFaulted)
+        {
+            return false;
+        }
     }
 
     /// <inheritdoc />

@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Mirage.Host.Server;
 
 /// <summary>Settings of <c>mirage serve</c>, from the <c>Server</c> section (appsettings, environment, command line); validated on start.</summary>
-public sealed class ServerOptions
+public sealed class ServerOptions : IValidatableObject
 {
     /// <summary>The configuration section.</summary>
     public const string SectionName = "Server";
@@ -43,8 +43,11 @@ public sealed class ServerOptions
     [Range(1, 100_000)]
     public int MaxTokens { get; set; } = 512;
 
-    /// <summary>Accepted API keys (<c>Authorization: Bearer KEY</c>); empty: no authentication.</summary>
+    /// <summary>Accepted API keys (<c>Authorization: Bearer KEY</c>); empty: no authentication. An empty or blank key is refused at start (an unset secret must not turn authentication off).</summary>
     public List<string> ApiKeys { get; set; } = [];
+
+    /// <summary>Keep serving when the model cannot load (<c>/health</c> answers 503 saying why); off: start-up fails.</summary>
+    public bool ServeWithoutModel { get; set; }
 
     /// <summary>Log request and response content (off: only sizes, statuses and timings are logged).</summary>
     public bool LogContent { get; set; }
@@ -56,4 +59,16 @@ public sealed class ServerOptions
     /// <summary>Seconds a client told 429 should wait.</summary>
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 1;
+
+    /// <inheritdoc />
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        for (int i = 0; i < ApiKeys.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(ApiKeys[i]))
+                yield return new ValidationResult($"Server:ApiKeys:{i} is empty or blank; set a real key, or remove it to serve without authentication.", [nameof(ApiKeys)]);
+            else if (ApiKeys[i] != ApiKeys[i].Trim())
+                yield return new ValidationResult($"Server:ApiKeys:{i} starts or ends with whitespace, so no client could send it; remove the whitespace.", [nameof(ApiKeys)]);
+        }
+    }
 }

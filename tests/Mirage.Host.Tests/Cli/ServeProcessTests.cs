@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.RegularExpressions;
+using Mirage.Host.Tests.Server;
+using Mirage.Tests;
+
+namespace Mirage.Host.Tests.Cli;
+
+/// <summary>The real <c>mirage serve</c> executable: start-up failures, and SIGTERM while requests are in flight.</summary>
+public sealed class ServeProcessTests
+{
+    private static readonly CancellationToken Token = TestContext.Current.CancellationToken;
+
+    // The apphost the test build places beside the tests.
+    private static string Executable => Path.Combine(AppContext.BaseDirectory, "mirage");
+
+    private static Process Start(params string[] args)
+    {
+        var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+            start.ArgumentList.Add(arg);
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
+        return Process.Start(start)!;
+    }
+
+    private static async Task<(int ExitCode, string Error)> RunToEnd(params string[] args)
+    {
+        using var process = Start(args);
+        var error = process.StandardError.ReadToEndAsync(Token);
+        _ = process.StandardOutput.ReadToEndAsync(Token);
+        await process.WaitForExitAsync(Token).WaitAsync(TimeSpan.FromSeconds(60), Token);
+        return (process.ExitCode, (await error).Trim());
+    }
+
+    [Theory]
+    [InlineData("--Server:MaxQueueLength=0", "MaxQueueLength")]
+    [InlineData("--Server:ApiKeys:0=", "Server:ApiKeys:0 is empty or blank")]
+    [InlineData("--Server:ApiKeys:0=   ", "Server:ApiKeys:0 is empty or blank")]
+    [InlineData("--Server:ApiKeys:0= key", "whitespace")]
+    [InlineData("--model=/nonexistent", "Model folder '/nonexistent' does not exist")]
+    public async Task AStartThatCannotServe_EndsWithOneLine_AndExit1(string setting, string expected)
+    {
+        var (exitCode, error) = await RunToEnd("serve", "--urls", "http://127.0.0.1:0", setting);
+        Assert.Equal(1, exitCode);
+        Assert.StartsWith("error: ", error);
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("\n", error);
+    }
+
+    [Fact]
+    public async Task ServeWithoutModel_KeepsServing_AndHealthSaysWhyItIsNotReady()
+    {
+        using var process = Start("serve", "--urls", "http://127.0.0.1:0", "--model=/nonexistent", "--Server:ServeWithoutModel=true");
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(await ListeningAddress(process)) };
+            var health = await http.GetAsync("/health", Token);
+            for (int i = 0; i < 200 && (await health.Content.ReadAsStringAsync(Token)).Contains("still loading", StringComparison.Ordinal); i++)
+            {
+                await Task.Delay(50, Token);
+                health = await http.GetAsync("/health", Token);
+            }
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+            Assert.Contains("Model folder '/nonexistent' does not exist", await health.Content.ReadAsStringAsync(Token));
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/alive", Token)).StatusCode);
+        }
+        finally
+        {
+            process.Kill();
+        }
+    }
+
+    private static async Task<string> ListeningAddress(Process process)
+    {
+        string? address = null;
+        while (address is null && await process.StandardOutput.ReadLineAsync(Token) is { } line)
+            address = Regex.Match(line, @"Now listening on: (http://\S+)") is { Success: true } m ? m.Groups[1].Value : null;
+        Assert.NotNull(address);
+        _ = process.StandardOutput.ReadToEndAsync(Token);
+        _ = process.StandardError.ReadToEndAsync(Token);
+        return address;
+    }
+
+    [Fact]
+    public async Task APortInUse_EndsWithOneLine_AndExit1()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var (exitCode, error) = await RunToEnd("serve", "--urls", $"http://127.0.0.1:{((IPEndPoint)taken.LocalEndpoint).Port}");
+        Assert.Equal(1, exitCode);
+        Assert.Matches("^error: Failed to bind to address .*address already in use", error);
+    }
+
+    [Fact]
+    public async Task SigTerm_DrainsInFlightWork_AnswersTheRest503_AndExits0()
+    {
+        using var process = Start("serve", "--urls", "http://127.0.0.1:0", "--model", SharedAssets.EmbeddedReader, "--Server:ShutdownTimeoutSeconds=3", "--Server:MaxQueueLength=200");
+        using var http = new HttpClient { BaseAddress = new Uri(await ListeningAddress(process)) };
+        for (int i = 0; i < 200 && (await http.GetAsync("/health", Token)).StatusCode != HttpStatusCode.OK; i++)
+            await Task.Delay(50, Token);
+
+        var essay = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 4));
+        // More work than the 3 s the drain allows, which is longer than the 2 s System.CommandLine would give.
+        var requests = Enumerable.Range(0, 80)
+            .Select(_ => http.PostAsJsonAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = essay }, Token))
+            .ToList();
+        await Task.WhenAny(requests);
+        Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+
+        var statuses = (await Task.WhenAll(requests)).Select(r => r.StatusCode).ToList();
+        await process.WaitForExitAsync(Token).WaitAsync(TimeSpan.FromSeconds(60), Token);
+        Assert.Equal(0, process.ExitCode);
+        Assert.All(statuses, s => Assert.Contains(s, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
+        Assert.Contains(HttpStatusCode.OK, statuses);
+        Assert.Contains(HttpStatusCode.ServiceUnavailable, statuses);
+    }
+}
