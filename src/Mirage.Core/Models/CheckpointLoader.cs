@@ -32,8 +32,12 @@ internal static class CheckpointLoader
             using var index = JsonDocument.Parse(File.ReadAllText(indexPath));
             if (!index.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
                 throw new InvalidCheckpointException($"'{indexPath}' has no 'weight_map' object.");
-            var files = map.EnumerateObject().Select(p => p.Value.GetString()!).Distinct().Order(StringComparer.Ordinal)
-                .Select(f => Path.Combine(directory, f)).ToList();
+            var names = map.EnumerateObject().Select(p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()!
+                : throw new InvalidCheckpointException($"'{indexPath}': weight_map['{p.Name}'] must be a shard file name, got {p.Value.GetRawText()}.")).Distinct().Order(StringComparer.Ordinal).ToList();
+            // Shards sit beside the index; a name with a folder in it could point anywhere on the machine.
+            if (names.FirstOrDefault(n => n.Length == 0 || n != Path.GetFileName(n) || n is "." or "..") is { } outside)
+                throw new InvalidCheckpointException($"'{indexPath}': shard '{outside}' is not a file name in the checkpoint folder.");
+            var files = names.Select(f => Path.Combine(directory, f)).ToList();
             var missing = files.Where(f => !File.Exists(f)).ToList();
             if (missing.Count > 0)
                 throw new InvalidCheckpointException($"'{indexPath}' lists shards that do not exist: {string.Join(", ", missing.Select(Path.GetFileName))}.");
@@ -46,39 +50,77 @@ internal static class CheckpointLoader
     }
 
     /// <summary>
+    /// Checks, before anything is allocated, that the weights <paramref name="config"/> describes
+    /// are not far more than the files hold: a damaged config (a size of 10^9) is refused instead of
+    /// allocating what no file backs. Headers only are read.
+    /// </summary>
+    public static void CheckSize(IReadOnlyList<SafetensorsFile> shards, ModelConfig config, string configPath)
+    {
+        long described;
+        try
+        {
+            described = config.ParameterCount();
+        }
+        catch (OverflowException)
+        {
+            throw new InvalidCheckpointException($"'{configPath}' describes more weights than can be counted: check hidden_size, intermediate_size, vocab_size and num_hidden_layers.");
+        }
+        long held = shards.Sum(shard => shard.Tensors.Values.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)));
+        // Within twice the files (plus a little for tiny models), allocating is harmless and the exact
+        // check that follows names each missing or misshaped tensor; beyond it, no file backs the config.
+        if (described > 2 * held + (1 << 20))
+            throw new InvalidCheckpointException(
+                $"'{configPath}' describes {described:N0} weights but the weight files hold {held:N0}: check hidden_size ({config.HiddenSize}), intermediate_size ({config.IntermediateSize}), "
+                + $"vocab_size ({config.VocabSize}), num_hidden_layers ({config.NumLayers}) and head_dim ({config.HeadDim}).");
+    }
+
+    /// <summary>
     /// Copies every parameter of <paramref name="module"/> from the files; throws once, listing
     /// every missing, unexpected and misshaped tensor, if the checkpoint does not fit.
     /// </summary>
-    public static void Load(nn.Module module, IReadOnlyList<string> files, ModelConfig config)
+    public static void Load(nn.Module module, IReadOnlyList<SafetensorsFile> shards, ModelConfig config)
     {
-        var shards = files.Select(SafetensorsFile.Open).ToList();
+        var owner = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        foreach (var shard in shards)
+        foreach (var name in shard.Tensors.Keys)
+            if (!owner.TryAdd(name, shard))
+                throw new InvalidCheckpointException($"Tensor '{name}' appears in both '{owner[name].Path}' and '{shard.Path}'.");
+
+        var parameters = module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        var missing = parameters.Keys.Where(n => !owner.ContainsKey(n)).ToList();
+        var unexpected = owner.Keys.Where(n => !parameters.ContainsKey(n) && !IsIgnorable(n, config)).ToList();
+        var misshaped = parameters.Where(p => owner.TryGetValue(p.Key, out var f) && !f.Tensors[p.Key].Shape.SequenceEqual(p.Value.shape))
+            .Select(p => $"{p.Key}: checkpoint [{string.Join(", ", owner[p.Key].Tensors[p.Key].Shape)}], model [{string.Join(", ", p.Value.shape)}]")
+            .ToList();
+        if (missing.Count + unexpected.Count + misshaped.Count > 0)
+            throw new InvalidCheckpointException(Describe(config, missing, unexpected, misshaped));
+
+        using var _ = no_grad();
+        foreach (var (name, parameter) in parameters)
+        {
+            using var loaded = owner[name].Read(name, parameter.dtype, parameter.device);
+            // NaN or infinite weights make every score NaN; no trained checkpoint holds them.
+            using (var finite = loaded.isfinite().all())
+                if (!finite.item<bool>())
+                    throw new InvalidCheckpointException($"'{owner[name].Path}', tensor '{name}': holds NaN or infinite values; the file is damaged.");
+            parameter.copy_(loaded);
+        }
+    }
+
+    /// <summary>Opens every weight file (headers are checked; data stays mapped until read); the caller disposes them.</summary>
+    public static List<SafetensorsFile> Open(IReadOnlyList<string> files)
+    {
+        var shards = new List<SafetensorsFile>();
         try
         {
-            var owner = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
-            foreach (var shard in shards)
-            foreach (var name in shard.Tensors.Keys)
-                if (!owner.TryAdd(name, shard))
-                    throw new InvalidCheckpointException($"Tensor '{name}' appears in both '{owner[name].Path}' and '{shard.Path}'.");
-
-            var parameters = module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
-            var missing = parameters.Keys.Where(n => !owner.ContainsKey(n)).ToList();
-            var unexpected = owner.Keys.Where(n => !parameters.ContainsKey(n) && !IsIgnorable(n, config)).ToList();
-            var misshaped = parameters.Where(p => owner.TryGetValue(p.Key, out var f) && !f.Tensors[p.Key].Shape.SequenceEqual(p.Value.shape))
-                .Select(p => $"{p.Key}: checkpoint [{string.Join(", ", owner[p.Key].Tensors[p.Key].Shape)}], model [{string.Join(", ", p.Value.shape)}]")
-                .ToList();
-            if (missing.Count + unexpected.Count + misshaped.Count > 0)
-                throw new InvalidCheckpointException(Describe(config, missing, unexpected, misshaped));
-
-            using var _ = no_grad();
-            foreach (var (name, parameter) in parameters)
-            {
-                using var loaded = owner[name].Read(name, parameter.dtype, parameter.device);
-                parameter.copy_(loaded);
-            }
+            foreach (var file in files)
+                shards.Add(SafetensorsFile.Open(file));
+            return shards;
         }
-        finally
+        catch
         {
             shards.ForEach(s => s.Dispose());
+            throw;
         }
     }
 

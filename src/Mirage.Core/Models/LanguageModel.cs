@@ -78,16 +78,25 @@ public sealed class LanguageModel : IDisposable
 
         var config = ModelConfig.Load(directory);
         var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
-        var files = CheckpointLoader.FindWeightFiles(directory);
-        var model = new LlamaForCausalLM(config, options.DType, device);
+        var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
+        LlamaForCausalLM model;
         try
         {
-            CheckpointLoader.Load(model, files, config);
+            CheckpointLoader.CheckSize(shards, config, Path.Combine(directory, "config.json"));
+            model = new LlamaForCausalLM(config, options.DType, device);
+            try
+            {
+                CheckpointLoader.Load(model, shards, config);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
         }
-        catch
+        finally
         {
-            model.Dispose();
-            throw;
+            shards.ForEach(s => s.Dispose());
         }
         model.eval();
         // Inference weights take no gradients; attribution differentiates w.r.t. embeddings only.

@@ -63,26 +63,17 @@ public sealed record ModelConfig
             throw new InvalidCheckpointException($"'{directory}' has no config.json; a Hugging Face checkpoint folder needs config.json, model.safetensors and a tokenizer.");
         var config = Parse(File.ReadAllText(path), path);
         var generationPath = Path.Combine(directory, "generation_config.json");
-        if (File.Exists(generationPath) && JsonNode.Parse(File.ReadAllText(generationPath)) is JsonObject generation)
-            config = config with { EosTokenIds = config.EosTokenIds.Union(ReadIds(generation["eos_token_id"])).ToArray() };
+        if (File.Exists(generationPath))
+            config = config with { EosTokenIds = config.EosTokenIds.Union(ReadIds(ParseObject(File.ReadAllText(generationPath), generationPath), "eos_token_id", generationPath)).ToArray() };
         return config;
     }
 
     /// <summary>Parses the JSON text of a <c>config.json</c>; <paramref name="source"/> names it in errors.</summary>
     public static ModelConfig Parse(string json, string source = "config.json")
     {
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidCheckpointException($"'{source}' is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidCheckpointException($"'{source}' is not valid JSON: {e.Message}", e);
-        }
-
-        var architectures = root["architectures"] as JsonArray;
-        var architecture = architectures?.Select(a => a?.GetValue<string>()).FirstOrDefault(SupportedArchitectures.Contains);
+        var root = ParseObject(json, source);
+        var architectures = Strings(root, "architectures", source);
+        var architecture = architectures?.FirstOrDefault(SupportedArchitectures.Contains);
         if (architecture is null)
         {
             var named = architectures is null ? "no 'architectures' entry" : $"architectures [{string.Join(", ", architectures)}]";
@@ -97,16 +88,28 @@ public sealed record ModelConfig
             return value;
         }
 
+        int? Positive(string key)
+        {
+            var value = Int(root, key, source);
+            if (value <= 0)
+                throw new InvalidCheckpointException($"'{source}': '{key}' must be positive, got {value}.");
+            return value;
+        }
+
         int hidden = Required("hidden_size"), heads = Required("num_attention_heads"), layers = Required("num_hidden_layers");
-        int kvHeads = Int(root, "num_key_value_heads", source) ?? heads;
-        int headDim = Int(root, "head_dim", source) ?? hidden / heads;
+        if (layers > MaxLayers)
+            throw new InvalidCheckpointException($"'{source}': 'num_hidden_layers' is {layers:N0}, beyond any real checkpoint (at most {MaxLayers:N0} are accepted).");
+        int kvHeads = Positive("num_key_value_heads") ?? heads;
+        int headDim = Positive("head_dim") ?? hidden / heads;
+        if (headDim == 0)
+            throw new InvalidCheckpointException($"'{source}': hidden_size ({hidden}) is smaller than num_attention_heads ({heads}); set head_dim.");
         if (heads % kvHeads != 0)
             throw new InvalidCheckpointException($"'{source}': num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kvHeads}).");
         if (headDim % 2 != 0)
             throw new InvalidCheckpointException($"'{source}': head_dim ({headDim}) must be even for rotary embeddings.");
 
         bool isQwen2 = architecture == "Qwen2ForCausalLM";
-        bool attentionBias = Bool(root, "attention_bias") ?? false;
+        bool attentionBias = Bool(root, "attention_bias", source) ?? false;
         return new ModelConfig
         {
             Architecture = architecture,
@@ -117,18 +120,18 @@ public sealed record ModelConfig
             NumKeyValueHeads = kvHeads,
             HeadDim = headDim,
             VocabSize = Required("vocab_size"),
-            MaxPositionEmbeddings = Int(root, "max_position_embeddings", source) ?? 2048,
-            RmsNormEps = Double(root, "rms_norm_eps") ?? 1e-6,
-            RopeTheta = Double(root, "rope_theta") ?? 10000,
-            RopeScaling = ParseRopeScaling(root["rope_scaling"] as JsonObject, source),
+            MaxPositionEmbeddings = Positive("max_position_embeddings") ?? 2048,
+            RmsNormEps = Double(root, "rms_norm_eps", source, min: 0) ?? 1e-6,
+            RopeTheta = Double(root, "rope_theta", source, min: 0, exclusive: true) ?? 10000,
+            RopeScaling = ParseRopeScaling(root, source),
             QkvBias = isQwen2 || attentionBias,
             OutputBias = !isQwen2 && attentionBias,
-            MlpBias = Bool(root, "mlp_bias") ?? false,
-            TieWordEmbeddings = Bool(root, "tie_word_embeddings") ?? false,
+            MlpBias = Bool(root, "mlp_bias", source) ?? false,
+            TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? false,
             SlidingWindows = ParseSlidingWindows(root, architecture, layers, source),
-            BosTokenId = ReadIds(root["bos_token_id"]).Cast<int?>().FirstOrDefault(),
-            EosTokenIds = ReadIds(root["eos_token_id"]),
-            TorchDtype = root["torch_dtype"]?.GetValue<string>() ?? root["dtype"]?.GetValue<string>(),
+            BosTokenId = ReadIds(root, "bos_token_id", source).Cast<int?>().FirstOrDefault(),
+            EosTokenIds = ReadIds(root, "eos_token_id", source),
+            TorchDtype = Str(root, "torch_dtype", source) ?? Str(root, "dtype", source),
         };
     }
 
@@ -176,70 +179,167 @@ public sealed record ModelConfig
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    private static RopeScaling? ParseRopeScaling(JsonObject? node, string source)
+    /// <summary>
+    /// The number of weights this config describes (a tied embedding counts once), in checked
+    /// arithmetic: the loader compares it with what the weight files hold before allocating anything.
+    /// </summary>
+    /// <exception cref="OverflowException">The sizes are too large to count.</exception>
+    public long ParameterCount()
     {
-        if (node is null)
+        checked
+        {
+            long h = HiddenSize, q = (long)NumHeads * HeadDim, kv = (long)NumKeyValueHeads * HeadDim, i = IntermediateSize;
+            long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0);
+            long mlp = 3 * h * i + (MlpBias ? 2 * i + h : 0);
+            long layer = attention + mlp + 2 * h;
+            long embedding = (long)VocabSize * h;
+            return embedding * (TieWordEmbeddings ? 1 : 2) + NumLayers * layer + h;
+        }
+    }
+
+    /// <summary>More layers than any real checkpoint has: the config is damaged (and per-layer data would be huge).</summary>
+    public const int MaxLayers = 10_000;
+
+    private static JsonObject ParseObject(string json, string source)
+    {
+        try
+        {
+            return JsonNode.Parse(json) as JsonObject ?? throw new InvalidCheckpointException($"'{source}' is not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidCheckpointException($"'{source}' is not valid JSON: {e.Message}", e);
+        }
+    }
+
+    private static RopeScaling? ParseRopeScaling(JsonObject root, string source)
+    {
+        if (root["rope_scaling"] is null)
             return null;
-        var type = (node["rope_type"] ?? node["type"])?.GetValue<string>() ?? "default";
+        if (root["rope_scaling"] is not JsonObject node)
+            throw new InvalidCheckpointException($"'{source}': 'rope_scaling' must be an object or null, got {root["rope_scaling"]!.ToJsonString()}.");
+        // Field names in errors read "rope_scaling.factor".
+        node = new JsonObject(node.Select(p => KeyValuePair.Create("rope_scaling." + p.Key, p.Value?.DeepClone())));
+        var type = Str(node, "rope_scaling.rope_type", source) ?? Str(node, "rope_scaling.type", source) ?? "default";
         if (type == "default")
             return null;
         if (!RopeScaling.SupportedTypes.Contains(type))
             throw new InvalidCheckpointException($"'{source}': rope_scaling type '{type}' is not supported; supported: {string.Join(", ", RopeScaling.SupportedTypes)}.");
-        var factor = Double(node, "factor") ?? throw new InvalidCheckpointException($"'{source}': rope_scaling needs 'factor'.");
-        return new RopeScaling(type, factor,
-            Double(node, "low_freq_factor") ?? 1,
-            Double(node, "high_freq_factor") ?? 4,
-            Int(node, "original_max_position_embeddings", source) ?? 8192);
+        var factor = Double(node, "rope_scaling.factor", source, min: 0, exclusive: true) ?? throw new InvalidCheckpointException($"'{source}': rope_scaling needs 'factor'.");
+        int original = Int(node, "rope_scaling.original_max_position_embeddings", source) ?? 8192;
+        if (original <= 0)
+            throw new InvalidCheckpointException($"'{source}': rope_scaling 'original_max_position_embeddings' must be positive, got {original}.");
+        var scaling = new RopeScaling(type, factor,
+            Double(node, "rope_scaling.low_freq_factor", source, min: 0, exclusive: true) ?? 1,
+            Double(node, "rope_scaling.high_freq_factor", source, min: 0, exclusive: true) ?? 4,
+            original);
+        if (type == "llama3" && scaling.HighFreqFactor <= scaling.LowFreqFactor)
+            throw new InvalidCheckpointException($"'{source}': rope_scaling 'high_freq_factor' ({scaling.HighFreqFactor}) must be above 'low_freq_factor' ({scaling.LowFreqFactor}).");
+        return scaling;
     }
 
     private static int?[] ParseSlidingWindows(JsonObject root, string architecture, int layers, string source)
     {
         int? window = Int(root, "sliding_window", source);
+        if (window <= 0)
+            throw new InvalidCheckpointException($"'{source}': 'sliding_window' must be positive or null, got {window}.");
+        var types = Strings(root, "layer_types", source);
         var windows = new int?[layers];
         if (window is null)
             return windows;
-        if (root["layer_types"] is JsonArray types)
+        if (types is not null)
         {
             for (int i = 0; i < layers && i < types.Count; i++)
-                windows[i] = types[i]?.GetValue<string>() == "sliding_attention" ? window : null;
+                windows[i] = types[i] == "sliding_attention" ? window : null;
             return windows;
         }
         if (architecture == "MistralForCausalLM")
         {
             Array.Fill(windows, window);
         }
-        else if (architecture == "Qwen2ForCausalLM" && (Bool(root, "use_sliding_window") ?? false))
+        else if (architecture == "Qwen2ForCausalLM" && (Bool(root, "use_sliding_window", source) ?? false))
         {
             // Qwen2 slides only from layer max_window_layers on.
             int first = Int(root, "max_window_layers", source) ?? layers;
-            for (int i = first; i < layers; i++)
+            for (int i = Math.Max(0, first); i < layers; i++)
                 windows[i] = window;
         }
         return windows;
     }
+
+    // Typed readers: a field of the wrong JSON type names the file, the field and what it holds, so a
+    // damaged config is one clear error rather than an exception from deep in the JSON library.
+    private static InvalidCheckpointException WrongType(string source, string key, string expected, JsonNode value) =>
+        new($"'{source}': '{key}' must be {expected}, got {value.ToJsonString()}.");
 
     private static int? Int(JsonObject node, string key, string source)
     {
         var value = node[key];
         if (value is null)
             return null;
-        if (value is JsonValue v && v.TryGetValue(out int i))
-            return i;
-        if (value is JsonValue d && d.TryGetValue(out double x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue)
-            return (int)x;
-        throw new InvalidCheckpointException($"'{source}': '{key}' must be an integer, got {value.ToJsonString()}.");
+        if (value is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
+        {
+            if (v.TryGetValue(out int i))
+                return i;
+            if (v.TryGetValue(out double x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue)
+                return (int)x;
+        }
+        throw WrongType(source, key, "an integer", value);
     }
 
-    private static double? Double(JsonObject node, string key) =>
-        node[key] is JsonValue v && v.TryGetValue(out double d) ? d : null;
-
-    private static bool? Bool(JsonObject node, string key) =>
-        node[key] is JsonValue v && v.TryGetValue(out bool b) ? b : null;
-
-    private static int[] ReadIds(JsonNode? node) => node switch
+    private static double? Double(JsonObject node, string key, string source, double min, bool exclusive = false)
     {
-        JsonArray array => array.Select(x => x!.GetValue<int>()).ToArray(),
-        JsonValue value when value.TryGetValue(out int id) => [id],
-        _ => [],
-    };
+        var value = node[key];
+        if (value is null)
+            return null;
+        if (value is not JsonValue v || v.GetValueKind() != JsonValueKind.Number || !v.TryGetValue(out double d) || !double.IsFinite(d))
+            throw WrongType(source, key, "a number", value);
+        if (d < min || (exclusive && d == min))
+            throw new InvalidCheckpointException($"'{source}': '{key}' must be {(exclusive ? "above" : "at least")} {min}, got {d}.");
+        return d;
+    }
+
+    private static bool? Bool(JsonObject node, string key, string source)
+    {
+        var value = node[key];
+        return value switch
+        {
+            null => null,
+            JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
+            _ => throw WrongType(source, key, "true or false", value),
+        };
+    }
+
+    private static string? Str(JsonObject node, string key, string source)
+    {
+        var value = node[key];
+        return value switch
+        {
+            null => null,
+            JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+            _ => throw WrongType(source, key, "a string", value),
+        };
+    }
+
+    private static List<string>? Strings(JsonObject node, string key, string source)
+    {
+        var value = node[key];
+        if (value is null)
+            return null;
+        if (value is JsonArray array && array.All(x => x is JsonValue v && v.GetValueKind() == JsonValueKind.String))
+            return array.Select(x => x!.GetValue<string>()).ToList();
+        throw WrongType(source, key, "a list of strings", value);
+    }
+
+    // A token id field: one integer, a list of them, or null.
+    private static int[] ReadIds(JsonObject node, string key, string source)
+    {
+        var value = node[key];
+        if (value is null)
+            return [];
+        if (value is JsonArray array)
+            return array.Select((_, i) => Int(new JsonObject { [key] = array[i]?.DeepClone() }, key, source)
+                ?? throw WrongType(source, key, "a token id or a list of token ids", value)).ToArray();
+        return [Int(node, key, source)!.Value];
+    }
 }

@@ -34,76 +34,85 @@ internal sealed class HuggingFaceBpeBackend : ITokenizerBackend
 
     public HuggingFaceBpeBackend(string path)
     {
-        JsonObject root;
+        // Every structural fault of the file (a duplicated key, a value of the wrong type) becomes one
+        // clear error naming it, whatever part of the JSON or tokenizer library trips over it.
         try
         {
-            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidCheckpointException($"'{path}' is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidCheckpointException($"'{path}' is not valid JSON: {e.Message}", e);
-        }
-        var model = root["model"] as JsonObject ?? throw new InvalidCheckpointException($"'{path}' has no 'model' section.");
-        var type = model["type"]?.GetValue<string>();
-        if (type is not null && type != "BPE")
-            throw new InvalidCheckpointException($"'{path}' uses a {type} model; only BPE tokenizer.json files are supported (or provide tokenizer.model).");
-
-        var vocab = (model["vocab"] as JsonObject ?? throw new InvalidCheckpointException($"'{path}' has no model.vocab."))
-            .ToDictionary(p => p.Key, p => p.Value!.GetValue<int>(), StringComparer.Ordinal);
-        var merges = (model["merges"] as JsonArray ?? [])
-            .Select(m => m is JsonArray pair ? $"{pair[0]} {pair[1]}" : m!.GetValue<string>()).ToList();
-
-        var added = (root["added_tokens"] as JsonArray ?? []).OfType<JsonObject>()
-            .Select(t => (Content: t["content"]!.GetValue<string>(), Id: t["id"]!.GetValue<int>(), Special: t["special"]?.GetValue<bool>() ?? false))
-            .ToList();
-        SpecialTokens = added.ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
-        _specialIds = added.Where(t => t.Special).Select(t => t.Id).ToHashSet();
-
-        bool byteLevel = Mentions(root["pre_tokenizer"], "ByteLevel") || Mentions(root["decoder"], "ByteLevel");
-        _metaspace = !byteLevel && (Mentions(root["pre_tokenizer"], "Metaspace") || Mentions(root["normalizer"], "Prepend")
-                                    || (model["byte_fallback"]?.GetValue<bool>() ?? false));
-        if (!byteLevel && !_metaspace)
-            throw new InvalidCheckpointException($"'{path}': only byte-level BPE and SentencePiece-style (metaspace) BPE tokenizers are supported.");
-        _prependMetaspace = _metaspace && !Mentions(root["pre_tokenizer"], "\"prepend_scheme\":\"never\"");
-        _unknownToken = model["unk_token"]?.GetValue<string>();
-
-        if (model["byte_fallback"]?.GetValue<bool>() ?? false)
-        {
-            _byteTokenIds = new int[256];
-            for (int b = 0; b < 256; b++)
+            JsonObject root;
+            try
             {
-                var piece = $"<0x{b:X2}>";
-                _byteTokenIds[b] = vocab.TryGetValue(piece, out int id) ? id
-                    : throw new InvalidCheckpointException($"'{path}' enables byte_fallback but has no '{piece}' token.");
-                _byteOfId[id] = (byte)b;
+                root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidCheckpointException($"'{path}' is not a JSON object.");
             }
-        }
+            catch (JsonException e)
+            {
+                throw new InvalidCheckpointException($"'{path}' is not valid JSON: {e.Message}", e);
+            }
+            var model = root["model"] as JsonObject ?? throw new InvalidCheckpointException($"'{path}' has no 'model' section.");
+            var type = model["type"]?.GetValue<string>();
+            if (type is not null && type != "BPE")
+                throw new InvalidCheckpointException($"'{path}' uses a {type} model; only BPE tokenizer.json files are supported (or provide tokenizer.model).");
 
-        var options = new BpeOptions(vocab)
-        {
-            Merges = merges,
-            ByteLevel = byteLevel,
-            SpecialTokens = SpecialTokens.Count > 0 ? SpecialTokens.ToDictionary() : null,
-            UnknownToken = _unknownToken is not null && vocab.ContainsKey(_unknownToken) ? _unknownToken : null,
-            FuseUnknownTokens = false,
-            // Without a pre-tokenizer the library would split words at non-word characters such as '▁'.
-            PreTokenizer = new RegexPreTokenizer(
-                new Regex(byteLevel ? SplitPattern(root["pre_tokenizer"]) ?? Gpt2Pattern : MetaspacePattern, RegexOptions.Compiled),
-                SpecialTokens.ToDictionary()),
-        };
-        try
-        {
-            _tokenizer = BpeTokenizer.Create(options);
+            var vocab = (model["vocab"] as JsonObject ?? throw new InvalidCheckpointException($"'{path}' has no model.vocab."))
+                .ToDictionary(p => p.Key, p => p.Value!.GetValue<int>(), StringComparer.Ordinal);
+            var merges = (model["merges"] as JsonArray ?? [])
+                .Select(m => m is JsonArray pair ? $"{pair[0]} {pair[1]}" : m!.GetValue<string>()).ToList();
+
+            var added = (root["added_tokens"] as JsonArray ?? []).OfType<JsonObject>()
+                .Select(t => (Content: t["content"]!.GetValue<string>(), Id: t["id"]!.GetValue<int>(), Special: t["special"]?.GetValue<bool>() ?? false))
+                .ToList();
+            SpecialTokens = added.ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
+            _specialIds = added.Where(t => t.Special).Select(t => t.Id).ToHashSet();
+
+            bool byteLevel = Mentions(root["pre_tokenizer"], "ByteLevel") || Mentions(root["decoder"], "ByteLevel");
+            _metaspace = !byteLevel && (Mentions(root["pre_tokenizer"], "Metaspace") || Mentions(root["normalizer"], "Prepend")
+                                        || (model["byte_fallback"]?.GetValue<bool>() ?? false));
+            if (!byteLevel && !_metaspace)
+                throw new InvalidCheckpointException($"'{path}': only byte-level BPE and SentencePiece-style (metaspace) BPE tokenizers are supported.");
+            _prependMetaspace = _metaspace && !Mentions(root["pre_tokenizer"], "\"prepend_scheme\":\"never\"");
+            _unknownToken = model["unk_token"]?.GetValue<string>();
+
+            if (model["byte_fallback"]?.GetValue<bool>() ?? false)
+            {
+                _byteTokenIds = new int[256];
+                for (int b = 0; b < 256; b++)
+                {
+                    var piece = $"<0x{b:X2}>";
+                    _byteTokenIds[b] = vocab.TryGetValue(piece, out int id) ? id
+                        : throw new InvalidCheckpointException($"'{path}' enables byte_fallback but has no '{piece}' token.");
+                    _byteOfId[id] = (byte)b;
+                }
+            }
+
+            var options = new BpeOptions(vocab)
+            {
+                Merges = merges,
+                ByteLevel = byteLevel,
+                SpecialTokens = SpecialTokens.Count > 0 ? SpecialTokens.ToDictionary() : null,
+                UnknownToken = _unknownToken is not null && vocab.ContainsKey(_unknownToken) ? _unknownToken : null,
+                FuseUnknownTokens = false,
+                // Without a pre-tokenizer the library would split words at non-word characters such as '▁'.
+                PreTokenizer = new RegexPreTokenizer(
+                    new Regex(byteLevel ? SplitPattern(root["pre_tokenizer"]) ?? Gpt2Pattern : MetaspacePattern, RegexOptions.Compiled),
+                    SpecialTokens.ToDictionary()),
+            };
+            try
+            {
+                _tokenizer = BpeTokenizer.Create(options);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            {
+                throw new InvalidCheckpointException($"'{path}' could not be loaded as a BPE tokenizer: {e.Message}", e);
+            }
+            _pieceOfId = vocab.Concat(SpecialTokens).GroupBy(p => p.Value).ToDictionary(g => g.Key, g => g.First().Key);
+            Kind = byteLevel ? "bpe-byte-level" : "bpe-sentencepiece";
+            // A byte-level entry's characters are bytes, so it is never shorter than the text it stands for.
+            LongestToken = _pieceOfId.Values.DefaultIfEmpty("").Max(t => t.Length);
+            VocabSize = _pieceOfId.Count == 0 ? 0 : _pieceOfId.Keys.Max() + 1;
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        catch (Exception e) when (e is not (InvalidCheckpointException or IOException or OutOfMemoryException))
         {
-            throw new InvalidCheckpointException($"'{path}' could not be loaded as a BPE tokenizer: {e.Message}", e);
+            throw new InvalidCheckpointException($"'{path}' is not a readable tokenizer.json: {e.Message}", e);
         }
-        _pieceOfId = vocab.Concat(SpecialTokens).GroupBy(p => p.Value).ToDictionary(g => g.Key, g => g.First().Key);
-        Kind = byteLevel ? "bpe-byte-level" : "bpe-sentencepiece";
-        // A byte-level entry's characters are bytes, so it is never shorter than the text it stands for.
-        LongestToken = _pieceOfId.Values.DefaultIfEmpty("").Max(t => t.Length);
-        VocabSize = _pieceOfId.Count == 0 ? 0 : _pieceOfId.Keys.Max() + 1;
     }
 
     public string Kind { get; }

@@ -104,7 +104,18 @@ public sealed class CausalLmTrainer : IDisposable
         var config = ModelConfig.Load(directory);
         var statePath = Path.Combine(directory, "training_state.json");
         int step = File.Exists(statePath) ? JsonDocument.Parse(File.ReadAllText(statePath)).RootElement.GetProperty("step").GetInt32() : 0;
-        return new CausalLmTrainer(config, options, step, model => CheckpointLoader.Load(model, CheckpointLoader.FindWeightFiles(directory), config));
+        return new CausalLmTrainer(config, options, step, model =>
+        {
+            var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
+            try
+            {
+                CheckpointLoader.Load(model, shards, config);
+            }
+            finally
+            {
+                shards.ForEach(s => s.Dispose());
+            }
+        });
     }
 
     /// <summary>One optimiser step on a batch; returns the mean loss over target tokens.</summary>

@@ -43,5 +43,12 @@ public static class MirageCli
             await error.WriteLineAsync("cancelled");
             return 130;
         }
+        catch (Exception e)
+        {
+            // A fault of Mirage's, not of the input: still one line (MIRAGE_DEBUG=1 adds the stack), never an abort.
+            await error.WriteLineAsync($"error: unexpected {e.GetType().Name}: {e.Message.Split('\n')[0].Trim()}"
+                + (Environment.GetEnvironmentVariable("MIRAGE_DEBUG") == "1" ? $"\n{e}" : " (set MIRAGE_DEBUG=1 for details)"));
+            return UserError;
+        }
     }
 }

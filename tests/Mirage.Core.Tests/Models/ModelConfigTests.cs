@@ -91,6 +91,25 @@ public sealed class ModelConfigTests : IDisposable
     }
 
     [Fact]
+    public void Load_SymlinkedFiles_AsInTheHubCache_GiveTheSameModel()
+    {
+        // The hub's layout: snapshots/<commit>/NAME is a relative link to blobs/<hash>.
+        var original = TinyCheckpoint.Write(_temp, TinyCheckpoint.Config(), new RandomCheckpointOptions { Shards = 2 });
+        var blobs = Directory.CreateDirectory(Path.Combine(_temp.Path, "hub", "blobs")).FullName;
+        var snapshot = Directory.CreateDirectory(Path.Combine(_temp.Path, "hub", "snapshots", "0123abc")).FullName;
+        foreach (var file in Directory.GetFiles(original))
+        {
+            var blob = Path.Combine(blobs, Guid.NewGuid().ToString("N"));
+            File.Copy(file, blob);
+            File.CreateSymbolicLink(Path.Combine(snapshot, Path.GetFileName(file)), Path.Combine("..", "..", "blobs", Path.GetFileName(blob)));
+        }
+        using var linked = TinyCheckpoint.Load(snapshot);
+        using var direct = TinyCheckpoint.Load(original);
+        var ids = TinyCheckpoint.RandomIds(12, 3);
+        Assert.Equal(0, TinyCheckpoint.MaxDifference(TinyCheckpoint.Logits(direct, ids), TinyCheckpoint.Logits(linked, ids)));
+    }
+
+    [Fact]
     public void ToJson_RoundTripsEveryField()
     {
         var config = TinyCheckpoint.Config("MistralForCausalLM") with

@@ -126,7 +126,7 @@ public sealed class Stories260KTests
     {
         using var model = LoadModel();
         var prompt = Enumerable.Repeat(model.Tokenizer.EncodeIds("time", addSpecialTokens: false)[0], 520).ToArray();
-        var error = Assert.Throws<MirageException>(() => model.Generate(prompt));
+        var error = Assert.Throws<ContextLengthExceededException>(() => model.Generate(prompt));
         Assert.Contains("520 tokens", error.Message);
         Assert.Contains("512-token context", error.Message);
         Assert.Contains("at least 9", error.Message);

@@ -26,4 +26,31 @@ public sealed class InspectCommandTests
         Assert.Equal(1, exitCode);
         Assert.Contains("has no config.json", error);
     }
+
+    [Theory]
+    [InlineData("\"architectures\": [5]", "'architectures' must be a list of strings")]
+    [InlineData("\"num_key_value_heads\": 0", "'num_key_value_heads' must be positive")]
+    [InlineData("\"hidden_size\": 1000000000", "describes")]
+    public async Task Inspect_ADamagedConfig_Exits1_WithOneLineNamingTheFileAndField(string field, string expected)
+    {
+        using var temp = new TempDirectory();
+        var config = Mirage.Core.Models.ModelConfig.Parse("""
+            {"architectures": ["LlamaForCausalLM"], "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 1,
+             "num_attention_heads": 2, "vocab_size": 264, "max_position_embeddings": 64}
+            """);
+        Mirage.Core.Models.CheckpointWriter.WriteRandom(temp.Path, config);
+        Mirage.Core.Tokenization.TokenizerJsonWriter.WriteByteLevel(temp.Path, [], ["<s>", "</s>"], "<s>", "</s>");
+        var path = Path.Combine(temp.Path, "config.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        var edit = System.Text.Json.Nodes.JsonNode.Parse("{" + field + "}")!.AsObject().Single();
+        json[edit.Key] = edit.Value!.DeepClone();
+        File.WriteAllText(path, json.ToJsonString());
+
+        var (exitCode, _, error) = await CliRunner.RunAsync("inspect", "--model", temp.Path);
+        Assert.Equal(1, exitCode);
+        Assert.StartsWith("error: ", error);
+        Assert.Contains(path, error);
+        Assert.Contains(expected, error);
+        Assert.Single(error.Trim().Split('\n'));
+    }
 }

@@ -46,13 +46,15 @@ public sealed class SafetensorsFile : IDisposable
     {
         if (!File.Exists(path))
             throw new InvalidCheckpointException($"Safetensors file '{path}' does not exist.");
-        long fileLength = new FileInfo(path).Length;
-        if (fileLength < 8)
-            throw new InvalidCheckpointException($"'{path}' is truncated: {fileLength} bytes, shorter than the 8-byte header length.");
-
         byte[] header;
+        long fileLength;
+        // The length comes from the opened file, not the path's own entry: in a Hugging Face hub
+        // cache every weight file is a symbolic link into blobs/.
         using (var stream = File.OpenRead(path))
         {
+            fileLength = stream.Length;
+            if (fileLength < 8)
+                throw new InvalidCheckpointException($"'{path}' is truncated: {fileLength} bytes, shorter than the 8-byte header length.");
             Span<byte> lengthBytes = stackalloc byte[8];
             stream.ReadExactly(lengthBytes);
             ulong headerLength = BitConverter.ToUInt64(lengthBytes);
@@ -89,6 +91,7 @@ public sealed class SafetensorsFile : IDisposable
         }
 
         using (document)
+        try
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
                 throw new InvalidCheckpointException($"'{path}' has a header that is not a JSON object.");
@@ -104,10 +107,16 @@ public sealed class SafetensorsFile : IDisposable
                         metadata[entry.Name] = entry.Value.ValueKind == JsonValueKind.String ? entry.Value.GetString()! : entry.Value.GetRawText();
                     continue;
                 }
-                tensors.Add(property.Name, ParseEntry(path, property.Name, property.Value, dataLength));
+                if (!tensors.TryAdd(property.Name, ParseEntry(path, property.Name, property.Value, dataLength)))
+                    throw new InvalidCheckpointException($"'{path}': tensor '{property.Name}' appears twice in the header.");
             }
             CheckNoOverlap(path, tensors.Values);
             return (tensors, metadata);
+        }
+        catch (InvalidOperationException e)
+        {
+            // The JSON reader checks a name's UTF-8 only when the name is read.
+            throw new InvalidCheckpointException($"'{path}' has a header with a name that is not valid UTF-8: {e.Message}", e);
         }
     }
 
@@ -144,6 +153,7 @@ public sealed class SafetensorsFile : IDisposable
 
         if (!entry.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array
             || offsets.GetArrayLength() != 2
+            || offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
             || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end))
             throw new InvalidCheckpointException($"{Where()}: 'data_offsets' must be two integers [begin, end].");
         if (begin < 0 || end < begin)
