@@ -13,6 +13,26 @@ public sealed class SentenceSplitterAndPromptTests
         Assert.All(sentences, s => Assert.Equal(s.Text, answer[s.Start..s.End]));
     }
 
+    [Theory]
+    [InlineData("Dr. Smith went to the U.S. in 1990. He stayed.", "Dr. Smith went to the U.S. in 1990.|He stayed.")]
+    [InlineData("It costs 3.5 dollars. Prices rose by 2.25%. Done.", "It costs 3.5 dollars.|Prices rose by 2.25%.|Done.")]
+    [InlineData("J. R. R. Tolkien wrote it. Mr. J. Smith read it.", "J. R. R. Tolkien wrote it.|Mr. J. Smith read it.")]
+    [InlineData("Use tools, e.g. a hammer. It works, i.e. it is fine.", "Use tools, e.g. a hammer.|It works, i.e. it is fine.")]
+    [InlineData("See No. 5 and Fig. 2 from Jan. 3. That is all.", "See No. 5 and Fig. 2 from Jan. 3.|That is all.")]
+    [InlineData("Read https://example.org/a.b.html today. Then www.x.com. Next.", "Read https://example.org/a.b.html today.|Then www.x.com.|Next.")]
+    [InlineData("He said \"Stop.\" Then he left. 'Why?' she asked.", "He said \"Stop.\"|Then he left.|'Why?' she asked.")]
+    [InlineData("1. Buy milk.\n2. Buy bread.\n- Pay.", "1. Buy milk.|2. Buy bread.|- Pay.")]
+    [InlineData("1. Buy milk. 2. Buy bread.", "1. Buy milk.|2. Buy bread.")]
+    [InlineData("Wait... what happened? Nothing… Really!", "Wait... what happened?|Nothing…|Really!")]
+    [InlineData("It lives in the U.S. It is big.", "It lives in the U.S.|It is big.")]
+    [InlineData("The Smith et al. study found it. (See Chapter 2.) Good.", "The Smith et al. study found it.|(See Chapter 2.)|Good.")]
+    public void Split_KeepsAbbreviationsDecimalsInitialsUrlsAndListMarkers_WithExactOffsets(string answer, string expected)
+    {
+        var sentences = SentenceSplitter.Split(answer);
+        Assert.Equal(expected.Split('|'), sentences.Select(s => s.Text));
+        Assert.All(sentences, s => Assert.Equal(s.Text, answer[s.Start..s.End]));
+    }
+
     [Fact]
     public void Split_TextWithoutTerminator_IsOneSentence()
     {
