@@ -1,5 +1,5 @@
 // A Semantic Kernel RAG app that answers with a local model and cites its answer with Mirage.
-// Run from the repository root: dotnet run --project samples/SemanticKernelRag [-- MODEL_DIR]
+// Run: dotnet run --project samples/SemanticKernelRag [-- MODEL_DIR] (from any folder; the embedded reader is copied beside the app)
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
@@ -9,7 +9,7 @@ using Mirage.Core.Models;
 using Mirage.SemanticKernel;
 using Mirage.SemanticKernel.ChatClients;
 
-using var model = await LanguageModel.LoadAsync(args.Length > 0 ? args[0] : Path.Combine("models", "reader"));
+using var model = await LanguageModel.LoadAsync(args.Length > 0 ? args[0] : LanguageModel.EmbeddedReaderDirectory);
 
 var builder = Kernel.CreateBuilder();
 builder.Services.AddSingleton<IChatCompletionService>(new MirageLocalChatClient(model).AsChatCompletionService());

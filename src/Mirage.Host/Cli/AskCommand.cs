@@ -15,6 +15,7 @@ internal static class AskCommand
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most answer tokens.", DefaultValueFactory = _ => 96 };
         var format = CitationOutput.CreateFormatOption();
         maxTokens.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--max-tokens must be at least 1."); });
+        question.Validators.Add(r => { if (string.IsNullOrWhiteSpace(r.GetValueOrDefault<string>())) r.AddError("--question is empty: ask needs a question to answer."); });
 
         var command = new Command("ask", "Answer a question from the passages with the model, then cite each sentence of the answer.");
         model.AddTo(command);

@@ -26,6 +26,16 @@ public static class MirageCli
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var parse = CreateRootCommand(output, error).Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            // The first problem and where to read more, not the whole help text.
+            var verb = parse.CommandResult.Command is RootCommand ? "" : parse.CommandResult.Command.Name + " ";
+            // A mistyped word explains the other errors (a missing verb or option), so it comes first.
+            var first = parse.Errors.FirstOrDefault(e => parse.UnmatchedTokens.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal))) ?? parse.Errors[0];
+            await error.WriteLineAsync($"error: {first.Message.Replace(":\n\t", ": ").Replace("\n\t", ", ").Replace('\n', ' ')}");
+            await error.WriteLineAsync($"Run 'mirage {verb}--help' for usage.");
+            return UserError;
+        }
         // System.CommandLine ends the process 2 s after SIGTERM, even inside libtorch; the service
         // leaves the signal to its host, which drains in-flight work first.
         var termination = parse.CommandResult.Command.Name == "serve" ? null : new InvocationConfiguration().ProcessTerminationTimeout;

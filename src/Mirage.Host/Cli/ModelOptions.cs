@@ -15,7 +15,7 @@ internal sealed class ModelOptions
         DefaultValueFactory = _ => EmbeddedModel,
     };
 
-    public Option<string> DType { get; } = new("--dtype") { Description = "Compute dtype: float32 or bfloat16 (faster on CPUs with AVX512-BF16).", DefaultValueFactory = _ => "float32" };
+    public Option<string> DType { get; } = new("--dtype") { Description = "Compute dtype: float32, bfloat16 (faster on CPUs with AVX512-BF16), float16 (GPU only) or float64 (reference precision).", DefaultValueFactory = _ => "float32" };
 
     public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
 

@@ -1,0 +1,42 @@
+using Mirage.Tests;
+
+namespace Mirage.Host.Tests.Cli;
+
+/// <summary>What the CLI says when it is used wrongly: one line naming the problem and a hint, exit 1.</summary>
+public sealed class CliErrorTests
+{
+    private static string Passages => Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json");
+
+    [Theory]
+    [InlineData("Argument 'foo' not recognized. Must be one of: 'saliency', 'input_x_gradient', 'integrated_gradients', 'attention', 'occlusion'", "cite", "--question", "q", "--passages", "p.json", "--answer", "a", "--method", "foo")]
+    [InlineData("Option '--passages' is required.", "ask", "--question", "q")]
+    [InlineData("Unrecognized command or argument 'frob'.", "frob")]
+    [InlineData("--question is empty: ask needs a question to answer.", "ask", "--question", " ", "--passages", "p.json")]
+    public async Task ParserErrors_AreOneLine_AndAHint(string expected, params string[] args)
+    {
+        var (exitCode, output, error) = await CliRunner.RunAsync(args);
+        Assert.Equal(1, exitCode);
+        Assert.Equal("", output);
+        var lines = error.Trim().Split('\n');
+        Assert.Equal(2, lines.Length);
+        Assert.Equal($"error: {expected}", lines[0]);
+        Assert.StartsWith("Run 'mirage ", lines[1]);
+    }
+
+    [Fact]
+    public async Task DTypeHelp_ListsWhatItAccepts()
+    {
+        var (_, output, _) = await CliRunner.RunAsync("cite", "--help");
+        Assert.Contains("float32, bfloat16 (faster on CPUs with AVX512-BF16), float16 (GPU only) or float64", output.ReplaceLineEndings(" ").Replace("  ", " "));
+    }
+
+    [Fact]
+    public async Task ATooLongQuestion_IsBlamedOnTheQuestion()
+    {
+        var question = string.Join(" ", Enumerable.Repeat("Where was Lousdrur Rourti born?", 400));
+        var (exitCode, _, error) = await CliRunner.RunAsync("cite", "--model", SharedAssets.EmbeddedReader, "--question", question, "--passages", Passages, "--answer", "Lousdrur Rourti was born in Grouscelford.");
+        Assert.Equal(1, exitCode);
+        Assert.Contains("Shorten the question", error);
+        Assert.DoesNotContain("passages", error.Split("context.")[^1]);
+    }
+}
