@@ -68,7 +68,7 @@ internal static class RunCommand
                 _ => new RandomCiter(parse.GetValue(seed)),
             }).ToList();
             var summary = await EvaluationRunner.RunAsync(
-                "mirage-eval " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), parse.GetRequiredValue(data), items, runners,
+                EvalCli.Invocation + " " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Select(ShellQuote)), parse.GetRequiredValue(data), items, runners,
                 parse.GetValue(judge) == "gold" ? new GoldProvenanceJudge() : null, parse.GetRequiredValue(outDir), output, cancellationToken);
             foreach (var note in summary.Notes)
                 output.WriteLine($"note: {note}");
@@ -83,4 +83,8 @@ internal static class RunCommand
     }
 
     private static string Show(PrecisionRecall? scores) => scores is null ? "n/a" : $"{scores.Precision:F1}/{scores.Recall:F1}/{scores.F1:F1}";
+
+    // An argument as a POSIX shell reads it back: quoted when it holds anything but safe characters.
+    private static string ShellQuote(string argument) =>
+        argument.Length > 0 && argument.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=:,@%+".Contains(c)) ? argument : "'" + argument.Replace("'", "'\\''") + "'";
 }
