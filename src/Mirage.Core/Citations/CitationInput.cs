@@ -95,11 +95,11 @@ public sealed record CitationInput(
         var spans = new List<PassageSpan>();
         for (int p = 0; p < passages.Count; p++)
         {
-            var (start, end) = prompt.PassageRanges[p];
-            var inside = Enumerable.Range(0, tokens.Count).Where(j => tokens[j].Start >= start && tokens[j].Start < end && j > 0).ToList();
+            var range = prompt.PassageRanges[p];
+            var inside = Enumerable.Range(0, tokens.Count).Where(j => tokens[j].Start >= range.Start && tokens[j].Start < range.End && j > 0).ToList();
             if (inside.Count == 0)
                 throw new MirageException($"Passage {p + 1} produced no tokens in the prompt.");
-            spans.Add(new PassageSpan(passages[p].Id!, p, passages[p].Title, passages[p].Url, inside[0], inside[^1] + 1));
+            spans.Add(new PassageSpan(passages[p].Id!, p, passages[p].Title, passages[p].Url, inside[0], inside[^1] + 1, range.TextStart, range.TextEnd));
         }
         return spans;
     }

@@ -43,8 +43,11 @@ public sealed record CitationTrigger(int TokenIndex, string Text, double Score);
 /// </summary>
 public sealed record AnswerToken(int Index, int Id, string Text, int Start, int End, double Cti, bool Selected, int ContrastId, string ContrastText, int Sentence, bool Special);
 
-/// <summary>A passage as rendered: id, 0-based index, title, url, and its block's token positions [start, end) in the with-context input.</summary>
-public sealed record PassageSpan(string Id, int Index, string? Title, string? Url, int TokenStart, int TokenEnd);
+/// <summary>
+/// A passage as rendered: id, 0-based index, title, url, its block's token positions [start, end)
+/// in the with-context input, and where its own text lies in the with-context prompt (UTF-16 [start, end), the block's header excluded).
+/// </summary>
+public sealed record PassageSpan(string Id, int Index, string? Title, string? Url, int TokenStart, int TokenEnd, int TextStart, int TextEnd);
 
 /// <summary>CCI for one selected answer token: the target's value and one score per with-context prompt position.</summary>
 public sealed record ContextCues(int TokenIndex, double TargetValue, float[] Scores);

@@ -16,11 +16,22 @@ public enum PromptFormat
     Chat,
 }
 
-/// <summary>A rendered prompt and where each passage's block sits in it (UTF-16 offsets).</summary>
+/// <summary>Where one passage sits in a rendered prompt (UTF-16 offsets).</summary>
+/// <param name="Start">Start of its block, header ("Document [1](Title: ...): ") included.</param>
+/// <param name="End">End of its block.</param>
+/// <param name="TextStart">Start of the passage's own text inside the block.</param>
+/// <param name="TextEnd">End of the passage's own text.</param>
+public readonly record struct PassageRange(int Start, int End, int TextStart, int TextEnd)
+{
+    /// <summary>The range moved by <paramref name="offset"/> characters.</summary>
+    public PassageRange Shift(int offset) => new(Start + offset, End + offset, TextStart + offset, TextEnd + offset);
+}
+
+/// <summary>A rendered prompt and where each passage sits in it.</summary>
 /// <param name="Text">The prompt text.</param>
-/// <param name="PassageRanges">Per passage, the [start, end) of its rendered block (header included); empty without context.</param>
+/// <param name="PassageRanges">Per passage, its block and text; empty without context.</param>
 /// <param name="IsChat">Rendered through a chat template: it carries its own special tokens, and the answer follows directly.</param>
-public sealed record RenderedPrompt(string Text, IReadOnlyList<(int Start, int End)> PassageRanges, bool IsChat = false);
+public sealed record RenderedPrompt(string Text, IReadOnlyList<PassageRange> PassageRanges, bool IsChat = false);
 
 /// <summary>
 /// How passages and the question become a prompt. The default is MIRAGE's (ALCE's) style,
@@ -87,7 +98,7 @@ public sealed record PromptTemplate
         int at = text.IndexOf(user.Text, StringComparison.Ordinal);
         if (at < 0)
             throw new MirageException("The model's chat template changed the user message's text, so passage positions cannot be located; use PromptFormat.Plain.");
-        return new RenderedPrompt(text, user.PassageRanges.Select(r => (r.Start + at, r.End + at)).ToList(), IsChat: true);
+        return new RenderedPrompt(text, user.PassageRanges.Select(r => r.Shift(at)).ToList(), IsChat: true);
     }
 
     private RenderedPrompt RenderText(string layout, string question, IReadOnlyList<Passage> passages, bool withContext)
@@ -99,7 +110,7 @@ public sealed record PromptTemplate
             return new RenderedPrompt(before + after.TrimStart(), []);
 
         var text = new StringBuilder(before);
-        var ranges = new List<(int, int)>();
+        var ranges = new List<PassageRange>();
         for (int i = 0; i < passages.Count; i++)
         {
             if (i > 0)
@@ -107,10 +118,10 @@ public sealed record PromptTemplate
             int start = text.Length;
             var p = passages[i];
             var index = (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            text.Append(string.IsNullOrWhiteSpace(p.Title)
-                ? Fill(UntitledPassageTemplate, ("{index}", index), ("{text}", p.Text))
-                : Fill(PassageTemplate, ("{index}", index), ("{title}", p.Title), ("{text}", p.Text)));
-            ranges.Add((start, text.Length));
+            int textStart = string.IsNullOrWhiteSpace(p.Title)
+                ? Append(text, UntitledPassageTemplate, ("{index}", index), ("{text}", p.Text))
+                : Append(text, PassageTemplate, ("{index}", index), ("{title}", p.Title), ("{text}", p.Text));
+            ranges.Add(new PassageRange(start, text.Length, textStart, textStart + p.Text.Length));
         }
         text.Append(after);
         return new RenderedPrompt(text.ToString(), ranges);
@@ -125,7 +136,14 @@ public sealed record PromptTemplate
     internal static string Fill(string template, params (string Placeholder, string Value)[] values)
     {
         var text = new StringBuilder(template.Length);
-        int i = 0;
+        Append(text, template, values);
+        return text.ToString();
+    }
+
+    // Appends the filled template; returns where the last placeholder's value starts in text (-1 if absent).
+    private static int Append(StringBuilder text, string template, params (string Placeholder, string Value)[] values)
+    {
+        int last = -1, i = 0;
         while (i < template.Length)
         {
             int next = template.IndexOf('{', i);
@@ -139,9 +157,12 @@ public sealed record PromptTemplate
                 i = next + 1;
                 continue;
             }
+            if (match.Placeholder == values[^1].Placeholder)
+                last = text.Length;
             text.Append(match.Value);
             i = next + match.Placeholder.Length;
         }
-        return text.Append(template, i, template.Length - i).ToString();
+        text.Append(template, i, template.Length - i);
+        return last;
     }
 }

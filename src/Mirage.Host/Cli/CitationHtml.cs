@@ -61,14 +61,20 @@ internal static class CitationHtml
                     ? $" <a href=\"{Encode(passage.Url)}\" target=\"_blank\" rel=\"noopener noreferrer nofollow\">source</a>"
                     : $" <span class=\"url\">{Encode(passage.Url)}</span>");
             html.Append("</h3><p>");
+            // The passage's own text, not the prompt's scaffolding around it ("Document [1](Title: ...): "):
+            // each token is clipped to the text, and the characters between tokens are shown plain.
+            var prompt = result.Inputs.WithContextPrompt;
+            int shown = passage.TextStart;
             for (int j = passage.TokenStart; j < passage.TokenEnd; j++)
             {
-                var (start, end) = (spans[j][0], spans[j][1]);
-                int next = j + 1 < spans.Count ? Math.Max(end, spans[j + 1][0]) : end;
-                html.Append($"<span class=\"tok\" data-pos=\"{j}\">").Append(Encode(result.Inputs.WithContextPrompt[start..end])).Append("</span>")
-                    .Append(Encode(result.Inputs.WithContextPrompt[end..Math.Min(next, result.Inputs.WithContextPrompt.Length)]));
+                int start = Math.Max(spans[j][0], shown), end = Math.Min(spans[j][1], passage.TextEnd);
+                if (end <= start)
+                    continue;
+                html.Append(Encode(prompt[shown..start]))
+                    .Append($"<span class=\"tok\" data-pos=\"{j}\">").Append(Encode(prompt[start..end])).Append("</span>");
+                shown = end;
             }
-            html.Append("</p></article>");
+            html.Append(Encode(prompt[shown..passage.TextEnd])).Append("</p></article>");
         }
         // The scores travel as a JSON data block (never executed; the default encoder escapes '<'), so the
         // one script is constant and a Content-Security-Policy can allow exactly it by hash.

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http;
 using Mirage.Core.Citations;
@@ -44,6 +45,21 @@ internal static class ApiRequests
     /// <summary>A passage's url for a <c>url_citation</c>: its own, else <c>urn:mirage:passage:ID</c> (clients expect an absolute URI).</summary>
     public static string PassageUrl(string? url, string? id) =>
         Uri.TryCreate(url, UriKind.Absolute, out _) ? url! : $"urn:mirage:passage:{Uri.EscapeDataString(id ?? "")}";
+
+    /// <summary>
+    /// The fields of one <c>url_citation</c>, the same on both endpoints: an untitled passage is titled
+    /// by its id (clients show the title). The url is what the caller sent and is untrusted: render it
+    /// as a link only for http(s).
+    /// </summary>
+    public static JsonObject UrlCitation(string? url, string id, string? title, int start, int end, double score) => new()
+    {
+        ["url"] = PassageUrl(url, id),
+        ["title"] = string.IsNullOrWhiteSpace(title) ? id : title,
+        ["start_index"] = start,
+        ["end_index"] = end,
+        ["passage_id"] = id,
+        ["score"] = score,
+    };
 
     /// <summary>What a JSON value is, in a client's words ("a number", not a .NET type).</summary>
     public static string Describe(JsonElement value) => value.ValueKind switch

@@ -315,15 +315,7 @@ internal static class ChatCompletionsEndpoint
                 annotations.Add(new JsonObject
                 {
                     ["type"] = "url_citation",
-                    ["url_citation"] = new JsonObject
-                    {
-                        ["url"] = ApiRequests.PassageUrl(passage.Url, passage.Id),
-                        ["title"] = passage.Title ?? passage.Id,
-                        ["start_index"] = sentence.Start,
-                        ["end_index"] = sentence.End,
-                        ["passage_id"] = passage.Id,
-                        ["score"] = citation.Score,
-                    },
+                    ["url_citation"] = ApiRequests.UrlCitation(passage.Url, passage.Id!, passage.Title, sentence.Start, sentence.End, citation.Score),
                 });
             }
         }
@@ -333,7 +325,10 @@ internal static class ChatCompletionsEndpoint
     private static JsonObject Summary(AnswerCitations citations) => new()
     {
         ["status"] = JsonSerializer.SerializeToNode(citations.Status, MirageJson.Options),
-        ["reason"] = citations.Reason,
+        // The service's own reason speaks of Semantic Kernel settings; an HTTP client sends passages itself.
+        ["reason"] = citations.Status == CitationStatus.NoPassages
+            ? "No passages were sent, so there is nothing to cite: add a 'passages' list or tool messages holding retrieval results."
+            : citations.Reason,
         ["mode"] = JsonSerializer.SerializeToNode(citations.Mode, MirageJson.Options),
         ["attribution_model"] = citations.AttributionModel,
     };

@@ -110,16 +110,9 @@ internal static class CitationsEndpoint
             foreach (var citation in sentence.Citations)
             {
                 var passage = result.Passages[citation.PassageIndex];
-                annotations.Add(new JsonObject
-                {
-                    ["type"] = "url_citation",
-                    ["url"] = ApiRequests.PassageUrl(passage.Url, passage.Id),
-                    ["title"] = passage.Title,
-                    ["start_index"] = sentence.Start,
-                    ["end_index"] = sentence.End,
-                    ["passage_id"] = passage.Id,
-                    ["score"] = citation.Score,
-                });
+                var annotation = ApiRequests.UrlCitation(passage.Url, passage.Id, passage.Title, sentence.Start, sentence.End, citation.Score);
+                annotation.Insert(0, "type", "url_citation");
+                annotations.Add(annotation);
             }
         }
         return annotations;

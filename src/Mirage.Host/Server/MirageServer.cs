@@ -44,6 +44,8 @@ public static class MirageServer
 
         var app = builder.Build();
         app.UseExceptionHandler();
+        // 404, 405 and the like get a problem-details body as every other error does.
+        app.UseStatusCodePages();
         app.Use((http, next) =>
         {
             http.Response.Headers.XContentTypeOptions = "nosniff";

@@ -6,7 +6,7 @@ namespace Mirage.Core.Tests.Citations;
 public sealed class CitationBuilderTests
 {
     // Prompt positions 0..9: passage A = [1, 4), passage B = [4, 7), passage C = [7, 9); 0 and 9 are template.
-    private static readonly PassageSpan[] Passages = [new("a", 0, null, null, 1, 4), new("b", 1, null, null, 4, 7), new("c", 2, null, null, 7, 9)];
+    private static readonly PassageSpan[] Passages = [new("a", 0, null, null, 1, 4, 0, 0), new("b", 1, null, null, 4, 7, 0, 0), new("c", 2, null, null, 7, 9, 0, 0)];
     private static readonly SentenceSpan[] Sentences = [new(0, 5, "First"), new(6, 12, "Second")];
 
     private static AnswerToken Token(int index, int sentence, double cti, bool selected = true) =>

@@ -120,4 +120,39 @@ public sealed class RequestValidationTests
         Assert.Equal(prompt + completion, usage["usage"]!["total_tokens"]!.GetValue<int>());
         Assert.All(events.Take(events.Count - 2), e => Assert.Null(JsonNode.Parse(e)!["usage"]));
     }
+
+    [Theory]
+    [InlineData("GET", "/nowhere", HttpStatusCode.NotFound)]
+    [InlineData("GET", "/v1/citations", HttpStatusCode.MethodNotAllowed)]
+    [InlineData("DELETE", "/", HttpStatusCode.MethodNotAllowed)]
+    public async Task NotFoundAndWrongMethod_GetAProblemBody(string method, string path, HttpStatusCode expected)
+    {
+        await using var server = await RunningServer.StartAsync();
+        var response = await server.Http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path), Token);
+        Assert.Equal(expected, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType!.MediaType);
+        Assert.Equal((int)expected, JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["status"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task AnUntitledPassage_IsTitledByItsId_OnBothEndpoints()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var passages = RunningServer.Passages.Select(p => JsonNode.Parse(p.ToString()!)!.AsObject()).Select(p => new { id = p["id"]?.ToString() ?? "x", text = p["text"]!.GetValue<string>() }).ToArray();
+        var cited = JsonNode.Parse(await (await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages, answer = RunningServer.Answer })).Content.ReadAsStringAsync(Token))!;
+        var chat = JsonNode.Parse(await (await server.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = RunningServer.Question } }, passages })).Content.ReadAsStringAsync(Token))!;
+        var annotations = cited["annotations"]!.AsArray().Concat(chat["choices"]![0]!["message"]!["annotations"]!.AsArray().Select(a => a!["url_citation"])).ToList();
+        Assert.NotEmpty(annotations);
+        Assert.All(annotations, a => Assert.Equal(a!["passage_id"]!.GetValue<string>(), a["title"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task AChatWithoutPassages_SaysSoInHttpTerms()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var chat = JsonNode.Parse(await (await server.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "Hello" } } })).Content.ReadAsStringAsync(Token))!;
+        var reason = chat["mirage"]!["reason"]!.GetValue<string>();
+        Assert.Contains("'passages'", reason);
+        Assert.DoesNotContain("MirageCitationOptions", reason);
+    }
 }

@@ -54,6 +54,9 @@ public sealed class ServerPageTests
         Assert.Equal(RunningServer.Answer.Split(". ").Length, browser.FindElements(By.CssSelector(".answer .sentence")).Count);
         Assert.Equal(expected, browser.FindElements(By.CssSelector("a.cite")).Select(a => a.Text).ToList());
         Assert.Equal(4, browser.FindElements(By.CssSelector("article")).Count);
+        // A passage shows its own text, not the prompt's "Document [1](Title: ...):" scaffolding.
+        var shownPassages = browser.FindElements(By.CssSelector("article p")).Select(p => p.Text).ToList();
+        Assert.Equal(RunningServer.Passages.Select(p => JsonNode.Parse(p.ToString()!)!["text"]!.GetValue<string>()), shownPassages);
         // Passage tokens are painted by how much the selected answer tokens relied on them.
         var painted = browser.FindElements(By.CssSelector(".tok")).Count(t => t.GetCssValue("background-color") is var c && c.StartsWith("rgba(26, 95, 208", StringComparison.Ordinal) && !c.EndsWith(", 0)", StringComparison.Ordinal));
         Assert.True(painted > 0, "no passage token is highlighted");
@@ -75,14 +78,20 @@ public sealed class ServerPageTests
     }
 
     [Fact]
-    public async Task ABadRequest_IsReportedOnThePage()
+    public async Task ABadRequest_IsReportedOnThePage_AndThePreviousResultIsCleared()
     {
-        await using var server = await RunningServer.StartAsync("--Server:MaxPassages=2");
+        await using var server = await RunningServer.StartAsync("--Server:MaxPassages=3");
         using var browser = HeadlessChromium.Start();
         browser.Navigate().GoToUrl(new Uri(server.Address, "/"));
-        Fill(browser, Pasted(), RunningServer.Question, RunningServer.Answer);
+        var three = string.Join("\n\n", Pasted().Split("\n\n").Take(3));
+        Fill(browser, three, RunningServer.Question, RunningServer.Answer);
+        AwaitView(browser);
+        browser.SwitchTo().DefaultContent();
+        browser.FindElement(By.Id("passages")).SendKeys("\n\n# Fourth\nLousdrur Rourti was born in Grouscelford.");
+        browser.FindElement(By.Id("cite")).Click();
         var status = new WebDriverWait(browser, TimeSpan.FromSeconds(60)).Until(b => b.FindElement(By.Id("status")).Text is var s && s.Length > 0 && s != "working..." ? s : null);
         Assert.Contains("Invalid request", status);
-        Assert.Contains("2", status);
+        Assert.Contains("at most 3", status);
+        Assert.Equal("", browser.FindElement(By.Id("view")).GetAttribute("srcdoc"));
     }
 }
