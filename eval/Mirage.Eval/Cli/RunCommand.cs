@@ -26,11 +26,13 @@ internal static class RunCommand
         var atMost = new Option<int>("--at-most") { DefaultValueFactory = _ => new CitationOptions().AtMostCitations ?? 3, Description = "MIRAGE's citations per sentence at most." };
         var ctiStd = new Option<double>("--cti-std") { DefaultValueFactory = _ => new CitationOptions().Pecore.CtiStdThreshold, Description = "MIRAGE's CTI threshold in standard deviations." };
         var cciMethod = new Option<string>("--cci-method") { DefaultValueFactory = _ => new CitationOptions().Pecore.CciMethod, Description = "MIRAGE's CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion); a non-default one names the citer mirage-METHOD." };
+        var noContext = new Option<string>("--no-context") { DefaultValueFactory = _ => "literal", Description = "MIRAGE's no-context input: literal (the reference's) or trim." };
+        noContext.AcceptOnlyFromAmong("literal", "trim");
         citers.AcceptOnlyFromAmong(AllCiters);
         judge.AcceptOnlyFromAmong("gold", "none");
         var command = new Command("run", "Run citers side by side on ALCE-format data and write metrics.json, items.jsonl, report.md and chart.svg.")
         {
-            data, model, outDir, citers, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod,
+            data, model, outDir, citers, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod, noContext,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -50,7 +52,7 @@ internal static class RunCommand
                 loaded = await LanguageModel.LoadAsync(directory, cancellationToken: cancellationToken);
             }
             using var modelScope = loaded;
-            var template = new PromptTemplate();
+            var template = new PromptTemplate { NoContext = Enum.Parse<NoContextRule>(parse.GetRequiredValue(noContext), ignoreCase: true) };
             var options = new CitationOptions
             {
                 TopPercent = parse.GetValue(topPercent),

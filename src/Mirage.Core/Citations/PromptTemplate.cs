@@ -16,6 +16,16 @@ public enum PromptFormat
     Chat,
 }
 
+/// <summary>How the no-context prompt is made from the prompt's layout.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<NoContextRule>))]
+public enum NoContextRule
+{
+    /// <summary>Remove the <c>{passages}</c> block only, keeping the text around it as written (MIRAGE's code and ALGORITHMS.md; default).</summary>
+    Literal,
+    /// <summary>Remove the block and the whitespace right after it (Mirage's rule before this option).</summary>
+    Trim,
+}
+
 /// <summary>Where one passage sits in a rendered prompt (UTF-16 offsets).</summary>
 /// <param name="Start">Start of its block, header ("Document [1](Title: ...): ") included.</param>
 /// <param name="End">End of its block.</param>
@@ -35,8 +45,8 @@ public sealed record RenderedPrompt(string Text, IReadOnlyList<PassageRange> Pas
 
 /// <summary>
 /// How passages and the question become a prompt. The default is MIRAGE's (ALCE's) style,
-/// <c>Document [i](Title: t): text</c>. The no-context prompt is the same template with the
-/// <c>{passages}</c> placeholder and the whitespace right after it removed.
+/// <c>Document [i](Title: t): text</c>. The no-context prompt is the same template without the
+/// <c>{passages}</c> block (see <see cref="NoContext"/>).
 /// </summary>
 public sealed record PromptTemplate
 {
@@ -66,6 +76,10 @@ public sealed record PromptTemplate
     /// <summary>The user message given to a chat template, with the same placeholders as <see cref="Template"/>.</summary>
     /// <value>Default <c>{instruction}\n\n{passages}\n\nQuestion: {question}</c>.</value>
     public string ChatTemplate { get; init; } = "{instruction}\n\n{passages}\n\nQuestion: {question}";
+
+    /// <summary>How the no-context prompt drops the passages.</summary>
+    /// <value>Default <see cref="NoContextRule.Literal"/>, the reference implementation's, so published numbers compare.</value>
+    public NoContextRule NoContext { get; init; } = NoContextRule.Literal;
 
     /// <summary>Throws when a placeholder the renderer needs is missing or repeated.</summary>
     public void Validate()
@@ -107,7 +121,7 @@ public sealed record PromptTemplate
         var before = Fill(layout[..at], ("{instruction}", Instruction), ("{question}", question));
         var after = Fill(layout[(at + "{passages}".Length)..], ("{instruction}", Instruction), ("{question}", question));
         if (!withContext)
-            return new RenderedPrompt(before + after.TrimStart(), []);
+            return new RenderedPrompt(before + (NoContext == NoContextRule.Trim ? after.TrimStart() : after), []);
 
         var text = new StringBuilder(before);
         var ranges = new List<PassageRange>();

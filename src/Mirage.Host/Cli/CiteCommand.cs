@@ -27,13 +27,15 @@ internal static class CiteCommand
         var separator = new Option<string?>("--passage-separator") { Description = "Between passages (default: a newline)." };
         var promptFormat = new Option<string>("--prompt-format") { Description = "auto (the model's chat template if it has one), plain or chat.", DefaultValueFactory = _ => "auto" };
         promptFormat.AcceptOnlyFromAmong("auto", "plain", "chat");
+        var noContext = new Option<string>("--no-context") { Description = "The no-context input: literal (the prompt without the passage block, as MIRAGE's reference) or trim (also drop the whitespace after it).", DefaultValueFactory = _ => "literal" };
+        noContext.AcceptOnlyFromAmong("literal", "trim");
         var ctiThreshold = new Option<double>("--cti-std") { Description = "CTI selection: mean + k * std, this k.", DefaultValueFactory = _ => 1.0 };
         method.AcceptOnlyFromAmong("saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion");
         filter.AcceptOnlyFromAmong("top-percent", "top-k", "mean");
 
         var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");
         model.AddTo(command);
-        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat })
+        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat, noContext })
             command.Options.Add(option);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -48,6 +50,7 @@ internal static class CiteCommand
                     Prompt = Prompt(parse.GetValue(template), parse.GetValue(passageTemplate), parse.GetValue(separator)) with
                     {
                         Format = Enum.Parse<PromptFormat>(parse.GetRequiredValue(promptFormat), ignoreCase: true),
+                        NoContext = Enum.Parse<NoContextRule>(parse.GetRequiredValue(noContext), ignoreCase: true),
                     },
                 });
             using var lm = await model.LoadAsync(parse, cancellationToken);

@@ -22,7 +22,7 @@ public sealed record PassageInput(string Text, string? Id = null, string? Title 
 }
 
 /// <summary>Citation settings a request may change (all optional).</summary>
-public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null)
+public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null, string? NoContext = null)
 {
     /// <summary>The engine options these settings give.</summary>
     public CitationOptions ToOptions()
@@ -36,8 +36,16 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
             "mean" => CciFilter.Mean,
             _ => throw new MirageException($"Unknown filter '{Filter}'; use top_percent, top_k or mean."),
         };
+        var noContext = NoContext switch
+        {
+            null => defaults.Prompt.NoContext,
+            "literal" => NoContextRule.Literal,
+            "trim" => NoContextRule.Trim,
+            _ => throw new MirageException($"Unknown no_context '{NoContext}'; use literal or trim."),
+        };
         var options = defaults with
         {
+            Prompt = defaults.Prompt with { NoContext = noContext },
             Filter = filter,
             TopPercent = TopPercent ?? defaults.TopPercent,
             TopK = TopK ?? defaults.TopK,

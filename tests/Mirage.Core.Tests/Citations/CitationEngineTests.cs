@@ -193,6 +193,6 @@ public sealed class ChatTemplateCitationTests : IDisposable
         var first = result.Passages[0];
         var decoded = model.Tokenizer.Decode(result.Inputs.WithContextIds.Skip(first.TokenStart).Take(first.TokenEnd - first.TokenStart));
         Assert.Equal("Document [1](Title: P): Paris is big.", decoded.Trim());
-        Assert.Equal(model.Tokenizer.EncodeIds("<s><user>Answer.\n\nQuestion: Capital?</s><assistant>", addSpecialTokens: false), result.Inputs.NoContextIds.Take(result.Inputs.NoContextAnswerStart));
+        Assert.Equal(model.Tokenizer.EncodeIds("<s><user>Answer.\n\n\n\nQuestion: Capital?</s><assistant>", addSpecialTokens: false), result.Inputs.NoContextIds.Take(result.Inputs.NoContextAnswerStart));
     }
 }

@@ -49,10 +49,14 @@ public sealed class SentenceSplitterAndPromptTests
         Assert.Equal(PromptTemplate.DefaultInstruction + "\n\nDocument [1](Title: Paris): Paris is in France.\nDocument [2]: Rome is in Italy.\n\nQuestion: Where is Paris?\nAnswer:", with.Text);
         Assert.Equal("Document [1](Title: Paris): Paris is in France.", with.Text[with.PassageRanges[0].Start..with.PassageRanges[0].End]);
         Assert.Equal("Document [2]: Rome is in Italy.", with.Text[with.PassageRanges[1].Start..with.PassageRanges[1].End]);
+        Assert.Equal(["Paris is in France.", "Rome is in Italy."], with.PassageRanges.Select(r => with.Text[r.TextStart..r.TextEnd]));
 
+        // The reference's rule: the block goes, the text around it stays as written.
         var without = template.Render("Where is Paris?", passages, withContext: false);
-        Assert.Equal(PromptTemplate.DefaultInstruction + "\n\nQuestion: Where is Paris?\nAnswer:", without.Text);
+        Assert.Equal(PromptTemplate.DefaultInstruction + "\n\n\n\nQuestion: Where is Paris?\nAnswer:", without.Text);
         Assert.Empty(without.PassageRanges);
+        var trimmed = (template with { NoContext = NoContextRule.Trim }).Render("Where is Paris?", passages, withContext: false);
+        Assert.Equal(PromptTemplate.DefaultInstruction + "\n\nQuestion: Where is Paris?\nAnswer:", trimmed.Text);
     }
 
     [Fact]

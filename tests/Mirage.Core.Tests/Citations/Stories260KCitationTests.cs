@@ -15,9 +15,12 @@ public sealed class Stories260KCitationTests
         new("cat", "Cat", "The sun was warm. A small cat slept on the bed."),
     ];
 
-    // TinyStories prose: the passages are the story so far and the answer continues it.
+    // TinyStories prose: the passages are the story so far and the answer continues it. Without
+    // them the story reads on from "friends." with one space, as prose does (the trim rule; the
+    // literal one would leave " \n" there).
     internal static readonly PromptTemplate StoryPrompt = new()
     {
+        NoContext = NoContextRule.Trim,
         Template = "Once upon a time, there were three friends. {passages}\n{question}",
         PassageTemplate = "{text}",
         UntitledPassageTemplate = "{text}",

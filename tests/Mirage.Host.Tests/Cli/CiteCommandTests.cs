@@ -31,6 +31,19 @@ public sealed class CiteCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task NoContext_IsLiteralByDefault_TrimOnRequest_AndRecorded()
+    {
+        // The stories template puts a space after the block ("{passages}\n{question}" joins with a newline): trim drops it.
+        var literal = JsonNode.Parse((await CliRunner.RunAsync(Args("--format", "json"))).Output)!;
+        var trim = JsonNode.Parse((await CliRunner.RunAsync(Args("--format", "json", "--no-context", "trim"))).Output)!;
+        Assert.Equal("Literal", literal["options"]!["prompt"]!["no_context"]!.GetValue<string>());
+        Assert.Equal("Trim", trim["options"]!["prompt"]!["no_context"]!.GetValue<string>());
+        var ids = (JsonNode json) => json["inputs"]!["no_context_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToList();
+        Assert.NotEqual(ids(literal), ids(trim));
+        Assert.Equal(literal["inputs"]!["with_context_ids"]!.ToJsonString(), trim["inputs"]!["with_context_ids"]!.ToJsonString());
+    }
+
+    [Fact]
     public async Task Json_IsTheEngineResult()
     {
         var (exitCode, output, _) = await CliRunner.RunAsync(Args("--format", "json"));
