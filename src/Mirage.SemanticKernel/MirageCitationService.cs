@@ -35,10 +35,11 @@ public sealed class MirageCitationService
     /// Cites <paramref name="answer"/> against <paramref name="passages"/>. The mode is faithful when
     /// <paramref name="answerModelId"/> is the attribution model, proxy otherwise (also when unknown).
     /// <paramref name="citationOptions"/> replaces the engine options built from <see cref="Options"/>
-    /// for this call (a request that brings its own filter or thresholds).
+    /// for this call (a request that brings its own filter or thresholds). <paramref name="answerTokenIds"/>,
+    /// the ids the attribution model generated for the answer, are cited as they are (see <see cref="CitationRequest.AnswerTokenIds"/>).
     /// </summary>
     public async Task<AnswerCitations> CiteAsync(string question, IReadOnlyList<Passage> passages, string answer, string? answerModelId,
-        CitationOptions? citationOptions = null, CancellationToken cancellationToken = default)
+        CitationOptions? citationOptions = null, CancellationToken cancellationToken = default, IReadOnlyList<int>? answerTokenIds = null)
     {
         var mode = answerModelId == AttributionModelId ? CitationMode.Faithful : CitationMode.Proxy;
         var kept = passages.Take(Options.MaxPassages).ToList();
@@ -58,7 +59,7 @@ public sealed class MirageCitationService
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
         var options = citationOptions ?? new CitationOptions { TopPercent = Options.TopPercent, AtMostCitations = Options.AtMostCitations };
-        var work = _engine.CiteAsync(new CitationRequest(question ?? "", kept, answer, options), limit.Token);
+        var work = _engine.CiteAsync(new CitationRequest(question ?? "", kept, answer, options, answerTokenIds), limit.Token);
         try
         {
             // WaitAsync returns on time even if the engine is slow to notice the cancellation.

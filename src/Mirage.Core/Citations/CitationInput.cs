@@ -66,7 +66,7 @@ public sealed record CitationInput(
     /// Renders and tokenizes a request for <paramref name="model"/>; <paramref name="passages"/> must
     /// carry ids. Throws <see cref="ContextLengthExceededException"/> when the input exceeds the model's context.
     /// </summary>
-    public static CitationInput Prepare(LanguageModel model, string question, IReadOnlyList<Passage> passages, string answer, PromptTemplate template)
+    public static CitationInput Prepare(LanguageModel model, string question, IReadOnlyList<Passage> passages, string answer, PromptTemplate template, IReadOnlyList<int>? generatedIds = null)
     {
         var tokenizer = model.Tokenizer;
         var withContext = template.Render(question, passages, withContext: true, tokenizer.ChatTemplate);
@@ -76,7 +76,8 @@ public sealed record CitationInput(
         var promptTokens = tokenizer.Encode(withContext.Text, addSpecialTokens: !withContext.IsChat);
         var promptIds = promptTokens.Select(t => t.Id).ToArray();
         var noContextIds = tokenizer.EncodeIds(withoutContext.Text, addSpecialTokens: !withoutContext.IsChat);
-        var answerTokens = tokenizer.EncodeContinuation(answer, afterSpace: !withContext.IsChat);
+        var answerTokens = (generatedIds is null ? null : GeneratedTokens(tokenizer, promptIds, generatedIds, answer))
+            ?? SuppliedTokens(tokenizer, answer, afterSpace: !withContext.IsChat);
         int length = promptIds.Length + answerTokens.Count;
         if (length > model.ContextLength)
             throw new ContextLengthExceededException(
@@ -87,6 +88,49 @@ public sealed record CitationInput(
         return new CitationInput(withContext, promptTokens, promptIds, noContextIds, answerTokens,
             answerTokens.Select(t => !special.Contains(t.Id)).ToArray(), LocatePassages(passages, withContext, promptTokens),
             sentences, AssignSentences(answer, answerTokens, sentences));
+    }
+
+    // A supplied answer: its core (surrounding whitespace removed) is tokenised as the prompt's
+    // continuation, so " A." and "A." give the same tokens; spans index the answer as given.
+    private static IReadOnlyList<TextToken> SuppliedTokens(TextTokenizer tokenizer, string answer, bool afterSpace)
+    {
+        int lead = answer.Length - answer.TrimStart().Length;
+        return tokenizer.EncodeContinuation(answer.Trim(), afterSpace)
+            .Select(t => t with { Start = t.Start + lead, End = t.End + lead })
+            .ToList();
+    }
+
+    // A generated answer: the model's own ids, with each token's span found by decoding the ids one
+    // more at a time; null when no prefix of the ids decodes to the answer.
+    private static IReadOnlyList<TextToken>? GeneratedTokens(TextTokenizer tokenizer, int[] promptIds, IReadOnlyList<int> ids, string answer)
+    {
+        var core = answer.Trim();
+        var ends = new List<int>();
+        string decoded = "";
+        for (int k = 1; k <= ids.Count; k++)
+        {
+            decoded = tokenizer.DecodeContinuation(promptIds, ids.Take(k).ToList());
+            ends.Add(decoded.Length);
+            if (decoded.Trim() == core)
+                break;
+        }
+        if (decoded.Trim() != core)
+            return null;
+        // Map the decoded text onto the answer through their shared core.
+        int shift = (answer.Length - answer.TrimStart().Length) - (decoded.Length - decoded.TrimStart().Length);
+        var tokens = new List<TextToken>();
+        int start = 0;
+        for (int i = 0; i < ends.Count; i++)
+        {
+            // An incomplete UTF-8 sequence decodes longer or shorter than it ends: spans only move forward.
+            int end = Math.Clamp(ends[i], start, decoded.Length);
+            int from = Math.Clamp(start + shift, 0, answer.Length), to = Math.Clamp(end + shift, from, answer.Length);
+            while (from < to && answer[from] == ' ' && !string.IsNullOrWhiteSpace(answer[from..to]))
+                from++;
+            tokens.Add(new TextToken(ids[i], answer[from..to], from, to));
+            start = end;
+        }
+        return tokens;
     }
 
     // A prompt token belongs to the passage whose rendered block contains its first character.

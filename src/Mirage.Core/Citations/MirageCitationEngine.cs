@@ -68,7 +68,7 @@ public sealed class MirageCitationEngine : ICitationEngine
     private List<CitationResult> Cite(IReadOnlyList<(CitationRequest Request, IReadOnlyList<Passage> Passages, CitationOptions Options)> requests, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        var inputs = requests.Select(r => CitationInput.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt)).ToList();
+        var inputs = requests.Select(r => CitationInput.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt, r.Request.AnswerTokenIds)).ToList();
         var tokenizeTime = clock.Elapsed / requests.Count;
         var pecore = _pecore.AnalyzeBatch(_model,
             inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore)).ToList(),

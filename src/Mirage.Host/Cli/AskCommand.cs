@@ -33,7 +33,7 @@ internal static class AskCommand
                 throw new Mirage.Core.MirageException("The model produced an empty answer; there is nothing to cite.");
 
             var engine = new MirageCitationEngine(lm, defaults: options);
-            var result = await engine.CiteAsync(new CitationRequest(parse.GetRequiredValue(question), docs, answer), cancellationToken);
+            var result = await engine.CiteAsync(new CitationRequest(parse.GetRequiredValue(question), docs, answer, AnswerTokenIds: generated.TokenIds), cancellationToken);
             await output.WriteAsync(CitationOutput.Render(result, parse.GetRequiredValue(format)));
             await output.FlushAsync(cancellationToken);
             await error.WriteLineAsync($"answered in {(generated.PrefillTime + generated.DecodeTime).TotalSeconds:F2} s ({generated.TokenIds.Count} tokens), cited in {result.Cost.TotalMs / 1000:F2} s with {result.ModelId}.");

@@ -194,8 +194,9 @@ internal static class ChatCompletionsEndpoint
         span?.SetTag("gen_ai.usage.input_tokens", generated.PromptTokenCount)
             .SetTag("gen_ai.usage.output_tokens", generated.TokenIds.Count)
             .SetTag("gen_ai.response.finish_reasons", new[] { FinishReason(generated.FinishReason) });
-        var answer = generated.Text.Trim();
-        var citations = await CiteAsync(loaded, job, answer, telemetry, cancellationToken);
+        // The text a streamed answer sends too (it skips the same leading whitespace), so both cite alike.
+        var answer = generated.Text.TrimStart();
+        var citations = await CiteAsync(loaded, job, answer, generated.TokenIds, telemetry, cancellationToken);
         var message = new JsonObject { ["role"] = "assistant", ["content"] = answer, ["annotations"] = Annotations(citations) };
         return new JsonObject
         {
@@ -235,7 +236,7 @@ internal static class ChatCompletionsEndpoint
 
         await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
         var text = new StringBuilder();
-        int generated = 0;
+        var ids = new List<int>();
         try
         {
             // Checks the prompt before the first byte: until then a failure is still a plain error status.
@@ -243,11 +244,13 @@ internal static class ChatCompletionsEndpoint
             await Send(new JsonObject { ["role"] = "assistant", ["content"] = "" });
             foreach (var token in tokens)
             {
-                generated++;
-                if (token.TextDelta.Length == 0)
+                ids.Add(token.Id);
+                // Leading whitespace is not sent (a non-streamed answer leaves it out as well).
+                var delta = text.Length == 0 ? token.TextDelta.TrimStart() : token.TextDelta;
+                if (delta.Length == 0)
                     continue;
-                text.Append(token.TextDelta);
-                await Send(new JsonObject { ["content"] = token.TextDelta });
+                text.Append(delta);
+                await Send(new JsonObject { ["content"] = delta });
             }
         }
         catch (Exception e) when (response.HasStarted && e is not OperationCanceledException)
@@ -259,11 +262,12 @@ internal static class ChatCompletionsEndpoint
         {
             loaded.Model.ComputeGate.Release();
         }
+        int generated = ids.Count;
         span?.SetTag("gen_ai.usage.input_tokens", job.PromptIds.Length).SetTag("gen_ai.usage.output_tokens", generated);
         try
         {
-            // Citations index the streamed text as sent, so it is not trimmed here.
-            var citations = await CiteAsync(loaded, job, text.ToString(), telemetry, cancellationToken);
+            // Citations index the streamed text as sent, and cite the ids generated for it.
+            var citations = await CiteAsync(loaded, job, text.ToString(), ids, telemetry, cancellationToken);
             await Send(new JsonObject { ["annotations"] = Annotations(citations), ["mirage"] = Summary(citations) });
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -295,9 +299,11 @@ internal static class ChatCompletionsEndpoint
         }
     }
 
-    private static async Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, ServerTelemetry telemetry, CancellationToken cancellationToken)
+    private static async Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, IReadOnlyList<int> generatedIds, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
-        var citations = await loaded.Citations.CiteAsync(job.Question, job.Passages, answer, loaded.Model.ModelId, job.Citations, cancellationToken);
+        // A conversation without passages was not generated from the citation prompt: its ids do not continue it.
+        var ids = job.Passages.Count > 0 ? generatedIds : null;
+        var citations = await loaded.Citations.CiteAsync(job.Question, job.Passages, answer, loaded.Model.ModelId, job.Citations, cancellationToken, ids);
         if (citations.Details is { } details)
             telemetry.Record(details);
         return citations;

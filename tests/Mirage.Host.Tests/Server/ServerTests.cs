@@ -155,4 +155,24 @@ public sealed class ServerTests
         }
         Assert.Equal(text, streamed.ToString().Trim());
     }
+
+    [Fact]
+    public async Task StreamedAndNonStreamedChat_SendTheSameText_WithIdenticalAnnotations()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var messages = new[] { new { role = "user", content = RunningServer.Question } };
+        var whole = await Json(await server.PostAsync("/v1/chat/completions", new { messages, passages = RunningServer.Passages }));
+        var message = whole["choices"]![0]!["message"]!;
+
+        var streamed = await server.PostAsync("/v1/chat/completions", new { messages, passages = RunningServer.Passages, stream = true });
+        var chunks = (await streamed.Content.ReadAsStringAsync(Token)).Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
+            .Select(e => e["data: ".Length..]).Where(e => e != "[DONE]").Select(e => JsonNode.Parse(e)!["choices"]![0]!["delta"]!).ToList();
+        var text = string.Concat(chunks.Select(d => d["content"]?.GetValue<string>() ?? ""));
+        var annotations = chunks.Single(d => d["annotations"] is not null)["annotations"]!;
+
+        Assert.Equal(message["content"]!.GetValue<string>(), text);
+        Assert.False(char.IsWhiteSpace(text[0]));
+        Assert.NotEmpty(annotations.AsArray());
+        Assert.Equal(message["annotations"]!.ToJsonString(), annotations.ToJsonString());
+    }
 }
