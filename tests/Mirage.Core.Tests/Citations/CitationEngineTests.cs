@@ -195,4 +195,38 @@ public sealed class ChatTemplateCitationTests : IDisposable
         Assert.Equal("Document [1](Title: P): Paris is big.", decoded.Trim());
         Assert.Equal(model.Tokenizer.EncodeIds("<s><user>Answer.\n\n\n\nQuestion: Capital?</s><assistant>", addSpecialTokens: false), result.Inputs.NoContextIds.Take(result.Inputs.NoContextAnswerStart));
     }
+
+    [Fact]
+    public async Task ChatTemplate_WithSentencePiece_LocatesEveryPassageExactly()
+    {
+        // stories260K's tokenizer.model with a chat template that writes "<s>" and "</s>" into the text.
+        var directory = Directory.CreateDirectory(Path.Combine(_temp.Path, "stories-chat")).FullName;
+        foreach (var file in Directory.GetFiles(SharedAssets.Stories260KHf))
+            File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "tokenizer_config.json")))!.AsObject();
+        config["chat_template"] = "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+        File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString());
+        using var model = LanguageModel.Load(directory);
+        var engine = new MirageCitationEngine(model, defaults: new CitationOptions { Prompt = new PromptTemplate { Instruction = "Tell a story." } });
+
+        var result = await engine.CiteAsync(new CitationRequest("What did Tim do?", Stories260KCitationTests.PassagesWithTimAt(1), "Tim flew his kite."), TestContext.Current.CancellationToken);
+
+        var prompt = result.Inputs.WithContextPrompt;
+        Assert.StartsWith("<s><user>Tell a story.", prompt);
+        // Every token's span is the text it stands for: special tokens themselves, pieces with '▁' as a space.
+        var ids = result.Inputs.WithContextIds;
+        for (int j = 0; j < result.Inputs.PromptTokenSpans.Count; j++)
+        {
+            var (start, end) = (result.Inputs.PromptTokenSpans[j][0], result.Inputs.PromptTokenSpans[j][1]);
+            var piece = model.Tokenizer.Decode([ids[j]], skipSpecialTokens: false).Replace('\u2581', ' ').Trim();
+            Assert.Equal(piece, prompt[start..end].Trim());
+        }
+        foreach (var passage in result.Passages)
+        {
+            var block = model.Tokenizer.Decode(ids.Skip(passage.TokenStart).Take(passage.TokenEnd - passage.TokenStart));
+            var text = Stories260KCitationTests.PassagesWithTimAt(1)[passage.Index].Text;
+            Assert.Equal($"Document [{passage.Index + 1}](Title: {Stories260KCitationTests.PassagesWithTimAt(1)[passage.Index].Title}): {text}", block.Trim());
+            Assert.Equal(text, prompt[passage.TextStart..passage.TextEnd]);
+        }
+    }
 }
