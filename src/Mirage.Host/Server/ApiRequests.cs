@@ -33,14 +33,74 @@ internal static class ApiRequests
         }
         catch (JsonException e)
         {
-            var where = e.Path is { Length: > 1 } path ? $" (at {path})" : "";
-            return (null, Problem(StatusCodes.Status400BadRequest, "Malformed request", $"{e.Message}{where}".Replace("Path: $ | ", "")));
+            return (null, Problem(StatusCodes.Status400BadRequest, "Malformed request", Explain(typeof(T), e)));
         }
         catch (BadHttpRequestException e)
         {
             return (null, Problem(e.StatusCode, e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "Request too large" : "Bad request", e.Message));
         }
     }
+
+    /// <summary>
+    /// What is wrong with a body in the client's terms: the field (as a JSON path) and what it must
+    /// be, never a .NET type name. The serializer's own words are kept only for broken JSON syntax.
+    /// </summary>
+    internal static string Explain(Type request, JsonException e)
+    {
+        var path = (e.Path ?? "$").TrimStart('$').TrimStart('.');
+        var message = e.Message;
+        if (message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal))
+            return $"'{path}' is not a field of this request; the fields there are: {string.Join(", ", Fields(TypeAt(request, Parent(path))))}.";
+        if (message.Contains("missing required properties", StringComparison.Ordinal))
+        {
+            var names = System.Text.RegularExpressions.Regex.Matches(message[message.IndexOf("including:", StringComparison.Ordinal)..], "'([^']+)'").Select(m => Join(path, m.Groups[1].Value));
+            return $"Required field missing: {string.Join(", ", names.Select(n => $"'{n}'"))}.";
+        }
+        if (message.Contains("null", StringComparison.OrdinalIgnoreCase) && e.InnerException is null && message.Contains("doesn't allow", StringComparison.Ordinal))
+            return $"'{path}' must not be null.";
+        if (path.Length > 0 && TypeAt(request, path) is { } expected && message.Contains("could not be converted", StringComparison.Ordinal))
+            return $"'{path}' must be {Describe(expected)}.";
+        var cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
+        return $"The body is not valid JSON: {(cut >= 0 ? message[..cut] : message)}{(path.Length > 0 ? $" (at '{path}')" : "")}";
+    }
+
+    private static string Join(string parent, string field) => parent.Length == 0 ? field : $"{parent}.{field}";
+
+    private static string Parent(string path) => path.LastIndexOf('.') is var dot and >= 0 ? path[..dot] : "";
+
+    // The .NET type a JSON path leads to in a request type, or null where it cannot be followed.
+    private static Type? TypeAt(Type type, string path)
+    {
+        Type? current = type;
+        foreach (var part in System.Text.RegularExpressions.Regex.Matches(path, @"[^.\[\]]+|\[\d+\]").Select(m => m.Value))
+        {
+            if (current is null)
+                return null;
+            current = Nullable.GetUnderlyingType(current) ?? current;
+            current = part.StartsWith('[')
+                ? ElementType(current)
+                : current.GetProperties().FirstOrDefault(p => Json.PropertyNamingPolicy!.ConvertName(p.Name) == part)?.PropertyType;
+        }
+        return current is null ? null : Nullable.GetUnderlyingType(current) ?? current;
+    }
+
+    private static Type? ElementType(Type type) =>
+        type.IsArray ? type.GetElementType() : type.GetInterfaces().Append(type).FirstOrDefault(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IEnumerable<>))?.GetGenericArguments()[0];
+
+    private static IEnumerable<string> Fields(Type? type) =>
+        type is null || type == typeof(string) ? [] : type.GetProperties().Where(p => p.CanWrite || p.DeclaringType!.GetConstructors().Any(c => c.GetParameters().Any(a => a.Name == p.Name)))
+            .Select(p => Json.PropertyNamingPolicy!.ConvertName(p.Name));
+
+    private static string Describe(Type type) => type switch
+    {
+        _ when type == typeof(string) => "a string",
+        _ when type == typeof(int) || type == typeof(long) => "an integer",
+        _ when type == typeof(double) || type == typeof(float) => "a number",
+        _ when type == typeof(bool) => "true or false",
+        _ when type == typeof(JsonElement) => "a JSON value",
+        _ when type != typeof(string) && ElementType(type) is not null => "a list",
+        _ => "an object",
+    };
 
     /// <summary>A passage's url for a <c>url_citation</c>: its own, else <c>urn:mirage:passage:ID</c> (clients expect an absolute URI).</summary>
     public static string PassageUrl(string? url, string? id) =>

@@ -155,4 +155,35 @@ public sealed class RequestValidationTests
         Assert.Contains("'passages'", reason);
         Assert.DoesNotContain("MirageCitationOptions", reason);
     }
+
+    [Theory]
+    [InlineData("/v1/chat/completions", "{\"messages\": [{\"role\": 5, \"content\": \"q\"}]}", "'messages[0].role' must be a string.")]
+    [InlineData("/v1/chat/completions", "{\"messages\": \"x\"}", "'messages' must be a list.")]
+    [InlineData("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}], \"max_tokens\": \"5\"}", "'max_tokens' must be an integer.")]
+    [InlineData("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}], \"stream\": 1}", "'stream' must be true or false.")]
+    [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"text\": 5}], \"answer\": \"a\"}", "'passages[0].text' must be a string.")]
+    [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"options\": []}", "'options' must be an object.")]
+    [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}]}", "Required field missing: 'answer'.")]
+    [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"title\": \"t\"}], \"answer\": \"a\"}", "Required field missing: 'passages[0].text'.")]
+    [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"options\": {\"best\": 1}}", "'options.best' is not a field of this request; the fields there are: filter, top_percent, top_k, at_most_citations, cti_std, no_context.")]
+    public async Task MistypedFields_AreNamedWithWhatTheyMustBe_NeverWithADotNetType(string path, string body, string expected)
+    {
+        await using var server = await RunningServer.StartAsync();
+        var (status, text) = await Post(server, path, body);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var detail = JsonNode.Parse(text)!["detail"]!.GetValue<string>();
+        Assert.Equal(expected, detail);
+        Assert.DoesNotContain("System.", detail);
+        Assert.DoesNotContain("Mirage.", detail);
+    }
+
+    [Fact]
+    public async Task AConversationFarTooLongForTheContext_Gets400_FromItsLengthAlone()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var (status, body) = await Post(server, "/v1/chat/completions",
+            System.Text.Json.JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = new string('x', 600_000) } } }));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("The conversation is at least", JsonNode.Parse(body)!["detail"]!.GetValue<string>());
+    }
 }
