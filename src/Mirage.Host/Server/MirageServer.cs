@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 
 namespace Mirage.Host.Server;
@@ -63,6 +64,7 @@ public static class MirageServer
         app.MapHealthChecks("/health", new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains("ready"),
+            ResultStatusCodes = { [HealthStatus.Degraded] = StatusCodes.Status503ServiceUnavailable },
             ResponseWriter = (http, report) => http.Response.WriteAsync(string.Join("\n", report.Entries.Values.Select(e => $"{e.Status}: {e.Description}").Prepend(report.Status.ToString()))),
         });
         app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = _ => false });

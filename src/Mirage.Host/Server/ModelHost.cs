@@ -71,9 +71,10 @@ public sealed class ModelHost(IOptions<ServerOptions> options, IHostApplicationL
 
     /// <inheritdoc />
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(Current is { } loaded
-            ? HealthCheckResult.Healthy($"{loaded.Model.ModelId} loaded")
-            : HealthCheckResult.Unhealthy(Unavailable));
+        // Still loading is Degraded, not Unhealthy, so probes during start-up are not logged as errors (/health answers 503 for both).
+        Task.FromResult(Current is { } loaded ? HealthCheckResult.Healthy($"{loaded.Model.ModelId} loaded")
+            : _loading is { IsFaulted: true } ? HealthCheckResult.Unhealthy(Unavailable)
+            : HealthCheckResult.Degraded(Unavailable));
 
     /// <inheritdoc />
     public void Dispose()

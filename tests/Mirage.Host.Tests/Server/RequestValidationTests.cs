@@ -1,6 +1,9 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Mirage.Host.Tests.Server;
 
@@ -185,5 +188,52 @@ public sealed class RequestValidationTests
             System.Text.Json.JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = new string('x', 600_000) } } }));
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains("The conversation is at least", JsonNode.Parse(body)!["detail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AClientLeavingMidStream_IsNoServerError()
+    {
+        var logs = new LogSink();
+        await using var server = await RunningServer.StartAsync(builder => builder.Logging.AddProvider(logs));
+        // Without passages nothing stops the reader at a line's end, and sampled it writes for a while.
+        var body = System.Text.Json.JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = RunningServer.Question } }, stream = true, max_tokens = 400, temperature = 1, seed = 3 });
+        for (int i = 0; i < 3; i++)
+        {
+            // A raw connection, closed with the stream half read: the server notices while writing.
+            using (var client = new System.Net.Sockets.TcpClient())
+            {
+                await client.ConnectAsync(server.Address.Host, server.Address.Port, Token);
+                var stream = client.GetStream();
+                await stream.WriteAsync(Encoding.UTF8.GetBytes($"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\n\r\n{body}"), Token);
+                await stream.ReadExactlyAsync(new byte[200], Token);
+            }
+            // Finished once the request's log line is written.
+            for (int wait = 0; wait < 200 && logs.Entries.Count(e => e.Category.EndsWith("RequestLogging", StringComparison.Ordinal) && e.Message.StartsWith("POST /v1/chat", StringComparison.Ordinal)) <= i; wait++)
+                await Task.Delay(50, Token);
+        }
+        // The server still answers, and logged no error for the departed clients.
+        Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer })).StatusCode);
+        Assert.Empty(logs.Entries.Where(e => e.Level >= LogLevel.Error).Select(e => $"{e.Category}: {e.Message}"));
+    }
+
+    private sealed class LogSink : ILoggerProvider
+    {
+        public ConcurrentQueue<(LogLevel Level, string Category, string Message)> Entries { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(LogSink sink, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                sink.Entries.Enqueue((logLevel, category, formatter(state, exception) + (exception is null ? "" : $" ({exception.Message})")));
+        }
     }
 }
