@@ -125,9 +125,7 @@ public sealed record CitationInput(
             // An incomplete UTF-8 sequence decodes longer or shorter than it ends: spans only move forward.
             int end = Math.Clamp(ends[i], start, decoded.Length);
             int from = Math.Clamp(start + shift, 0, answer.Length), to = Math.Clamp(end + shift, from, answer.Length);
-            while (from < to && answer[from] == ' ' && !string.IsNullOrWhiteSpace(answer[from..to]))
-                from++;
-            tokens.Add(new TextToken(ids[i], answer[from..to], from, to));
+            tokens.Add(TextTokenizer.WithoutLeadingSpaces(answer, new TextToken(ids[i], answer[from..to], from, to)));
             start = end;
         }
         return tokens;

@@ -105,7 +105,7 @@ public sealed class TextTokenizer
     }
 
     // A word's separating spaces are not part of what its token shows; an all-space token keeps them.
-    private static TextToken WithoutLeadingSpaces(string text, TextToken token)
+    internal static TextToken WithoutLeadingSpaces(string text, TextToken token)
     {
         int start = token.Start;
         while (start < token.End && text[start] == ' ')
