@@ -29,6 +29,7 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
         var citations = response.GetCitations();
         await CitationAssertions.AreTheEnginesCitations(citations, reader, item, response.Text);
         Assert.Equal(CitationMode.Faithful, citations!.Mode);
+        CitationAssertions.CiteTheGeneratedIds(citations, GeneratedTokenIds.From(response.Messages[^1].AdditionalProperties));
 
         // The same citations as M.E.AI annotations on the answer's text, spans in its UTF-16 units.
         var text = response.Messages[^1].Contents.OfType<TextContent>().Single();
@@ -56,6 +57,7 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
         var citations = trailer.GetCitations();
         var answer = string.Concat(updates[..^1].Where(u => !u.Contents.Any(c => c is FunctionCallContent or FunctionResultContent)).Select(u => u.Text));
         await CitationAssertions.AreTheEnginesCitations(citations, reader, item, answer);
+        CitationAssertions.CiteTheGeneratedIds(citations, updates[..^1].SelectMany(u => GeneratedTokenIds.From(u.AdditionalProperties) ?? []).ToList());
         var annotations = Assert.Single(trailer.Contents).Annotations!.OfType<CitationAnnotation>().ToList();
         Assert.Equal(citations!.Sentences.Sum(s => s.Citations.Count), annotations.Count);
         Assert.All(updates[..^1], u => Assert.Null(u.GetCitations()));

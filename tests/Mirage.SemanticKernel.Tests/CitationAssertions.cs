@@ -25,6 +25,16 @@ internal static class CitationAssertions
         Assert.Equal(Describe(direct.Sentences), Describe(citations.Sentences));
     }
 
+    /// <summary>The citations teacher-forced the ids the model generated (the shortest prefix that spells the answer), not a re-tokenisation.</summary>
+    public static void CiteTheGeneratedIds(AnswerCitations? citations, IReadOnlyList<int>? generated)
+    {
+        Assert.NotNull(generated);
+        Assert.NotNull(citations?.Details);
+        var cited = citations.Details.Tokens.Select(t => t.Id).ToList();
+        Assert.NotEmpty(cited);
+        Assert.Equal(generated.Take(cited.Count), cited);
+    }
+
     private static string Describe(IEnumerable<CitedSentence> sentences) =>
         string.Join(" | ", sentences.Select(s => $"{s.Start}-{s.End}: " + string.Join(",", s.Citations.Select(c => $"{c.PassageIndex}@{c.Score:G6}"))));
 }

@@ -41,6 +41,7 @@ public sealed class SemanticKernelFilterTests(ReaderFixture reader)
             await CitationAssertions.AreTheEnginesCitations(citations, reader, item, result.ToString());
             Assert.Equal(CitationMode.Faithful, citations!.Mode);
             Assert.Same(citations, result.GetValue<ChatMessageContent>()!.GetCitations());
+            CitationAssertions.CiteTheGeneratedIds(citations, GeneratedTokenIds.From(result.GetValue<ChatMessageContent>()!.Metadata));
             // Ids are the search results' links.
             Assert.All(citations.Sentences.SelectMany(s => s.Citations), c => Assert.Equal(ReaderFixture.Link(item, c.PassageIndex), c.PassageId));
         }
@@ -58,6 +59,7 @@ public sealed class SemanticKernelFilterTests(ReaderFixture reader)
         Assert.All(chunks[..^1], c => Assert.Null(c.GetCitations()));
         var answer = string.Concat(chunks.Select(c => c.Content));
         await CitationAssertions.AreTheEnginesCitations(chunks[^1].GetCitations(), reader, item, answer);
+        CitationAssertions.CiteTheGeneratedIds(chunks[^1].GetCitations(), chunks[..^1].SelectMany(c => GeneratedTokenIds.From(c.Metadata) ?? []).ToList());
     }
 
     [Fact]

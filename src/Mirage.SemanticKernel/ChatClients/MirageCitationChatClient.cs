@@ -26,7 +26,8 @@ public sealed class MirageCitationChatClient(IChatClient innerClient, MirageCita
         if (answer is null)
             return response;
         collector.Add(ToolPassages(history.Concat(response.Messages)));
-        var citations = await service.CiteAsync(Question(history), collector.Snapshot(), answer.Text, response.ModelId, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var citations = await service.CiteAsync(Question(history), collector.Snapshot(), answer.Text, response.ModelId, cancellationToken: cancellationToken,
+            answerTokenIds: GeneratedTokenIds.From(answer.AdditionalProperties)).ConfigureAwait(false);
         CitationAnnotations.Attach(answer, citations);
         (response.AdditionalProperties ??= [])[AnswerCitations.MetadataKey] = citations;
         return response;
@@ -40,6 +41,7 @@ public sealed class MirageCitationChatClient(IChatClient innerClient, MirageCita
         var collector = PassageCollector.Current ?? new PassageCollector();
         var seen = new List<ChatMessage>(history);
         var text = new StringBuilder();
+        var ids = new List<int>();
         string? modelId = null;
         await using (var updates = base.GetStreamingResponseAsync(history, options, cancellationToken).GetAsyncEnumerator(cancellationToken))
         {
@@ -55,10 +57,12 @@ public sealed class MirageCitationChatClient(IChatClient innerClient, MirageCita
                     // A tool round: what came before was not the final answer.
                     seen.Add(new ChatMessage(update.Role ?? ChatRole.Tool, update.Contents));
                     text.Clear();
+                    ids.Clear();
                 }
                 else
                 {
                     text.Append(update.Text);
+                    ids.AddRange(GeneratedTokenIds.From(update.AdditionalProperties) ?? []);
                 }
                 yield return update;
             }
@@ -66,7 +70,8 @@ public sealed class MirageCitationChatClient(IChatClient innerClient, MirageCita
         if (text.Length == 0)
             yield break;
         collector.Add(ToolPassages(seen));
-        var citations = await service.CiteAsync(Question(history), collector.Snapshot(), text.ToString(), modelId, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var citations = await service.CiteAsync(Question(history), collector.Snapshot(), text.ToString(), modelId, cancellationToken: cancellationToken,
+            answerTokenIds: ids.Count > 0 ? ids : null).ConfigureAwait(false);
         yield return CitationAnnotations.CreateUpdate(citations);
     }
 

@@ -33,7 +33,8 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
         {
             model.ComputeGate.Release();
         }
-        return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text))
+        var message = new ChatMessage(ChatRole.Assistant, result.Text) { AdditionalProperties = new() { [GeneratedTokenIds.MetadataKey] = result.TokenIds.ToArray() } };
+        return new ChatResponse(message)
         {
             ModelId = model.ModelId,
             FinishReason = result.FinishReason == FinishReason.Length ? ChatFinishReason.Length : ChatFinishReason.Stop,
@@ -47,7 +48,7 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
     {
         var prompt = Prompt(messages);
         var generation = Options(options);
-        var deltas = Channel.CreateUnbounded<string>();
+        var deltas = Channel.CreateUnbounded<(string Text, int[] Ids)>();
         await model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         // Decoding runs on a worker thread and hands text over as it is produced; a reader that
         // stops early cancels it.
@@ -56,11 +57,18 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
         {
             try
             {
+                // Ids travel with the text they produced; a token that adds no text yet goes with the next one that does.
+                var pending = new List<int>();
                 foreach (var token in model.GenerateTokens(prompt, generation, stop.Token))
                 {
-                    if (token.TextDelta.Length > 0)
-                        deltas.Writer.TryWrite(token.TextDelta);
+                    pending.Add(token.Id);
+                    if (token.TextDelta.Length == 0)
+                        continue;
+                    deltas.Writer.TryWrite((token.TextDelta, pending.ToArray()));
+                    pending.Clear();
                 }
+                if (pending.Count > 0)
+                    deltas.Writer.TryWrite(("", pending.ToArray()));
                 deltas.Writer.Complete();
             }
             catch (Exception e)
@@ -75,8 +83,13 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
         var id = Guid.NewGuid().ToString("N");
         try
         {
-            await foreach (var delta in deltas.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-                yield return new ChatResponseUpdate(ChatRole.Assistant, delta) { ModelId = model.ModelId, ResponseId = id };
+            await foreach (var (delta, ids) in deltas.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                yield return new ChatResponseUpdate(ChatRole.Assistant, delta)
+                {
+                    ModelId = model.ModelId, ResponseId = id, AdditionalProperties = new() { [GeneratedTokenIds.MetadataKey] = ids },
+                };
+            }
         }
         finally
         {

@@ -48,7 +48,8 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
         if (!opened || Answer(value) is not { } answer)
             return;
 
-        var citations = await service.CiteAsync(Question(context), collector.Snapshot(), answer.Text, answer.ModelId, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+        var citations = await service.CiteAsync(Question(context), collector.Snapshot(), answer.Text, answer.ModelId, cancellationToken: context.CancellationToken,
+            answerTokenIds: answer.TokenIds).ConfigureAwait(false);
         switch (value)
         {
             case ChatMessageContent message:
@@ -76,12 +77,12 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
         return context.Result.RenderedPrompt ?? "";
     }
 
-    private static (string Text, string? ModelId)? Answer(object? value) => value switch
+    private static (string Text, string? ModelId, IReadOnlyList<int>? TokenIds)? Answer(object? value) => value switch
     {
-        ChatMessageContent message => (message.Content ?? "", message.ModelId),
-        IReadOnlyList<ChatMessageContent> { Count: > 0 } messages => (messages[0].Content ?? "", messages[0].ModelId),
-        ChatResponse response => (response.Text, response.ModelId),
-        string text => (text, null),
+        ChatMessageContent message => (message.Content ?? "", message.ModelId, GeneratedTokenIds.From(message.Metadata)),
+        IReadOnlyList<ChatMessageContent> { Count: > 0 } messages => (messages[0].Content ?? "", messages[0].ModelId, GeneratedTokenIds.From(messages[0].Metadata)),
+        ChatResponse response => (response.Text, response.ModelId, GeneratedTokenIds.From(response.Messages.LastOrDefault(m => m.Role == ChatRole.Assistant)?.AdditionalProperties)),
+        string text => (text, null, null),
         _ => null,
     };
 
@@ -98,6 +99,7 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
     private async IAsyncEnumerable<T> WrapStream<T>(IAsyncEnumerable<T> source, FunctionInvocationContext context, PassageCollector collector, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var text = new StringBuilder();
+        var ids = new List<int>();
         string? modelId = null;
         await using (var items = source.GetAsyncEnumerator(cancellationToken))
         {
@@ -110,10 +112,12 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
                 {
                     case StreamingChatMessageContent chunk:
                         text.Append(chunk.Content);
+                        ids.AddRange(GeneratedTokenIds.From(chunk.Metadata) ?? []);
                         modelId ??= chunk.ModelId;
                         break;
                     case ChatResponseUpdate update:
                         text.Append(update.Text);
+                        ids.AddRange(GeneratedTokenIds.From(update.AdditionalProperties) ?? []);
                         modelId ??= update.ModelId;
                         break;
                     case StreamingKernelContent other:
@@ -129,7 +133,8 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
         object? trailer = null;
         if (typeof(T).IsAssignableFrom(typeof(StreamingChatMessageContent)) || typeof(T).IsAssignableFrom(typeof(ChatResponseUpdate)))
         {
-            var citations = await service.CiteAsync(Question(context), collector.Snapshot(), text.ToString(), modelId, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var citations = await service.CiteAsync(Question(context), collector.Snapshot(), text.ToString(), modelId, cancellationToken: cancellationToken,
+                answerTokenIds: ids.Count > 0 ? ids : null).ConfigureAwait(false);
             trailer = typeof(T).IsAssignableFrom(typeof(StreamingChatMessageContent))
                 ? new StreamingChatMessageContent(AuthorRole.Assistant, null) { Metadata = With(null, citations), ModelId = modelId }
                 : CitationAnnotations.CreateUpdate(citations);
