@@ -2,6 +2,7 @@ using System.CommandLine;
 using Mirage.Core.Attribution;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
+using Mirage.Core.Models.Sources;
 using Mirage.Eval.Data;
 using Mirage.Eval.Harness;
 using Mirage.Eval.Harness.Citers;
@@ -44,7 +45,7 @@ internal static class RunCommand
             if (names.Any(c => c is "mirage" or "attention"))
             {
                 var directory = parse.GetRequiredValue(model);
-                if (!Directory.Exists(directory))
+                if (ModelReference.Parse(directory).Kind == ModelSourceKind.Folder && !Directory.Exists(directory))
                 {
                     output.WriteLine($"error: no model folder at '{directory}'. Pass --model, or run from the repository root for the embedded reader (models/reader).");
                     return 1;

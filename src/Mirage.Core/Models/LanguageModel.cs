@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Mirage.Core.Models.Llama;
+using Mirage.Core.Models.Sources;
 using Mirage.Core.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,9 +16,10 @@ public sealed class LanguageModel : IDisposable
 {
     private readonly LlamaForCausalLM _model;
 
-    private LanguageModel(string directory, ModelConfig config, TextTokenizer tokenizer, LlamaForCausalLM model, ScalarType dtype, Device device)
+    private LanguageModel(LocatedModel located, ModelConfig config, TextTokenizer tokenizer, LlamaForCausalLM model, ScalarType dtype, Device device)
     {
-        Directory = directory;
+        Directory = located.Directory;
+        ModelId = located.ModelId;
         Config = config;
         Tokenizer = tokenizer;
         _model = model;
@@ -42,8 +44,8 @@ public sealed class LanguageModel : IDisposable
     /// <summary>The checkpoint folder.</summary>
     public string Directory { get; }
 
-    /// <summary>A name for the model: the checkpoint folder's name.</summary>
-    public string ModelId => Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Directory)));
+    /// <summary>A name for the model: the checkpoint folder's name, or <c>ORG/NAME</c> for a model from the Hugging Face cache.</summary>
+    public string ModelId { get; }
 
     /// <summary>The checkpoint's configuration.</summary>
     public ModelConfig Config { get; }
@@ -63,13 +65,18 @@ public sealed class LanguageModel : IDisposable
     /// <summary>The longest sequence (prompt plus continuation) the model accepts.</summary>
     public int ContextLength => Config.MaxPositionEmbeddings;
 
-    /// <summary>Loads a checkpoint folder: config.json, safetensors weights (single or sharded) and a tokenizer.</summary>
+    /// <summary>
+    /// Loads a checkpoint: config.json, safetensors weights (single or sharded) and a tokenizer, from
+    /// a folder or from the Hugging Face cache (<c>hf:ORG/NAME[@REVISION]</c>, or <c>ORG/NAME</c> when
+    /// no such path exists; see <see cref="Sources.ModelReference"/>).
+    /// </summary>
     /// <exception cref="InvalidCheckpointException">Something in the folder is missing, malformed or unsupported.</exception>
-    public static LanguageModel Load(string directory, ComputeOptions? options = null)
+    /// <exception cref="MirageException">The reference names nothing on this machine, or a format that cannot be loaded.</exception>
+    public static LanguageModel Load(string model, ComputeOptions? options = null)
     {
         options ??= new ComputeOptions();
-        if (!System.IO.Directory.Exists(directory))
-            throw new InvalidCheckpointException($"Model folder '{directory}' does not exist.");
+        var located = ModelLocator.Locate(model);
+        var directory = located.Directory;
         if (options.Threads is int threads)
             set_num_threads(threads);
         var device = options.ResolveDevice();
@@ -79,18 +86,18 @@ public sealed class LanguageModel : IDisposable
         var config = ModelConfig.Load(directory);
         var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
         var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
-        LlamaForCausalLM model;
+        LlamaForCausalLM network;
         try
         {
             CheckpointLoader.CheckSize(shards, config, Path.Combine(directory, "config.json"));
-            model = new LlamaForCausalLM(config, options.DType, device);
+            network = new LlamaForCausalLM(config, options.DType, device);
             try
             {
-                CheckpointLoader.Load(model, shards, config);
+                CheckpointLoader.Load(network, shards, config);
             }
             catch
             {
-                model.Dispose();
+                network.Dispose();
                 throw;
             }
         }
@@ -98,16 +105,16 @@ public sealed class LanguageModel : IDisposable
         {
             shards.ForEach(s => s.Dispose());
         }
-        model.eval();
+        network.eval();
         // Inference weights take no gradients; attribution differentiates w.r.t. embeddings only.
-        foreach (var parameter in model.parameters())
+        foreach (var parameter in network.parameters())
             parameter.requires_grad = false;
-        return new LanguageModel(directory, config, tokenizer, model, options.DType, device);
+        return new LanguageModel(located, config, tokenizer, network, options.DType, device);
     }
 
-    /// <summary>Loads a checkpoint folder off the calling thread.</summary>
-    public static Task<LanguageModel> LoadAsync(string directory, ComputeOptions? options = null, CancellationToken cancellationToken = default) =>
-        Task.Run(() => Load(directory, options), cancellationToken);
+    /// <summary>Loads a checkpoint (see <see cref="Load"/>) off the calling thread.</summary>
+    public static Task<LanguageModel> LoadAsync(string model, ComputeOptions? options = null, CancellationToken cancellationToken = default) =>
+        Task.Run(() => Load(model, options), cancellationToken);
 
     /// <summary>Token ids <c>[B, T]</c> to input embeddings <c>[B, T, C]</c>.</summary>
     public Tensor Embed(Tensor ids) => _model.Embed(ids.to(Device));

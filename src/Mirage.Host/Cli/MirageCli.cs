@@ -19,6 +19,7 @@ public static class MirageCli
         root.Subcommands.Add(AskCommand.Create(output, error));
         root.Subcommands.Add(TrainReaderCommand.Create(output));
         root.Subcommands.Add(ServeCommand.Create(error));
+        root.Subcommands.Add(PullCommand.Create(output, error));
         return root;
     }
 

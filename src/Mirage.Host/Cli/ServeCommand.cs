@@ -13,7 +13,7 @@ internal static class ServeCommand
     public static Command Create(TextWriter error)
     {
         var urls = new Option<string>("--urls") { Description = $"Where to listen (ASP.NET's --urls; default {MirageServer.DefaultUrl}, loopback only)." };
-        var model = new Option<string>("--model") { Description = "Model folder (default: the embedded reader)." };
+        var model = new Option<string>("--model") { Description = "Model folder, or hf:ORG/NAME[@REVISION] from the Hugging Face cache (default: the embedded reader)." };
         var command = new Command("serve", "Run Mirage as an HTTP service: /v1/citations, OpenAI-compatible /v1/chat/completions, /v1/models, /health, and a page at /. "
             + "Other settings as --Server:Name=value (MaxQueueLength, Concurrency, RequestTimeoutSeconds, MaxRequestBodyBytes, MaxPassages, MaxTokens, ApiKeys:0, LogContent, ShutdownTimeoutSeconds, ServeWithoutModel).")
         {
@@ -25,8 +25,9 @@ internal static class ServeCommand
             var args = new List<string>(parse.UnmatchedTokens);
             if (parse.GetValue(urls) is { } url)
                 args.Add($"--urls={url}");
-            if (parse.GetValue(model) is { } directory)
-                args.Add($"--Server:ModelPath={Path.GetFullPath(directory)}");
+            // A folder is made absolute (the host's content root is the executable's folder); hf: and other references pass as they are.
+            if (parse.GetValue(model) is { } reference)
+                args.Add($"--Server:ModelPath={(Directory.Exists(reference) ? Path.GetFullPath(reference) : reference)}");
             // A failed start is reported below in one line; the host would log it again with its stack.
             await using var app = MirageServer.Build([.. args], builder => builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical));
             try

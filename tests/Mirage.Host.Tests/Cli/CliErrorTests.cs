@@ -39,4 +39,47 @@ public sealed class CliErrorTests
         Assert.Contains("Shorten the question", error);
         Assert.DoesNotContain("passages", error.Split("context.")[^1]);
     }
+
+    [Fact]
+    public async Task Pull_WithoutANetwork_SaysSoInOneLine()
+    {
+        using var port = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        port.Start();
+        var closed = ((System.Net.IPEndPoint)port.LocalEndpoint).Port;
+        port.Stop();
+        var before = Environment.GetEnvironmentVariable("HF_ENDPOINT");
+        Environment.SetEnvironmentVariable("HF_ENDPOINT", $"http://127.0.0.1:{closed}");
+        try
+        {
+            using var cache = new TempDirectory();
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", cache.Path);
+            var (exitCode, _, error) = await CliRunner.RunAsync("pull", "some-org/some-model");
+            Assert.Equal(1, exitCode);
+            Assert.StartsWith($"error: Cannot reach http://127.0.0.1:{closed}/", error);
+            Assert.Single(error.Trim().Split('\n'));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("HF_ENDPOINT", before);
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", null);
+        }
+    }
+
+    [Fact]
+    public async Task AModelNotInTheCache_SuggestsPull()
+    {
+        using var cache = new TempDirectory();
+        Environment.SetEnvironmentVariable("HF_HUB_CACHE", cache.Path);
+        try
+        {
+            var (exitCode, _, error) = await CliRunner.RunAsync("inspect", "--model", "hf:some-org/some-model");
+            Assert.Equal(1, exitCode);
+            Assert.Contains("is not in the Hugging Face cache", error);
+            Assert.Contains("mirage pull some-org/some-model", error);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", null);
+        }
+    }
 }

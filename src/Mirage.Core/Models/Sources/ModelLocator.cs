@@ -1,0 +1,41 @@
+namespace Mirage.Core.Models.Sources;
+
+/// <summary>A model reference resolved to files on this machine.</summary>
+/// <param name="Directory">The checkpoint folder.</param>
+/// <param name="ModelId">The name results carry: the folder's name, or <c>ORG/NAME</c> for a hub model.</param>
+public sealed record LocatedModel(string Directory, string ModelId);
+
+/// <summary>Turns what a user typed after <c>--model</c> into a checkpoint folder (see <see cref="ModelReference"/>).</summary>
+public static class ModelLocator
+{
+    /// <summary>Resolves <paramref name="reference"/> against this machine's folders, hub cache and Ollama store.</summary>
+    /// <exception cref="MirageException">Nothing is there, or the source's format cannot be loaded; the message says what was looked for and where.</exception>
+    public static LocatedModel Locate(string reference)
+    {
+        var parsed = ModelReference.Parse(reference);
+        switch (parsed.Kind)
+        {
+            case ModelSourceKind.HuggingFace:
+                try
+                {
+                    return new LocatedModel(HuggingFaceCache.FromEnvironment().Snapshot(parsed.Name, parsed.Tag!), parsed.Name);
+                }
+                catch (MirageException e) when (!parsed.Text.TrimStart().StartsWith("hf:", StringComparison.OrdinalIgnoreCase))
+                {
+                    // A plain ORG/NAME may have been meant as a relative folder.
+                    throw new MirageException($"No folder '{parsed.Text}' exists here ({Directory.GetCurrentDirectory()}), and {char.ToLowerInvariant(e.Message[0])}{e.Message[1..]}", e);
+                }
+            case ModelSourceKind.Ollama:
+                throw NoGguf(OllamaStore.FromEnvironment().ModelFile(parsed.Name, parsed.Tag!));
+            case ModelSourceKind.GgufFile:
+                throw File.Exists(parsed.Name) ? NoGguf(parsed.Name) : new MirageException($"GGUF file '{parsed.Name}' does not exist.");
+            default:
+                if (!Directory.Exists(parsed.Name))
+                    throw new InvalidCheckpointException($"Model folder '{parsed.Name}' does not exist.");
+                return new LocatedModel(parsed.Name, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(parsed.Name))));
+        }
+    }
+
+    private static MirageException NoGguf(string path) =>
+        new($"'{path}' is a GGUF file, and loading GGUF is not supported yet; use the model's Hugging Face checkpoint (mirage pull ORG/NAME).");
+}
