@@ -1,0 +1,202 @@
+using System.Text;
+using Mirage.Core.Models.Gguf;
+using Mirage.Tests;
+
+namespace Mirage.Core.Tests.Models.Gguf;
+
+/// <summary>GGUF files written by Mirage read back exactly; damaged ones are refused with one line each.</summary>
+public sealed class GgufFileTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private static float[] Values(int count, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+    }
+
+    [Fact]
+    public void WrittenFiles_ReadBack_MetadataTensorsAndValues()
+    {
+        var path = _temp.File("model.gguf");
+        var f32 = Values(6 * 32, 1);
+        var q8 = Values(4 * 64, 2);
+        GgufWriter.Write(path,
+        [
+            new("general.architecture", "llama"), new("llama.block_count", 2u), new("llama.rope.freq_base", 10000f),
+            new("tokenizer.ggml.tokens", new[] { "<s>", "▁héllo", "" }), new("tokenizer.ggml.scores", new[] { 0f, -1.5f, 2f }),
+            new("general.flag", true), new("general.big", 1L << 40), new("general.small", (byte)7), new("general.precise", 0.1),
+        ],
+        [
+            new("a.weight", f32, [6, 32], GgufType.F32), new("b.weight", f32, [6, 32], GgufType.F16),
+            new("c.weight", f32, [6, 32], GgufType.BF16), new("d.weight", q8, [4, 64], GgufType.Q8_0), new("e.bias", f32[..5], [5], GgufType.F32),
+        ]);
+
+        using var file = GgufFile.Open(path);
+        Assert.Equal(3, file.Version);
+        Assert.Equal("llama", file.Get("general.architecture", ""));
+        Assert.Equal(2, file.Get("llama.block_count", 0));
+        Assert.Equal(10000.0, file.Get("llama.rope.freq_base", 0.0));
+        Assert.Equal(["<s>", "▁héllo", ""], file.Get<object[]>("tokenizer.ggml.tokens", []).Cast<string>());
+        Assert.Equal([0.0, -1.5, 2.0], file.Get<object[]>("tokenizer.ggml.scores", []).Cast<double>());
+        Assert.True(file.Get("general.flag", false));
+        Assert.Equal(1L << 40, file.Get("general.big", 0L));
+        Assert.Equal(7L, file.Get("general.small", 0L));
+        Assert.Equal(0.1, file.Get("general.precise", 0.0));
+        Assert.Contains("is a string, not Int32", Assert.Throws<InvalidCheckpointException>(() => file.Get("general.architecture", 0)).Message);
+
+        Assert.Equal(["a.weight", "b.weight", "c.weight", "d.weight", "e.bias"], file.Tensors.Select(t => t.Name));
+        Assert.All(file.Tensors, t => Assert.Equal(0, (file.DataOffset + t.Offset) % 32));
+        var a = file.Tensors[0];
+        Assert.Equal([32L, 6], a.Dimensions);
+        Assert.Equal([6L, 32], a.Shape);
+        Assert.Equal(f32, file.Dequantize(a));
+        Assert.Equal(f32.Select(v => (float)(Half)v), file.Dequantize(file.Tensors[1]));
+        Assert.All(file.Dequantize(file.Tensors[2]).Zip(f32), p => Assert.True(MathF.Abs(p.First - p.Second) <= MathF.Abs(p.Second) / 128));
+        Assert.Equal(f32[..5], file.Dequantize(file.Tensors[4]));
+
+        // Q8_0 blocks are ggml's own quantization of the values.
+        Assert.Equal(Ggml.Quantize(GgufType.Q8_0, q8), file.Bytes(file.Tensors[3]).ToArray());
+        Assert.Equal(Ggml.Dequantize(GgufType.Q8_0, Ggml.Quantize(GgufType.Q8_0, q8)), file.Dequantize(file.Tensors[3]));
+    }
+
+    /// <summary>Builds GGUF bytes field by field, so each test can break one thing.</summary>
+    private sealed class Bytes
+    {
+        private readonly MemoryStream _stream = new();
+        private readonly BinaryWriter _writer;
+
+        public Bytes() => _writer = new BinaryWriter(_stream);
+
+        public Bytes U32(uint v) { _writer.Write(v); return this; }
+
+        public Bytes U64(ulong v) { _writer.Write(v); return this; }
+
+        public Bytes Raw(params byte[] bytes) { _writer.Write(bytes); return this; }
+
+        public Bytes Str(string s) => U64((ulong)Encoding.UTF8.GetByteCount(s)).Raw(Encoding.UTF8.GetBytes(s));
+
+        public Bytes Header(uint version = 3, ulong tensors = 1, ulong keys = 1) => U32(0x46554747).U32(version).U64(tensors).U64(keys);
+
+        public Bytes Key(string key = "general.architecture", string value = "llama") => Str(key).U32(8).Str(value);
+
+        public Bytes Tensor(string name = "t", ulong[]? dims = null, uint type = 0, ulong offset = 0)
+        {
+            dims ??= [32];
+            Str(name).U32((uint)dims.Length);
+            foreach (var d in dims)
+                U64(d);
+            return U32(type).U64(offset);
+        }
+
+        public Bytes Data(int bytes)
+        {
+            while (_stream.Length % 32 != 0)
+                _writer.Write((byte)0);
+            return Raw(new byte[bytes]);
+        }
+
+        public byte[] ToArray() => _stream.ToArray();
+    }
+
+    public static TheoryData<string, string> Damage => new()
+    {
+        { "magic", "does not start with 'GGUF'" },
+        { "version 1", "is GGUF version 1" },
+        { "version 7", "has GGUF version 7" },
+        { "truncated header", "in the middle of its header" },
+        { "huge key count", "metadata keys and 1 tensors, more than its" },
+        { "huge tensor count", "tensors, more than its" },
+        { "string longer than the file", "longer than the rest of the file" },
+        { "string over 16 MiB", "longer than any GGUF string" },
+        { "invalid UTF-8 key", "not valid UTF-8" },
+        { "duplicate key", "has the metadata key 'general.architecture' twice" },
+        { "unknown value type", "of value type 13, which GGUF does not define" },
+        { "nested array", "of value type 9 inside an array" },
+        { "huge array", "more than the rest of the file can hold" },
+        { "bad boolean", "with the boolean byte 2" },
+        { "alignment 3", "general.alignment 3" },
+        { "zero dimensions", "has 0 dimensions" },
+        { "five dimensions", "has 5 dimensions" },
+        { "zero-length dimension", "a dimension of 0" },
+        { "unknown tensor type", "as type 99, which ggml does not define" },
+        { "offset outside the file", "outside the file or not aligned" },
+        { "unaligned offset", "outside the file or not aligned to 32" },
+        { "row not whole blocks", "whose blocks hold 32 values, but its rows are 16 long" },
+        { "truncated data", "past the end of the file: it is truncated" },
+        { "duplicate tensor", "has the tensor 't' twice" },
+        { "overflowing size", "too large to count" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Damage))]
+    public void DamagedFiles_AreRefused_WithOneLineNamingTheFile(string damage, string expected)
+    {
+        var bytes = damage switch
+        {
+            "magic" => new Bytes().U32(0x46554746).U32(3).U64(0).U64(0).ToArray(),
+            "version 1" => new Bytes().Header(version: 1).Key().Tensor().Data(128).ToArray(),
+            "version 7" => new Bytes().Header(version: 7).Key().Tensor().Data(128).ToArray(),
+            "truncated header" => new Bytes().Header().Key().ToArray()[..30],
+            "huge key count" => new Bytes().Header(keys: ulong.MaxValue / 2).Key().Tensor().Data(128).ToArray(),
+            "huge tensor count" => new Bytes().Header(tensors: 1UL << 40).Key().Tensor().Data(128).ToArray(),
+            "string longer than the file" => new Bytes().Header().U64(1 << 20).Raw("x"u8.ToArray()).Data(64).ToArray(),
+            "string over 16 MiB" => new Bytes().Header().U64(1UL << 40).Data(64).ToArray(),
+            "invalid UTF-8 key" => new Bytes().Header().U64(3).Raw(0x61, 0xFF, 0x62).U32(8).Str("llama").Tensor().Data(128).ToArray(),
+            "duplicate key" => new Bytes().Header(keys: 2).Key().Key().Tensor().Data(128).ToArray(),
+            "unknown value type" => new Bytes().Header().Str("k").U32(13).U32(0).Tensor().Data(128).ToArray(),
+            "nested array" => new Bytes().Header().Str("k").U32(9).U32(9).U64(1).U32(8).U64(0).Tensor().Data(128).ToArray(),
+            "huge array" => new Bytes().Header().Str("k").U32(9).U32(5).U64(1UL << 40).Tensor().Data(128).ToArray(),
+            "bad boolean" => new Bytes().Header().Str("k").U32(7).Raw(2).Tensor().Data(128).ToArray(),
+            "alignment 3" => new Bytes().Header().Str("general.alignment").U32(4).U32(3).Tensor().Data(128).ToArray(),
+            "zero dimensions" => new Bytes().Header().Key().Tensor(dims: []).Data(128).ToArray(),
+            "five dimensions" => new Bytes().Header().Key().Tensor(dims: [32, 1, 1, 1, 1]).Data(128).ToArray(),
+            "zero-length dimension" => new Bytes().Header().Key().Tensor(dims: [32, 0]).Data(128).ToArray(),
+            "unknown tensor type" => new Bytes().Header().Key().Tensor(type: 99).Data(128).ToArray(),
+            "offset outside the file" => new Bytes().Header().Key().Tensor(offset: 1UL << 40).Data(128).ToArray(),
+            "unaligned offset" => new Bytes().Header().Key().Tensor(offset: 4).Data(128).ToArray(),
+            "row not whole blocks" => new Bytes().Header().Key().Tensor(dims: [16], type: (uint)GgufType.Q8_0).Data(128).ToArray(),
+            "truncated data" => new Bytes().Header().Key().Tensor(dims: [32, 4]).Data(100).ToArray(),
+            "duplicate tensor" => new Bytes().Header(tensors: 2).Key().Tensor().Tensor(offset: 128).Data(256).ToArray(),
+            "overflowing size" => new Bytes().Header().Key().Tensor(dims: [1UL << 40, 1UL << 40, 1UL << 40]).Data(128).ToArray(),
+            _ => throw new ArgumentException(damage),
+        };
+        var path = _temp.File("damaged.gguf");
+        File.WriteAllBytes(path, bytes);
+        var error = Assert.Throws<InvalidCheckpointException>(() => GgufFile.Open(path).Dispose());
+        Assert.StartsWith($"'{path}' ", error.Message);
+        Assert.Contains(expected, error.Message);
+        Assert.DoesNotContain("\n", error.Message);
+    }
+
+    [Fact]
+    public void RandomByteFlips_AreRefusedCleanly_OrRead()
+    {
+        var path = _temp.File("model.gguf");
+        GgufWriter.Write(path, [new("general.architecture", "llama"), new("tokenizer.ggml.tokens", new[] { "a", "b", "c" })],
+            [new("a.weight", Values(64, 3), [2, 32], GgufType.Q8_0), new("b.weight", Values(32, 4), [32], GgufType.F32)]);
+        var pristine = File.ReadAllBytes(path);
+        var random = new Random(20);
+        int refused = 0;
+        for (int trial = 0; trial < 400; trial++)
+        {
+            var bytes = (byte[])pristine.Clone();
+            for (int flips = random.Next(1, 4); flips > 0; flips--)
+                bytes[random.Next(Math.Min(bytes.Length, 256))] ^= (byte)(1 << random.Next(8));
+            File.WriteAllBytes(path, bytes);
+            try
+            {
+                using var file = GgufFile.Open(path);
+                foreach (var tensor in file.Tensors)
+                    file.Dequantize(tensor);
+            }
+            catch (InvalidCheckpointException)
+            {
+                refused++;
+            }
+        }
+        Assert.True(refused > 50, $"{refused} of 400 refused");
+    }
+}
