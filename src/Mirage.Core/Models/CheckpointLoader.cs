@@ -54,7 +54,7 @@ internal static class CheckpointLoader
     /// are not far more than the files hold: a damaged config (a size of 10^9) is refused instead of
     /// allocating what no file backs. Headers only are read.
     /// </summary>
-    public static void CheckSize(IReadOnlyList<SafetensorsFile> shards, ModelConfig config, string configPath)
+    public static void CheckSize(IReadOnlyList<ICheckpointTensors> shards, ModelConfig config, string configPath)
     {
         long described;
         try
@@ -65,7 +65,7 @@ internal static class CheckpointLoader
         {
             throw new InvalidCheckpointException($"'{configPath}' describes more weights than can be counted: check hidden_size, intermediate_size, vocab_size and num_hidden_layers.");
         }
-        long held = shards.Sum(shard => shard.Tensors.Values.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)));
+        long held = shards.Sum(shard => shard.Shapes.Values.Sum(shape => shape.Aggregate(1L, (a, b) => a * b)));
         // Within twice the files (plus a little for tiny models), allocating is harmless and the exact
         // check that follows names each missing or misshaped tensor; beyond it, no file backs the config.
         if (described > 2 * held + (1 << 20))
@@ -78,19 +78,19 @@ internal static class CheckpointLoader
     /// Copies every parameter of <paramref name="module"/> from the files; throws once, listing
     /// every missing, unexpected and misshaped tensor, if the checkpoint does not fit.
     /// </summary>
-    public static void Load(nn.Module module, IReadOnlyList<SafetensorsFile> shards, ModelConfig config)
+    public static void Load(nn.Module module, IReadOnlyList<ICheckpointTensors> shards, ModelConfig config)
     {
-        var owner = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        var owner = new Dictionary<string, ICheckpointTensors>(StringComparer.Ordinal);
         foreach (var shard in shards)
-        foreach (var name in shard.Tensors.Keys)
+        foreach (var name in shard.Shapes.Keys)
             if (!owner.TryAdd(name, shard))
                 throw new InvalidCheckpointException($"Tensor '{name}' appears in both '{owner[name].Path}' and '{shard.Path}'.");
 
         var parameters = module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var missing = parameters.Keys.Where(n => !owner.ContainsKey(n)).ToList();
         var unexpected = owner.Keys.Where(n => !parameters.ContainsKey(n) && !IsIgnorable(n, config)).ToList();
-        var misshaped = parameters.Where(p => owner.TryGetValue(p.Key, out var f) && !f.Tensors[p.Key].Shape.SequenceEqual(p.Value.shape))
-            .Select(p => $"{p.Key}: checkpoint [{string.Join(", ", owner[p.Key].Tensors[p.Key].Shape)}], model [{string.Join(", ", p.Value.shape)}]")
+        var misshaped = parameters.Where(p => owner.TryGetValue(p.Key, out var f) && !f.Shapes[p.Key].SequenceEqual(p.Value.shape))
+            .Select(p => $"{p.Key}: checkpoint [{string.Join(", ", owner[p.Key].Shapes[p.Key])}], model [{string.Join(", ", p.Value.shape)}]")
             .ToList();
         if (missing.Count + unexpected.Count + misshaped.Count > 0)
             throw new InvalidCheckpointException(Describe(config, missing, unexpected, misshaped));

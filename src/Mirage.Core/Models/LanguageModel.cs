@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Mirage.Core.Models.Gguf;
 using Mirage.Core.Models.Llama;
 using Mirage.Core.Models.Sources;
 using Mirage.Core.Tokenization;
@@ -83,13 +84,36 @@ public sealed class LanguageModel : IDisposable
         if (options.DType == ScalarType.Float16 && device.type == DeviceType.CPU)
             throw new MirageException("float16 is not supported on CPU (it runs ~100x slower than float32 there); use bfloat16 or float32.");
 
-        var config = ModelConfig.Load(directory);
-        var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
-        var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
+        // Both formats meet as checkpoint tensors: safetensors shards, or one GGUF file dequantized.
+        ModelConfig config;
+        TextTokenizer tokenizer;
+        List<ICheckpointTensors> shards;
+        string configPath;
+        if (located.IsGguf)
+        {
+            var gguf = GgufCheckpoint.Open(directory);
+            shards = [gguf];
+            try
+            {
+                (config, tokenizer, configPath) = (gguf.Config, GgufTokenizer.Read(gguf.File), directory);
+            }
+            catch
+            {
+                gguf.Dispose();
+                throw;
+            }
+        }
+        else
+        {
+            config = ModelConfig.Load(directory);
+            tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
+            shards = [.. CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory))];
+            configPath = Path.Combine(directory, "config.json");
+        }
         LlamaForCausalLM network;
         try
         {
-            CheckpointLoader.CheckSize(shards, config, Path.Combine(directory, "config.json"));
+            CheckpointLoader.CheckSize(shards, config, configPath);
             network = new LlamaForCausalLM(config, options.DType, device);
             try
             {

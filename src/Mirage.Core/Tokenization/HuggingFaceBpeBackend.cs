@@ -32,21 +32,29 @@ internal sealed class HuggingFaceBpeBackend : ITokenizerBackend
     private readonly Dictionary<int, string> _pieceOfId;
     private readonly HashSet<int> _specialIds;
 
-    public HuggingFaceBpeBackend(string path)
+    public HuggingFaceBpeBackend(string path) : this(Parse(path), path)
+    {
+    }
+
+    private static JsonObject Parse(string path)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidCheckpointException($"'{path}' is not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidCheckpointException($"'{path}' is not valid JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>A tokenizer.json already parsed (a file, or one built from GGUF metadata); <paramref name="path"/> names it in errors.</summary>
+    public HuggingFaceBpeBackend(JsonObject root, string path)
     {
         // Every structural fault of the file (a duplicated key, a value of the wrong type) becomes one
         // clear error naming it, whatever part of the JSON or tokenizer library trips over it.
         try
         {
-            JsonObject root;
-            try
-            {
-                root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidCheckpointException($"'{path}' is not a JSON object.");
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidCheckpointException($"'{path}' is not valid JSON: {e.Message}", e);
-            }
             var model = root["model"] as JsonObject ?? throw new InvalidCheckpointException($"'{path}' has no 'model' section.");
             var type = model["type"]?.GetValue<string>();
             if (type is not null && type != "BPE")

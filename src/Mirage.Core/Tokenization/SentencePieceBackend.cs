@@ -7,21 +7,26 @@ internal sealed class SentencePieceBackend : ITokenizerBackend
 {
     private readonly SentencePieceTokenizer _tokenizer;
 
-    public SentencePieceBackend(string path)
+    public SentencePieceBackend(string path) : this(() => File.OpenRead(path), path)
+    {
+    }
+
+    /// <summary>A model from <paramref name="open"/> (a file, or a model built from GGUF metadata); <paramref name="path"/> names it in errors.</summary>
+    public SentencePieceBackend(Func<Stream> open, string path)
     {
         try
         {
             // A first load reads the control pieces; the second makes them special, so "<s>" written
             // in a chat template's output encodes as the BOS id instead of as characters.
             SentencePieceTokenizer plain;
-            using (var stream = File.OpenRead(path))
+            using (var stream = open())
                 plain = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
             var control = new Dictionary<string, int>
             {
                 [plain.BeginningOfSentenceToken] = plain.BeginningOfSentenceId,
                 [plain.EndOfSentenceToken] = plain.EndOfSentenceId,
             };
-            using (var stream = File.OpenRead(path))
+            using (var stream = open())
                 _tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false, specialTokens: control);
         }
         catch (Exception e) when (e is not IOException)

@@ -9,7 +9,7 @@ public sealed class TextTokenizer
 {
     private readonly ITokenizerBackend _backend;
 
-    private TextTokenizer(ITokenizerBackend backend, TokenizerSettings settings, int? bosId, IReadOnlyList<int> eosIds, bool addBos)
+    internal TextTokenizer(ITokenizerBackend backend, TokenizerSettings settings, int? bosId, IReadOnlyList<int> eosIds, bool addBos)
     {
         _backend = backend;
         Settings = settings;

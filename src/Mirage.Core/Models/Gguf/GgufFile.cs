@@ -224,7 +224,8 @@ public sealed unsafe class GgufFile : IDisposable
         3 => (long)BitConverter.ToInt16(Read(ref at, 2)),
         4 => (long)U32(ref at),
         5 => (long)BitConverter.ToInt32(Read(ref at, 4)),
-        6 => (double)BitConverter.ToSingle(Read(ref at, 4)),
+        // A float32 written for a decimal (an epsilon of 1e-6) reads back as that decimal, not 9.99999997e-07.
+        6 => double.Parse(BitConverter.ToSingle(Read(ref at, 4)).ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture),
         7 => Read(ref at, 1)[0] switch { 0 => false, 1 => true, var b => throw Damaged($"has metadata '{key}' with the boolean byte {b}") },
         8 => String(ref at),
         9 when depth == 0 => ArrayValue(ref at, key),

@@ -11,7 +11,7 @@ namespace Mirage.Core.Models.Safetensors;
 /// Every header field is checked against the file before any tensor is read, so a damaged file
 /// fails with a message naming the file and the tensor instead of crashing or over-allocating.
 /// </summary>
-public sealed class SafetensorsFile : IDisposable
+public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
 {
     /// <summary>The safetensors format caps the JSON header at 100 MB; a larger value means a damaged file.</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -36,6 +36,9 @@ public sealed class SafetensorsFile : IDisposable
 
     /// <summary>The tensors in the file by name.</summary>
     public IReadOnlyDictionary<string, SafetensorsTensorInfo> Tensors { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyDictionary<string, long[]> Shapes => field ??= Tensors.ToDictionary(t => t.Key, t => t.Value.Shape, StringComparer.Ordinal);
 
     /// <summary>The free-form <c>__metadata__</c> strings of the header.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }

@@ -1,9 +1,10 @@
 namespace Mirage.Core.Models.Sources;
 
 /// <summary>A model reference resolved to files on this machine.</summary>
-/// <param name="Directory">The checkpoint folder.</param>
-/// <param name="ModelId">The name results carry: the folder's name, or <c>ORG/NAME</c> for a hub model.</param>
-public sealed record LocatedModel(string Directory, string ModelId);
+/// <param name="Directory">The checkpoint folder, or the GGUF file.</param>
+/// <param name="ModelId">The name results carry: the folder's or file's name, <c>ORG/NAME</c> for a hub model, <c>NAME:TAG</c> for an Ollama one.</param>
+/// <param name="IsGguf">Whether <paramref name="Directory"/> is a GGUF file.</param>
+public sealed record LocatedModel(string Directory, string ModelId, bool IsGguf = false);
 
 /// <summary>Turns what a user typed after <c>--model</c> into a checkpoint folder (see <see cref="ModelReference"/>).</summary>
 public static class ModelLocator
@@ -26,16 +27,15 @@ public static class ModelLocator
                     throw new MirageException($"No folder '{parsed.Text}' exists here ({Directory.GetCurrentDirectory()}), and {char.ToLowerInvariant(e.Message[0])}{e.Message[1..]}", e);
                 }
             case ModelSourceKind.Ollama:
-                throw NoGguf(OllamaStore.FromEnvironment().ModelFile(parsed.Name, parsed.Tag!));
+                return new LocatedModel(OllamaStore.FromEnvironment().ModelFile(parsed.Name, parsed.Tag!), $"{parsed.Name}:{parsed.Tag}", IsGguf: true);
             case ModelSourceKind.GgufFile:
-                throw File.Exists(parsed.Name) ? NoGguf(parsed.Name) : new MirageException($"GGUF file '{parsed.Name}' does not exist.");
+                return File.Exists(parsed.Name)
+                    ? new LocatedModel(parsed.Name, Path.GetFileNameWithoutExtension(parsed.Name), IsGguf: true)
+                    : throw new InvalidCheckpointException($"GGUF file '{parsed.Name}' does not exist.");
             default:
                 if (!Directory.Exists(parsed.Name))
                     throw new InvalidCheckpointException($"Model folder '{parsed.Name}' does not exist.");
                 return new LocatedModel(parsed.Name, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(parsed.Name))));
         }
     }
-
-    private static MirageException NoGguf(string path) =>
-        new($"'{path}' is a GGUF file, and loading GGUF is not supported yet; use the model's Hugging Face checkpoint (mirage pull ORG/NAME).");
 }

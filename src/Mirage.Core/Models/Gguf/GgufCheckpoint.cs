@@ -1,0 +1,135 @@
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Models.Gguf;
+
+/// <summary>
+/// A GGUF file seen as a checkpoint: the configuration its metadata describes and its tensors under
+/// Hugging Face names, dequantized to the compute dtype and, for the <c>llama</c> architecture, with
+/// Q and K rows put back in the rotate-half order the runtime uses. Attribution then runs on the
+/// dequantized weights: citations of a quantized model explain the dequantized model.
+/// </summary>
+public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
+{
+    /// <summary>GGUF architectures this runtime runs, with the Hugging Face architecture each becomes.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Architectures = new Dictionary<string, string>
+    {
+        ["llama"] = "LlamaForCausalLM",
+        ["qwen2"] = "Qwen2ForCausalLM",
+    };
+
+    private readonly Dictionary<string, GgufTensorInfo> _byName;
+
+    private GgufCheckpoint(GgufFile file, ModelConfig config, Dictionary<string, GgufTensorInfo> byName)
+    {
+        File = file;
+        Config = config;
+        _byName = byName;
+        Shapes = byName.ToDictionary(p => p.Key, p => p.Value.Shape, StringComparer.Ordinal);
+    }
+
+    /// <summary>The file.</summary>
+    public GgufFile File { get; }
+
+    /// <inheritdoc />
+    public string Path => File.Path;
+
+    /// <summary>The configuration from the metadata.</summary>
+    public ModelConfig Config { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyDictionary<string, long[]> Shapes { get; }
+
+    /// <summary>How many tensors are stored in each type (what a Q4_K_M file really holds).</summary>
+    public IReadOnlyDictionary<GgufType, int> TypeCounts => File.Tensors.GroupBy(t => t.Type).OrderBy(g => g.Key).ToDictionary(g => g.Key, g => g.Count());
+
+    /// <summary>Opens a GGUF file and reads its configuration.</summary>
+    /// <exception cref="InvalidCheckpointException">Not a readable GGUF file, or an architecture this runtime does not run.</exception>
+    public static GgufCheckpoint Open(string path)
+    {
+        var file = GgufFile.Open(path);
+        try
+        {
+            var config = ReadConfig(file);
+            var byName = new Dictionary<string, GgufTensorInfo>(StringComparer.Ordinal);
+            foreach (var tensor in file.Tensors)
+            {
+                if (tensor.Name == "rope_freqs.weight")
+                    throw new InvalidCheckpointException($"'{path}' stores precomputed RoPE frequencies (rope_freqs, as Llama 3.1+ files do), which Mirage does not read yet; use the model's Hugging Face checkpoint.");
+                byName[GgufNames.ToHuggingFace(tensor.Name) ?? tensor.Name] = tensor;
+            }
+            return new GgufCheckpoint(file, config, byName);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    // The metadata as a Hugging Face config.json, so one parser checks both formats' configurations.
+    private static ModelConfig ReadConfig(GgufFile file)
+    {
+        var arch = file.Get("general.architecture", "");
+        if (!Architectures.TryGetValue(arch, out var architecture))
+            throw new InvalidCheckpointException($"'{file.Path}' holds a '{arch}' model; GGUF architectures Mirage runs: {string.Join(", ", Architectures.Keys)}.");
+        var embedding = file.Tensors.FirstOrDefault(t => t.Name == "token_embd.weight")
+            ?? throw new InvalidCheckpointException($"'{file.Path}' has no token_embd.weight tensor.");
+        int heads = file.Get($"{arch}.attention.head_count", 0);
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray(architecture),
+            ["hidden_size"] = file.Get($"{arch}.embedding_length", 0),
+            ["intermediate_size"] = file.Get($"{arch}.feed_forward_length", 0),
+            ["num_hidden_layers"] = file.Get($"{arch}.block_count", 0),
+            ["num_attention_heads"] = heads,
+            ["num_key_value_heads"] = file.Get($"{arch}.attention.head_count_kv", heads),
+            ["vocab_size"] = embedding.Dimensions.Length == 2 ? embedding.Dimensions[1] : 0,
+            ["max_position_embeddings"] = file.Get($"{arch}.context_length", 2048),
+            ["rms_norm_eps"] = file.Get($"{arch}.attention.layer_norm_rms_epsilon", 1e-5),
+            ["rope_theta"] = file.Get($"{arch}.rope.freq_base", 10000.0),
+            ["tie_word_embeddings"] = file.Tensors.All(t => t.Name != "output.weight"),
+            ["attention_bias"] = arch == "llama" && file.Tensors.Any(t => t.Name == "blk.0.attn_q.bias"),
+            ["bos_token_id"] = file.Metadata.ContainsKey("tokenizer.ggml.bos_token_id") ? file.Get("tokenizer.ggml.bos_token_id", 0) : null,
+            ["eos_token_id"] = file.Metadata.ContainsKey("tokenizer.ggml.eos_token_id") ? file.Get("tokenizer.ggml.eos_token_id", 0) : null,
+        };
+        if (file.Metadata.ContainsKey($"{arch}.attention.key_length"))
+            config["head_dim"] = file.Get($"{arch}.attention.key_length", 0);
+        if (file.Metadata.ContainsKey($"{arch}.attention.sliding_window"))
+            config["sliding_window"] = file.Get($"{arch}.attention.sliding_window", 0);
+        if (file.Get($"{arch}.rope.scaling.type", "none") is var scaling and not "none")
+            config["rope_scaling"] = new JsonObject { ["rope_type"] = scaling, ["factor"] = file.Get($"{arch}.rope.scaling.factor", 1.0) };
+        return ModelConfig.Parse(config.ToJsonString(), $"{file.Path}' metadata ('{arch}.*");
+    }
+
+    /// <inheritdoc />
+    public Tensor Read(string name, ScalarType? dtype = null, Device? device = null)
+    {
+        if (!_byName.TryGetValue(name, out var info))
+            throw new InvalidCheckpointException($"'{Path}' has no tensor for '{name}'.");
+        using var scope = NewDisposeScope();
+        var values = tensor(File.Dequantize(info), info.Shape, ScalarType.Float32);
+        int heads = Config.Architecture == "LlamaForCausalLM" ? GgufNames.PermutedHeads(name, Config) : 0;
+        // GGUF keeps each head's RoPE pairs interleaved (row 2i, 2i+1); the runtime rotates halves (rows i, i + d/2).
+        var result = heads > 0 ? Unpermute(values, heads) : values;
+        return result.to(dtype ?? ScalarType.Float32, device ?? CPU).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>GGUF's interleaved Q/K rows to rotate-half order: per head, rows (2i, 2i+1) become (i, i + d/2).</summary>
+    public static Tensor Unpermute(Tensor rows, int heads)
+    {
+        var shape = rows.shape;
+        return rows.reshape([heads, shape[0] / heads / 2, 2, .. shape[1..]]).transpose(1, 2).reshape(shape);
+    }
+
+    /// <summary>Rotate-half Q/K rows to GGUF's interleaved order (what llama.cpp's converter does).</summary>
+    public static Tensor Permute(Tensor rows, int heads)
+    {
+        var shape = rows.shape;
+        return rows.reshape([heads, 2, shape[0] / heads / 2, .. shape[1..]]).transpose(1, 2).reshape(shape);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => File.Dispose();
+}

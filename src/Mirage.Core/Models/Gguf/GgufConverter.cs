@@ -1,0 +1,91 @@
+using Mirage.Core.Tokenization;
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Models.Gguf;
+
+/// <summary>
+/// Turns a Hugging Face checkpoint folder into a GGUF file that llama.cpp loads: llama.cpp's
+/// metadata keys and tensor names, Q/K rows in the <c>llama</c> architecture's interleaved order,
+/// the tokenizer as <c>tokenizer.ggml.*</c>, and weights in F32, F16, BF16 or Q8_0 (norms and
+/// biases stay F32; rows that are not whole Q8_0 blocks are written F16).
+/// </summary>
+public static class GgufConverter
+{
+    private static readonly Dictionary<string, string> Architectures = new()
+    {
+        ["LlamaForCausalLM"] = "llama",
+        ["MistralForCausalLM"] = "llama",
+        ["Qwen2ForCausalLM"] = "qwen2",
+    };
+
+    // llama.cpp's general.file_type for each output type.
+    private static readonly Dictionary<GgufType, uint> FileTypes = new()
+    {
+        [GgufType.F32] = 0, [GgufType.F16] = 1, [GgufType.Q8_0] = 7, [GgufType.BF16] = 32,
+    };
+
+    /// <summary>Converts the folder <paramref name="directory"/> to <paramref name="output"/>, storing matrices as <paramref name="type"/>.</summary>
+    /// <exception cref="MirageException">An architecture or tokenizer GGUF cannot hold, or a type Mirage does not write.</exception>
+    public static void FromHuggingFace(string directory, string output, GgufType type = GgufType.F32)
+    {
+        if (!FileTypes.ContainsKey(type))
+            throw new MirageException($"Mirage writes GGUF files as F32, F16, BF16 or Q8_0, not {type}; quantize further with llama.cpp.");
+        var config = ModelConfig.Load(directory);
+        if (!Architectures.TryGetValue(config.Architecture, out var arch))
+            throw new MirageException($"{config.Architecture} cannot be converted to GGUF yet; convertible: {string.Join(", ", Architectures.Keys)}.");
+        if (config.RopeScaling is not null)
+            throw new MirageException("Checkpoints with RoPE scaling cannot be converted to GGUF yet.");
+        var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
+
+        var metadata = new List<KeyValuePair<string, object>>
+        {
+            new("general.architecture", arch),
+            new("general.name", Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)))),
+            new("general.file_type", FileTypes[type]),
+            new($"{arch}.context_length", (uint)config.MaxPositionEmbeddings),
+            new($"{arch}.embedding_length", (uint)config.HiddenSize),
+            new($"{arch}.block_count", (uint)config.NumLayers),
+            new($"{arch}.feed_forward_length", (uint)config.IntermediateSize),
+            new($"{arch}.attention.head_count", (uint)config.NumHeads),
+            new($"{arch}.attention.head_count_kv", (uint)config.NumKeyValueHeads),
+            new($"{arch}.attention.layer_norm_rms_epsilon", (float)config.RmsNormEps),
+            new($"{arch}.rope.freq_base", (float)config.RopeTheta),
+            new($"{arch}.rope.dimension_count", (uint)config.HeadDim),
+            new($"{arch}.attention.key_length", (uint)config.HeadDim),
+            new($"{arch}.attention.value_length", (uint)config.HeadDim),
+            new($"{arch}.vocab_size", (uint)config.VocabSize),
+        };
+        if (config.SlidingWindows.FirstOrDefault(w => w is not null) is int window)
+            metadata.Add(new($"{arch}.attention.sliding_window", (uint)window));
+        metadata.AddRange(GgufTokenizer.Metadata(directory, tokenizer));
+
+        var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
+        try
+        {
+            var tensors = new List<GgufTensor>();
+            foreach (var (name, shape) in shards.SelectMany(s => s.Shapes).OrderBy(p => Order(p.Key)))
+            {
+                if (GgufNames.ToGguf(name) is not { } gguf || (config.TieWordEmbeddings && name == "lm_head.weight"))
+                    continue;
+                using var scope = NewDisposeScope();
+                var values = shards.First(s => s.Shapes.ContainsKey(name)).Read(name, ScalarType.Float32);
+                int heads = arch == "llama" ? GgufNames.PermutedHeads(name, config) : 0;
+                if (heads > 0)
+                    values = GgufCheckpoint.Permute(values, heads);
+                var stored = shape.Length < 2 ? GgufType.F32 : type == GgufType.Q8_0 && shape[^1] % 32 != 0 ? GgufType.F16 : type;
+                tensors.Add(new GgufTensor(gguf, values.contiguous().data<float>().ToArray(), shape, stored));
+            }
+            GgufWriter.Write(output, metadata, tensors);
+        }
+        finally
+        {
+            shards.ForEach(s => s.Dispose());
+        }
+    }
+
+    // llama.cpp's order: embeddings, then layer by layer, then the output.
+    private static (int, int, string) Order(string name) =>
+        name.StartsWith("model.embed_tokens", StringComparison.Ordinal) ? (0, 0, name)
+        : name.StartsWith("model.layers.", StringComparison.Ordinal) ? (1, int.Parse(name.Split('.')[2], System.Globalization.CultureInfo.InvariantCulture), name)
+        : (2, 0, name);
+}
