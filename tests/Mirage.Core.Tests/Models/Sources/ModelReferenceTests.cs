@@ -92,9 +92,10 @@ public sealed class ModelReferenceTests : IDisposable
         var unknown = Assert.Throws<MirageException>(() => ollama.ModelFile("nope", "latest"));
         Assert.Contains("found: someone/other:q4, tiny:latest", unknown.Message);
 
+        // The blob is read as GGUF (this one is four bytes, so it is refused as such).
         using var _ = EnvironmentVariables.Set("OLLAMA_MODELS", store);
-        var gguf = Assert.Throws<MirageException>(() => LanguageModel.Load("ollama:tiny"));
-        Assert.Contains($"sha256-{digest}' is a GGUF file", gguf.Message);
+        var gguf = Assert.Throws<InvalidCheckpointException>(() => LanguageModel.Load("ollama:tiny"));
+        Assert.Contains($"sha256-{digest}' is 4 bytes, too short for a GGUF header", gguf.Message);
     }
 }
 
