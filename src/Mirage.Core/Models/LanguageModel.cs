@@ -17,10 +17,11 @@ public sealed class LanguageModel : IDisposable
 {
     private readonly LlamaForCausalLM _model;
 
-    private LanguageModel(LocatedModel located, ModelConfig config, TextTokenizer tokenizer, LlamaForCausalLM model, ScalarType dtype, Device device)
+    private LanguageModel(LocatedModel located, string sourceFormat, ModelConfig config, TextTokenizer tokenizer, LlamaForCausalLM model, ScalarType dtype, Device device)
     {
         Directory = located.Directory;
         ModelId = located.ModelId;
+        SourceFormat = sourceFormat;
         Config = config;
         Tokenizer = tokenizer;
         _model = model;
@@ -47,6 +48,12 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>A name for the model: the checkpoint folder's name, or <c>ORG/NAME</c> for a model from the Hugging Face cache.</summary>
     public string ModelId { get; }
+
+    /// <summary>
+    /// What the weights were stored as: the file format and its tensor types with counts (a
+    /// quantized GGUF's citations explain its dequantized weights, so this says which).
+    /// </summary>
+    public string SourceFormat { get; }
 
     /// <summary>The checkpoint's configuration.</summary>
     public ModelConfig Config { get; }
@@ -88,7 +95,7 @@ public sealed class LanguageModel : IDisposable
         ModelConfig config;
         TextTokenizer tokenizer;
         List<ICheckpointTensors> shards;
-        string configPath;
+        string configPath, sourceFormat;
         if (located.IsGguf)
         {
             var gguf = GgufCheckpoint.Open(directory);
@@ -96,6 +103,7 @@ public sealed class LanguageModel : IDisposable
             try
             {
                 (config, tokenizer, configPath) = (gguf.Config, GgufTokenizer.Read(gguf.File), directory);
+                sourceFormat = $"GGUF v{gguf.File.Version} ({string.Join(", ", gguf.TypeCounts.Select(p => $"{p.Key} x{p.Value}"))}), dequantized";
             }
             catch
             {
@@ -107,8 +115,10 @@ public sealed class LanguageModel : IDisposable
         {
             config = ModelConfig.Load(directory);
             tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
-            shards = [.. CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory))];
+            var files = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
+            shards = [.. files];
             configPath = Path.Combine(directory, "config.json");
+            sourceFormat = $"safetensors ({string.Join(", ", files.SelectMany(f => f.Tensors.Values).GroupBy(t => t.DType).OrderBy(g => g.Key).Select(g => $"{g.Key} x{g.Count()}"))})";
         }
         LlamaForCausalLM network;
         try
@@ -133,7 +143,7 @@ public sealed class LanguageModel : IDisposable
         // Inference weights take no gradients; attribution differentiates w.r.t. embeddings only.
         foreach (var parameter in network.parameters())
             parameter.requires_grad = false;
-        return new LanguageModel(located, config, tokenizer, network, options.DType, device);
+        return new LanguageModel(located, sourceFormat, config, tokenizer, network, options.DType, device);
     }
 
     /// <summary>Loads a checkpoint (see <see cref="Load"/>) off the calling thread.</summary>

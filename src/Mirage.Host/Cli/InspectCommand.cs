@@ -29,6 +29,7 @@ internal static class InspectCommand
         var lines = new List<(string, string)>
         {
             ("model", $"{lm.ModelId} ({Path.GetFullPath(lm.Directory)})"),
+            ("source format", lm.SourceFormat),
             ("architecture", c.Architecture),
             ("parameters", $"{lm.ParameterCount:N0} ({lm.ParameterCount / 1e6:F2}M)"),
             ("checkpoint dtype", c.TorchDtype ?? "unknown"),

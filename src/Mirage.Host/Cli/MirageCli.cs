@@ -20,6 +20,7 @@ public static class MirageCli
         root.Subcommands.Add(TrainReaderCommand.Create(output));
         root.Subcommands.Add(ServeCommand.Create(error));
         root.Subcommands.Add(PullCommand.Create(output, error));
+        root.Subcommands.Add(ConvertCommand.Create(output));
         return root;
     }
 

@@ -11,7 +11,7 @@ internal sealed class ModelOptions
 
     public Option<string> Model { get; } = new("--model")
     {
-        Description = "A Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer), or hf:ORG/NAME[@REVISION] (or ORG/NAME) from the Hugging Face cache (see mirage pull); default: the embedded reader model.",
+        Description = "A Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer), hf:ORG/NAME[@REVISION] (or ORG/NAME) from the Hugging Face cache (see mirage pull), a FILE.gguf, or ollama:NAME[:TAG]; default: the embedded reader model.",
         DefaultValueFactory = _ => EmbeddedModel,
     };
 
