@@ -21,7 +21,7 @@ public static class GgufTokenizer
         ["qwen2"] = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
     };
 
-    private const int Control = 3;
+    private const int Control = 3, Unused = 5;
 
     /// <summary>The tokenizer a GGUF file describes.</summary>
     /// <exception cref="InvalidCheckpointException">A tokenizer model or pre-tokenizer Mirage does not read, or inconsistent metadata.</exception>
@@ -100,18 +100,21 @@ public static class GgufTokenizer
     /// <summary>
     /// The GGUF metadata for a Hugging Face folder's tokenizer: <c>llama</c> from a SentencePiece
     /// <c>tokenizer.model</c>, <c>gpt2</c> from a byte-level <c>tokenizer.json</c> (whose split is GPT-2's).
+    /// The token list is padded with unused <c>[PADn]</c> tokens to <paramref name="vocabSize"/>, the
+    /// embedding's rows, as llama.cpp expects one token per row.
     /// </summary>
-    public static List<KeyValuePair<string, object>> Metadata(string directory, TextTokenizer tokenizer)
+    public static List<KeyValuePair<string, object>> Metadata(string directory, TextTokenizer tokenizer, int vocabSize)
     {
         var metadata = new List<KeyValuePair<string, object>>();
         var modelPath = Path.Combine(directory, "tokenizer.model");
         if (File.Exists(modelPath))
         {
             var model = SentencePieceModel.Read(File.ReadAllBytes(modelPath), modelPath);
+            var pieces = model.Pieces.Concat(Enumerable.Range(model.Pieces.Count, Math.Max(0, vocabSize - model.Pieces.Count)).Select(i => new SentencePiece($"[PAD{i}]", 0, Unused))).ToList();
             metadata.Add(new("tokenizer.ggml.model", "llama"));
-            metadata.Add(new("tokenizer.ggml.tokens", model.Pieces.Select(p => p.Piece).ToArray()));
-            metadata.Add(new("tokenizer.ggml.scores", model.Pieces.Select(p => p.Score).ToArray()));
-            metadata.Add(new("tokenizer.ggml.token_type", model.Pieces.Select(p => p.Type).ToArray()));
+            metadata.Add(new("tokenizer.ggml.tokens", pieces.Select(p => p.Piece).ToArray()));
+            metadata.Add(new("tokenizer.ggml.scores", pieces.Select(p => p.Score).ToArray()));
+            metadata.Add(new("tokenizer.ggml.token_type", pieces.Select(p => p.Type).ToArray()));
             metadata.Add(new("tokenizer.ggml.unknown_token_id", (uint)Math.Max(0, model.UnknownId)));
             metadata.Add(new("tokenizer.ggml.add_space_prefix", model.AddDummyPrefix));
         }
@@ -125,12 +128,12 @@ public static class GgufTokenizer
             var special = new Dictionary<int, string>();
             foreach (var token in (root["added_tokens"] as JsonArray ?? []).OfType<JsonObject>())
                 special[token["id"]!.GetValue<int>()] = token["content"]!.GetValue<string>();
-            int size = vocab.Keys.Concat(special.Keys).Max() + 1;
+            int size = Math.Max(vocab.Keys.Concat(special.Keys).Max() + 1, vocabSize);
             var tokens = Enumerable.Range(0, size).Select(i => special.TryGetValue(i, out var s) ? s : vocab.TryGetValue(i, out var v) ? v : $"[PAD{i}]").ToArray();
             metadata.Add(new("tokenizer.ggml.model", "gpt2"));
             metadata.Add(new("tokenizer.ggml.pre", "gpt-2"));
             metadata.Add(new("tokenizer.ggml.tokens", tokens));
-            metadata.Add(new("tokenizer.ggml.token_type", Enumerable.Range(0, size).Select(i => special.ContainsKey(i) ? Control : 1).ToArray()));
+            metadata.Add(new("tokenizer.ggml.token_type", Enumerable.Range(0, size).Select(i => special.ContainsKey(i) ? Control : vocab.ContainsKey(i) ? 1 : Unused).ToArray()));
             metadata.Add(new("tokenizer.ggml.merges", (root["model"]!["merges"] as JsonArray ?? []).Select(m => m is JsonArray pair ? $"{pair[0]} {pair[1]}" : m!.GetValue<string>()).ToArray()));
         }
         if (tokenizer.BosId is int bos)

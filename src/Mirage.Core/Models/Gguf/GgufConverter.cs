@@ -57,7 +57,7 @@ public static class GgufConverter
         };
         if (config.SlidingWindows.FirstOrDefault(w => w is not null) is int window)
             metadata.Add(new($"{arch}.attention.sliding_window", (uint)window));
-        metadata.AddRange(GgufTokenizer.Metadata(directory, tokenizer));
+        metadata.AddRange(GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));
 
         var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
         try
