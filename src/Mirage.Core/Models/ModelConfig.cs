@@ -11,7 +11,7 @@ namespace Mirage.Core.Models;
 public sealed record ModelConfig
 {
     /// <summary>The <c>architectures</c> values this runtime can run.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"];
 
     /// <summary>The architecture name, one of <see cref="SupportedArchitectures"/>.</summary>
     public required string Architecture { get; init; }
@@ -41,6 +41,8 @@ public sealed record ModelConfig
     public bool QkvBias { get; init; }
     /// <summary>Whether the attention output projection has a bias (Llama <c>attention_bias</c>).</summary>
     public bool OutputBias { get; init; }
+    /// <summary>Whether each head's queries and keys are RMS-normalised before RoPE (Qwen3's <c>q_norm</c> and <c>k_norm</c>).</summary>
+    public bool QkNorm { get; init; }
     /// <summary>Whether the MLP projections have biases (Llama <c>mlp_bias</c>).</summary>
     public bool MlpBias { get; init; }
     /// <summary>Whether the LM head shares the embedding matrix.</summary>
@@ -126,6 +128,7 @@ public sealed record ModelConfig
             RopeScaling = ParseRopeScaling(root, source),
             QkvBias = isQwen2 || attentionBias,
             OutputBias = !isQwen2 && attentionBias,
+            QkNorm = architecture == "Qwen3ForCausalLM",
             MlpBias = Bool(root, "mlp_bias", source) ?? false,
             TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? false,
             SlidingWindows = ParseSlidingWindows(root, architecture, layers, source),
@@ -145,7 +148,7 @@ public sealed record ModelConfig
         var json = new JsonObject
         {
             ["architectures"] = new JsonArray(Architecture),
-            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "MistralForCausalLM" => "mistral", _ => "llama" },
+            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", _ => "llama" },
             ["hidden_size"] = HiddenSize,
             ["intermediate_size"] = IntermediateSize,
             ["num_hidden_layers"] = NumLayers,
@@ -191,7 +194,7 @@ public sealed record ModelConfig
             long h = HiddenSize, q = (long)NumHeads * HeadDim, kv = (long)NumKeyValueHeads * HeadDim, i = IntermediateSize;
             long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0);
             long mlp = 3 * h * i + (MlpBias ? 2 * i + h : 0);
-            long layer = attention + mlp + 2 * h;
+            long layer = attention + mlp + 2 * h + (QkNorm ? 2L * HeadDim : 0);
             long embedding = (long)VocabSize * h;
             return embedding * (TieWordEmbeddings ? 1 : 2) + NumLayers * layer + h;
         }

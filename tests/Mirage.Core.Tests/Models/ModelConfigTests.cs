@@ -14,7 +14,7 @@ public sealed class ModelConfigTests : IDisposable
     {
         var error = Assert.Throws<InvalidCheckpointException>(() => ModelConfig.Parse("""{"architectures": ["GPT2LMHeadModel"], "hidden_size": 8}"""));
         Assert.Contains("GPT2LMHeadModel", error.Message);
-        Assert.Contains("LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM", error.Message);
+        Assert.Contains("LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM", error.Message);
     }
 
     [Fact]

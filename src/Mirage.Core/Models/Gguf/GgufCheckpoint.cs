@@ -17,6 +17,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
     {
         ["llama"] = "LlamaForCausalLM",
         ["qwen2"] = "Qwen2ForCausalLM",
+        ["qwen3"] = "Qwen3ForCausalLM",
     };
 
     private readonly Dictionary<string, GgufTensorInfo> _byName;
@@ -90,7 +91,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             ["rms_norm_eps"] = file.Get($"{arch}.attention.layer_norm_rms_epsilon", 1e-5),
             ["rope_theta"] = file.Get($"{arch}.rope.freq_base", 10000.0),
             ["tie_word_embeddings"] = file.Tensors.All(t => t.Name != "output.weight"),
-            ["attention_bias"] = arch == "llama" && file.Tensors.Any(t => t.Name == "blk.0.attn_q.bias"),
+            ["attention_bias"] = arch != "qwen2" && file.Tensors.Any(t => t.Name == "blk.0.attn_q.bias"),
             ["bos_token_id"] = file.Metadata.ContainsKey("tokenizer.ggml.bos_token_id") ? file.Get("tokenizer.ggml.bos_token_id", 0) : null,
             ["eos_token_id"] = file.Metadata.ContainsKey("tokenizer.ggml.eos_token_id") ? file.Get("tokenizer.ggml.eos_token_id", 0) : null,
         };

@@ -16,6 +16,7 @@ public static class GgufConverter
         ["LlamaForCausalLM"] = "llama",
         ["MistralForCausalLM"] = "llama",
         ["Qwen2ForCausalLM"] = "qwen2",
+        ["Qwen3ForCausalLM"] = "qwen3",
     };
 
     // llama.cpp's general.file_type for each output type.

@@ -83,6 +83,7 @@ internal sealed class RotaryEmbedding : IDisposable
 internal sealed class LlamaAttention : nn.Module
 {
     private readonly Linear q_proj, k_proj, v_proj, o_proj;
+    private readonly RmsNorm? q_norm, k_norm;
     private readonly int _heads, _kvHeads, _headDim, _layer;
 
     public LlamaAttention(ModelConfig c, int layer, ScalarType dtype, Device device) : base(nameof(LlamaAttention))
@@ -92,6 +93,11 @@ internal sealed class LlamaAttention : nn.Module
         k_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, device, dtype);
         v_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, device, dtype);
         o_proj = nn.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, c.OutputBias, device, dtype);
+        if (c.QkNorm)
+        {
+            q_norm = new RmsNorm(c.HeadDim, c.RmsNormEps, dtype, device);
+            k_norm = new RmsNorm(c.HeadDim, c.RmsNormEps, dtype, device);
+        }
         RegisterComponents();
     }
 
@@ -102,8 +108,12 @@ internal sealed class LlamaAttention : nn.Module
     public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool outputWeights)
     {
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);   // [B, H, T, D]
-        var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2); // [B, K, T, D]
+        var q = q_proj.forward(x).view(b, t, _heads, _headDim);                   // [B, T, H, D]
+        var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim);                 // [B, T, K, D]
+        if (q_norm is not null && k_norm is not null)
+            (q, k) = (q_norm.forward(q), k_norm.forward(k));                       // per head, over D
+        q = q.transpose(1, 2);                                                      // [B, H, T, D]
+        k = k.transpose(1, 2);                                                      // [B, K, T, D]
         var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2); // [B, K, T, D]
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);

@@ -11,7 +11,7 @@ public sealed class GgufConversionTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    public static TheoryData<string> Architectures => new("LlamaForCausalLM", "Qwen2ForCausalLM");
+    public static TheoryData<string> Architectures => new("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM");
 
     [Theory]
     [MemberData(nameof(Architectures))]
