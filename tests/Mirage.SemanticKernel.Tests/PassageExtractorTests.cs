@@ -26,6 +26,36 @@ public sealed class PassageExtractorTests
         Assert.Equal(PassageExtractor.ContentId("c text"), PassageExtractor.ContentId("c text"));
     }
 
+    private static Qdrant.Client.Grpc.ScoredPoint Point(Qdrant.Client.Grpc.PointId id, params (string Key, Qdrant.Client.Grpc.Value Value)[] payload)
+    {
+        var point = new Qdrant.Client.Grpc.ScoredPoint { Id = id, Score = 0.5f };
+        foreach (var (key, value) in payload)
+            point.Payload[key] = value;
+        return point;
+    }
+
+    [Fact]
+    public void QdrantPoints_AreSearchResults_NamedByTheirPointIds_WithPayloadFields()
+    {
+        IReadOnlyList<Qdrant.Client.Grpc.ScoredPoint> points =
+        [
+            Point(new() { Num = 42 }, ("text", new() { StringValue = "Lousdrur Rourti works for Cimgun Labs." }), ("title", new() { StringValue = "Lousdrur Rourti" }), ("url", new() { StringValue = "https://x/42" })),
+            Point(new() { Uuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26" }, ("Text", new() { StringValue = "A second chunk." }), ("page", new() { IntegerValue = 3 })),
+            Point(new() { Num = 7 }, ("vector_only", new() { DoubleValue = 1.5 })),
+        ];
+        Assert.True(PassageExtractor.IsSearchResult(points));
+        var passages = _extractor.Extract(points);
+        Assert.Equal(["42", "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"], passages.Select(p => p.Id));
+        Assert.Equal(["Lousdrur Rourti works for Cimgun Labs.", "A second chunk."], passages.Select(p => p.Text));
+        Assert.Equal(("Lousdrur Rourti", "https://x/42"), (passages[0].Title, passages[0].Url));
+
+        // Payload fields come from the mapping (options), case-insensitively.
+        var retrieved = new Qdrant.Client.Grpc.RetrievedPoint { Id = new() { Num = 9 } };
+        retrieved.Payload["chunk_text"] = new() { StringValue = "Mapped text." };
+        var mapped = new PassageExtractor(new PassageMapping { Text = ["chunk_text"] }).Extract(new[] { retrieved });
+        Assert.Equal(("9", "Mapped text."), (mapped.Single().Id, mapped.Single().Text));
+    }
+
     [Fact]
     public async Task KernelSearchResults_AreReadAndHandedOnAsAReplayableCopy()
     {

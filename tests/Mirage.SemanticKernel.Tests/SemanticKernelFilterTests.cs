@@ -108,4 +108,33 @@ public sealed class SemanticKernelFilterTests(ReaderFixture reader)
         var error = await Assert.ThrowsAsync<MirageCitationException>(() => strict.InvokeAsync(Answer(strict), new() { ["question"] = ReaderFixture.Items[0].Question }));
         Assert.Equal(CitationStatus.NoPassages, error.Status);
     }
+
+    [Fact]
+    public async Task ARetrievalFunctionReturningQdrantPoints_GetsCitationsWithThePointIds()
+    {
+        var item = ReaderFixture.Items[4];
+        var builder = Kernel.CreateBuilder();
+        builder.Services.AddSingleton<IChatCompletionService>(reader.ChatClient.AsChatCompletionService());
+        var kernel = builder.Build();
+        // Any function name: the return type says these are search results.
+        kernel.Plugins.AddFromFunctions("Store", [KernelFunctionFactory.CreateFromMethod((string query) => (IReadOnlyList<Qdrant.Client.Grpc.ScoredPoint>)item.Docs.Select((d, i) =>
+        {
+            var point = new Qdrant.Client.Grpc.ScoredPoint { Id = new() { Num = (ulong)(100 + i) }, Score = 1f / (i + 1) };
+            point.Payload["text"] = new() { StringValue = d.Text };
+            point.Payload["title"] = new() { StringValue = d.Title };
+            return point;
+        }).ToList(), "Points")]);
+        kernel.Plugins.AddFromFunctions("Reader", [KernelFunctionFactory.CreateFromMethod(async (Kernel k, string question) =>
+        {
+            var points = (await k.InvokeAsync("Store", "Points", new() { ["query"] = question })).GetValue<IReadOnlyList<Qdrant.Client.Grpc.ScoredPoint>>()!;
+            return ReaderFixture.ReaderPrompt(question, points.Select(p => new Passage(null, p.Payload["title"].StringValue, p.Payload["text"].StringValue)));
+        }, "Prompt")]);
+        kernel.UseMirageCitations(reader.Service());
+
+        var result = await kernel.InvokeAsync(Answer(kernel), new() { ["question"] = item.Question });
+        var citations = result.GetCitations();
+        await CitationAssertions.AreTheEnginesCitations(citations, reader, item, result.ToString());
+        Assert.Equal(Enumerable.Range(100, item.Docs.Count).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), citations!.Passages.Select(p => p.Id));
+        Assert.NotEmpty(citations.Sentences.SelectMany(s => s.Citations));
+    }
 }

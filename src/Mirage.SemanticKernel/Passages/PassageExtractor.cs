@@ -5,13 +5,16 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.SemanticKernel.Data;
 using Mirage.Core.Citations;
+using Qdrant.Client.Grpc;
 
 namespace Mirage.SemanticKernel.Passages;
 
 /// <summary>
 /// Turns what retrieval functions return into passages: <see cref="TextSearchResult"/>s,
-/// <see cref="KernelSearchResults{T}"/>, strings (plain or JSON), JSON elements, and records read
-/// through a <see cref="PassageMapping"/>. Ids are stable: an explicit id, else the link, else the
+/// <see cref="KernelSearchResults{T}"/>, Qdrant points (<see cref="ScoredPoint"/>,
+/// <see cref="RetrievedPoint"/>: the point id is the passage id, the payload fields named by the
+/// <see cref="PassageMapping"/> give text, title and link), strings (plain or JSON), JSON elements,
+/// and records read through the mapping. Ids are stable: an explicit id, else the link, else the
 /// title, else a hash of the text.
 /// </summary>
 public sealed class PassageExtractor(PassageMapping mapping)
@@ -21,7 +24,8 @@ public sealed class PassageExtractor(PassageMapping mapping)
 
     /// <summary>True for values that are search results whatever function returned them: <see cref="TextSearchResult"/>s or <see cref="KernelSearchResults{T}"/>.</summary>
     public static bool IsSearchResult(object? value) =>
-        value is IEnumerable<TextSearchResult> || (value?.GetType() is { IsGenericType: true } type && type.GetGenericTypeDefinition() == typeof(KernelSearchResults<>));
+        value is IEnumerable<TextSearchResult> or IEnumerable<ScoredPoint> or IEnumerable<RetrievedPoint>
+        || (value?.GetType() is { IsGenericType: true } type && type.GetGenericTypeDefinition() == typeof(KernelSearchResults<>));
 
     /// <summary>
     /// The passages in <paramref name="value"/>, and the value to hand on to the caller: a
@@ -114,6 +118,10 @@ public sealed class PassageExtractor(PassageMapping mapping)
     {
         if (item is TextSearchResult result)
             return string.IsNullOrWhiteSpace(result.Value) ? null : Create(null, result.Name, result.Link, result.Value);
+        if (item is ScoredPoint scored)
+            return FromQdrant(scored.Id, scored.Payload);
+        if (item is RetrievedPoint retrieved)
+            return FromQdrant(retrieved.Id, retrieved.Payload);
         var properties = item.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.GetIndexParameters().Length == 0).ToList();
         string? Read(List<string> names) => names
             .Select(n => properties.FirstOrDefault(p => string.Equals(p.Name, n, StringComparison.OrdinalIgnoreCase)))
@@ -121,6 +129,29 @@ public sealed class PassageExtractor(PassageMapping mapping)
             .FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
         var text = Read(mapping.Text);
         return text is null ? null : Create(Read(mapping.Id), Read(mapping.Title), Read(mapping.Link), text);
+    }
+
+    // A Qdrant point: its id (number or UUID) names the passage; payload values that are strings or numbers fill the mapping's fields.
+    private Passage? FromQdrant(PointId? id, IDictionary<string, Value> payload)
+    {
+        string? Read(List<string> names) => names
+            .Select(n => payload.FirstOrDefault(p => string.Equals(p.Key, n, StringComparison.OrdinalIgnoreCase)).Value)
+            .Select(v => v?.KindCase switch
+            {
+                Value.KindOneofCase.StringValue => v.StringValue,
+                Value.KindOneofCase.IntegerValue => v.IntegerValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                Value.KindOneofCase.DoubleValue => v.DoubleValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                _ => null,
+            })
+            .FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
+        var text = Read(mapping.Text);
+        var pointId = id?.PointIdOptionsCase switch
+        {
+            PointId.PointIdOptionsOneofCase.Num => id.Num.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            PointId.PointIdOptionsOneofCase.Uuid => id.Uuid,
+            _ => null,
+        };
+        return text is null ? null : Create(pointId ?? Read(mapping.Id), Read(mapping.Title), Read(mapping.Link), text);
     }
 
     private static Passage Create(string? id, string? title, string? link, string text) =>
