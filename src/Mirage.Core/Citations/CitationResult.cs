@@ -26,7 +26,14 @@ public sealed record CitationResult(
     AttributionInputs Inputs,
     double CtiThreshold,
     CitationOptions Options,
-    CitationCost Cost);
+    CitationCost Cost)
+{
+    /// <summary>
+    /// What the attribution model's weights were stored as (<see cref="Models.LanguageModel.SourceFormat"/>):
+    /// citations of a quantized GGUF model explain its dequantized weights, and this says which.
+    /// </summary>
+    public string? ModelSource { get; init; }
+}
 
 /// <summary>One answer sentence: UTF-16 [start, end) in the answer, and the passages it cites.</summary>
 public sealed record CitedSentence(int Index, int Start, int End, string Text, IReadOnlyList<Citation> Citations);

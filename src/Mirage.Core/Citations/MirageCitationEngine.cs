@@ -95,7 +95,10 @@ public sealed class MirageCitationEngine : ICitationEngine
         double totalMs = tokenizeTime.TotalMilliseconds + pecore.CtiTime.TotalMilliseconds + pecore.CciTime.TotalMilliseconds + citationMs;
         var cost = new CitationCost(pecore.ForwardPasses, pecore.BackwardPasses, tokenizeTime.TotalMilliseconds,
             pecore.CtiTime.TotalMilliseconds, pecore.CciTime.TotalMilliseconds, citationMs, totalMs);
-        return new CitationResult(_model.ModelId, request.Question, request.Answer, cited, tokens, input.Passages, cues, inputs, pecore.Threshold, options, cost);
+        return new CitationResult(_model.ModelId, request.Question, request.Answer, cited, tokens, input.Passages, cues, inputs, pecore.Threshold, options, cost)
+        {
+            ModelSource = _model.SourceFormat,
+        };
     }
 
     private static IReadOnlyList<Passage> CheckRequest(CitationRequest request)

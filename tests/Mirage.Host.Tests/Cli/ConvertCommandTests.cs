@@ -24,5 +24,9 @@ public sealed class ConvertCommandTests
         Assert.Equal((0, 0), (fromFolder, fromGguf));
         Assert.Equal(folderOutput.Split('\n')[0], ggufOutput.Split('\n')[0]);
         Assert.Contains("[4]", ggufOutput.Split('\n')[0]);
+
+        // The JSON result says which weights the citations explain.
+        var (_, json, _) = await CliRunner.RunAsync([.. ask, "--model", gguf, "--format", "json"]);
+        Assert.Matches(@"GGUF v3 \(F32 x\d+, Q8_0 x\d+\), dequantized", System.Text.Json.Nodes.JsonNode.Parse(json)!["model_source"]!.GetValue<string>());
     }
 }
