@@ -14,8 +14,9 @@ var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ 
 var generated = new Option<int>("--generate") { DefaultValueFactory = _ => 64, Description = "Tokens to generate." };
 var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed repetitions (after one warm-up)." };
 var skipLarge = new Option<bool>("--skip-135m") { Description = "Only measure stories260K." };
-var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), or load (the HTTP service under concurrent clients).", DefaultValueFactory = _ => "all" };
-suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load");
+var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), load (the HTTP service under concurrent clients), or gguf (GGUF load time, memory and dequantization speed).", DefaultValueFactory = _ => "all" };
+suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load", "gguf");
+var measureLoad = new Option<string?>("--measure-load") { Description = "gguf: (internal) load this model in this process and print seconds and peak memory.", Hidden = true };
 var clients = new Option<int>("--clients") { DefaultValueFactory = _ => 8, Description = "load: concurrent clients." };
 var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 60, Description = "load: how long the clients run." };
 var queue = new Option<int>("--queue") { DefaultValueFactory = _ => 64, Description = "load: the server's queue length (Server:MaxQueueLength)." };
@@ -23,10 +24,15 @@ var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1, Descripti
 var loadModel = new Option<string?>("--model") { Description = "load: model folder (default: the embedded reader)." };
 var root = new RootCommand("Mirage benchmarks: runtime speed, citation cost against the reference-shaped loop, and the HTTP service under load")
 {
-    shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge, suite, clients, seconds, queue, batch, loadModel,
+    shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge, suite, clients, seconds, queue, batch, loadModel, measureLoad,
 };
 root.SetAction(parse =>
 {
+    if (parse.GetValue(measureLoad) is { } measured)
+    {
+        GgufBenchmark.MeasureLoadHere(measured);
+        return 0;
+    }
     if (parse.GetRequiredValue(suite) == "load")
     {
         LoadBenchmark.RunAsync(parse.GetValue(clients), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(loadModel), parse.GetValue(queue), parse.GetValue(batch)).GetAwaiter().GetResult();
@@ -55,6 +61,8 @@ root.SetAction(parse =>
 
     var which = parse.GetRequiredValue(suite);
     Console.WriteLine($"torch threads: {get_num_threads()}");
+    if (which == "gguf")
+        GgufBenchmark.Run(temp ?? throw new InvalidOperationException("The gguf suite needs the 135M checkpoint (no --skip-135m)."), parse.GetValue(repeats));
     if (which is "runtime" or "all")
         RunRuntime(models, parse.GetValue(forwardTokens), parse.GetValue(scoredTokens), parse.GetValue(promptTokens), parse.GetValue(generated), parse.GetValue(repeats));
     if (which is "citation" or "all")
