@@ -80,6 +80,8 @@ internal static class CheckpointLoader
     /// </summary>
     public static void Load(nn.Module module, IReadOnlyList<ICheckpointTensors> shards, ModelConfig config)
     {
+        if (config.FusedProjections)
+            shards = shards.Select(s => FusedProjections.Split(s, config)).ToList();
         var owner = new Dictionary<string, ICheckpointTensors>(StringComparer.Ordinal);
         foreach (var shard in shards)
         foreach (var name in shard.Shapes.Keys)

@@ -51,7 +51,7 @@ public static class CheckpointWriter
             tensors.Add(new(name, value.to(options.FileDType)));
         }
         File.WriteAllText(Path.Combine(directory, "config.json"), (config with { TorchDtype = ComputeOptions.NameOf(options.FileDType) }).ToJson());
-        WriteWeights(directory, tensors, options.Shards);
+        WriteWeights(directory, config.FusedProjections ? FusedProjections.Fuse(tensors, config) : tensors, options.Shards);
     }
 
     /// <summary>Writes named tensors as <c>model.safetensors</c>, or as shards plus an index when <paramref name="shards"/> &gt; 1.</summary>

@@ -11,7 +11,7 @@ namespace Mirage.Core.Models;
 public sealed record ModelConfig
 {
     /// <summary>The <c>architectures</c> values this runtime can run.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM"];
 
     /// <summary>The architecture name, one of <see cref="SupportedArchitectures"/>.</summary>
     public required string Architecture { get; init; }
@@ -43,6 +43,8 @@ public sealed record ModelConfig
     public bool OutputBias { get; init; }
     /// <summary>Whether each head's queries and keys are RMS-normalised before RoPE (Qwen3's <c>q_norm</c> and <c>k_norm</c>).</summary>
     public bool QkNorm { get; init; }
+    /// <summary>Whether the checkpoint stores Q/K/V and gate/up fused (Phi-3's <c>qkv_proj</c> and <c>gate_up_proj</c>; see <see cref="FusedProjections"/>).</summary>
+    public bool FusedProjections { get; init; }
     /// <summary>Whether the MLP projections have biases (Llama <c>mlp_bias</c>).</summary>
     public bool MlpBias { get; init; }
     /// <summary>Whether the LM head shares the embedding matrix.</summary>
@@ -129,6 +131,7 @@ public sealed record ModelConfig
             QkvBias = isQwen2 || attentionBias,
             OutputBias = !isQwen2 && attentionBias,
             QkNorm = architecture == "Qwen3ForCausalLM",
+            FusedProjections = architecture == "Phi3ForCausalLM",
             MlpBias = Bool(root, "mlp_bias", source) ?? false,
             TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? false,
             SlidingWindows = ParseSlidingWindows(root, architecture, layers, source),
@@ -148,7 +151,7 @@ public sealed record ModelConfig
         var json = new JsonObject
         {
             ["architectures"] = new JsonArray(Architecture),
-            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", _ => "llama" },
+            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "Phi3ForCausalLM" => "phi3", _ => "llama" },
             ["hidden_size"] = HiddenSize,
             ["intermediate_size"] = IntermediateSize,
             ["num_hidden_layers"] = NumLayers,
@@ -256,7 +259,8 @@ public sealed record ModelConfig
                 windows[i] = types[i] == "sliding_attention" ? window : null;
             return windows;
         }
-        if (architecture == "MistralForCausalLM")
+        // Mistral and Phi-3 slide in every layer.
+        if (architecture is "MistralForCausalLM" or "Phi3ForCausalLM")
         {
             Array.Fill(windows, window);
         }

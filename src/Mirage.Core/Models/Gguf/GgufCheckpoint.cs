@@ -18,6 +18,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         ["llama"] = "LlamaForCausalLM",
         ["qwen2"] = "Qwen2ForCausalLM",
         ["qwen3"] = "Qwen3ForCausalLM",
+        ["phi3"] = "Phi3ForCausalLM",
     };
 
     private readonly Dictionary<string, GgufTensorInfo> _byName;
@@ -58,7 +59,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             {
                 if (tensor.Name == "rope_freqs.weight")
                     throw new InvalidCheckpointException($"'{path}' stores precomputed RoPE frequencies (rope_freqs, as Llama 3.1+ files do), which Mirage does not read yet; use the model's Hugging Face checkpoint.");
-                byName[GgufNames.ToHuggingFace(tensor.Name) ?? tensor.Name] = tensor;
+                byName[GgufNames.ToHuggingFace(tensor.Name, config.FusedProjections) ?? tensor.Name] = tensor;
             }
             return new GgufCheckpoint(file, config, byName);
         }

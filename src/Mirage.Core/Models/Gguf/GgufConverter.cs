@@ -17,6 +17,7 @@ public static class GgufConverter
         ["MistralForCausalLM"] = "llama",
         ["Qwen2ForCausalLM"] = "qwen2",
         ["Qwen3ForCausalLM"] = "qwen3",
+        ["Phi3ForCausalLM"] = "phi3",
     };
 
     // llama.cpp's general.file_type for each output type.

@@ -25,10 +25,13 @@ public static partial class GgufNames
         ("attn_output", "self_attn.o_proj"),
         ("attn_q_norm", "self_attn.q_norm"),
         ("attn_k_norm", "self_attn.k_norm"),
+        ("attn_qkv", "self_attn.qkv_proj"),
         ("ffn_norm", "post_attention_layernorm"),
         ("ffn_gate", "mlp.gate_proj"),
         ("ffn_up", "mlp.up_proj"),
         ("ffn_down", "mlp.down_proj"),
+        // Phi-3's fused gate and up (ffn_up holds both there).
+        ("ffn_up", "mlp.gate_up_proj"),
     ];
 
     [GeneratedRegex(@"^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$")]
@@ -37,14 +40,16 @@ public static partial class GgufNames
     [GeneratedRegex(@"^model\.layers\.(\d+)\.([a-z_.]+)\.(weight|bias)$")]
     private static partial Regex HuggingFaceLayer();
 
-    /// <summary>The Hugging Face name of a GGUF tensor, or null for one the runtime has no place for.</summary>
-    public static string? ToHuggingFace(string gguf)
+    /// <summary>The Hugging Face name of a GGUF tensor, or null for one the runtime has no place for; <paramref name="fusedGateUp"/> for Phi-3, whose <c>ffn_up</c> holds gate and up.</summary>
+    public static string? ToHuggingFace(string gguf, bool fusedGateUp = false)
     {
         foreach (var (g, h) in Global)
             if (g == gguf)
                 return h;
         var m = GgufLayer().Match(gguf);
-        var part = m.Success ? PerLayer.FirstOrDefault(p => p.Gguf == m.Groups[2].Value).HuggingFace : null;
+        var part = !m.Success ? null
+            : fusedGateUp && m.Groups[2].Value == "ffn_up" ? "mlp.gate_up_proj"
+            : PerLayer.FirstOrDefault(p => p.Gguf == m.Groups[2].Value).HuggingFace;
         return part is null ? null : $"model.layers.{m.Groups[1].Value}.{part}.{m.Groups[3].Value}";
     }
 

@@ -11,7 +11,7 @@ public sealed class GgufConversionTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    public static TheoryData<string> Architectures => new("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM");
+    public static TheoryData<string> Architectures => new("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM");
 
     [Theory]
     [MemberData(nameof(Architectures))]
@@ -163,5 +163,23 @@ public sealed class GgufConversionTests : IDisposable
         Assert.Contains("GGUF v3", model.SourceFormat);
         var story = model.Generate(model.Tokenizer.EncodeIds("Once upon a time"), new GenerationOptions { MaxTokens = 16 }).Text;
         Assert.StartsWith(", there was a little girl named Lily. She loved to play", story);
+    }
+
+    [Fact]
+    public void Phi3Checkpoints_StoreFusedProjections_AsTheFamilyDoes_AndGgufKeepsThemFused()
+    {
+        var config = TinyCheckpoint.Config("Phi3ForCausalLM") with { HiddenSize = 64, IntermediateSize = 96, HeadDim = 16 };
+        var directory = TinyCheckpoint.Write(_temp, config);
+        using (var weights = Mirage.Core.Models.Safetensors.SafetensorsFile.Open(Path.Combine(directory, "model.safetensors")))
+        {
+            Assert.Equal([4 * 16 + 2 * 2 * 16, 64L], weights.Shapes["model.layers.0.self_attn.qkv_proj.weight"]);
+            Assert.Equal([2 * 96, 64L], weights.Shapes["model.layers.1.mlp.gate_up_proj.weight"]);
+            Assert.DoesNotContain(weights.Shapes.Keys, k => k.Contains("q_proj", StringComparison.Ordinal) || k.Contains(".up_proj", StringComparison.Ordinal));
+        }
+        var gguf = _temp.File("phi3.gguf");
+        GgufConverter.FromHuggingFace(directory, gguf);
+        using var file = GgufFile.Open(gguf);
+        Assert.Equal([64L, 4 * 16 + 2 * 2 * 16], file.Tensors.Single(t => t.Name == "blk.0.attn_qkv.weight").Dimensions);
+        Assert.Equal([64L, 192], file.Tensors.Single(t => t.Name == "blk.0.ffn_up.weight").Dimensions);
     }
 }
