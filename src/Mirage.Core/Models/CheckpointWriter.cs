@@ -46,7 +46,7 @@ public static class CheckpointWriter
             bool isNorm = name.EndsWith("norm.weight", StringComparison.Ordinal);
             bool isBias = name.EndsWith(".bias", StringComparison.Ordinal);
             Tensor value = isNorm || isBias
-                ? (isNorm ? ones(parameter.shape) : zeros(parameter.shape)) + (options.PerturbNormsAndBiases ? normal(0, 0.1, parameter.shape, generator: generator) : zeros(parameter.shape))
+                ? (isNorm ? ones(parameter.shape) * (1 - config.NormOffset) : zeros(parameter.shape)) + (options.PerturbNormsAndBiases ? normal(0, 0.1, parameter.shape, generator: generator) : zeros(parameter.shape))
                 : normal(0, options.InitStd, parameter.shape, generator: generator);
             tensors.Add(new(name, value.to(options.FileDType)));
         }

@@ -11,7 +11,7 @@ namespace Mirage.Core.Models;
 public sealed record ModelConfig
 {
     /// <summary>The <c>architectures</c> values this runtime can run.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM"];
 
     /// <summary>The architecture name, one of <see cref="SupportedArchitectures"/>.</summary>
     public required string Architecture { get; init; }
@@ -45,6 +45,20 @@ public sealed record ModelConfig
     public bool QkNorm { get; init; }
     /// <summary>Whether the checkpoint stores Q/K/V and gate/up fused (Phi-3's <c>qkv_proj</c> and <c>gate_up_proj</c>; see <see cref="FusedProjections"/>).</summary>
     public bool FusedProjections { get; init; }
+    /// <summary>Added to every RMSNorm weight when it is applied (Gemma's <c>x * (1 + w)</c>: 1; 0 elsewhere).</summary>
+    public double NormOffset { get; init; }
+    /// <summary>Whether embeddings are multiplied by sqrt(hidden size) before the first layer (Gemma).</summary>
+    public bool ScaleEmbeddings { get; init; }
+    /// <summary>Whether attention and MLP outputs are normalised too, not only their inputs (Gemma 2's four norms per layer).</summary>
+    public bool SandwichNorms { get; init; }
+    /// <summary>The gate activation of the MLP: <c>silu</c> or <c>gelu_pytorch_tanh</c>.</summary>
+    public string HiddenActivation { get; init; } = "silu";
+    /// <summary>The attention score scale, or null for 1/sqrt(head dim) (Gemma 2: <c>query_pre_attn_scalar</c>^-1/2).</summary>
+    public double? AttentionScale { get; init; }
+    /// <summary>Attention scores become <c>tanh(s / cap) * cap</c> (Gemma 2), or null.</summary>
+    public double? AttentionSoftcap { get; init; }
+    /// <summary>Logits become <c>tanh(l / cap) * cap</c> (Gemma 2), or null.</summary>
+    public double? FinalSoftcap { get; init; }
     /// <summary>Whether the MLP projections have biases (Llama <c>mlp_bias</c>).</summary>
     public bool MlpBias { get; init; }
     /// <summary>Whether the LM head shares the embedding matrix.</summary>
@@ -112,7 +126,11 @@ public sealed record ModelConfig
         if (headDim % 2 != 0)
             throw new InvalidCheckpointException($"'{source}': head_dim ({headDim}) must be even for rotary embeddings.");
 
-        bool isQwen2 = architecture == "Qwen2ForCausalLM";
+        bool isQwen2 = architecture == "Qwen2ForCausalLM", isGemma2 = architecture == "Gemma2ForCausalLM";
+        var activation = Str(root, "hidden_activation", source) ?? Str(root, "hidden_act", source) ?? "silu";
+        if (activation is not ("silu" or "gelu_pytorch_tanh"))
+            throw new InvalidCheckpointException($"'{source}': hidden activation '{activation}' is not supported; supported: silu, gelu_pytorch_tanh.");
+        double? Cap(string key) => Double(root, key, source, min: 0, exclusive: true);
         bool attentionBias = Bool(root, "attention_bias", source) ?? false;
         return new ModelConfig
         {
@@ -132,8 +150,15 @@ public sealed record ModelConfig
             OutputBias = !isQwen2 && attentionBias,
             QkNorm = architecture == "Qwen3ForCausalLM",
             FusedProjections = architecture == "Phi3ForCausalLM",
+            NormOffset = isGemma2 ? 1 : 0,
+            ScaleEmbeddings = isGemma2,
+            SandwichNorms = isGemma2,
+            HiddenActivation = activation,
+            AttentionScale = Double(root, "query_pre_attn_scalar", source, min: 0, exclusive: true) is double scalar ? 1 / Math.Sqrt(scalar) : null,
+            AttentionSoftcap = isGemma2 ? Cap("attn_logit_softcapping") : null,
+            FinalSoftcap = isGemma2 ? Cap("final_logit_softcapping") : null,
             MlpBias = Bool(root, "mlp_bias", source) ?? false,
-            TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? false,
+            TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? isGemma2,
             SlidingWindows = ParseSlidingWindows(root, architecture, layers, source),
             BosTokenId = ReadIds(root, "bos_token_id", source).Cast<int?>().FirstOrDefault(),
             EosTokenIds = ReadIds(root, "eos_token_id", source),
@@ -151,7 +176,7 @@ public sealed record ModelConfig
         var json = new JsonObject
         {
             ["architectures"] = new JsonArray(Architecture),
-            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "Phi3ForCausalLM" => "phi3", _ => "llama" },
+            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", _ => "llama" },
             ["hidden_size"] = HiddenSize,
             ["intermediate_size"] = IntermediateSize,
             ["num_hidden_layers"] = NumLayers,
@@ -160,7 +185,7 @@ public sealed record ModelConfig
             ["head_dim"] = HeadDim,
             ["vocab_size"] = VocabSize,
             ["max_position_embeddings"] = MaxPositionEmbeddings,
-            ["hidden_act"] = "silu",
+            ["hidden_act"] = HiddenActivation,
             ["rms_norm_eps"] = RmsNormEps,
             ["rope_theta"] = RopeTheta,
             ["rope_scaling"] = RopeScaling is null ? null : new JsonObject
@@ -180,6 +205,12 @@ public sealed record ModelConfig
         };
         if (Architecture != "Qwen2ForCausalLM")
             json["attention_bias"] = QkvBias;
+        if (AttentionScale is double scale)
+            json["query_pre_attn_scalar"] = 1 / (scale * scale);
+        if (AttentionSoftcap is double attentionCap)
+            json["attn_logit_softcapping"] = attentionCap;
+        if (FinalSoftcap is double finalCap)
+            json["final_logit_softcapping"] = finalCap;
         if (window is not null)
             json["layer_types"] = new JsonArray(SlidingWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention")).ToArray());
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -197,7 +228,7 @@ public sealed record ModelConfig
             long h = HiddenSize, q = (long)NumHeads * HeadDim, kv = (long)NumKeyValueHeads * HeadDim, i = IntermediateSize;
             long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0);
             long mlp = 3 * h * i + (MlpBias ? 2 * i + h : 0);
-            long layer = attention + mlp + 2 * h + (QkNorm ? 2L * HeadDim : 0);
+            long layer = attention + mlp + (SandwichNorms ? 4 : 2) * h + (QkNorm ? 2L * HeadDim : 0);
             long embedding = (long)VocabSize * h;
             return embedding * (TieWordEmbeddings ? 1 : 2) + NumLayers * layer + h;
         }
@@ -259,8 +290,13 @@ public sealed record ModelConfig
                 windows[i] = types[i] == "sliding_attention" ? window : null;
             return windows;
         }
-        // Mistral and Phi-3 slide in every layer.
-        if (architecture is "MistralForCausalLM" or "Phi3ForCausalLM")
+        // Mistral and Phi-3 slide in every layer, Gemma 2 in every other one from the first.
+        if (architecture == "Gemma2ForCausalLM")
+        {
+            for (int i = 0; i < layers; i += 2)
+                windows[i] = window;
+        }
+        else if (architecture is "MistralForCausalLM" or "Phi3ForCausalLM")
         {
             Array.Fill(windows, window);
         }

@@ -19,6 +19,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         ["qwen2"] = "Qwen2ForCausalLM",
         ["qwen3"] = "Qwen3ForCausalLM",
         ["phi3"] = "Phi3ForCausalLM",
+        ["gemma2"] = "Gemma2ForCausalLM",
     };
 
     private readonly Dictionary<string, GgufTensorInfo> _byName;
@@ -59,7 +60,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             {
                 if (tensor.Name == "rope_freqs.weight")
                     throw new InvalidCheckpointException($"'{path}' stores precomputed RoPE frequencies (rope_freqs, as Llama 3.1+ files do), which Mirage does not read yet; use the model's Hugging Face checkpoint.");
-                byName[GgufNames.ToHuggingFace(tensor.Name, config.FusedProjections) ?? tensor.Name] = tensor;
+                byName[GgufNames.ToHuggingFace(tensor.Name, config) ?? tensor.Name] = tensor;
             }
             return new GgufCheckpoint(file, config, byName);
         }
@@ -100,6 +101,13 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             config["head_dim"] = file.Get($"{arch}.attention.key_length", 0);
         if (file.Metadata.ContainsKey($"{arch}.attention.sliding_window"))
             config["sliding_window"] = file.Get($"{arch}.attention.sliding_window", 0);
+        if (arch == "gemma2")
+        {
+            config["hidden_act"] = "gelu_pytorch_tanh";
+            foreach (var key in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
+                if (file.Metadata.ContainsKey($"{arch}.{key}"))
+                    config[key] = file.Get($"{arch}.{key}", 0.0);
+        }
         if (file.Get($"{arch}.rope.scaling.type", "none") is var scaling and not "none")
             config["rope_scaling"] = new JsonObject { ["rope_type"] = scaling, ["factor"] = file.Get($"{arch}.rope.scaling.factor", 1.0) };
         return ModelConfig.Parse(config.ToJsonString(), $"{file.Path}' metadata ('{arch}.*");
@@ -115,6 +123,9 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         int heads = Config.Architecture == "LlamaForCausalLM" ? GgufNames.PermutedHeads(name, Config) : 0;
         // GGUF keeps each head's RoPE pairs interleaved (row 2i, 2i+1); the runtime rotates halves (rows i, i + d/2).
         var result = heads > 0 ? Unpermute(values, heads) : values;
+        // llama.cpp's Gemma files store norm weights with their offset added (it multiplies plainly).
+        if (Config.NormOffset != 0 && name.EndsWith("norm.weight", StringComparison.Ordinal))
+            result = result - Config.NormOffset;
         return result.to(dtype ?? ScalarType.Float32, device ?? CPU).MoveToOuterDisposeScope();
     }
 

@@ -18,6 +18,7 @@ public static class GgufConverter
         ["Qwen2ForCausalLM"] = "qwen2",
         ["Qwen3ForCausalLM"] = "qwen3",
         ["Phi3ForCausalLM"] = "phi3",
+        ["Gemma2ForCausalLM"] = "gemma2",
     };
 
     // llama.cpp's general.file_type for each output type.
@@ -59,6 +60,13 @@ public static class GgufConverter
         };
         if (config.SlidingWindows.FirstOrDefault(w => w is not null) is int window)
             metadata.Add(new($"{arch}.attention.sliding_window", (uint)window));
+        if (config.AttentionSoftcap is double attentionCap)
+            metadata.Add(new($"{arch}.attn_logit_softcapping", (float)attentionCap));
+        if (config.FinalSoftcap is double finalCap)
+            metadata.Add(new($"{arch}.final_logit_softcapping", (float)finalCap));
+        // llama.cpp scales Gemma 2 queries by 1/sqrt(head dim) (its 27B shape aside): another scale has no key to go in.
+        if (config.AttentionScale is double scale && Math.Abs(scale * Math.Sqrt(config.HeadDim) - 1) > 1e-9)
+            throw new MirageException($"query_pre_attn_scalar {1 / (scale * scale)} differs from head_dim {config.HeadDim}, which GGUF cannot say; this checkpoint cannot be converted yet.");
         metadata.AddRange(GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));
 
         var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
@@ -67,13 +75,15 @@ public static class GgufConverter
             var tensors = new List<GgufTensor>();
             foreach (var (name, shape) in shards.SelectMany(s => s.Shapes).OrderBy(p => Order(p.Key)))
             {
-                if (GgufNames.ToGguf(name) is not { } gguf || (config.TieWordEmbeddings && name == "lm_head.weight"))
+                if (GgufNames.ToGguf(name, config) is not { } gguf || (config.TieWordEmbeddings && name == "lm_head.weight"))
                     continue;
                 using var scope = NewDisposeScope();
                 var values = shards.First(s => s.Shapes.ContainsKey(name)).Read(name, ScalarType.Float32);
                 int heads = arch == "llama" ? GgufNames.PermutedHeads(name, config) : 0;
                 if (heads > 0)
                     values = GgufCheckpoint.Permute(values, heads);
+                if (config.NormOffset != 0 && name.EndsWith("norm.weight", StringComparison.Ordinal))
+                    values = values + config.NormOffset;
                 var stored = shape.Length < 2 ? GgufType.F32 : type == GgufType.Q8_0 && shape[^1] % 32 != 0 ? GgufType.F16 : type;
                 tensors.Add(new GgufTensor(gguf, values.contiguous().data<float>().ToArray(), shape, stored));
             }

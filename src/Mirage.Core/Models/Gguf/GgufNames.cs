@@ -30,7 +30,6 @@ public static partial class GgufNames
         ("ffn_gate", "mlp.gate_proj"),
         ("ffn_up", "mlp.up_proj"),
         ("ffn_down", "mlp.down_proj"),
-        // Phi-3's fused gate and up (ffn_up holds both there).
         ("ffn_up", "mlp.gate_up_proj"),
     ];
 
@@ -40,27 +39,43 @@ public static partial class GgufNames
     [GeneratedRegex(@"^model\.layers\.(\d+)\.([a-z_.]+)\.(weight|bias)$")]
     private static partial Regex HuggingFaceLayer();
 
-    /// <summary>The Hugging Face name of a GGUF tensor, or null for one the runtime has no place for; <paramref name="fusedGateUp"/> for Phi-3, whose <c>ffn_up</c> holds gate and up.</summary>
-    public static string? ToHuggingFace(string gguf, bool fusedGateUp = false)
+    // Where the models differ in naming: Phi-3's ffn_up holds gate and up; with Gemma 2's four norms,
+    // llama.cpp's ffn_norm is the MLP input's norm and post_attention_norm the attention output's.
+    private static string? Special(string part, ModelConfig config, bool toHuggingFace) => (part, toHuggingFace) switch
+    {
+        ("ffn_up", true) when config.FusedProjections => "mlp.gate_up_proj",
+        ("ffn_norm", true) when config.SandwichNorms => "pre_feedforward_layernorm",
+        ("post_attention_norm", true) when config.SandwichNorms => "post_attention_layernorm",
+        ("post_ffw_norm", true) when config.SandwichNorms => "post_feedforward_layernorm",
+        ("pre_feedforward_layernorm", false) => "ffn_norm",
+        ("post_attention_layernorm", false) when config.SandwichNorms => "post_attention_norm",
+        ("post_feedforward_layernorm", false) => "post_ffw_norm",
+        _ => null,
+    };
+
+    /// <summary>The Hugging Face name of a GGUF tensor of a model described by <paramref name="config"/>, or null for one the runtime has no place for.</summary>
+    public static string? ToHuggingFace(string gguf, ModelConfig config)
     {
         foreach (var (g, h) in Global)
             if (g == gguf)
                 return h;
         var m = GgufLayer().Match(gguf);
-        var part = !m.Success ? null
-            : fusedGateUp && m.Groups[2].Value == "ffn_up" ? "mlp.gate_up_proj"
-            : PerLayer.FirstOrDefault(p => p.Gguf == m.Groups[2].Value).HuggingFace;
+        if (!m.Success)
+            return null;
+        var part = Special(m.Groups[2].Value, config, toHuggingFace: true) ?? PerLayer.FirstOrDefault(p => p.Gguf == m.Groups[2].Value).HuggingFace;
         return part is null ? null : $"model.layers.{m.Groups[1].Value}.{part}.{m.Groups[3].Value}";
     }
 
-    /// <summary>The GGUF name of a Hugging Face tensor, or null for one GGUF has no name for.</summary>
-    public static string? ToGguf(string huggingFace)
+    /// <summary>The GGUF name of a Hugging Face tensor of a model described by <paramref name="config"/>, or null for one GGUF has no name for.</summary>
+    public static string? ToGguf(string huggingFace, ModelConfig config)
     {
         foreach (var (g, h) in Global)
             if (h == huggingFace)
                 return g;
         var m = HuggingFaceLayer().Match(huggingFace);
-        var part = m.Success ? PerLayer.FirstOrDefault(p => p.HuggingFace == m.Groups[2].Value).Gguf : null;
+        if (!m.Success)
+            return null;
+        var part = Special(m.Groups[2].Value, config, toHuggingFace: false) ?? PerLayer.FirstOrDefault(p => p.HuggingFace == m.Groups[2].Value).Gguf;
         return part is null ? null : $"blk.{m.Groups[1].Value}.{part}.{m.Groups[3].Value}";
     }
 

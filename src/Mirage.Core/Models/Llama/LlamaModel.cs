@@ -18,16 +18,19 @@ internal static class Precision
     public static ScalarType Accumulate(ScalarType dtype) => dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 }
 
-/// <summary>RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in float32 as transformers does.</summary>
+/// <summary>
+/// RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in float32 as transformers does; with an
+/// offset (Gemma), x / rms * (offset + weight), multiplied in float32 before the cast back.
+/// </summary>
 internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
-    private readonly double _eps;
+    private readonly double _eps, _offset;
 
-    public RmsNorm(int size, double eps, ScalarType dtype, Device device) : base(nameof(RmsNorm))
+    public RmsNorm(int size, ModelConfig c, ScalarType dtype, Device device) : base(nameof(RmsNorm))
     {
         weight = new Parameter(ones(size, dtype, device));
-        _eps = eps;
+        (_eps, _offset) = (c.RmsNormEps, c.NormOffset);
         RegisterComponents();
     }
 
@@ -36,7 +39,8 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var xf = x.to(Precision.Accumulate(x.dtype));                          // [B, T, C]
         var normed = xf * rsqrt(xf.pow(2).mean([-1], keepdim: true) + _eps);   // [B, T, C]
-        return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
+        var result = _offset == 0 ? weight * normed.to(x.dtype) : (normed * (weight.to(xf.dtype) + _offset)).to(x.dtype);
+        return result.MoveToOuterDisposeScope();
     }
 }
 
@@ -85,18 +89,21 @@ internal sealed class LlamaAttention : nn.Module
     private readonly Linear q_proj, k_proj, v_proj, o_proj;
     private readonly RmsNorm? q_norm, k_norm;
     private readonly int _heads, _kvHeads, _headDim, _layer;
+    private readonly double _scale;
+    private readonly double? _softcap;
 
     public LlamaAttention(ModelConfig c, int layer, ScalarType dtype, Device device) : base(nameof(LlamaAttention))
     {
         (_heads, _kvHeads, _headDim, _layer) = (c.NumHeads, c.NumKeyValueHeads, c.HeadDim, layer);
+        (_scale, _softcap) = (c.AttentionScale ?? 1 / Math.Sqrt(c.HeadDim), c.AttentionSoftcap);
         q_proj = nn.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, c.QkvBias, device, dtype);
         k_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, device, dtype);
         v_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, device, dtype);
         o_proj = nn.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, c.OutputBias, device, dtype);
         if (c.QkNorm)
         {
-            q_norm = new RmsNorm(c.HeadDim, c.RmsNormEps, dtype, device);
-            k_norm = new RmsNorm(c.HeadDim, c.RmsNormEps, dtype, device);
+            q_norm = new RmsNorm(c.HeadDim, c, dtype, device);
+            k_norm = new RmsNorm(c.HeadDim, c, dtype, device);
         }
         RegisterComponents();
     }
@@ -123,50 +130,72 @@ internal sealed class LlamaAttention : nn.Module
         v = v.repeat_interleave(_heads / _kvHeads, dim: 1);                         // [B, H, S, D]
 
         Tensor y, weights = null!;
-        if (outputWeights)
+        if (outputWeights || _softcap is not null)
         {
-            // Reference path: explicit softmax in float32, as transformers' eager attention.
-            var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(_headDim) + mask!; // [B, H, T, S] (always masked here)
+            // Reference path: explicit softmax in float32, as transformers' eager attention (and the
+            // only one that can soft-cap scores, which happens before the mask).
+            var scores = q.matmul(k.transpose(-2, -1)) * _scale;                     // [B, H, T, S]
+            if (_softcap is double cap)
+                scores = (scores / cap).tanh() * cap;
+            scores = scores + mask!;                                                 // always masked here
             weights = scores.softmax(-1, Precision.Accumulate(q.dtype)).to(q.dtype);
             y = weights.matmul(v);                                                   // [B, H, T, D]
         }
         else
         {
-            y = F.scaled_dot_product_attention(q, k, v, mask, is_casual: mask is null && t > 1); // [B, H, T, D]
+            // SDPA divides by sqrt(D); another scale is folded into the queries.
+            var scaled = _scale == 1 / Math.Sqrt(_headDim) ? q : q * (_scale * Math.Sqrt(_headDim));
+            y = F.scaled_dot_product_attention(scaled, k, v, mask, is_casual: mask is null && t > 1); // [B, H, T, D]
         }
         y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);                      // [B, T, H*D]
         return (o_proj.forward(y), outputWeights ? weights : null);
     }
 }
 
-/// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)).</summary>
+/// <summary>Gated feed-forward: down(act(gate(x)) * up(x)), act SiLU (SwiGLU) or tanh-approximated GELU (Gemma's GeGLU).</summary>
 internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear gate_proj, up_proj, down_proj;
+    private readonly bool _gelu;
 
     public LlamaMlp(ModelConfig c, ScalarType dtype, Device device) : base(nameof(LlamaMlp))
     {
         gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, device, dtype);
         up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, device, dtype);
         down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, device, dtype);
+        _gelu = c.HiddenActivation == "gelu_pytorch_tanh";
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => down_proj.forward(F.silu(gate_proj.forward(x)) * up_proj.forward(x));
+    public override Tensor forward(Tensor x)
+    {
+        var gate = gate_proj.forward(x);
+        return down_proj.forward((_gelu ? F.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh) : F.silu(gate)) * up_proj.forward(x));
+    }
 }
 
-/// <summary>Pre-norm decoder layer: x + attn(norm(x)), then x + mlp(norm(x)).</summary>
+/// <summary>
+/// Pre-norm decoder layer: x + attn(norm(x)), then x + mlp(norm(x)). With sandwich norms (Gemma 2)
+/// the outputs are normalised too: x + norm(attn(norm(x))), then x + norm(mlp(norm(x))); there the
+/// checkpoint's <c>post_attention_layernorm</c> is the attention output's norm, not the MLP input's.
+/// </summary>
 internal sealed class LlamaDecoderLayer : nn.Module
 {
     private readonly RmsNorm input_layernorm, post_attention_layernorm;
+    private readonly RmsNorm? pre_feedforward_layernorm, post_feedforward_layernorm;
     private readonly LlamaAttention self_attn;
     private readonly LlamaMlp mlp;
 
     public LlamaDecoderLayer(ModelConfig c, int layer, ScalarType dtype, Device device) : base(nameof(LlamaDecoderLayer))
     {
-        input_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        input_layernorm = new RmsNorm(c.HiddenSize, c, dtype, device);
         self_attn = new LlamaAttention(c, layer, dtype, device);
-        post_attention_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        post_attention_layernorm = new RmsNorm(c.HiddenSize, c, dtype, device);
+        if (c.SandwichNorms)
+        {
+            pre_feedforward_layernorm = new RmsNorm(c.HiddenSize, c, dtype, device);
+            post_feedforward_layernorm = new RmsNorm(c.HiddenSize, c, dtype, device);
+        }
         mlp = new LlamaMlp(c, dtype, device);
         RegisterComponents();
     }
@@ -174,8 +203,16 @@ internal sealed class LlamaDecoderLayer : nn.Module
     public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool outputWeights)
     {
         var (attended, weights) = self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, outputWeights);
-        x = x + attended;                                         // [B, T, C]
-        x = x + mlp.forward(post_attention_layernorm.forward(x)); // [B, T, C]
+        if (pre_feedforward_layernorm is null || post_feedforward_layernorm is null)
+        {
+            x = x + attended;                                                                            // [B, T, C]
+            x = x + mlp.forward(post_attention_layernorm.forward(x));                                    // [B, T, C]
+        }
+        else
+        {
+            x = x + post_attention_layernorm.forward(attended);                                          // [B, T, C]
+            x = x + post_feedforward_layernorm.forward(mlp.forward(pre_feedforward_layernorm.forward(x))); // [B, T, C]
+        }
         return (x, weights);
     }
 }
@@ -191,7 +228,7 @@ internal sealed class LlamaBackbone : nn.Module
     {
         embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: device, dtype: dtype);
         layers = nn.ModuleList(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i, dtype, device)).ToArray());
-        norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        norm = new RmsNorm(c.HiddenSize, c, dtype, device);
         RegisterComponents();
     }
 }
@@ -227,6 +264,8 @@ internal sealed class LlamaForCausalLM : nn.Module
     {
         using var scope = NewDisposeScope();
         var x = request.Embeddings;                                          // [B, T, C]
+        if (_config.ScaleEmbeddings)
+            x = x * tensor(Math.Sqrt(_config.HiddenSize), x.dtype, x.device);  // the factor rounded to the compute dtype, as transformers does
         int cached = request.Cache?.Length ?? 0;
         var (cos, sin) = _rotary.Tables(request.Positions, x.dtype);         // [B, 1, T, D]
         var attentions = request.OutputAttentions ? new List<Tensor>() : null;
@@ -238,7 +277,7 @@ internal sealed class LlamaForCausalLM : nn.Module
         {
             var window = _config.SlidingWindows.Count > layerIndex ? _config.SlidingWindows[layerIndex] : null;
             if (!masks.TryGetValue(window ?? 0, out var mask))
-                masks[window ?? 0] = mask = request.OutputAttentions || !AttentionMask.IsImplicit(x.shape[1], cached, request.KeyMask, window)
+                masks[window ?? 0] = mask = request.OutputAttentions || _config.AttentionSoftcap is not null || !AttentionMask.IsImplicit(x.shape[1], cached, request.KeyMask, window)
                     ? AttentionMask.Build(x, cached, request.KeyMask, window)
                     : null;
             var (output, weights) = layer.Forward(x, cos, sin, mask, request.Cache, request.OutputAttentions);
@@ -253,6 +292,8 @@ internal sealed class LlamaForCausalLM : nn.Module
             x = x.narrow(1, request.LogitsFrom, x.shape[1] - request.LogitsFrom);  // [B, T', C]
         x = model.norm.forward(x);
         var logits = (lm_head is null ? F.linear(x, EmbeddingMatrix) : lm_head.forward(x)).to(Precision.Accumulate(x.dtype)); // [B, T, V]
+        if (_config.FinalSoftcap is double cap)
+            logits = (logits / cap).tanh() * cap;
 
         logits.MoveToOuterDisposeScope();
         attentions?.ForEach(t => t.MoveToOuterDisposeScope());

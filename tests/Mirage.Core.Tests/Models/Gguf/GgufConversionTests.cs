@@ -11,15 +11,23 @@ public sealed class GgufConversionTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    public static TheoryData<string> Architectures => new("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM");
+    public static TheoryData<string> Architectures => new("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM");
+
+    // Rows of 64 and 96 so Q8_0 blocks apply; GQA so K is permuted with its own head count; Gemma 2
+    // with both soft-caps and a 4-token window on its sliding layers, so 12 tokens cross it.
+    private static ModelConfig SmallConfig(string architecture)
+    {
+        var config = TinyCheckpoint.Config(architecture) with { HiddenSize = 64, IntermediateSize = 96, HeadDim = 16 };
+        return architecture == "Gemma2ForCausalLM"
+            ? config with { AttentionSoftcap = 2.5, FinalSoftcap = 3, SlidingWindows = [4, null], HiddenActivation = "gelu_pytorch_tanh" }
+            : config;
+    }
 
     [Theory]
     [MemberData(nameof(Architectures))]
     public void AConvertedRandomCheckpoint_GivesTheSameLogits_AndTokens(string architecture)
     {
-        // Rows of 64 and 96 so Q8_0 blocks apply; GQA so K is permuted with its own head count.
-        var config = TinyCheckpoint.Config(architecture) with { HiddenSize = 64, IntermediateSize = 96, HeadDim = 16 };
-        var directory = TinyCheckpoint.Write(_temp, config);
+        var directory = TinyCheckpoint.Write(_temp, SmallConfig(architecture));
         var gguf = _temp.File($"{architecture}.gguf");
         GgufConverter.FromHuggingFace(directory, gguf);
 
@@ -90,8 +98,7 @@ public sealed class GgufConversionTests : IDisposable
     [MemberData(nameof(Architectures))]
     public void LlamaCpp_ReadsTheConvertedFile_AndComputesTheSameLogits(string architecture)
     {
-        var config = TinyCheckpoint.Config(architecture) with { HiddenSize = 64, IntermediateSize = 96, HeadDim = 16 };
-        var directory = TinyCheckpoint.Write(_temp, config);
+        var directory = TinyCheckpoint.Write(_temp, SmallConfig(architecture));
         var gguf = _temp.File($"{architecture}.gguf");
         GgufConverter.FromHuggingFace(directory, gguf);
         using var model = TinyCheckpoint.Load(directory, TorchSharp.torch.ScalarType.Float32);
@@ -103,7 +110,10 @@ public sealed class GgufConversionTests : IDisposable
             int last = ids.Length - 1;
             double scale = Enumerable.Range(0, reference.Length).Max(j => Math.Abs(mirage[last, j]));
             double worst = Enumerable.Range(0, reference.Length).Max(j => Math.Abs(mirage[last, j] - reference[j]));
-            Assert.True(worst <= 1e-4 * scale, $"{architecture}, seed {seed}: llama.cpp differs by {worst:G3} (logits up to {scale:G3})");
+            // ggml evaluates GELU through a float16 table (GGML_GELU_FP16), so Gemma 2's GeGLU differs a
+            // little more: measured 2.1e-4 of the largest logit, against under 1e-5 for the SiLU models.
+            double tolerance = architecture == "Gemma2ForCausalLM" ? 5e-4 : 1e-4;
+            Assert.True(worst <= tolerance * scale, $"{architecture}, seed {seed}: llama.cpp differs by {worst:G3} (logits up to {scale:G3})");
         }
     }
 
