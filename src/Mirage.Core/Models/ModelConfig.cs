@@ -11,7 +11,7 @@ namespace Mirage.Core.Models;
 public sealed record ModelConfig
 {
     /// <summary>The <c>architectures</c> values this runtime can run.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"];
 
     /// <summary>The architecture name, one of <see cref="SupportedArchitectures"/>.</summary>
     public required string Architecture { get; init; }
@@ -55,6 +55,8 @@ public sealed record ModelConfig
     public string HiddenActivation { get; init; } = "silu";
     /// <summary>The attention score scale, or null for 1/sqrt(head dim) (Gemma 2: <c>query_pre_attn_scalar</c>^-1/2).</summary>
     public double? AttentionScale { get; init; }
+    /// <summary>The RoPE base of sliding-window layers when it differs from <see cref="RopeTheta"/> (Gemma 3's <c>rope_local_base_freq</c>; those layers take no RoPE scaling), or null.</summary>
+    public double? LocalRopeTheta { get; init; }
     /// <summary>Attention scores become <c>tanh(s / cap) * cap</c> (Gemma 2), or null.</summary>
     public double? AttentionSoftcap { get; init; }
     /// <summary>Logits become <c>tanh(l / cap) * cap</c> (Gemma 2), or null.</summary>
@@ -126,7 +128,7 @@ public sealed record ModelConfig
         if (headDim % 2 != 0)
             throw new InvalidCheckpointException($"'{source}': head_dim ({headDim}) must be even for rotary embeddings.");
 
-        bool isQwen2 = architecture == "Qwen2ForCausalLM", isGemma2 = architecture == "Gemma2ForCausalLM";
+        bool isQwen2 = architecture == "Qwen2ForCausalLM", isGemma3 = architecture == "Gemma3ForCausalLM", isGemma = isGemma3 || architecture == "Gemma2ForCausalLM";
         var activation = Str(root, "hidden_activation", source) ?? Str(root, "hidden_act", source) ?? "silu";
         if (activation is not ("silu" or "gelu_pytorch_tanh"))
             throw new InvalidCheckpointException($"'{source}': hidden activation '{activation}' is not supported; supported: silu, gelu_pytorch_tanh.");
@@ -148,17 +150,18 @@ public sealed record ModelConfig
             RopeScaling = ParseRopeScaling(root, source),
             QkvBias = isQwen2 || attentionBias,
             OutputBias = !isQwen2 && attentionBias,
-            QkNorm = architecture == "Qwen3ForCausalLM",
+            QkNorm = architecture == "Qwen3ForCausalLM" || isGemma3,
             FusedProjections = architecture == "Phi3ForCausalLM",
-            NormOffset = isGemma2 ? 1 : 0,
-            ScaleEmbeddings = isGemma2,
-            SandwichNorms = isGemma2,
+            NormOffset = isGemma ? 1 : 0,
+            ScaleEmbeddings = isGemma,
+            SandwichNorms = isGemma,
             HiddenActivation = activation,
             AttentionScale = Double(root, "query_pre_attn_scalar", source, min: 0, exclusive: true) is double scalar ? 1 / Math.Sqrt(scalar) : null,
-            AttentionSoftcap = isGemma2 ? Cap("attn_logit_softcapping") : null,
-            FinalSoftcap = isGemma2 ? Cap("final_logit_softcapping") : null,
+            AttentionSoftcap = isGemma ? Cap("attn_logit_softcapping") : null,
+            FinalSoftcap = isGemma ? Cap("final_logit_softcapping") : null,
+            LocalRopeTheta = isGemma3 ? Double(root, "rope_local_base_freq", source, min: 0, exclusive: true) ?? 10000 : null,
             MlpBias = Bool(root, "mlp_bias", source) ?? false,
-            TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? isGemma2,
+            TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? isGemma,
             SlidingWindows = ParseSlidingWindows(root, architecture, layers, source),
             BosTokenId = ReadIds(root, "bos_token_id", source).Cast<int?>().FirstOrDefault(),
             EosTokenIds = ReadIds(root, "eos_token_id", source),
@@ -176,7 +179,7 @@ public sealed record ModelConfig
         var json = new JsonObject
         {
             ["architectures"] = new JsonArray(Architecture),
-            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", _ => "llama" },
+            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama" },
             ["hidden_size"] = HiddenSize,
             ["intermediate_size"] = IntermediateSize,
             ["num_hidden_layers"] = NumLayers,
@@ -211,6 +214,8 @@ public sealed record ModelConfig
             json["attn_logit_softcapping"] = attentionCap;
         if (FinalSoftcap is double finalCap)
             json["final_logit_softcapping"] = finalCap;
+        if (LocalRopeTheta is double local)
+            json["rope_local_base_freq"] = local;
         if (window is not null)
             json["layer_types"] = new JsonArray(SlidingWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention")).ToArray());
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -290,11 +295,15 @@ public sealed record ModelConfig
                 windows[i] = types[i] == "sliding_attention" ? window : null;
             return windows;
         }
-        // Mistral and Phi-3 slide in every layer, Gemma 2 in every other one from the first.
-        if (architecture == "Gemma2ForCausalLM")
+        // Mistral and Phi-3 slide in every layer, Gemma 2 in every other one from the first, Gemma 3
+        // in all but every sliding_window_pattern-th (6).
+        if (architecture is "Gemma2ForCausalLM" or "Gemma3ForCausalLM")
         {
-            for (int i = 0; i < layers; i += 2)
-                windows[i] = window;
+            int pattern = architecture == "Gemma2ForCausalLM" ? 2 : Int(root, "sliding_window_pattern", source) ?? 6;
+            if (pattern < 1)
+                throw new InvalidCheckpointException($"'{source}': 'sliding_window_pattern' must be positive, got {pattern}.");
+            for (int i = 0; i < layers; i++)
+                windows[i] = (i + 1) % pattern != 0 ? window : null;
         }
         else if (architecture is "MistralForCausalLM" or "Phi3ForCausalLM")
         {

@@ -20,6 +20,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         ["qwen3"] = "Qwen3ForCausalLM",
         ["phi3"] = "Phi3ForCausalLM",
         ["gemma2"] = "Gemma2ForCausalLM",
+        ["gemma3"] = "Gemma3ForCausalLM",
     };
 
     private readonly Dictionary<string, GgufTensorInfo> _byName;
@@ -101,7 +102,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             config["head_dim"] = file.Get($"{arch}.attention.key_length", 0);
         if (file.Metadata.ContainsKey($"{arch}.attention.sliding_window"))
             config["sliding_window"] = file.Get($"{arch}.attention.sliding_window", 0);
-        if (arch == "gemma2")
+        if (arch is "gemma2" or "gemma3")
         {
             config["hidden_act"] = "gelu_pytorch_tanh";
             foreach (var key in new[] { "attn_logit_softcapping", "final_logit_softcapping" })

@@ -19,6 +19,7 @@ public static class GgufConverter
         ["Qwen3ForCausalLM"] = "qwen3",
         ["Phi3ForCausalLM"] = "phi3",
         ["Gemma2ForCausalLM"] = "gemma2",
+        ["Gemma3ForCausalLM"] = "gemma3",
     };
 
     // llama.cpp's general.file_type for each output type.
@@ -64,7 +65,10 @@ public static class GgufConverter
             metadata.Add(new($"{arch}.attn_logit_softcapping", (float)attentionCap));
         if (config.FinalSoftcap is double finalCap)
             metadata.Add(new($"{arch}.final_logit_softcapping", (float)finalCap));
-        // llama.cpp scales Gemma 2 queries by 1/sqrt(head dim) (its 27B shape aside): another scale has no key to go in.
+        // llama.cpp scales Gemma queries by 1/sqrt(head dim) (its 27B shapes aside), and rotates Gemma 3's
+        // sliding layers with a base of 10,000: other values have no key to go in.
+        if (config.LocalRopeTheta is double local && local != 10000)
+            throw new MirageException($"rope_local_base_freq {local} cannot be said in GGUF (llama.cpp uses 10000); this checkpoint cannot be converted yet.");
         if (config.AttentionScale is double scale && Math.Abs(scale * Math.Sqrt(config.HeadDim) - 1) > 1e-9)
             throw new MirageException($"query_pre_attn_scalar {1 / (scale * scale)} differs from head_dim {config.HeadDim}, which GGUF cannot say; this checkpoint cannot be converted yet.");
         metadata.AddRange(GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));

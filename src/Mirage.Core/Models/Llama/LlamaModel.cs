@@ -51,9 +51,12 @@ internal sealed class RotaryEmbedding : IDisposable
     private readonly Tensor _inverseFrequencies32; // [D/2]
     private readonly Tensor _inverseFrequencies64; // [D/2]
 
-    public RotaryEmbedding(ModelConfig config, Device device)
+    public RotaryEmbedding(ModelConfig config, Device device, bool local = false)
     {
-        var inv = RopeScaling.InverseFrequencies(config.HeadDim, config.RopeTheta, config.RopeScaling);
+        // Gemma 3's sliding layers rotate with their own base and no scaling.
+        var inv = local
+            ? RopeScaling.InverseFrequencies(config.HeadDim, config.LocalRopeTheta!.Value, null)
+            : RopeScaling.InverseFrequencies(config.HeadDim, config.RopeTheta, config.RopeScaling);
         _inverseFrequencies64 = tensor(inv, ScalarType.Float64, device).DetachFromDisposeScope();
         _inverseFrequencies32 = _inverseFrequencies64.to(ScalarType.Float32).DetachFromDisposeScope();
     }
@@ -242,6 +245,7 @@ internal sealed class LlamaForCausalLM : nn.Module
     private readonly LlamaBackbone model;
     private readonly Linear? lm_head;
     private readonly RotaryEmbedding _rotary;
+    private readonly RotaryEmbedding? _localRotary;
     private readonly ModelConfig _config;
 
     public LlamaForCausalLM(ModelConfig config, ScalarType dtype, Device device) : base(nameof(LlamaForCausalLM))
@@ -251,6 +255,8 @@ internal sealed class LlamaForCausalLM : nn.Module
         if (!config.TieWordEmbeddings)
             lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device, dtype);
         _rotary = new RotaryEmbedding(config, device);
+        if (config.LocalRopeTheta is not null)
+            _localRotary = new RotaryEmbedding(config, device, local: true);
         RegisterComponents();
     }
 
@@ -268,6 +274,7 @@ internal sealed class LlamaForCausalLM : nn.Module
             x = x * tensor(Math.Sqrt(_config.HiddenSize), x.dtype, x.device);  // the factor rounded to the compute dtype, as transformers does
         int cached = request.Cache?.Length ?? 0;
         var (cos, sin) = _rotary.Tables(request.Positions, x.dtype);         // [B, 1, T, D]
+        var (localCos, localSin) = _localRotary?.Tables(request.Positions, x.dtype) ?? (cos, sin);
         var attentions = request.OutputAttentions ? new List<Tensor>() : null;
         var hidden = request.OutputHiddenStates ? new List<Tensor> { x } : null;
 
@@ -280,7 +287,9 @@ internal sealed class LlamaForCausalLM : nn.Module
                 masks[window ?? 0] = mask = request.OutputAttentions || _config.AttentionSoftcap is not null || !AttentionMask.IsImplicit(x.shape[1], cached, request.KeyMask, window)
                     ? AttentionMask.Build(x, cached, request.KeyMask, window)
                     : null;
-            var (output, weights) = layer.Forward(x, cos, sin, mask, request.Cache, request.OutputAttentions);
+            var (output, weights) = window is null
+                ? layer.Forward(x, cos, sin, mask, request.Cache, request.OutputAttentions)
+                : layer.Forward(x, localCos, localSin, mask, request.Cache, request.OutputAttentions);
             x = output;
             attentions?.Add(weights!);
             hidden?.Add(x);
@@ -304,7 +313,10 @@ internal sealed class LlamaForCausalLM : nn.Module
     protected override void Dispose(bool disposing)
     {
         if (disposing)
+        {
             _rotary.Dispose();
+            _localRotary?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

@@ -11,16 +11,20 @@ public sealed class GgufConversionTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    public static TheoryData<string> Architectures => new("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM");
+    public static TheoryData<string> Architectures => new("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM");
 
     // Rows of 64 and 96 so Q8_0 blocks apply; GQA so K is permuted with its own head count; Gemma 2
-    // with both soft-caps and a 4-token window on its sliding layers, so 12 tokens cross it.
+    // with both soft-caps and a 4-token window on its sliding layers, so 12 tokens cross it; Gemma 3
+    // with six layers (five sliding with the local RoPE base, one global with its own).
     private static ModelConfig SmallConfig(string architecture)
     {
         var config = TinyCheckpoint.Config(architecture) with { HiddenSize = 64, IntermediateSize = 96, HeadDim = 16 };
-        return architecture == "Gemma2ForCausalLM"
-            ? config with { AttentionSoftcap = 2.5, FinalSoftcap = 3, SlidingWindows = [4, null], HiddenActivation = "gelu_pytorch_tanh" }
-            : config;
+        return architecture switch
+        {
+            "Gemma2ForCausalLM" => config with { AttentionSoftcap = 2.5, FinalSoftcap = 3, SlidingWindows = [4, null], HiddenActivation = "gelu_pytorch_tanh" },
+            "Gemma3ForCausalLM" => config with { NumLayers = 6, SlidingWindows = [4, 4, 4, 4, 4, null], RopeTheta = 1_000_000, HiddenActivation = "gelu_pytorch_tanh" },
+            _ => config,
+        };
     }
 
     [Theory]
@@ -110,9 +114,10 @@ public sealed class GgufConversionTests : IDisposable
             int last = ids.Length - 1;
             double scale = Enumerable.Range(0, reference.Length).Max(j => Math.Abs(mirage[last, j]));
             double worst = Enumerable.Range(0, reference.Length).Max(j => Math.Abs(mirage[last, j] - reference[j]));
-            // ggml evaluates GELU through a float16 table (GGML_GELU_FP16), so Gemma 2's GeGLU differs a
-            // little more: measured 2.1e-4 of the largest logit, against under 1e-5 for the SiLU models.
-            double tolerance = architecture == "Gemma2ForCausalLM" ? 5e-4 : 1e-4;
+            // Gemma's GeGLU differs a little more (ggml evaluates GELU through a float16 table,
+            // GGML_GELU_FP16): measured 2.1e-4 of the largest logit for Gemma 2 and 3, against about
+            // 1e-6 for the SiLU models.
+            double tolerance = architecture.StartsWith("Gemma", StringComparison.Ordinal) ? 5e-4 : 1e-4;
             Assert.True(worst <= tolerance * scale, $"{architecture}, seed {seed}: llama.cpp differs by {worst:G3} (logits up to {scale:G3})");
         }
     }
