@@ -25,9 +25,9 @@ internal static class ServeCommand
             var args = new List<string>(parse.UnmatchedTokens);
             if (parse.GetValue(urls) is { } url)
                 args.Add($"--urls={url}");
-            // A folder is made absolute (the host's content root is the executable's folder); hf: and other references pass as they are.
+            // A folder or file is made absolute (the host's content root is the executable's folder); hf: and ollama: references pass as they are.
             if (parse.GetValue(model) is { } reference)
-                args.Add($"--Server:ModelPath={(Directory.Exists(reference) ? Path.GetFullPath(reference) : reference)}");
+                args.Add($"--Server:ModelPath={(Directory.Exists(reference) || File.Exists(reference) ? Path.GetFullPath(reference) : reference)}");
             // A failed start is reported below in one line; the host would log it again with its stack.
             await using var app = MirageServer.Build([.. args], builder => builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical));
             try

@@ -8,7 +8,7 @@ public sealed class ServerOptions : IValidatableObject
     /// <summary>The configuration section.</summary>
     public const string SectionName = "Server";
 
-    /// <summary>Model folder; null: the embedded reader.</summary>
+    /// <summary>The model: a folder, a GGUF file, hf:ORG/NAME or ollama:NAME (see <c>--model</c>); null: the embedded reader.</summary>
     public string? ModelPath { get; set; }
 
     /// <summary>Requests waiting for the model at most; beyond that, 429 with Retry-After.</summary>

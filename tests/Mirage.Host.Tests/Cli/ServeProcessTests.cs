@@ -84,6 +84,34 @@ public sealed class ServeProcessTests
     }
 
     [Fact]
+    public async Task ServesAGgufModel_GivenAsARelativeFile()
+    {
+        using var temp = new TempDirectory();
+        Mirage.Core.Models.Gguf.GgufConverter.FromHuggingFace(SharedAssets.EmbeddedReader, temp.File("reader-q8_0.gguf"), Mirage.Core.Models.Gguf.GgufType.Q8_0);
+        var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = temp.Path };
+        foreach (var arg in new[] { "serve", "--urls", "http://127.0.0.1:0", "--model", "reader-q8_0.gguf" })
+            start.ArgumentList.Add(arg);
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
+        using var process = Process.Start(start)!;
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(await ListeningAddress(process)) };
+            for (int i = 0; i < 200 && (await http.GetAsync("/health", Token)).StatusCode != HttpStatusCode.OK; i++)
+                await Task.Delay(50, Token);
+            var models = await http.GetStringAsync("/v1/models", Token);
+            Assert.Contains("\"reader-q8_0\"", models);
+            var cited = await http.PostAsJsonAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, Token);
+            Assert.Equal(HttpStatusCode.OK, cited.StatusCode);
+            Assert.Contains("GGUF v3", await cited.Content.ReadAsStringAsync(Token));
+        }
+        finally
+        {
+            process.Kill();
+        }
+    }
+
+    [Fact]
     public async Task APortInUse_EndsWithOneLine_AndExit1()
     {
         using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
