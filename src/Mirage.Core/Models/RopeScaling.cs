@@ -11,8 +11,22 @@ namespace Mirage.Core.Models;
 /// <param name="OriginalMaxPositionEmbeddings">llama3: the context length the model was trained on.</param>
 public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1, double HighFreqFactor = 4, int OriginalMaxPositionEmbeddings = 8192)
 {
-    /// <summary>The scaling types this runtime implements.</summary>
+    /// <summary>The scaling types this runtime reads from Hugging Face configs.</summary>
     public static readonly IReadOnlyList<string> SupportedTypes = ["linear", "llama3"];
+
+    /// <summary>Per-frequency divisors, for the <c>factors</c> type: how GGUF files store a scaling (llama.cpp's <c>rope_freqs</c>, from Llama 3.1's rule).</summary>
+    public IReadOnlyList<double>? Factors { get; init; }
+
+    /// <summary>A scaling given as one divisor per frequency (GGUF's <c>rope_freqs</c> tensor).</summary>
+    public static RopeScaling FromFactors(IReadOnlyList<double> factors) => new("factors", 1) { Factors = factors };
+
+    /// <summary>This scaling as one divisor per frequency (what GGUF's <c>rope_freqs</c> holds): unscaled over scaled frequency.</summary>
+    public double[] AsFactors(int headDim, double theta)
+    {
+        var plain = InverseFrequencies(headDim, theta, null);
+        var scaled = InverseFrequencies(headDim, theta, this);
+        return plain.Select((f, i) => f / scaled[i]).ToArray();
+    }
 
     /// <summary>
     /// The rotary inverse frequencies <c>theta^(-2i/d)</c> for i &lt; d/2, scaled by this rule
@@ -30,6 +44,8 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
         {
             "linear" => inv.Select(f => f / scaling.Factor).ToArray(),
             "llama3" => inv.Select(scaling.Llama3).ToArray(),
+            "factors" when scaling.Factors?.Count == inv.Length => inv.Select((f, i) => f / scaling.Factors[i]).ToArray(),
+            "factors" => throw new MirageException($"RoPE frequency factors number {scaling.Factors?.Count ?? 0}; a head of {headDim} dimensions has {inv.Length} frequencies."),
             _ => throw new MirageException($"rope_scaling type '{scaling.Type}' is not supported; supported: {string.Join(", ", SupportedTypes)}."),
         };
     }

@@ -59,8 +59,15 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             var byName = new Dictionary<string, GgufTensorInfo>(StringComparer.Ordinal);
             foreach (var tensor in file.Tensors)
             {
+                // Llama 3.1's RoPE scaling travels as one divisor per frequency, not as weights.
                 if (tensor.Name == "rope_freqs.weight")
-                    throw new InvalidCheckpointException($"'{path}' stores precomputed RoPE frequencies (rope_freqs, as Llama 3.1+ files do), which Mirage does not read yet; use the model's Hugging Face checkpoint.");
+                {
+                    var factors = file.Dequantize(tensor);
+                    if (factors.Length != config.HeadDim / 2 || factors.Any(f => !(f > 0) || !float.IsFinite(f)))
+                        throw new InvalidCheckpointException($"'{path}': rope_freqs holds {factors.Length} factors; a head of {config.HeadDim} needs {config.HeadDim / 2} positive ones.");
+                    config = config with { RopeScaling = RopeScaling.FromFactors(factors.Select(f => (double)f).ToArray()) };
+                    continue;
+                }
                 byName[GgufNames.ToHuggingFace(tensor.Name, config) ?? tensor.Name] = tensor;
             }
             return new GgufCheckpoint(file, config, byName);

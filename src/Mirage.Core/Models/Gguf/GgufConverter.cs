@@ -37,8 +37,7 @@ public static class GgufConverter
         var config = ModelConfig.Load(directory);
         if (!Architectures.TryGetValue(config.Architecture, out var arch))
             throw new MirageException($"{config.Architecture} cannot be converted to GGUF yet; convertible: {string.Join(", ", Architectures.Keys)}.");
-        if (config.RopeScaling is not null)
-            throw new MirageException("Checkpoints with RoPE scaling cannot be converted to GGUF yet.");
+
         var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
 
         var metadata = new List<KeyValuePair<string, object>>
@@ -72,6 +71,17 @@ public static class GgufConverter
         if (config.AttentionScale is double scale && Math.Abs(scale * Math.Sqrt(config.HeadDim) - 1) > 1e-9)
             throw new MirageException($"query_pre_attn_scalar {1 / (scale * scale)} differs from head_dim {config.HeadDim}, which GGUF cannot say; this checkpoint cannot be converted yet.");
         metadata.AddRange(GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));
+        // Linear scaling has its keys; other rules (Llama 3.1's) travel as llama.cpp's rope_freqs divisors.
+        var extra = new List<GgufTensor>();
+        if (config.RopeScaling is { Type: "linear" } linear)
+        {
+            metadata.Add(new($"{arch}.rope.scaling.type", "linear"));
+            metadata.Add(new($"{arch}.rope.scaling.factor", (float)linear.Factor));
+        }
+        else if (config.RopeScaling is { } scaling)
+        {
+            extra.Add(new GgufTensor("rope_freqs.weight", scaling.AsFactors(config.HeadDim, config.RopeTheta).Select(f => (float)f).ToArray(), [config.HeadDim / 2], GgufType.F32));
+        }
 
         var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
         try
@@ -91,7 +101,7 @@ public static class GgufConverter
                 var stored = shape.Length < 2 ? GgufType.F32 : type == GgufType.Q8_0 && shape[^1] % 32 != 0 ? GgufType.F16 : type;
                 tensors.Add(new GgufTensor(gguf, values.contiguous().data<float>().ToArray(), shape, stored));
             }
-            GgufWriter.Write(output, metadata, tensors);
+            GgufWriter.Write(output, metadata, [.. extra, .. tensors]);
         }
         finally
         {

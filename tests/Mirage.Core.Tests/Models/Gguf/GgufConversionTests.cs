@@ -197,4 +197,31 @@ public sealed class GgufConversionTests : IDisposable
         Assert.Equal([64L, 4 * 16 + 2 * 2 * 16], file.Tensors.Single(t => t.Name == "blk.0.attn_qkv.weight").Dimensions);
         Assert.Equal([64L, 192], file.Tensors.Single(t => t.Name == "blk.0.ffn_up.weight").Dimensions);
     }
+
+    [Theory]
+    [InlineData("llama3")]
+    [InlineData("linear")]
+    public void RopeScaling_TravelsThroughGguf_AsLlamaCppReadsIt(string type)
+    {
+        // Llama 3.1's rule becomes llama.cpp's rope_freqs divisors; linear scaling its metadata keys.
+        var scaling = type == "llama3" ? new RopeScaling("llama3", 8, 1, 4, 16) : new RopeScaling("linear", 4);
+        var directory = TinyCheckpoint.Write(_temp, SmallConfig("LlamaForCausalLM") with { RopeScaling = scaling });
+        var gguf = _temp.File($"rope-{type}.gguf");
+        GgufConverter.FromHuggingFace(directory, gguf);
+        using (var file = GgufFile.Open(gguf))
+            Assert.Equal(type == "llama3", file.Tensors.Any(t => t.Name == "rope_freqs.weight"));
+
+        using var original = TinyCheckpoint.Load(directory, TorchSharp.torch.ScalarType.Float32);
+        using var converted = TinyCheckpoint.Load(gguf, TorchSharp.torch.ScalarType.Float32);
+        var ids = TinyCheckpoint.RandomIds(12, 6);
+        var expected = TinyCheckpoint.Logits(original, ids);
+        double scale = expected.Cast<double>().Max(Math.Abs);
+        Assert.True(TinyCheckpoint.MaxDifference(expected, TinyCheckpoint.Logits(converted, ids)) <= 1e-5 * scale);
+        var reference = LlamaCpp.LastLogits(gguf, ids);
+        int last = ids.Length - 1;
+        Assert.True(Enumerable.Range(0, reference.Length).Max(j => Math.Abs(expected[last, j] - reference[j])) <= 1e-4 * scale);
+        // And the scaling matters: without it the logits move.
+        using var unscaled = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, SmallConfig("LlamaForCausalLM"), name: "unscaled"), TorchSharp.torch.ScalarType.Float32);
+        Assert.True(TinyCheckpoint.MaxDifference(expected, TinyCheckpoint.Logits(unscaled, ids)) > 1e-3 * scale);
+    }
 }
