@@ -178,8 +178,12 @@ public sealed class HuggingFaceDownloaderTests : IDisposable
                     response.ContentLength64 = bytes.Length - from;
                     if (request.HttpMethod == "GET")
                     {
-                        await response.OutputStream.WriteAsync(bytes.AsMemory((int)from));
+                        // Recorded before the bytes go out: the client may finish reading before this thread runs again.
                         sent = bytes.Length - from;
+                        Requests.Enqueue((request.HttpMethod, path, request.Headers["Range"], request.Headers["Authorization"], sent));
+                        await response.OutputStream.WriteAsync(bytes.AsMemory((int)from));
+                        response.Close();
+                        continue;
                     }
                 }
                 Requests.Enqueue((request.HttpMethod, path, request.Headers["Range"], request.Headers["Authorization"], sent));
