@@ -95,6 +95,22 @@ public sealed class HuggingFaceDownloaderTests : IDisposable
         Assert.StartsWith("Cannot reach http://127.0.0.1:", (await Assert.ThrowsAsync<MirageException>(() => offline.PullAsync("tiny-org/tiny-model", "main", null, Token))).Message);
     }
 
+    [Fact]
+    public async Task LfsFiles_FollowTheHubsRedirect_WithoutTheToken_AndAreCheckedAgainstTheLinkedEtag()
+    {
+        var original = TinyCheckpoint.Write(_temp, TinyCheckpoint.Config());
+        using var cdn = new LoopbackHub("tiny-org/tiny-model", original);
+        using var hub = new LoopbackHub("tiny-org/tiny-model", original) { Cdn = cdn };
+        var snapshot = await Downloader(hub, token: "secret").PullAsync("tiny-org/tiny-model", "main", null, Token);
+
+        var weights = File.ReadAllBytes(Path.Combine(original, "model.safetensors"));
+        Assert.Equal(Path.Combine("..", "..", "blobs", LoopbackHub.Sha256(weights)), new FileInfo(Path.Combine(snapshot, "model.safetensors")).LinkTarget);
+        Assert.Contains(cdn.Requests, r => r.Method == "GET" && r.BytesSent == weights.Length);
+        // The token goes to the hub only, never to the host a redirect names.
+        Assert.All(hub.Requests, r => Assert.Equal("Bearer secret", r.Authorization));
+        Assert.All(cdn.Requests, r => Assert.Null(r.Authorization));
+    }
+
     private sealed class Progress(ConcurrentQueue<DownloadProgress> reports) : IProgress<DownloadProgress>
     {
         public void Report(DownloadProgress value) => reports.Enqueue(value);
@@ -125,6 +141,9 @@ public sealed class HuggingFaceDownloaderTests : IDisposable
         public string? Corrupt { get; init; }
 
         public string? RequireToken { get; init; }
+
+        /// <summary>Where LFS files (.safetensors) are redirected, as the hub sends them to its CDN; null serves them directly.</summary>
+        public LoopbackHub? Cdn { get; init; }
 
         public ConcurrentQueue<(string Method, string Path, string? Range, string? Authorization, long BytesSent)> Requests { get; } = new();
 
@@ -165,6 +184,17 @@ public sealed class HuggingFaceDownloaderTests : IDisposable
                 else if (file is null || !File.Exists(file))
                 {
                     response.StatusCode = 404;
+                }
+                else if (Cdn is not null && file.EndsWith(".safetensors", StringComparison.Ordinal))
+                {
+                    // The hub's LFS answer: a redirect carrying the commit, the content's sha256 and size.
+                    var bytes = File.ReadAllBytes(file);
+                    response.StatusCode = 302;
+                    response.AddHeader("Location", new Uri(Cdn.Endpoint, $"/{_repository}/resolve/main/{Path.GetFileName(file)}").ToString());
+                    response.AddHeader("X-Repo-Commit", Commit);
+                    response.AddHeader("X-Linked-Etag", $"\"{Sha256(bytes)}\"");
+                    response.AddHeader("X-Linked-Size", bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    response.AddHeader("ETag", "\"pointer-file-etag\"");
                 }
                 else
                 {
