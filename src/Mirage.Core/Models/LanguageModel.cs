@@ -43,10 +43,10 @@ public sealed class LanguageModel : IDisposable
     /// </summary>
     public SemaphoreSlim ComputeGate { get; } = new(1, 1);
 
-    /// <summary>The checkpoint folder.</summary>
+    /// <summary>The checkpoint folder, or the GGUF file.</summary>
     public string Directory { get; }
 
-    /// <summary>A name for the model: the checkpoint folder's name, or <c>ORG/NAME</c> for a model from the Hugging Face cache.</summary>
+    /// <summary>A name for the model: the folder's or GGUF file's name, <c>ORG/NAME</c> from the Hugging Face cache, <c>NAME:TAG</c> from Ollama.</summary>
     public string ModelId { get; }
 
     /// <summary>
@@ -74,9 +74,9 @@ public sealed class LanguageModel : IDisposable
     public int ContextLength => Config.MaxPositionEmbeddings;
 
     /// <summary>
-    /// Loads a checkpoint: config.json, safetensors weights (single or sharded) and a tokenizer, from
-    /// a folder or from the Hugging Face cache (<c>hf:ORG/NAME[@REVISION]</c>, or <c>ORG/NAME</c> when
-    /// no such path exists; see <see cref="Sources.ModelReference"/>).
+    /// Loads a checkpoint: a Hugging Face folder (config.json, safetensors weights, a tokenizer), also
+    /// from the hub cache (<c>hf:ORG/NAME[@REVISION]</c>, or <c>ORG/NAME</c> when no such path exists),
+    /// or a GGUF file (<c>FILE.gguf</c>, <c>ollama:NAME[:TAG]</c>), dequantized; see <see cref="ModelReference"/>.
     /// </summary>
     /// <exception cref="InvalidCheckpointException">Something in the folder is missing, malformed or unsupported.</exception>
     /// <exception cref="MirageException">The reference names nothing on this machine, or a format that cannot be loaded.</exception>
@@ -84,42 +84,13 @@ public sealed class LanguageModel : IDisposable
     {
         options ??= new ComputeOptions();
         var located = ModelLocator.Locate(model);
-        var directory = located.Directory;
         if (options.Threads is int threads)
             set_num_threads(threads);
         var device = options.ResolveDevice();
         if (options.DType == ScalarType.Float16 && device.type == DeviceType.CPU)
             throw new MirageException("float16 is not supported on CPU (it runs ~100x slower than float32 there); use bfloat16 or float32.");
 
-        // Both formats meet as checkpoint tensors: safetensors shards, or one GGUF file dequantized.
-        ModelConfig config;
-        TextTokenizer tokenizer;
-        List<ICheckpointTensors> shards;
-        string configPath, sourceFormat;
-        if (located.IsGguf)
-        {
-            var gguf = GgufCheckpoint.Open(directory);
-            shards = [gguf];
-            try
-            {
-                (config, tokenizer, configPath) = (gguf.Config, GgufTokenizer.Read(gguf.File), directory);
-                sourceFormat = $"GGUF v{gguf.File.Version} ({string.Join(", ", gguf.TypeCounts.Select(p => $"{p.Key} x{p.Value}"))}), dequantized";
-            }
-            catch
-            {
-                gguf.Dispose();
-                throw;
-            }
-        }
-        else
-        {
-            config = ModelConfig.Load(directory);
-            tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
-            var files = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
-            shards = [.. files];
-            configPath = Path.Combine(directory, "config.json");
-            sourceFormat = $"safetensors ({string.Join(", ", files.SelectMany(f => f.Tensors.Values).GroupBy(t => t.DType).OrderBy(g => g.Key).Select(g => $"{g.Key} x{g.Count()}"))})";
-        }
+        var (config, tokenizer, shards, configPath, sourceFormat) = Open(located);
         LlamaForCausalLM network;
         try
         {
@@ -144,6 +115,31 @@ public sealed class LanguageModel : IDisposable
         foreach (var parameter in network.parameters())
             parameter.requires_grad = false;
         return new LanguageModel(located, sourceFormat, config, tokenizer, network, options.DType, device);
+    }
+
+    // Both formats meet as checkpoint tensors: safetensors shards, or one GGUF file dequantized.
+    private static (ModelConfig Config, TextTokenizer Tokenizer, List<ICheckpointTensors> Shards, string ConfigPath, string SourceFormat) Open(LocatedModel located)
+    {
+        var directory = located.Directory;
+        if (!located.IsGguf)
+        {
+            var config = ModelConfig.Load(directory);
+            var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
+            var files = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
+            var types = string.Join(", ", files.SelectMany(f => f.Tensors.Values).GroupBy(t => t.DType).OrderBy(g => g.Key).Select(g => $"{g.Key} x{g.Count()}"));
+            return (config, tokenizer, [.. files], Path.Combine(directory, "config.json"), $"safetensors ({types})");
+        }
+        var gguf = GgufCheckpoint.Open(directory);
+        try
+        {
+            var types = string.Join(", ", gguf.TypeCounts.Select(p => $"{p.Key} x{p.Value}"));
+            return (gguf.Config, GgufTokenizer.Read(gguf.File), [gguf], directory, $"GGUF v{gguf.File.Version} ({types}), dequantized");
+        }
+        catch
+        {
+            gguf.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Loads a checkpoint (see <see cref="Load"/>) off the calling thread.</summary>
