@@ -15,9 +15,11 @@ public sealed class ServeProcessTests
     // The apphost the test build places beside the tests.
     private static string Executable => Path.Combine(AppContext.BaseDirectory, "mirage");
 
-    private static Process Start(params string[] args)
+    private static Process Start(params string[] args) => StartIn(null, args);
+
+    private static Process StartIn(string? workingDirectory, params string[] args)
     {
-        var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory ?? "" };
         foreach (var arg in args)
             start.ArgumentList.Add(arg);
         start.Environment["Logging__LogLevel__Default"] = "Warning";
@@ -88,12 +90,7 @@ public sealed class ServeProcessTests
     {
         using var temp = new TempDirectory();
         Mirage.Core.Models.Gguf.GgufConverter.FromHuggingFace(SharedAssets.EmbeddedReader, temp.File("reader-q8_0.gguf"), Mirage.Core.Models.Gguf.GgufType.Q8_0);
-        var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = temp.Path };
-        foreach (var arg in new[] { "serve", "--urls", "http://127.0.0.1:0", "--model", "reader-q8_0.gguf" })
-            start.ArgumentList.Add(arg);
-        start.Environment["Logging__LogLevel__Default"] = "Warning";
-        start.Environment["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information";
-        using var process = Process.Start(start)!;
+        using var process = StartIn(temp.Path, "serve", "--urls", "http://127.0.0.1:0", "--model", "reader-q8_0.gguf");
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri(await ListeningAddress(process)) };

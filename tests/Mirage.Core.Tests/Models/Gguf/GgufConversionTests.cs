@@ -49,29 +49,41 @@ public sealed class GgufConversionTests : IDisposable
         // Q8_0: the model Mirage runs is exactly the dequantized one, an F32 file of the same values.
         var q8 = _temp.File($"{architecture}-q8.gguf");
         GgufConverter.FromHuggingFace(directory, q8, GgufType.Q8_0);
-        var dequantized = _temp.File($"{architecture}-dequantized.gguf");
         using (var file = GgufFile.Open(q8))
-        {
             Assert.Contains(file.Tensors, t => t.Type == GgufType.Q8_0);
-            GgufWriter.Write(dequantized, file.Metadata.Select(p => new KeyValuePair<string, object>(p.Key, Plain(p.Value))),
-                file.Tensors.Select(t => new GgufTensor(t.Name, file.Dequantize(t), t.Shape, GgufType.F32)).ToList());
-        }
+        var dequantized = WriteDequantized(q8, _temp.File($"{architecture}-dequantized.gguf"));
         using var quantized = TinyCheckpoint.Load(q8, TorchSharp.torch.ScalarType.Float32);
         using var reference = TinyCheckpoint.Load(dequantized, TorchSharp.torch.ScalarType.Float32);
         Assert.Equal(0, TinyCheckpoint.MaxDifference(TinyCheckpoint.Logits(reference, ids), TinyCheckpoint.Logits(quantized, ids)));
         Assert.NotEqual(0, TinyCheckpoint.MaxDifference(TinyCheckpoint.Logits(original, ids), TinyCheckpoint.Logits(quantized, ids)));
     }
 
-    // Metadata as read, back in the types llama.cpp's keys have (u32 counts, f32 numbers).
-    private static object Plain(object value) => value switch
+    // llama.cpp's last-position logits against Mirage's, relative to the largest of Mirage's.
+    private static void AssertClose(double[,] mirage, float[] llamaCpp, double tolerance, string what)
     {
-        long l and >= 0 and <= uint.MaxValue => (uint)l,
-        double d => (float)d,
-        object[] items when items.All(i => i is string) => items.Cast<string>().ToArray(),
-        object[] items when items.All(i => i is long) => items.Select(i => (int)(long)i).ToArray(),
-        object[] items => items.Select(i => (float)Convert.ToDouble(i, System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
-        _ => value,
-    };
+        int last = mirage.GetLength(0) - 1;
+        double scale = Enumerable.Range(0, llamaCpp.Length).Max(j => Math.Abs(mirage[last, j]));
+        double worst = Enumerable.Range(0, llamaCpp.Length).Max(j => Math.Abs(mirage[last, j] - llamaCpp[j]));
+        Assert.True(worst <= tolerance * scale, $"{what}: llama.cpp differs by {worst:G3} (logits up to {scale:G3})");
+    }
+
+    // An F32 copy of a GGUF file holding its dequantized weights (metadata back in llama.cpp's types: u32 counts, f32 numbers).
+    private static string WriteDequantized(string source, string destination)
+    {
+        static object Plain(object value) => value switch
+        {
+            long l and >= 0 and <= uint.MaxValue => (uint)l,
+            double d => (float)d,
+            object[] items when items.All(i => i is string) => items.Cast<string>().ToArray(),
+            object[] items when items.All(i => i is long) => items.Select(i => (int)(long)i).ToArray(),
+            object[] items => items.Select(i => (float)Convert.ToDouble(i, System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+            _ => value,
+        };
+        using var file = GgufFile.Open(source);
+        GgufWriter.Write(destination, file.Metadata.Select(p => new KeyValuePair<string, object>(p.Key, Plain(p.Value))),
+            file.Tensors.Select(t => new GgufTensor(t.Name, file.Dequantize(t), t.Shape, GgufType.F32)).ToList());
+        return destination;
+    }
 
     [Fact]
     public void Stories260K_ConvertedToGguf_TokenizesAndContinuesTheStoryTheSame()
@@ -109,16 +121,11 @@ public sealed class GgufConversionTests : IDisposable
         foreach (var seed in new[] { 1, 2 })
         {
             var ids = TinyCheckpoint.RandomIds(12, seed);
-            var mirage = TinyCheckpoint.Logits(model, ids);
-            var reference = LlamaCpp.LastLogits(gguf, ids);
-            int last = ids.Length - 1;
-            double scale = Enumerable.Range(0, reference.Length).Max(j => Math.Abs(mirage[last, j]));
-            double worst = Enumerable.Range(0, reference.Length).Max(j => Math.Abs(mirage[last, j] - reference[j]));
             // Gemma's GeGLU differs a little more (ggml evaluates GELU through a float16 table,
             // GGML_GELU_FP16): measured 2.1e-4 of the largest logit for Gemma 2 and 3, against about
             // 1e-6 for the SiLU models.
             double tolerance = architecture.StartsWith("Gemma", StringComparison.Ordinal) ? 5e-4 : 1e-4;
-            Assert.True(worst <= tolerance * scale, $"{architecture}, seed {seed}: llama.cpp differs by {worst:G3} (logits up to {scale:G3})");
+            AssertClose(TinyCheckpoint.Logits(model, ids), LlamaCpp.LastLogits(gguf, ids), tolerance, $"{architecture}, seed {seed}");
         }
     }
 
@@ -148,23 +155,14 @@ public sealed class GgufConversionTests : IDisposable
         using var model = TinyCheckpoint.Load(quantized, TorchSharp.torch.ScalarType.Float32);
         var ids = TinyCheckpoint.RandomIds(12, 4);
         var mirage = TinyCheckpoint.Logits(model, ids);
-        var reference = LlamaCpp.LastLogits(quantized, ids);
-        int last = ids.Length - 1;
-        double scale = Enumerable.Range(0, reference.Length).Max(j => Math.Abs(mirage[last, j]));
-        double worst = Enumerable.Range(0, reference.Length).Max(j => Math.Abs(mirage[last, j] - reference[j]));
         // llama.cpp rounds activations to 8 bits in its quantized matmuls, Mirage computes in float32
         // on the same weights: measured 2.1% (Q8_0), 2.6% (Q4_K_M), 2.9% (Q6_K) of the largest logit.
-        Assert.True(worst <= 0.04 * scale, $"{quantization}: llama.cpp differs by {worst:G3} (logits up to {scale:G3})");
+        AssertClose(mirage, LlamaCpp.LastLogits(quantized, ids), 0.04, quantization);
 
         // That gap is llama.cpp's activation rounding alone: on an F32 file of the dequantized weights
         // (no activation rounding) llama.cpp computes what Mirage computes from the quantized file.
-        var dequantized = _temp.File($"model-{quantization}-dequantized.gguf");
-        using (var file = GgufFile.Open(quantized))
-            GgufWriter.Write(dequantized, file.Metadata.Select(p => new KeyValuePair<string, object>(p.Key, Plain(p.Value))),
-                file.Tensors.Select(t => new GgufTensor(t.Name, file.Dequantize(t), t.Shape, GgufType.F32)).ToList());
-        var exact = LlamaCpp.LastLogits(dequantized, ids);
-        double agreement = Enumerable.Range(0, exact.Length).Max(j => Math.Abs(mirage[last, j] - exact[j]));
-        Assert.True(agreement <= 1e-4 * scale, $"{quantization}: on the dequantized weights llama.cpp differs by {agreement:G3}");
+        var dequantized = WriteDequantized(quantized, _temp.File($"model-{quantization}-dequantized.gguf"));
+        AssertClose(mirage, LlamaCpp.LastLogits(dequantized, ids), 1e-4, $"{quantization} on the dequantized weights");
     }
 
     [Fact]
@@ -217,9 +215,7 @@ public sealed class GgufConversionTests : IDisposable
         var expected = TinyCheckpoint.Logits(original, ids);
         double scale = expected.Cast<double>().Max(Math.Abs);
         Assert.True(TinyCheckpoint.MaxDifference(expected, TinyCheckpoint.Logits(converted, ids)) <= 1e-5 * scale);
-        var reference = LlamaCpp.LastLogits(gguf, ids);
-        int last = ids.Length - 1;
-        Assert.True(Enumerable.Range(0, reference.Length).Max(j => Math.Abs(expected[last, j] - reference[j])) <= 1e-4 * scale);
+        AssertClose(expected, LlamaCpp.LastLogits(gguf, ids), 1e-4, $"rope {type}");
         // And the scaling matters: without it the logits move.
         using var unscaled = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, SmallConfig("LlamaForCausalLM"), name: "unscaled"), TorchSharp.torch.ScalarType.Float32);
         Assert.True(TinyCheckpoint.MaxDifference(expected, TinyCheckpoint.Logits(unscaled, ids)) > 1e-3 * scale);
