@@ -35,6 +35,10 @@ public sealed record ModelConfig
     public double RmsNormEps { get; init; } = 1e-6;
     /// <summary>RoPE base.</summary>
     public double RopeTheta { get; init; } = 10000;
+    /// <summary>The share of each head's dimensions that RoPE rotates (<c>partial_rotary_factor</c>; Phi-4-mini 0.75); the rest pass through.</summary>
+    public double PartialRotaryFactor { get; init; } = 1;
+    /// <summary>How many of each head's dimensions are rotated.</summary>
+    public int RotaryDim => (int)(HeadDim * PartialRotaryFactor);
     /// <summary>RoPE scaling, or null for none.</summary>
     public RopeScaling? RopeScaling { get; init; }
     /// <summary>Whether q/k/v projections have biases (Qwen2 always; Llama with <c>attention_bias</c>).</summary>
@@ -128,6 +132,10 @@ public sealed record ModelConfig
         if (headDim % 2 != 0)
             throw new InvalidCheckpointException($"'{source}': head_dim ({headDim}) must be even for rotary embeddings.");
 
+        double partial = Double(root, "partial_rotary_factor", source, min: 0, exclusive: true) ?? 1;
+        int rotaryDim = (int)(headDim * partial);
+        if (partial > 1 || rotaryDim % 2 != 0 || rotaryDim == 0)
+            throw new InvalidCheckpointException($"'{source}': partial_rotary_factor {partial} of head_dim {headDim} must give an even number of rotated dimensions, at most head_dim.");
         bool isQwen2 = architecture == "Qwen2ForCausalLM", isGemma3 = architecture == "Gemma3ForCausalLM", isGemma = isGemma3 || architecture == "Gemma2ForCausalLM";
         var activation = Str(root, "hidden_activation", source) ?? Str(root, "hidden_act", source) ?? "silu";
         if (activation is not ("silu" or "gelu_pytorch_tanh"))
@@ -147,7 +155,8 @@ public sealed record ModelConfig
             MaxPositionEmbeddings = Positive("max_position_embeddings") ?? 2048,
             RmsNormEps = Double(root, "rms_norm_eps", source, min: 0) ?? 1e-6,
             RopeTheta = Double(root, "rope_theta", source, min: 0, exclusive: true) ?? 10000,
-            RopeScaling = ParseRopeScaling(root, source),
+            PartialRotaryFactor = partial,
+            RopeScaling = ParseRopeScaling(root, source, rotaryDim),
             QkvBias = isQwen2 || attentionBias,
             OutputBias = !isQwen2 && attentionBias,
             QkNorm = architecture == "Qwen3ForCausalLM" || isGemma3,
@@ -191,7 +200,15 @@ public sealed record ModelConfig
             ["hidden_act"] = HiddenActivation,
             ["rms_norm_eps"] = RmsNormEps,
             ["rope_theta"] = RopeTheta,
-            ["rope_scaling"] = RopeScaling is null ? null : new JsonObject
+            ["rope_scaling"] = RopeScaling is null ? null : RopeScaling.Type == "longrope" ? new JsonObject
+            {
+                ["rope_type"] = "longrope",
+                ["short_factor"] = new JsonArray(RopeScaling.ShortFactors!.Select(f => (JsonNode)f).ToArray()),
+                ["long_factor"] = new JsonArray(RopeScaling.LongFactors!.Select(f => (JsonNode)f).ToArray()),
+                ["factor"] = RopeScaling.Factor,
+                ["attention_factor"] = RopeScaling.AttentionFactor,
+                ["original_max_position_embeddings"] = RopeScaling.OriginalMaxPositionEmbeddings,
+            } : new JsonObject
             {
                 ["rope_type"] = RopeScaling.Type,
                 ["factor"] = RopeScaling.Factor,
@@ -216,6 +233,8 @@ public sealed record ModelConfig
             json["final_logit_softcapping"] = finalCap;
         if (LocalRopeTheta is double local)
             json["rope_local_base_freq"] = local;
+        if (PartialRotaryFactor != 1)
+            json["partial_rotary_factor"] = PartialRotaryFactor;
         if (window is not null)
             json["layer_types"] = new JsonArray(SlidingWindows.Select(w => (JsonNode)(w is null ? "full_attention" : "sliding_attention")).ToArray());
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -254,7 +273,7 @@ public sealed record ModelConfig
         }
     }
 
-    private static RopeScaling? ParseRopeScaling(JsonObject root, string source)
+    private static RopeScaling? ParseRopeScaling(JsonObject root, string source, int rotaryDim)
     {
         if (root["rope_scaling"] is null)
             return null;
@@ -267,6 +286,8 @@ public sealed record ModelConfig
             return null;
         if (!RopeScaling.SupportedTypes.Contains(type))
             throw new InvalidCheckpointException($"'{source}': rope_scaling type '{type}' is not supported; supported: {string.Join(", ", RopeScaling.SupportedTypes)}.");
+        if (type is "longrope" or "su")
+            return ParseLongRope(root, node, source, rotaryDim);
         var factor = Double(node, "rope_scaling.factor", source, min: 0, exclusive: true) ?? throw new InvalidCheckpointException($"'{source}': rope_scaling needs 'factor'.");
         int original = Int(node, "rope_scaling.original_max_position_embeddings", source) ?? 8192;
         if (original <= 0)
@@ -278,6 +299,34 @@ public sealed record ModelConfig
         if (type == "llama3" && scaling.HighFreqFactor <= scaling.LowFreqFactor)
             throw new InvalidCheckpointException($"'{source}': rope_scaling 'high_freq_factor' ({scaling.HighFreqFactor}) must be above 'low_freq_factor' ({scaling.LowFreqFactor}).");
         return scaling;
+    }
+
+    // LongRoPE as transformers computes it: the factor is max / original positions when the config
+    // names the original (Phi-3), and the attention factor grows with the log of that factor.
+    private static RopeScaling ParseLongRope(JsonObject root, JsonObject node, string source, int rotaryDim)
+    {
+        double[] Factors(string key)
+        {
+            var value = node[key] as JsonArray ?? throw new InvalidCheckpointException($"'{source}': LongRoPE needs '{key}', a list of {rotaryDim / 2} numbers.");
+            var factors = value.Select((v, i) => Double(new JsonObject { [key] = v?.DeepClone() }, key, source, min: 0, exclusive: true)
+                ?? throw new InvalidCheckpointException($"'{source}': '{key}' must hold numbers.")).ToArray();
+            return factors.Length == rotaryDim / 2 ? factors
+                : throw new InvalidCheckpointException($"'{source}': '{key}' holds {factors.Length} factors; {rotaryDim} rotated dimensions need {rotaryDim / 2}.");
+        }
+        int positions = Int(root, "max_position_embeddings", source) ?? 2048;
+        int? topOriginal = Int(root, "original_max_position_embeddings", source);
+        int original = topOriginal ?? Int(node, "rope_scaling.original_max_position_embeddings", source) ?? positions;
+        if (original <= 0)
+            throw new InvalidCheckpointException($"'{source}': original_max_position_embeddings must be positive, got {original}.");
+        double factor = topOriginal is not null ? (double)positions / original : Double(node, "rope_scaling.factor", source, min: 0, exclusive: true) ?? 1;
+        double attention = Double(node, "rope_scaling.attention_factor", source, min: 0, exclusive: true)
+            ?? (factor <= 1 ? 1 : Math.Sqrt(1 + Math.Log(factor) / Math.Log(original)));
+        return new RopeScaling("longrope", factor, OriginalMaxPositionEmbeddings: original)
+        {
+            ShortFactors = Factors("rope_scaling.short_factor"),
+            LongFactors = Factors("rope_scaling.long_factor"),
+            AttentionFactor = attention,
+        };
     }
 
     private static int?[] ParseSlidingWindows(JsonObject root, string architecture, int layers, string source)

@@ -11,8 +11,17 @@ namespace Mirage.Core.Models;
 /// <param name="OriginalMaxPositionEmbeddings">llama3: the context length the model was trained on.</param>
 public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1, double HighFreqFactor = 4, int OriginalMaxPositionEmbeddings = 8192)
 {
-    /// <summary>The scaling types this runtime reads from Hugging Face configs.</summary>
-    public static readonly IReadOnlyList<string> SupportedTypes = ["linear", "llama3"];
+    /// <summary>The scaling types this runtime reads from Hugging Face configs (<c>su</c> is LongRoPE's older name).</summary>
+    public static readonly IReadOnlyList<string> SupportedTypes = ["linear", "llama3", "longrope", "su"];
+
+    /// <summary>LongRoPE: per-frequency divisors below the original context (<c>short_factor</c>).</summary>
+    public IReadOnlyList<double>? ShortFactors { get; init; }
+
+    /// <summary>LongRoPE: per-frequency divisors beyond the original context (<c>long_factor</c>).</summary>
+    public IReadOnlyList<double>? LongFactors { get; init; }
+
+    /// <summary>LongRoPE: cos and sin are multiplied by this (<c>attention_factor</c>).</summary>
+    public double AttentionFactor { get; init; } = 1;
 
     /// <summary>Per-frequency divisors, for the <c>factors</c> type: how GGUF files store a scaling (llama.cpp's <c>rope_freqs</c>, from Llama 3.1's rule).</summary>
     public IReadOnlyList<double>? Factors { get; init; }
@@ -33,7 +42,8 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
     /// (as in transformers' <c>_compute_linear_scaling_rope_parameters</c> and
     /// <c>_compute_llama3_parameters</c>), in double precision.
     /// </summary>
-    public static double[] InverseFrequencies(int headDim, double theta, RopeScaling? scaling)
+    /// <remarks><paramref name="longContext"/> picks LongRoPE's long factors (a sequence beyond the original context).</remarks>
+    public static double[] InverseFrequencies(int headDim, double theta, RopeScaling? scaling, bool longContext = false)
     {
         var inv = new double[headDim / 2];
         for (int i = 0; i < inv.Length; i++)
@@ -45,6 +55,9 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
             "linear" => inv.Select(f => f / scaling.Factor).ToArray(),
             "llama3" => inv.Select(scaling.Llama3).ToArray(),
             "factors" when scaling.Factors?.Count == inv.Length => inv.Select((f, i) => f / scaling.Factors[i]).ToArray(),
+            "longrope" when (longContext ? scaling.LongFactors : scaling.ShortFactors) is { } factors && factors.Count == inv.Length =>
+                inv.Select((f, i) => f / factors[i]).ToArray(),
+            "longrope" => throw new MirageException($"LongRoPE factors must number {inv.Length}, one per frequency of the {headDim} rotated dimensions."),
             "factors" => throw new MirageException($"RoPE frequency factors number {scaling.Factors?.Count ?? 0}; a head of {headDim} dimensions has {inv.Length} frequencies."),
             _ => throw new MirageException($"rope_scaling type '{scaling.Type}' is not supported; supported: {string.Join(", ", SupportedTypes)}."),
         };

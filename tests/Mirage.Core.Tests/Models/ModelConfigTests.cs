@@ -110,6 +110,24 @@ public sealed class ModelConfigTests : IDisposable
     }
 
     [Fact]
+    public void Phi3LongRope_ReadsAsTransformersComputesIt()
+    {
+        // Phi-4-mini's fields: a top-level original context, "longrope" factors for the rotated three quarters of each head.
+        var factors = string.Join(", ", Enumerable.Repeat("1.5", 6));
+        var config = ModelConfig.Parse($$"""
+            {"architectures": ["Phi3ForCausalLM"], "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 1, "num_attention_heads": 4,
+             "vocab_size": 16, "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "partial_rotary_factor": 0.75,
+             "rope_scaling": {"type": "longrope", "short_factor": [{{factors}}], "long_factor": [{{factors}}]} }
+            """);
+        Assert.Equal(12, config.RotaryDim);
+        Assert.Equal(("longrope", 32.0, 4096), (config.RopeScaling!.Type, config.RopeScaling.Factor, config.RopeScaling.OriginalMaxPositionEmbeddings));
+        Assert.Equal(Math.Sqrt(1 + Math.Log(32) / Math.Log(4096)), config.RopeScaling.AttentionFactor, 12);
+        var wrong = Assert.Throws<InvalidCheckpointException>(() => ModelConfig.Parse(config.ToJson().Replace("\"partial_rotary_factor\": 0.75", "\"partial_rotary_factor\": 1")));
+        Assert.Contains("holds 6 factors; 16 rotated dimensions need 8", wrong.Message);
+        Assert.Equal(config.RopeScaling.AttentionFactor, ModelConfig.Parse(config.ToJson()).RopeScaling!.AttentionFactor);
+    }
+
+    [Fact]
     public void ToJson_RoundTripsEveryField()
     {
         var config = TinyCheckpoint.Config("MistralForCausalLM") with

@@ -63,9 +63,23 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
                 if (tensor.Name == "rope_freqs.weight")
                 {
                     var factors = file.Dequantize(tensor);
-                    if (factors.Length != config.HeadDim / 2 || factors.Any(f => !(f > 0) || !float.IsFinite(f)))
-                        throw new InvalidCheckpointException($"'{path}': rope_freqs holds {factors.Length} factors; a head of {config.HeadDim} needs {config.HeadDim / 2} positive ones.");
-                    config = config with { RopeScaling = RopeScaling.FromFactors(factors.Select(f => (double)f).ToArray()) };
+                    config = config with { RopeScaling = RopeScaling.FromFactors(Factors(file, tensor, config)) };
+                    continue;
+                }
+                // Phi-3's LongRoPE: both factor sets, the attention factor and the original context from metadata.
+                if (tensor.Name is "rope_factors_short.weight" or "rope_factors_long.weight")
+                {
+                    var scaling = config.RopeScaling ?? new RopeScaling("longrope", 1,
+                        OriginalMaxPositionEmbeddings: file.Get($"{file.Get("general.architecture", "")}.rope.scaling.original_context_length", config.MaxPositionEmbeddings))
+                    {
+                        AttentionFactor = file.Get($"{file.Get("general.architecture", "")}.rope.scaling.attn_factor", 1.0),
+                    };
+                    config = config with
+                    {
+                        RopeScaling = tensor.Name == "rope_factors_short.weight"
+                            ? scaling with { ShortFactors = Factors(file, tensor, config) }
+                            : scaling with { LongFactors = Factors(file, tensor, config) },
+                    };
                     continue;
                 }
                 byName[GgufNames.ToHuggingFace(tensor.Name, config) ?? tensor.Name] = tensor;
@@ -77,6 +91,15 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             file.Dispose();
             throw;
         }
+    }
+
+    // One divisor per rotated frequency, each positive and finite.
+    private static double[] Factors(GgufFile file, GgufTensorInfo tensor, ModelConfig config)
+    {
+        var factors = file.Dequantize(tensor);
+        if (factors.Length != config.RotaryDim / 2 || factors.Any(f => !(f > 0) || !float.IsFinite(f)))
+            throw new InvalidCheckpointException($"'{file.Path}': {tensor.Name} holds {factors.Length} factors; {config.RotaryDim} rotated dimensions need {config.RotaryDim / 2} positive ones.");
+        return factors.Select(f => (double)f).ToArray();
     }
 
     // The metadata as a Hugging Face config.json, so one parser checks both formats' configurations.
@@ -107,6 +130,9 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         };
         if (file.Metadata.ContainsKey($"{arch}.attention.key_length"))
             config["head_dim"] = file.Get($"{arch}.attention.key_length", 0);
+        int headDim = file.Get($"{arch}.attention.key_length", heads > 0 ? file.Get($"{arch}.embedding_length", 0) / heads : 0);
+        if (file.Get($"{arch}.rope.dimension_count", headDim) is var rotated && rotated != headDim && headDim > 0)
+            config["partial_rotary_factor"] = (double)rotated / headDim;
         if (file.Metadata.ContainsKey($"{arch}.attention.sliding_window"))
             config["sliding_window"] = file.Get($"{arch}.attention.sliding_window", 0);
         if (arch is "gemma2" or "gemma3")

@@ -53,7 +53,7 @@ public static class GgufConverter
             new($"{arch}.attention.head_count_kv", (uint)config.NumKeyValueHeads),
             new($"{arch}.attention.layer_norm_rms_epsilon", (float)config.RmsNormEps),
             new($"{arch}.rope.freq_base", (float)config.RopeTheta),
-            new($"{arch}.rope.dimension_count", (uint)config.HeadDim),
+            new($"{arch}.rope.dimension_count", (uint)config.RotaryDim),
             new($"{arch}.attention.key_length", (uint)config.HeadDim),
             new($"{arch}.attention.value_length", (uint)config.HeadDim),
             new($"{arch}.vocab_size", (uint)config.VocabSize),
@@ -78,9 +78,17 @@ public static class GgufConverter
             metadata.Add(new($"{arch}.rope.scaling.type", "linear"));
             metadata.Add(new($"{arch}.rope.scaling.factor", (float)linear.Factor));
         }
+        else if (config.RopeScaling is { Type: "longrope" } longRope)
+        {
+            // llama.cpp's Phi-3 keys: both factor sets as tensors, the attention factor and original context as metadata.
+            metadata.Add(new($"{arch}.rope.scaling.attn_factor", (float)longRope.AttentionFactor));
+            metadata.Add(new($"{arch}.rope.scaling.original_context_length", (uint)longRope.OriginalMaxPositionEmbeddings));
+            extra.Add(new GgufTensor("rope_factors_long.weight", longRope.LongFactors!.Select(f => (float)f).ToArray(), [config.RotaryDim / 2], GgufType.F32));
+            extra.Add(new GgufTensor("rope_factors_short.weight", longRope.ShortFactors!.Select(f => (float)f).ToArray(), [config.RotaryDim / 2], GgufType.F32));
+        }
         else if (config.RopeScaling is { } scaling)
         {
-            extra.Add(new GgufTensor("rope_freqs.weight", scaling.AsFactors(config.HeadDim, config.RopeTheta).Select(f => (float)f).ToArray(), [config.HeadDim / 2], GgufType.F32));
+            extra.Add(new GgufTensor("rope_freqs.weight", scaling.AsFactors(config.RotaryDim, config.RopeTheta).Select(f => (float)f).ToArray(), [config.RotaryDim / 2], GgufType.F32));
         }
 
         var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));

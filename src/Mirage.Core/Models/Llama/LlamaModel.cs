@@ -47,42 +47,75 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 /// <summary>Rotary position embedding with rotate-half pairing (x[i], x[i + D/2]).</summary>
 internal sealed class RotaryEmbedding : IDisposable
 {
-    // transformers keeps inverse frequencies in float32; a float64 model uses exact ones.
-    private readonly Tensor _inverseFrequencies32; // [D/2]
-    private readonly Tensor _inverseFrequencies64; // [D/2]
+    // transformers keeps inverse frequencies in float32; a float64 model uses exact ones. LongRoPE
+    // has a second set for sequences beyond the original context.
+    private readonly Tensor _inverseFrequencies32, _inverseFrequencies64;        // [R/2]
+    private readonly Tensor? _longInverseFrequencies32, _longInverseFrequencies64; // [R/2]
+    private readonly double _attentionFactor;
+    private readonly int _original;
 
     public RotaryEmbedding(ModelConfig config, Device device, bool local = false)
     {
         // Gemma 3's sliding layers rotate with their own base and no scaling.
-        var inv = local
-            ? RopeScaling.InverseFrequencies(config.HeadDim, config.LocalRopeTheta!.Value, null)
-            : RopeScaling.InverseFrequencies(config.HeadDim, config.RopeTheta, config.RopeScaling);
-        _inverseFrequencies64 = tensor(inv, ScalarType.Float64, device).DetachFromDisposeScope();
-        _inverseFrequencies32 = _inverseFrequencies64.to(ScalarType.Float32).DetachFromDisposeScope();
+        var scaling = local ? null : config.RopeScaling;
+        var theta = local ? config.LocalRopeTheta!.Value : config.RopeTheta;
+        (_inverseFrequencies64, _inverseFrequencies32) = Frequencies(RopeScaling.InverseFrequencies(config.RotaryDim, theta, scaling), device);
+        if (scaling is { Type: "longrope" })
+        {
+            (_longInverseFrequencies64, _longInverseFrequencies32) = Frequencies(RopeScaling.InverseFrequencies(config.RotaryDim, theta, scaling, longContext: true), device);
+            (_attentionFactor, _original) = (scaling.AttentionFactor, scaling.OriginalMaxPositionEmbeddings);
+        }
+        else
+        {
+            (_attentionFactor, _original) = (1, int.MaxValue);
+        }
     }
 
-    /// <summary>cos and sin tables for the given positions, <c>[B, 1, T, D]</c> in <paramref name="dtype"/>.</summary>
+    private static (Tensor, Tensor) Frequencies(double[] inverse, Device device)
+    {
+        var exact = tensor(inverse, ScalarType.Float64, device).DetachFromDisposeScope();
+        return (exact, exact.to(ScalarType.Float32).DetachFromDisposeScope());
+    }
+
+    /// <summary>cos and sin tables for the given positions, <c>[B, 1, T, R]</c> in <paramref name="dtype"/>.</summary>
     public (Tensor Cos, Tensor Sin) Tables(Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         var precision = Precision.Accumulate(dtype);
-        var inverse = precision == ScalarType.Float64 ? _inverseFrequencies64 : _inverseFrequencies32;
-        var angles = positions.to(precision).unsqueeze(-1) * inverse;                    // [B, T, D/2]
-        var full = cat([angles, angles], -1).unsqueeze(1);                                   // [B, 1, T, D]
-        return (full.cos().to(dtype).MoveToOuterDisposeScope(), full.sin().to(dtype).MoveToOuterDisposeScope());
+        // LongRoPE switches to its long factors once a sequence passes the original context, as transformers does.
+        bool longContext = _longInverseFrequencies32 is not null && positions.max().item<long>() + 1 > _original;
+        var inverse = (precision == ScalarType.Float64, longContext) switch
+        {
+            (true, true) => _longInverseFrequencies64!,
+            (false, true) => _longInverseFrequencies32!,
+            (true, false) => _inverseFrequencies64,
+            (false, false) => _inverseFrequencies32,
+        };
+        var angles = positions.to(precision).unsqueeze(-1) * inverse;                    // [B, T, R/2]
+        var full = cat([angles, angles], -1).unsqueeze(1);                                   // [B, 1, T, R]
+        var (cos, sin) = (full.cos(), full.sin());
+        if (_attentionFactor != 1)
+            (cos, sin) = (cos * _attentionFactor, sin * _attentionFactor);
+        return (cos.to(dtype).MoveToOuterDisposeScope(), sin.to(dtype).MoveToOuterDisposeScope());
     }
 
+    /// <summary>Rotates the first R dimensions of each head (all of them unless the model rotates partially); the rest pass through.</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
-        long half = x.shape[^1] / 2;
-        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1); // [B, H, T, D]
-        return x * cos + rotated * sin;
+        long rotated = cos.shape[^1], all = x.shape[^1];
+        var part = rotated == all ? x : x.narrow(-1, 0, rotated);
+        long half = rotated / 2;
+        var turned = cat([-part.narrow(-1, half, half), part.narrow(-1, 0, half)], -1); // [B, H, T, R]
+        var result = part * cos + turned * sin;
+        return rotated == all ? result : cat([result, x.narrow(-1, rotated, all - rotated)], -1);
     }
 
     public void Dispose()
     {
         _inverseFrequencies32.Dispose();
         _inverseFrequencies64.Dispose();
+        _longInverseFrequencies32?.Dispose();
+        _longInverseFrequencies64?.Dispose();
     }
 }
 

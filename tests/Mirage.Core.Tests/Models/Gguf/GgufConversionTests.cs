@@ -220,4 +220,44 @@ public sealed class GgufConversionTests : IDisposable
         using var unscaled = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, SmallConfig("LlamaForCausalLM"), name: "unscaled"), TorchSharp.torch.ScalarType.Float32);
         Assert.True(TinyCheckpoint.MaxDifference(expected, TinyCheckpoint.Logits(unscaled, ids)) > 1e-3 * scale);
     }
+
+    // Phi-4-mini's shape of Phi-3: three quarters of each head rotated, LongRoPE factors for 6 frequencies.
+    private static ModelConfig LongRopePhi3(bool sameFactors = false)
+    {
+        var random = new Random(3);
+        var shortFactors = Enumerable.Range(0, 6).Select(_ => 1 + random.NextDouble()).ToArray();
+        var longFactors = sameFactors ? shortFactors : Enumerable.Range(0, 6).Select(_ => 2 + 3 * random.NextDouble()).ToArray();
+        return SmallConfig("Phi3ForCausalLM") with
+        {
+            PartialRotaryFactor = 0.75,
+            MaxPositionEmbeddings = 4096,
+            RopeScaling = new RopeScaling("longrope", 8, OriginalMaxPositionEmbeddings: 512)
+            {
+                ShortFactors = shortFactors, LongFactors = longFactors, AttentionFactor = Math.Sqrt(1 + Math.Log(8) / Math.Log(512)),
+            },
+        };
+    }
+
+    [Fact]
+    public void Phi3LongRopeAndPartialRotary_RunAsLlamaCppRunsThem_AndTheLongFactorsApplyPastTheOriginalContext()
+    {
+        var directory = TinyCheckpoint.Write(_temp, LongRopePhi3(), name: "longrope");
+        var gguf = _temp.File("phi3-longrope.gguf");
+        GgufConverter.FromHuggingFace(directory, gguf);
+        using var original = TinyCheckpoint.Load(directory, TorchSharp.torch.ScalarType.Float32);
+        Assert.Equal((12, "longrope"), (original.Config.RotaryDim, original.Config.RopeScaling!.Type));
+        using var converted = TinyCheckpoint.Load(gguf, TorchSharp.torch.ScalarType.Float32);
+        var ids = TinyCheckpoint.RandomIds(12, 8);
+        var expected = TinyCheckpoint.Logits(original, ids);
+        double scale = expected.Cast<double>().Max(Math.Abs);
+        Assert.True(TinyCheckpoint.MaxDifference(expected, TinyCheckpoint.Logits(converted, ids)) <= 1e-5 * scale);
+        // llama.cpp's context (padded to 256) is inside the original 512, so it uses the short factors, as Mirage does for 12 tokens.
+        AssertClose(expected, LlamaCpp.LastLogits(gguf, ids), 1e-4, "phi3 longrope");
+
+        // The same weights with long factors equal to the short ones: no change below 512 positions, a change beyond.
+        using var flat = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, LongRopePhi3(sameFactors: true), name: "flat"), TorchSharp.torch.ScalarType.Float32);
+        Assert.Equal(0, TinyCheckpoint.MaxDifference(expected, TinyCheckpoint.Logits(flat, ids)));
+        var longer = TinyCheckpoint.RandomIds(520, 9);
+        Assert.True(TinyCheckpoint.MaxDifference(TinyCheckpoint.Logits(original, longer), TinyCheckpoint.Logits(flat, longer)) > 1e-4);
+    }
 }
