@@ -3,6 +3,7 @@ using Mirage.Tests;
 namespace Mirage.Host.Tests.Cli;
 
 /// <summary>What the CLI says when it is used wrongly: one line naming the problem and a hint, exit 1.</summary>
+[Collection(nameof(ModelReferenceCommandTests))] // some set HF_* variables, as those tests do
 public sealed class CliErrorTests
 {
     private static string Passages => Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json");
