@@ -51,6 +51,17 @@ public sealed class KvCache : IDisposable
     /// <summary>Marks <paramref name="count"/> more slots as filled, after every layer has appended.</summary>
     internal void Commit(int count) => Length += count;
 
+    /// <summary>
+    /// Keeps only the first <paramref name="length"/> slots (the next pass overwrites the rest): a
+    /// prefix shared by several inputs is computed once and each input continues from it.
+    /// </summary>
+    internal void Rewind(int length)
+    {
+        if (length < 0 || length > Length)
+            throw new ArgumentOutOfRangeException(nameof(length), $"The cache holds {Length} slots; it cannot be rewound to {length}.");
+        Length = length;
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
