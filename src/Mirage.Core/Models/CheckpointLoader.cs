@@ -12,6 +12,9 @@ namespace Mirage.Core.Models;
 /// </summary>
 internal static class CheckpointLoader
 {
+    // An index lists tensor names and shard names; real ones are a few MB.
+    private const long MaxIndexBytes = 50 << 20;
+
     // Tensors some checkpoints carry that the forward pass recomputes or does not use.
     private static bool IsIgnorable(string name, ModelConfig config) =>
         name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)
@@ -27,6 +30,21 @@ internal static class CheckpointLoader
         if (!File.Exists(indexPath))
             throw new InvalidCheckpointException(
                 $"'{directory}' has neither model.safetensors nor model.safetensors.index.json (only safetensors weights are supported).");
+        var files = ShardNames(indexPath).Select(f => Path.Combine(directory, f)).ToList();
+        var missing = files.Where(f => !File.Exists(f)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidCheckpointException($"'{indexPath}' lists shards that do not exist: {string.Join(", ", missing.Select(Path.GetFileName))}.");
+        return files;
+    }
+
+    /// <summary>
+    /// The shard file names a <c>model.safetensors.index.json</c> lists, in order: each a plain file
+    /// name beside the index (a name with a folder in it could point anywhere on the machine).
+    /// </summary>
+    public static IReadOnlyList<string> ShardNames(string indexPath)
+    {
+        if (new FileInfo(indexPath).Length > MaxIndexBytes)
+            throw new InvalidCheckpointException($"'{indexPath}' is larger than an index can be ({MaxIndexBytes / 1048576} MiB).");
         try
         {
             using var index = JsonDocument.Parse(File.ReadAllText(indexPath));
@@ -34,14 +52,9 @@ internal static class CheckpointLoader
                 throw new InvalidCheckpointException($"'{indexPath}' has no 'weight_map' object.");
             var names = map.EnumerateObject().Select(p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()!
                 : throw new InvalidCheckpointException($"'{indexPath}': weight_map['{p.Name}'] must be a shard file name, got {p.Value.GetRawText()}.")).Distinct().Order(StringComparer.Ordinal).ToList();
-            // Shards sit beside the index; a name with a folder in it could point anywhere on the machine.
             if (names.FirstOrDefault(n => n.Length == 0 || n != Path.GetFileName(n) || n is "." or "..") is { } outside)
                 throw new InvalidCheckpointException($"'{indexPath}': shard '{outside}' is not a file name in the checkpoint folder.");
-            var files = names.Select(f => Path.Combine(directory, f)).ToList();
-            var missing = files.Where(f => !File.Exists(f)).ToList();
-            if (missing.Count > 0)
-                throw new InvalidCheckpointException($"'{indexPath}' lists shards that do not exist: {string.Join(", ", missing.Select(Path.GetFileName))}.");
-            return files;
+            return names;
         }
         catch (JsonException e)
         {

@@ -156,8 +156,7 @@ internal static class ChatCompletionsEndpoint
         var citationOptions = request.Citations?.ToOptions() ?? new CitationOptions();
         var conversation = request.Messages.Select(m => new ChatMessage(m.Role, m.Text)).ToList();
         // Refused from its length alone when it cannot fit, before tokenizing it (as citation prompts are).
-        long fewest = loaded.Model.Tokenizer.MinimumTokens(conversation.Sum(m => (long)m.Content.Length));
-        if (passages.Count == 0 && fewest >= loaded.Model.ContextLength)
+        if (passages.Count == 0 && loaded.Model.Tokenizer.MinimumTokens(conversation.Sum(m => (long)m.Content.Length)) is var fewest && fewest >= loaded.Model.ContextLength)
             throw new Core.ContextLengthExceededException($"The conversation is at least {fewest:N0} tokens, more than {loaded.Model.ModelId}'s {loaded.Model.ContextLength}-token context; shorten the messages.");
         int[] prompt = passages.Count > 0
             ? CitationInput.AnswerPrompt(loaded.Model, question, passages, citationOptions.Prompt)

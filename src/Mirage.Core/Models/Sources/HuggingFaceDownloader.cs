@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 
 namespace Mirage.Core.Models.Sources;
 
@@ -24,7 +23,6 @@ public sealed class HuggingFaceDownloader
 {
     private static readonly string[] OptionalFiles = ["generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"];
     private const int MaxRedirects = 5;
-    private const long MaxIndexBytes = 50 << 20;
 
     private readonly HttpClient _http;
     private readonly HuggingFaceCache _cache;
@@ -192,25 +190,13 @@ public sealed class HuggingFaceDownloader
         }
     }
 
-    // The shard names of an index: plain file names beside it, nothing else.
-    private static IEnumerable<string> Shards(string indexPath)
+    // The shard names of an index, as the loader reads them, and only .safetensors files.
+    private static IReadOnlyList<string> Shards(string indexPath)
     {
-        if (new FileInfo(indexPath).Length > MaxIndexBytes)
-            throw new MirageException($"'{indexPath}' is larger than an index can be.");
-        try
-        {
-            using var index = JsonDocument.Parse(File.ReadAllText(indexPath));
-            if (!index.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-                throw new MirageException($"'{indexPath}' has no 'weight_map' object.");
-            var names = map.EnumerateObject().Select(p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : "").Distinct().Order(StringComparer.Ordinal).ToList();
-            if (names.FirstOrDefault(n => n.Length == 0 || n != Path.GetFileName(n) || n is "." or ".." || !n.EndsWith(".safetensors", StringComparison.Ordinal)) is { } bad)
-                throw new MirageException($"'{indexPath}' names a shard '{bad}' that is not a .safetensors file name.");
-            return names;
-        }
-        catch (JsonException e)
-        {
-            throw new MirageException($"'{indexPath}' is not valid JSON: {e.Message}", e);
-        }
+        var names = CheckpointLoader.ShardNames(indexPath);
+        return names.FirstOrDefault(n => !n.EndsWith(".safetensors", StringComparison.Ordinal)) is { } bad
+            ? throw new MirageException($"'{indexPath}' names a shard '{bad}' that is not a .safetensors file name.")
+            : names;
     }
 
     private HttpRequestMessage Request(HttpMethod method, Uri url)
