@@ -123,35 +123,34 @@ public sealed class PassageExtractor(PassageMapping mapping)
         if (item is RetrievedPoint retrieved)
             return FromQdrant(retrieved.Id, retrieved.Payload);
         var properties = item.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.GetIndexParameters().Length == 0).ToList();
-        string? Read(List<string> names) => names
-            .Select(n => properties.FirstOrDefault(p => string.Equals(p.Name, n, StringComparison.OrdinalIgnoreCase)))
-            .Select(p => p?.GetValue(item)?.ToString())
-            .FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
-        var text = Read(mapping.Text);
-        return text is null ? null : Create(Read(mapping.Id), Read(mapping.Title), Read(mapping.Link), text);
+        return FromFields(n => properties.FirstOrDefault(p => string.Equals(p.Name, n, StringComparison.OrdinalIgnoreCase))?.GetValue(item)?.ToString());
     }
 
     // A Qdrant point: its id (number or UUID) names the passage; payload values that are strings or numbers fill the mapping's fields.
     private Passage? FromQdrant(PointId? id, IDictionary<string, Value> payload)
     {
-        string? Read(List<string> names) => names
-            .Select(n => payload.FirstOrDefault(p => string.Equals(p.Key, n, StringComparison.OrdinalIgnoreCase)).Value)
-            .Select(v => v?.KindCase switch
-            {
-                Value.KindOneofCase.StringValue => v.StringValue,
-                Value.KindOneofCase.IntegerValue => v.IntegerValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                Value.KindOneofCase.DoubleValue => v.DoubleValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                _ => null,
-            })
-            .FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
-        var text = Read(mapping.Text);
         var pointId = id?.PointIdOptionsCase switch
         {
             PointId.PointIdOptionsOneofCase.Num => id.Num.ToString(System.Globalization.CultureInfo.InvariantCulture),
             PointId.PointIdOptionsOneofCase.Uuid => id.Uuid,
             _ => null,
         };
-        return text is null ? null : Create(pointId ?? Read(mapping.Id), Read(mapping.Title), Read(mapping.Link), text);
+        return FromFields(n => payload.FirstOrDefault(p => string.Equals(p.Key, n, StringComparison.OrdinalIgnoreCase)).Value switch
+        {
+            { KindCase: Value.KindOneofCase.StringValue } v => v.StringValue,
+            { KindCase: Value.KindOneofCase.IntegerValue } v => v.IntegerValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            { KindCase: Value.KindOneofCase.DoubleValue } v => v.DoubleValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            _ => null,
+        }, pointId);
+    }
+
+    // A record read field by field (case-insensitive names): for each part, the mapping's first
+    // candidate with a non-blank value; no text, no passage. An id given outright wins over the mapping's.
+    private Passage? FromFields(Func<string, string?> field, string? id = null)
+    {
+        string? Read(List<string> names) => names.Select(field).FirstOrDefault(v => !string.IsNullOrWhiteSpace(v));
+        var text = Read(mapping.Text);
+        return text is null ? null : Create(id ?? Read(mapping.Id), Read(mapping.Title), Read(mapping.Link), text);
     }
 
     private static Passage Create(string? id, string? title, string? link, string text) =>
