@@ -49,7 +49,13 @@ public sealed class MirageCitationOptions
     [Range(1, 1000)]
     public int MaxPassages { get; set; } = 20;
 
-    /// <summary>MIRAGE's Top-% filter on context cues.</summary>
+    /// <summary>How sentences are cited: passage ablation (the default, chosen on Mirage's development split) or MIRAGE's context cues.</summary>
+    public Core.Citations.CitationMethod Method { get; set; } = new Core.Citations.CitationOptions().Method;
+
+    /// <summary>Measure each cited sentence's necessity and sufficiency and flag citations that fail (<c>CitedSentence.Support</c>); costs two forward passes per cited sentence.</summary>
+    public bool Verify { get; set; }
+
+    /// <summary>MIRAGE's Top-% filter on context cues (the CCI method).</summary>
     [Range(0.0, 1.0)]
     public double TopPercent { get; set; } = 0.05;
 

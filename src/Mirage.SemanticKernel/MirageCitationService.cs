@@ -58,7 +58,13 @@ public sealed class MirageCitationService
         var timeout = TimeSpan.FromSeconds(Options.TimeoutSeconds);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
-        var options = citationOptions ?? new CitationOptions { TopPercent = Options.TopPercent, AtMostCitations = Options.AtMostCitations };
+        var options = citationOptions ?? new CitationOptions
+        {
+            Method = Options.Method,
+            Verify = Options.Verify ? new VerificationOptions() : null,
+            TopPercent = Options.TopPercent,
+            AtMostCitations = Options.AtMostCitations,
+        };
         var work = _engine.CiteAsync(new CitationRequest(question ?? "", kept, answer, options, answerTokenIds), limit.Token);
         try
         {

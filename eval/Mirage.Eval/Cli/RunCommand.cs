@@ -12,28 +12,41 @@ namespace Mirage.Eval.Cli;
 /// <summary><c>mirage-eval run</c>: citers side by side on ALCE-format data, with metrics, per-item lines and a report.</summary>
 internal static class RunCommand
 {
-    private static readonly string[] AllCiters = ["mirage", "attention", "bm25", "random"];
+    private static readonly string[] DefaultCiters = ["mirage", "ablation", "contextcite", "attention", "bm25", "random"];
+    private static readonly string[] CciMethods = ["saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion"];
+    private static readonly string[] AllCiters = [.. DefaultCiters, .. CciMethods.Select(m => $"mirage-{m}")];
 
     public static Command Create(TextWriter output)
     {
         var data = new Option<string>("--data") { Required = true, Description = "ALCE-format JSON (a list, or {\"data\": [...]}); gold_citations enable the exact metrics." };
-        var model = new Option<string>("--model") { DefaultValueFactory = _ => Path.Combine("models", "reader"), Description = "Model folder for the model-based citers (mirage, attention)." };
+        var model = new Option<string>("--model") { DefaultValueFactory = _ => Path.Combine("models", "reader"), Description = "The model: it is cited (mirage, ablation, contextcite, attention), writes generated answers, and measures faithfulness." };
         var outDir = new Option<string>("--out") { DefaultValueFactory = _ => "eval-output", Description = "Folder for metrics.json, items.jsonl, report.md and chart.svg." };
-        var citers = new Option<string[]>("--citers") { DefaultValueFactory = _ => AllCiters, AllowMultipleArgumentsPerToken = true, Description = "Citers to run: mirage, attention, bm25, random." };
+        var citers = new Option<string[]>("--citers") { DefaultValueFactory = _ => DefaultCiters, AllowMultipleArgumentsPerToken = true, Description = "Citers to run: mirage (the engine's default), mirage-METHOD (MIRAGE with that CCI method), ablation, contextcite, attention, bm25, random." };
+        var answers = new Option<string>("--answers") { DefaultValueFactory = _ => "gold", Description = "Cite the data's answers (gold) or the model's own greedy answers (generated, cached in OUT/generated-answers.json, scored against source gold)." };
+        answers.AcceptOnlyFromAmong("gold", "generated");
+        var faithfulness = new Option<bool>("--faithfulness") { DefaultValueFactory = _ => true, Description = "Measure every citer's necessity, sufficiency and win rate on the model (true or false)." };
+        var scoredTokens = new Option<string>("--scored-tokens") { DefaultValueFactory = _ => new AblationOptions().Tokens == ScoredTokens.All ? "all" : "selected", Description = "Tokens the ablation citer scores: selected (by CTI) or all." };
+        scoredTokens.AcceptOnlyFromAmong("selected", "all");
+        var coverage = new Option<double>("--coverage") { DefaultValueFactory = _ => new AblationOptions().Coverage, Description = "The ablation citer's share of the context's effect its cited passages must take away." };
+        var pruneWithin = new Option<double>("--prune-within") { DefaultValueFactory = _ => new AblationOptions().PruneWithin ?? 1, Description = "The ablation citer's pruning tolerance in nats (ALCE's precision rule with the model as judge)." };
+        var noPrune = new Option<bool>("--no-prune") { Description = "Keep every passage the ablation citer's search removed." };
+        var masks = new Option<int>("--contextcite-masks") { DefaultValueFactory = _ => 32, Description = "ContextCite's random ablation masks per item." };
+        var alpha = new Option<double>("--contextcite-alpha") { DefaultValueFactory = _ => 0.01, Description = "ContextCite's L1 penalty (sklearn's alpha)." };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N items." };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "Seed of the random baseline." };
         var judge = new Option<string>("--judge") { DefaultValueFactory = _ => "gold", Description = "Entailment judge for ALCE metrics: gold (needs gold_citations) or none." };
         var topPercent = new Option<double>("--top-percent") { DefaultValueFactory = _ => new CitationOptions().TopPercent, Description = "MIRAGE's Top-% CCI filter." };
         var atMost = new Option<int>("--at-most") { DefaultValueFactory = _ => new CitationOptions().AtMostCitations ?? 3, Description = "MIRAGE's citations per sentence at most." };
         var ctiStd = new Option<double>("--cti-std") { DefaultValueFactory = _ => new CitationOptions().Pecore.CtiStdThreshold, Description = "MIRAGE's CTI threshold in standard deviations." };
-        var cciMethod = new Option<string>("--cci-method") { DefaultValueFactory = _ => new CitationOptions().Pecore.CciMethod, Description = "MIRAGE's CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion); a non-default one names the citer mirage-METHOD." };
+        var cciMethod = new Option<string>("--cci-method") { Description = "Run `mirage` as MIRAGE with this CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion), named mirage-METHOD; the same as --citers mirage-METHOD." };
+        cciMethod.AcceptOnlyFromAmong(CciMethods);
         var noContext = new Option<string>("--no-context") { DefaultValueFactory = _ => "literal", Description = "MIRAGE's no-context input: literal (the reference's) or trim." };
         noContext.AcceptOnlyFromAmong("literal", "trim");
         citers.AcceptOnlyFromAmong(AllCiters);
         judge.AcceptOnlyFromAmong("gold", "none");
         var command = new Command("run", "Run citers side by side on ALCE-format data and write metrics.json, items.jsonl, report.md and chart.svg.")
         {
-            data, model, outDir, citers, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod, noContext,
+            data, model, outDir, citers, answers, faithfulness, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod, noContext, scoredTokens, coverage, pruneWithin, noPrune, masks, alpha,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -41,8 +54,9 @@ internal static class RunCommand
             if (parse.GetValue(limit) is int n)
                 items = items.Take(n).ToList();
             var names = parse.GetRequiredValue(citers).Distinct().ToList();
+            bool generated = parse.GetRequiredValue(answers) == "generated", measure = parse.GetValue(faithfulness);
             LanguageModel? loaded = null;
-            if (names.Any(c => c is "mirage" or "attention"))
+            if (generated || measure || names.Any(c => c is not ("bm25" or "random")))
             {
                 var directory = parse.GetRequiredValue(model);
                 if (ModelReference.Parse(directory).Kind == ModelSourceKind.Folder && !Directory.Exists(directory))
@@ -58,26 +72,55 @@ internal static class RunCommand
             {
                 TopPercent = parse.GetValue(topPercent),
                 AtMostCitations = parse.GetValue(atMost),
-                Pecore = new CitationOptions().Pecore with { CtiStdThreshold = parse.GetValue(ctiStd), CciMethod = parse.GetRequiredValue(cciMethod) },
+                Pecore = new CitationOptions().Pecore with { CtiStdThreshold = parse.GetValue(ctiStd) },
+                Ablation = new AblationOptions
+                {
+                    Tokens = parse.GetRequiredValue(scoredTokens) == "all" ? ScoredTokens.All : ScoredTokens.Selected,
+                    Coverage = parse.GetValue(coverage),
+                    PruneWithin = parse.GetValue(noPrune) ? null : parse.GetValue(pruneWithin),
+                },
                 Prompt = template,
             };
+            options.Validate();
+            CitationOptions Cci(string method) => options with { Method = CitationMethod.Cci, Pecore = options.Pecore with { CciMethod = method } };
+            // --cci-method keeps its old meaning: `mirage` becomes MIRAGE with that method.
+            var cciMethodName = parse.GetResult(cciMethod) is null ? null : parse.GetRequiredValue(cciMethod);
             var attribution = AttributionEngine.CreateDefault();
+            var engine = loaded is null ? null : new MirageCitationEngine(loaded, attribution);
             var runners = names.Select<string, ICiter>(name => name switch
             {
-                "mirage" => new MirageCiter(new MirageCitationEngine(loaded!, attribution), options,
-                    options.Pecore.CciMethod == new CitationOptions().Pecore.CciMethod ? "mirage" : $"mirage-{options.Pecore.CciMethod}"),
+                "mirage" when cciMethodName is not null => new MirageCiter(engine!, Cci(cciMethodName), $"mirage-{cciMethodName}"),
+                "mirage" => new MirageCiter(engine!, options, "mirage"),
+                _ when name.StartsWith("mirage-", StringComparison.Ordinal) => new MirageCiter(engine!, Cci(name["mirage-".Length..]), name),
+                "ablation" => new MirageCiter(engine!, options with { Method = CitationMethod.Ablation }, "ablation"),
+                "contextcite" => new ContextCiteCiter(loaded!, template, parse.GetValue(masks), parse.GetValue(alpha), options.AtMostCitations ?? 3, parse.GetValue(seed)),
                 "attention" => new AttentionCiter(loaded!, attribution, template),
                 "bm25" => new Bm25Citer(),
                 _ => new RandomCiter(parse.GetValue(seed)),
             }).ToList();
+            double? generationSeconds = null;
+            if (generated)
+            {
+                var cache = Path.Combine(parse.GetRequiredValue(outDir), "generated-answers.json");
+                (items, generationSeconds, int empty) = await GeneratedAnswers.LoadAsync(loaded!, items, template, 96, cache, output, cancellationToken);
+                if (empty > 0)
+                    output.WriteLine($"note: {empty} items got an empty answer and are left out.");
+            }
+            var settings = new EvaluationSettings(
+                parse.GetValue(judge) == "gold" ? new GoldProvenanceJudge() : null,
+                measure ? new FaithfulnessMeter(loaded!, template, parse.GetValue(seed)) : null,
+                generationSeconds,
+                generated ? "generated" : "gold");
             var summary = await EvaluationRunner.RunAsync(
                 EvalCli.Invocation + " " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Select(ShellQuote)), parse.GetRequiredValue(data), items, runners,
-                parse.GetValue(judge) == "gold" ? new GoldProvenanceJudge() : null, parse.GetRequiredValue(outDir), output, cancellationToken);
+                settings, parse.GetRequiredValue(outDir), output, cancellationToken);
             foreach (var note in summary.Notes)
                 output.WriteLine($"note: {note}");
             foreach (var c in summary.Citers)
             {
-                output.WriteLine($"{c.Name,-10} exact P/R/F1 {Show(c.Exact)}   ALCE P/R/F1 {Show(c.Alce)}   {c.SecondsPerItem:F3} s/item");
+                var faithful = c.Faithfulness is { } f ? $"   necessity win {f.NecessityWinRate:F1}% (mean {f.MeanNecessity:F2}, sufficiency {f.MeanSufficiency:F2})" : "";
+                var confusions = c.Confusions is { } x ? $"   confusions F1 {x.F1:F1} ({x.Sentences})" : "";
+                output.WriteLine($"{c.Name,-12} exact P/R/F1 {Show(c.Exact)}   ALCE P/R/F1 {Show(c.Alce)}   {c.SecondsPerItem:F3} s/item{faithful}{confusions}");
             }
             output.WriteLine($"wrote {Path.Combine(parse.GetRequiredValue(outDir), "report.md")}");
             return 0;

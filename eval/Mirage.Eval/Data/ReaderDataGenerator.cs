@@ -283,6 +283,28 @@ public sealed class ReaderDataGenerator
         (false, _) => $"{entity.Name} is in the {entity.Attributes[attribute]} industry.",
     };
 
+    // The relations Sentence writes, read back: entity, relation phrase, value (and the industry suffix).
+    private static readonly System.Text.RegularExpressions.Regex FactSentence = new(
+        @"^(?<entity>.+?) (?:(?<city>was born in|is based in) (?<value>.+)|works as an? (?<profession>.+)|works for (?<employer>.+)|is in the (?<industry>.+) industry)\.$",
+        System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// The fact a sentence of the generator's form states (its entity, attribute and value), or null
+    /// for any other sentence: how a generated answer's sentence is matched to the passages stating its value.
+    /// </summary>
+    public static Fact? ReadFact(string sentence)
+    {
+        var match = FactSentence.Match(sentence.Trim());
+        if (!match.Success)
+            return null;
+        foreach (var attribute in new[] { "city", "profession", "employer", "industry" })
+        {
+            if (match.Groups[attribute].Success)
+                return new Fact(match.Groups["entity"].Value, attribute, attribute == "city" ? match.Groups["value"].Value : match.Groups[attribute].Value);
+        }
+        return null;
+    }
+
     private static string Article(string noun) => "aeiou".Contains(noun[0]) ? "an" : "a";
 
     private static string Question(IReadOnlyList<(Entity Entity, string Attribute)> asked)

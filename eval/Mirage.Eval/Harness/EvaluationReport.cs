@@ -29,6 +29,26 @@ public static class EvaluationReport
         }
         md.AppendLine().AppendLine("![precision, recall and F1 per citer](chart.svg)").AppendLine();
 
+        if (summary.Citers.Any(c => c.Faithfulness is not null || c.Confusions is not null))
+        {
+            md.AppendLine("Faithfulness, measured on the model without gold, in nats over each cited sentence's tokens: *necessity* = how much removing "
+                + "its cited passages lowers it; *sufficiency* = how it fares with only them (0: as with all passages); *win rate* = how often "
+                + "removing the cited passages lowers it more than removing as many passages at random (ALGORITHMS.md section 5).");
+            if (summary.Citers.Any(c => c.Confusions is not null))
+                md.AppendLine().Append("*Confusions*: the generated sentences whose value the model took from another entity's passage, scored against that passage.");
+            md.AppendLine().AppendLine();
+            md.AppendLine("| citer | necessity win rate | mean necessity | mean sufficiency | cited sentences | confusions F1 (sentences) | seconds / item | generating / item |");
+            md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var c in summary.Citers)
+            {
+                var f = c.Faithfulness;
+                md.AppendLine(Invariant, $"| {c.Name} | {Pct(f?.NecessityWinRate)} | {Nats(f?.MeanNecessity)} | {Nats(f?.MeanSufficiency)} | {f?.Sentences.ToString(Invariant) ?? "n/a"} | "
+                    + $"{(c.Confusions is { } x ? $"{Pct(x.F1)} ({x.Sentences})" : "n/a")} | {c.SecondsPerItem.ToString("F3", Invariant)} | "
+                    + $"{(c.GenerationSecondsPerItem is { } g ? g.ToString("F3", Invariant) : "n/a")} |");
+            }
+            md.AppendLine();
+        }
+
         if (summary.Citers.All(c => c.Outcomes is not null))
         {
             var names = summary.Citers[0].Outcomes!.Keys.ToList();
@@ -84,6 +104,8 @@ public static class EvaluationReport
         svg.AppendLine("</svg>");
         return svg.ToString();
     }
+
+    private static string Nats(double? value) => value is { } v ? v.ToString("F2", Invariant) : "n/a";
 
     private static string Pct(double? value) => value is { } v ? v.ToString("F1", Invariant) : "n/a";
 

@@ -54,6 +54,8 @@ public static class CitationBuilder
     public static CitationResult Rethreshold(CitationResult result, CitationOptions options)
     {
         options.Validate();
+        if (result.Options.Method != CitationMethod.Cci || options.Method != CitationMethod.Cci)
+            throw new MirageException("Only CCI citations can be re-thresholded from saved scores; ablation citations need the model.");
         var cues = result.Cues.ToDictionary(c => c.TokenIndex, c => c.Scores);
         var scores = result.Tokens.Select(t => t.Cti).ToList();
         var eligible = result.Tokens.Select(t => !t.Special).ToList();

@@ -33,10 +33,17 @@ public sealed record CitationResult(
     /// citations of a quantized GGUF model explain its dequantized weights, and this says which.
     /// </summary>
     public string? ModelSource { get; init; }
+
+    /// <summary>With <see cref="CitationMethod.Ablation"/>: what was measured per sentence.</summary>
+    public IReadOnlyList<SentenceAblation>? Ablation { get; init; }
 }
 
 /// <summary>One answer sentence: UTF-16 [start, end) in the answer, and the passages it cites.</summary>
-public sealed record CitedSentence(int Index, int Start, int End, string Text, IReadOnlyList<Citation> Citations);
+public sealed record CitedSentence(int Index, int Start, int End, string Text, IReadOnlyList<Citation> Citations)
+{
+    /// <summary>With verification on and citations made: their measured necessity and sufficiency, and whether they hold up.</summary>
+    public CitationSupport? Support { get; init; }
+}
 
 /// <summary>A cited passage, its summed score, and the answer tokens that led to it.</summary>
 public sealed record Citation(string PassageId, int PassageIndex, double Score, IReadOnlyList<CitationTrigger> Triggers);
@@ -72,4 +79,8 @@ public sealed record AttributionInputs(
     IReadOnlyList<int[]> PromptTokenSpans);
 
 /// <summary>What a citation cost: passes run and milliseconds per phase.</summary>
-public sealed record CitationCost(int ForwardPasses, int BackwardPasses, double TokenizeMs, double CtiMs, double CciMs, double CitationMs, double TotalMs);
+public sealed record CitationCost(int ForwardPasses, int BackwardPasses, double TokenizeMs, double CtiMs, double CciMs, double CitationMs, double TotalMs)
+{
+    /// <summary>Milliseconds of ablation passes (the ablation method, and verification).</summary>
+    public double AblationMs { get; init; }
+}

@@ -9,7 +9,9 @@ namespace Mirage.Core.Citations;
 /// <summary>
 /// MIRAGE (Qi, Sarti et al., 2024): answer-sentence citations from the model's internals. It
 /// renders the prompt with and without the passages, runs PECoRe on the answer (CTI then CCI), and
-/// turns the context cues of each sentence's selected tokens into passage citations. Calls are
+/// turns the context cues of each sentence's selected tokens into passage citations; or, with
+/// <see cref="CitationMethod.Ablation"/>, cites the passages whose removal takes the selected
+/// tokens' support away. Either can be verified by ablation (<see cref="CitationOptions.Verify"/>). Calls are
 /// serialised through the model's <see cref="LanguageModel.ComputeGate"/>; several requests can
 /// share one call (<see cref="CiteBatchAsync"/>).
 /// </summary>
@@ -71,12 +73,17 @@ public sealed class MirageCitationEngine : ICitationEngine
         var inputs = requests.Select(r => CitationInput.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt, r.Request.AnswerTokenIds)).ToList();
         var tokenizeTime = clock.Elapsed / requests.Count;
         var pecore = _pecore.AnalyzeBatch(_model,
-            inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore)).ToList(),
+            inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore,
+                RunCci: requests[i].Options.Method == CitationMethod.Cci)).ToList(),
             cancellationToken);
-        return requests.Select((r, i) => Result(r.Request, r.Options, inputs[i], pecore[i], tokenizeTime)).ToList();
+        return requests.Select((r, i) =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return Result(r.Request, r.Passages, r.Options, inputs[i], pecore[i], tokenizeTime);
+        }).ToList();
     }
 
-    private CitationResult Result(CitationRequest request, CitationOptions options, CitationInput input, PecoreResult pecore, TimeSpan tokenizeTime)
+    private CitationResult Result(CitationRequest request, IReadOnlyList<Passage> passages, CitationOptions options, CitationInput input, PecoreResult pecore, TimeSpan tokenizeTime)
     {
         var citationClock = Stopwatch.StartNew();
         var tokenizer = _model.Tokenizer;
@@ -84,20 +91,36 @@ public sealed class MirageCitationEngine : ICitationEngine
         var tokens = answerTokens.Select((t, i) => new AnswerToken(
             i, t.Id, request.Answer[t.Start..t.End], t.Start, t.End, pecore.CtiScores[i], pecore.Selected[i],
             pecore.ContrastIds[i], tokenizer.Decode([pecore.ContrastIds[i]], skipSpecialTokens: false), input.SentenceOf[i], !input.Eligible[i])).ToList();
-        var cited = CitationBuilder.Build(input.Sentences, tokens, pecore.CciScores, input.Passages, options);
+        IReadOnlyList<CitedSentence> cited;
+        IReadOnlyList<SentenceAblation>? measured = null;
+        int ablationPasses = 0;
+        var ablationClock = Stopwatch.StartNew();
+        using (var ablation = options.Method == CitationMethod.Ablation || options.Verify is not null
+            ? ContextAblation.Start(_model, input, request.Question, passages, options.Prompt) : null)
+        {
+            if (options.Method == CitationMethod.Ablation)
+                (cited, measured) = AblationCitations.Build(ablation!, input.Sentences, tokens, pecore.NoContextLogProbs, input.Passages, options);
+            else
+                cited = CitationBuilder.Build(input.Sentences, tokens, pecore.CciScores, input.Passages, options);
+            if (options.Verify is not null)
+                cited = CitationVerifier.Verify(ablation!, cited, tokens, options);
+            ablationPasses = ablation?.ForwardPasses ?? 0;
+        }
+        double ablationMs = ablationPasses == 0 ? 0 : ablationClock.Elapsed.TotalMilliseconds;
         var cues = pecore.CciScores.OrderBy(c => c.Key).Select(c => new ContextCues(c.Key, pecore.CciTargetValues[c.Key], c.Value)).ToList();
 
         var inputs = new AttributionInputs(
             input.PromptIds.Concat(input.AnswerIds).ToArray(), input.NoContextIds.Concat(input.AnswerIds).ToArray(),
             input.PromptIds.Length, input.NoContextIds.Length, input.WithContext.Text,
             input.PromptTokens.Select(t => new[] { t.Start, t.End }).ToList());
-        double citationMs = citationClock.Elapsed.TotalMilliseconds;
-        double totalMs = tokenizeTime.TotalMilliseconds + pecore.CtiTime.TotalMilliseconds + pecore.CciTime.TotalMilliseconds + citationMs;
-        var cost = new CitationCost(pecore.ForwardPasses, pecore.BackwardPasses, tokenizeTime.TotalMilliseconds,
-            pecore.CtiTime.TotalMilliseconds, pecore.CciTime.TotalMilliseconds, citationMs, totalMs);
+        double citationMs = citationClock.Elapsed.TotalMilliseconds - ablationMs;
+        double totalMs = tokenizeTime.TotalMilliseconds + pecore.CtiTime.TotalMilliseconds + pecore.CciTime.TotalMilliseconds + ablationMs + citationMs;
+        var cost = new CitationCost(pecore.ForwardPasses + ablationPasses, pecore.BackwardPasses, tokenizeTime.TotalMilliseconds,
+            pecore.CtiTime.TotalMilliseconds, pecore.CciTime.TotalMilliseconds, citationMs, totalMs) { AblationMs = ablationMs };
         return new CitationResult(_model.ModelId, request.Question, request.Answer, cited, tokens, input.Passages, cues, inputs, pecore.Threshold, options, cost)
         {
             ModelSource = _model.SourceFormat,
+            Ablation = measured,
         };
     }
 

@@ -66,13 +66,16 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
 
     private PecoreResult AnalyzeOne(LanguageModel model, PecoreInput input, Tensor contextLogits, Tensor noContextLogits, TimeSpan passTime, CancellationToken cancellationToken)
     {
-        var (contextPrompt, _, answer, eligible, options, forcedContrastIds) = input;
+        var (contextPrompt, _, answer, eligible, options, forcedContrastIds, runCci) = input;
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var targets = tensor(answer.Select(i => (long)i).ToArray(), device: model.Device);
         var metric = engine.StepFunctions.Get(options.CtiMetric)(new StepFunctionArgs(contextLogits, targets, null, noContextLogits, options.KlDirection));
         var scores = metric.to(ScalarType.Float64).cpu().data<double>().ToArray();
         var contrastIds = forcedContrastIds?.ToArray() ?? noContextLogits.argmax(-1).cpu().data<long>().ToArray().Select(i => (int)i).ToArray();
+        float[] LogProbs(Tensor logits) => logits.to(ScalarType.Float32).log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1).to(ScalarType.Float32).cpu().data<float>().ToArray();
+        var contextLogProbs = LogProbs(contextLogits);
+        var noContextLogProbs = LogProbs(noContextLogits);
 
         var eligibleScores = scores.Where((_, i) => eligible[i]).ToList();
         double threshold = TokenSelection.MeanStdThreshold(eligibleScores, options.CtiStdThreshold, options.CtiStdDdof);
@@ -82,7 +85,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
 
         // CCI: attribute the MIRAGE target of each selected step to the with-context input.
         clock.Restart();
-        var steps = Enumerable.Range(0, answer.Count).Where(i => selected[i]).ToArray();
+        var steps = runCci ? Enumerable.Range(0, answer.Count).Where(i => selected[i]).ToArray() : [];
         var cciScores = new Dictionary<int, float[]>();
         var cciValues = new Dictionary<int, double>();
         int forwards = 2, backwards = 0;
@@ -109,6 +112,6 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
             forwards += result.ForwardPasses;
             backwards += result.BackwardPasses;
         }
-        return new PecoreResult(scores, selected, threshold, contrastIds, cciScores, cciValues, forwards, backwards, ctiTime, clock.Elapsed);
+        return new PecoreResult(scores, selected, threshold, contrastIds, contextLogProbs, noContextLogProbs, cciScores, cciValues, forwards, backwards, ctiTime, clock.Elapsed);
     }
 }

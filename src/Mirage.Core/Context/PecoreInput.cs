@@ -7,11 +7,13 @@ namespace Mirage.Core.Context;
 /// <param name="Eligible">Which answer tokens may be selected (special tokens may not).</param>
 /// <param name="Options">Settings.</param>
 /// <param name="ForcedContrastIds">Contrast tokens to use instead of the no-context argmax (per answer token), or null.</param>
+/// <param name="RunCci">False to stop after CTI (a citer that does not read CCI).</param>
 public sealed record PecoreInput(
     IReadOnlyList<int> ContextPrompt,
     IReadOnlyList<int> NoContextPrompt,
     IReadOnlyList<int> Answer,
     IReadOnlyList<bool> Eligible,
     PecoreOptions Options,
-    IReadOnlyList<int>? ForcedContrastIds = null);
+    IReadOnlyList<int>? ForcedContrastIds = null,
+    bool RunCci = true);
 

@@ -5,6 +5,8 @@ namespace Mirage.Core.Context;
 /// <param name="Selected">Whether each answer token was selected as context-sensitive.</param>
 /// <param name="Threshold">The selection threshold that was applied to |score|.</param>
 /// <param name="ContrastIds">Per answer token, the no-context model's greedy choice given the same answer prefix.</param>
+/// <param name="ContextLogProbs">Per answer token, its log-probability with the context.</param>
+/// <param name="NoContextLogProbs">Per answer token, its log-probability without the context.</param>
 /// <param name="CciScores">Per selected answer token (by index), one score per with-context prompt position.</param>
 /// <param name="CciTargetValues">Per selected answer token, the CCI target's value.</param>
 /// <param name="ForwardPasses">Forward passes run (two for CTI, plus CCI's).</param>
@@ -16,6 +18,8 @@ public sealed record PecoreResult(
     IReadOnlyList<bool> Selected,
     double Threshold,
     IReadOnlyList<int> ContrastIds,
+    IReadOnlyList<float> ContextLogProbs,
+    IReadOnlyList<float> NoContextLogProbs,
     IReadOnlyDictionary<int, float[]> CciScores,
     IReadOnlyDictionary<int, double> CciTargetValues,
     int ForwardPasses,

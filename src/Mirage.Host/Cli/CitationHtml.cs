@@ -20,7 +20,7 @@ internal static class CitationHtml
             .Append(Style)
             .Append("</style></head><body><main>");
         html.Append("<header><h1>Mirage citations</h1><p class=\"meta\">")
-            .Append(Encode($"{result.ModelId} · {result.Options.Pecore.CciMethod} · CTI {result.Options.Pecore.CtiMetric} ({result.Options.Pecore.KlDirection}) · filter {result.Options.Filter} · "
+            .Append(Encode($"{result.ModelId} · {result.Options.MethodName} · CTI {result.Options.Pecore.CtiMetric} ({result.Options.Pecore.KlDirection}) · filter {result.Options.Filter} · "
                 + $"{result.Cost.ForwardPasses} forward / {result.Cost.BackwardPasses} backward passes · {result.Cost.TotalMs / 1000:F2} s"))
             .Append("</p></header>");
 
@@ -35,11 +35,13 @@ internal static class CitationHtml
             html.Append($"<span class=\"sentence\" data-sentence=\"{sentence.Index}\">").Append(Encode(sentence.Text)).Append("</span>");
             foreach (var c in sentence.Citations)
                 html.Append($"<a class=\"cite\" href=\"#passage-{c.PassageIndex + 1}\" title=\"{Encode(c.PassageId)} · score {c.Score.ToString("G3", CultureInfo.InvariantCulture)}\">[{c.PassageIndex + 1}]</a>");
+            if (sentence.Support is { } support)
+                html.Append($"<span class=\"{(support.Verified ? "verified" : "unverified")}\" title=\"{Encode(FormattableString.Invariant($"necessity {support.Necessity:F2} nats, sufficiency {support.Sufficiency:F2} nats"))}\">{(support.Verified ? "verified" : "unverified")}</span>");
             cursor = sentence.End;
         }
         html.Append(Encode(result.Answer[cursor..])).Append("</p></section>");
 
-        html.Append("<section><h2>Context sensitivity per answer token</h2><p class=\"hint\">Bar height: CTI score; the line is the selection threshold. Click a selected (dark) token to see the passage tokens it relied on; click again for all.</p><div class=\"bars\">");
+        html.Append("<section><h2>Context sensitivity per answer token</h2><p class=\"hint\">Bar height: CTI score; the line is the selection threshold. Click a selected (dark) token to see the passage tokens it relied on (with ablation: the passages whose removal lowers its sentence); click again for all.</p><div class=\"bars\">");
         double top = Math.Max(result.CtiThreshold, result.Tokens.Select(t => Math.Abs(t.Cti)).DefaultIfEmpty(0).Max());
         if (top <= 0 || double.IsInfinity(top))
             top = 1;
@@ -79,9 +81,28 @@ internal static class CitationHtml
         // The scores travel as a JSON data block (never executed; the default encoder escapes '<'), so the
         // one script is constant and a Content-Security-Policy can allow exactly it by hash.
         html.Append("</section></main><script type=\"application/json\" id=\"cues\">")
-            .Append(JsonSerializer.Serialize(result.Cues.ToDictionary(c => c.TokenIndex.ToString(CultureInfo.InvariantCulture), c => c.Scores)))
+            .Append(JsonSerializer.Serialize(Shading(result)))
             .Append("</script><script>").Append(Script).Append("</script></body></html>");
         return html.ToString();
+    }
+
+    // What the passages are shaded by, per answer token: its CCI scores, or with ablation, each
+    // passage's leave-one-out drop for the token's sentence spread over the passage's tokens (ablation
+    // measures passages, not their tokens).
+    private static Dictionary<string, float[]> Shading(CitationResult result)
+    {
+        if (result.Ablation is not { } ablation)
+            return result.Cues.ToDictionary(c => c.TokenIndex.ToString(CultureInfo.InvariantCulture), c => c.Scores);
+        var shading = new Dictionary<string, float[]>();
+        foreach (var sentence in ablation)
+        {
+            var scores = new float[result.Inputs.PromptTokenSpans.Count];
+            foreach (var passage in result.Passages)
+                Array.Fill(scores, (float)Math.Max(0, sentence.PassageDrops[passage.Index]), passage.TokenStart, passage.TokenEnd - passage.TokenStart);
+            foreach (var token in sentence.Tokens)
+                shading[token.ToString(CultureInfo.InvariantCulture)] = scores;
+        }
+        return shading;
     }
 
     /// <summary>
@@ -113,6 +134,7 @@ internal static class CitationHtml
         section{background:#fff;border:1px solid #e3e6eb;border-radius:10px;padding:16px 20px;margin:16px 0}
         h2{font-size:15px;text-transform:uppercase;letter-spacing:.04em;color:#5b6675;margin:0 0 8px}
         .answer{font-size:18px}.sentence{border-radius:4px}.sentence:hover{background:#fff4c2}
+        .verified,.unverified{font-size:11px;margin-left:4px;padding:0 4px;border-radius:3px}.verified{background:#e3f4e1;color:#1d6b1a}.unverified{background:#fde2e1;color:#a3211b}
         a.cite{font-size:13px;vertical-align:super;margin-left:1px;color:#1a5fd0;text-decoration:none;font-weight:600}
         .bars{position:relative;display:flex;align-items:flex-end;gap:3px;height:150px;padding-bottom:0;overflow-x:auto}
         .bar{display:flex;flex-direction:column;justify-content:flex-end;align-items:center;height:100%;min-width:22px;cursor:default}
@@ -130,7 +152,7 @@ internal static class CitationHtml
         const toks = [...document.querySelectorAll('.tok')];
         function paint(keys){
           const score = new Map();
-          for (const k of keys) cues[k].forEach((v,j)=>score.set(j,(score.get(j)||0)+v));
+          for (const k of keys) (cues[k]||[]).forEach((v,j)=>score.set(j,(score.get(j)||0)+v));
           const inPassages = toks.map(t=>score.get(+t.dataset.pos)||0);
           const max = Math.max(1e-12,...inPassages);
           toks.forEach((t,i)=>{const a=inPassages[i]/max;t.style.background=`rgba(26,95,208,${(a*a*0.85).toFixed(3)})`;t.style.color=a>0.6?'#fff':'';t.title=inPassages[i].toPrecision(3);});

@@ -15,6 +15,8 @@ internal static class CitationText
             text.Append(result.Answer, cursor, sentence.End - cursor);
             foreach (var citation in sentence.Citations)
                 text.Append($"[{citation.PassageIndex + 1}]");
+            if (sentence.Support is { Verified: false })
+                text.Append("(unverified)");
             cursor = sentence.End;
         }
         text.Append(result.Answer, cursor, result.Answer.Length - cursor).AppendLine().AppendLine();
@@ -24,6 +26,15 @@ internal static class CitationText
         {
             var label = passage.Title is null ? passage.Id : $"{passage.Id}: {passage.Title}";
             text.AppendLine($"[{passage.Index + 1}] {label}{(passage.Url is null ? "" : $" <{passage.Url}>")}{(cited.Contains(passage.Index) ? "" : " (not cited)")}");
+        }
+        var verified = result.Sentences.Where(s => s.Support is not null).ToList();
+        if (verified.Count > 0)
+            text.AppendLine();
+        foreach (var sentence in verified)
+        {
+            var support = sentence.Support!;
+            text.AppendLine(FormattableString.Invariant($"Sentence {sentence.Index + 1}: removing its passages lowers it by {support.Necessity:F2} nats, ")
+                + FormattableString.Invariant($"with only them it changes by {support.Sufficiency:+0.00;-0.00} nats: {(support.Verified ? "verified" : "unverified")}."));
         }
         return text.ToString();
     }

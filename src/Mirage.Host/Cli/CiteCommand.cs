@@ -17,7 +17,10 @@ internal static class CiteCommand
         var answer = new Option<string>("--answer") { Description = "The answer to cite (teacher-forced, not regenerated).", Required = true };
         var format = CitationOutput.CreateFormatOption();
         var outFile = new Option<string?>("--out") { Description = "Write to this file instead of standard output." };
-        var method = new Option<string>("--method") { Description = "CCI attribution method: saliency, input_x_gradient, integrated_gradients, attention or occlusion.", DefaultValueFactory = _ => "saliency" };
+        var method = new Option<string>("--method") { Description = "How sentences are cited: a CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion), or ablation (the passages whose removal takes the sentence's support away; the default).", DefaultValueFactory = _ => new CitationOptions().MethodName };
+        var scoredTokens = new Option<string>("--scored-tokens") { Description = "Tokens ablation and verification score: all or selected (by CTI).", DefaultValueFactory = _ => "all" };
+        scoredTokens.AcceptOnlyFromAmong("selected", "all");
+        var verify = new Option<bool>("--verify") { Description = "Measure each cited sentence's necessity and sufficiency by ablation, and flag citations that fail." };
         var filter = new Option<string>("--filter") { Description = "CCI filter: top-percent, top-k or mean.", DefaultValueFactory = _ => "top-percent" };
         var topPercent = new Option<double>("--top-percent") { Description = "p for the top-percent filter.", DefaultValueFactory = _ => 0.05 };
         var topK = new Option<int>("--top-k") { Description = "k for the top-k filter.", DefaultValueFactory = _ => 3 };
@@ -30,19 +33,23 @@ internal static class CiteCommand
         var noContext = new Option<string>("--no-context") { Description = "The no-context input: literal (the prompt without the passage block, as MIRAGE's reference) or trim (also drop the whitespace after it).", DefaultValueFactory = _ => "literal" };
         noContext.AcceptOnlyFromAmong("literal", "trim");
         var ctiThreshold = new Option<double>("--cti-std") { Description = "CTI selection: mean + k * std, this k.", DefaultValueFactory = _ => 1.0 };
-        method.AcceptOnlyFromAmong("saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion");
+        method.AcceptOnlyFromAmong("saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion", "ablation");
         filter.AcceptOnlyFromAmong("top-percent", "top-k", "mean");
 
         var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");
         model.AddTo(command);
-        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat, noContext })
+        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, scoredTokens, verify, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat, noContext })
             command.Options.Add(option);
         command.SetAction(async (parse, cancellationToken) =>
         {
+            var chosen = parse.GetRequiredValue(method);
             var request = new CitationRequest(parse.GetRequiredValue(question), PassageFile.Read(parse.GetRequiredValue(passages)), parse.GetRequiredValue(answer),
                 new CitationOptions
                 {
-                    Pecore = new PecoreOptions { CciMethod = parse.GetRequiredValue(method), CtiStdThreshold = parse.GetValue(ctiThreshold) },
+                    Method = chosen == "ablation" ? CitationMethod.Ablation : CitationMethod.Cci,
+                    Ablation = new AblationOptions { Tokens = parse.GetRequiredValue(scoredTokens) == "all" ? ScoredTokens.All : ScoredTokens.Selected },
+                    Verify = parse.GetValue(verify) ? new VerificationOptions() : null,
+                    Pecore = new PecoreOptions { CciMethod = chosen == "ablation" ? new PecoreOptions().CciMethod : chosen, CtiStdThreshold = parse.GetValue(ctiThreshold) },
                     Filter = parse.GetRequiredValue(filter) switch { "top-k" => CciFilter.TopK, "mean" => CciFilter.Mean, _ => CciFilter.TopPercent },
                     TopPercent = parse.GetValue(topPercent),
                     TopK = parse.GetValue(topK),

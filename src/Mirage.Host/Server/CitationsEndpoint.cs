@@ -22,8 +22,11 @@ public sealed record PassageInput(string Text, string? Id = null, string? Title 
 }
 
 /// <summary>Citation settings a request may change (all optional).</summary>
-public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null, string? NoContext = null)
+public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null, string? NoContext = null,
+    string? Method = null, string? ScoredTokens = null, bool? Verify = null)
 {
+    private static readonly string[] CciMethods = ["saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion"];
+
     /// <summary>The engine options these settings give.</summary>
     public CitationOptions ToOptions()
     {
@@ -43,14 +46,30 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
             "trim" => NoContextRule.Trim,
             _ => throw new MirageException($"Unknown no_context '{NoContext}'; use literal or trim."),
         };
+        if (Method is not null && Method != "ablation" && !CciMethods.Contains(Method))
+            throw new MirageException($"Unknown method '{Method}'; use ablation or a CCI method ({string.Join(", ", CciMethods)}).");
+        var scored = ScoredTokens switch
+        {
+            null => defaults.Ablation.Tokens,
+            "all" => Core.Citations.ScoredTokens.All,
+            "selected" => Core.Citations.ScoredTokens.Selected,
+            _ => throw new MirageException($"Unknown scored_tokens '{ScoredTokens}'; use all or selected."),
+        };
         var options = defaults with
         {
+            Method = Method is null ? defaults.Method : Method == "ablation" ? CitationMethod.Ablation : CitationMethod.Cci,
+            Ablation = defaults.Ablation with { Tokens = scored },
+            Verify = Verify == true ? new VerificationOptions() : null,
             Prompt = defaults.Prompt with { NoContext = noContext },
             Filter = filter,
             TopPercent = TopPercent ?? defaults.TopPercent,
             TopK = TopK ?? defaults.TopK,
             AtMostCitations = AtMostCitations ?? defaults.AtMostCitations,
-            Pecore = defaults.Pecore with { CtiStdThreshold = CtiStd ?? defaults.Pecore.CtiStdThreshold },
+            Pecore = defaults.Pecore with
+            {
+                CtiStdThreshold = CtiStd ?? defaults.Pecore.CtiStdThreshold,
+                CciMethod = Method is null or "ablation" ? defaults.Pecore.CciMethod : Method,
+            },
         };
         options.Validate();
         return options;

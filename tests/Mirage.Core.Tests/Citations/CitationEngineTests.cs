@@ -92,7 +92,7 @@ public sealed class CitationEngineTests : IDisposable
     [Fact]
     public async Task Json_HasStableSnakeCaseNames_AndRoundTrips()
     {
-        var result = await Cite("Paris is the capital. It is in France.");
+        var result = await Cite("Paris is the capital. It is in France.", options: new CitationOptions { Method = CitationMethod.Cci });
         var json = MirageJson.Serialize(result);
         var node = JsonNode.Parse(json)!;
         foreach (var name in new[] { "model_id", "sentences", "tokens", "passages", "cues", "inputs", "cti_threshold", "options", "cost" })
@@ -111,7 +111,7 @@ public sealed class CitationEngineTests : IDisposable
     public async Task Rethreshold_WithTheSameOptions_ReproducesTheCitations_AndCanTighten()
     {
         var result = await Cite("Paris is the capital of France. Rome is the capital of Italy.",
-            options: new CitationOptions { Prompt = new PromptTemplate { Instruction = "Answer." }, AtMostCitations = null, Pecore = new() { CtiStdThreshold = 0 } });
+            options: new CitationOptions { Method = CitationMethod.Cci, Prompt = new PromptTemplate { Instruction = "Answer." }, AtMostCitations = null, Pecore = new() { CtiStdThreshold = 0 } });
         var again = CitationBuilder.Rethreshold(MirageJson.Deserialize<CitationResult>(MirageJson.Serialize(result)), result.Options);
         Assert.Equal(MirageJson.Serialize(result.Sentences), MirageJson.Serialize(again.Sentences));
 
@@ -120,6 +120,10 @@ public sealed class CitationEngineTests : IDisposable
         var stricter = CitationBuilder.Rethreshold(result, result.Options with { Pecore = result.Options.Pecore with { CtiStdThreshold = 100 } });
         Assert.All(stricter.Tokens, t => Assert.False(t.Selected));
         Assert.All(stricter.Sentences, s => Assert.Empty(s.Citations));
+
+        // Ablation citations are measured on the model; saved scores cannot redo them.
+        var ablation = await Cite("Paris is the capital of France.");
+        Assert.Contains("need the model", Assert.Throws<MirageException>(() => CitationBuilder.Rethreshold(ablation, ablation.Options)).Message);
     }
 
     [Fact]

@@ -41,7 +41,7 @@ public sealed class Stories260KCitationTests
     public async Task NameFromAPassage_IsSelectedByCti_AndCitedToThatPassageOnly(int timAt)
     {
         using var model = LanguageModel.Load(SharedAssets.Stories260KHf);
-        var engine = new MirageCitationEngine(model, defaults: new CitationOptions { Prompt = StoryPrompt });
+        var engine = new MirageCitationEngine(model, defaults: new CitationOptions { Prompt = StoryPrompt, Method = CitationMethod.Cci });
         var result = await engine.CiteAsync(new CitationRequest("One day,", PassagesWithTimAt(timAt), "Tim went to the park with his red kite. Tim was very happy."),
             TestContext.Current.CancellationToken);
 
@@ -59,6 +59,29 @@ public sealed class Stories260KCitationTests
         Assert.Equal(3, result.Cost.ForwardPasses);
         Assert.Equal(selected, result.Cost.BackwardPasses);
         Assert.Equal(selected, result.Cues.Count);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public async Task Ablation_CitesThePassageThatNamesTheCharacter_WithForwardPassesOnly(int timAt)
+    {
+        using var model = LanguageModel.Load(SharedAssets.Stories260KHf);
+        var engine = new MirageCitationEngine(model, defaults: new CitationOptions { Prompt = StoryPrompt });
+        var result = await engine.CiteAsync(new CitationRequest("One day,", PassagesWithTimAt(timAt), "Tim went to the park with his red kite."),
+            TestContext.Current.CancellationToken);
+
+        Assert.Equal(CitationMethod.Ablation, result.Options.Method);
+        var citation = Assert.Single(Assert.Single(result.Sentences).Citations);
+        Assert.Equal(timAt, citation.PassageIndex);
+        var measured = Assert.Single(result.Ablation!);
+        // Removing Tim's passage costs the sentence far more than removing any other.
+        Assert.Equal(timAt, Enumerable.Range(0, 3).MaxBy(p => measured.PassageDrops[p]));
+        Assert.True(measured.PassageDrops[timAt] > 5 * measured.PassageDrops.Where((_, p) => p != timAt).Max(Math.Abs), string.Join(", ", measured.PassageDrops));
+        Assert.Equal(measured.PassageDrops[timAt], measured.CitedDrop, 1e-9);
+        Assert.Contains(citation.Triggers, t => t.TokenIndex == 0 && t.Score > 1);
+        Assert.Equal(0, result.Cost.BackwardPasses);
+        Assert.Empty(result.Cues);
     }
 
     [Fact]

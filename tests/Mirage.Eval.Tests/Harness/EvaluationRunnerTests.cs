@@ -24,7 +24,7 @@ public sealed class EvaluationRunnerTests : IDisposable
     {
         var items = Items(30);
         var log = new StringWriter();
-        var summary = await EvaluationRunner.RunAsync("mirage-eval run ...", "test.json", items, [new Bm25Citer(), new RandomCiter(1)], new GoldProvenanceJudge(), _temp.Path, log);
+        var summary = await EvaluationRunner.RunAsync("mirage-eval run ...", "test.json", items, [new Bm25Citer(), new RandomCiter(1)], new EvaluationSettings(new GoldProvenanceJudge()), _temp.Path, log);
 
         var metrics = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(_temp.Path, "metrics.json")))!;
         Assert.Equal(30, metrics["items"]!.GetValue<int>());
@@ -51,7 +51,7 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Contains("chart.svg", report);
         var svg = XDocument.Load(Path.Combine(_temp.Path, "chart.svg"));
         Assert.Equal(6, svg.Descendants().Count(e => e.Name.LocalName == "rect" && e.Attribute("height")?.Value != "10"));
-        Assert.Contains("random: 30/30 items", log.ToString());
+        Assert.Contains("30/30 items, bm25 ", log.ToString());
     }
 
     [Fact]
@@ -64,7 +64,7 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Equal("0", items[0].Id);
         Assert.DoesNotContain("[1]", items[0].Output);
 
-        var summary = await EvaluationRunner.RunAsync("cmd", path, items, [new Bm25Citer()], new GoldProvenanceJudge(), Path.Combine(_temp.Path, "out"), TextWriter.Null);
+        var summary = await EvaluationRunner.RunAsync("cmd", path, items, [new Bm25Citer()], new EvaluationSettings(new GoldProvenanceJudge()), Path.Combine(_temp.Path, "out"), TextWriter.Null);
         Assert.False(summary.HasGold);
         Assert.Null(summary.Citers[0].Exact);
         Assert.Null(summary.Citers[0].Alce);

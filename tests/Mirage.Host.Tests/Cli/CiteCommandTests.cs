@@ -22,12 +22,32 @@ public sealed class CiteCommandTests : IDisposable
     [Fact]
     public async Task Text_MarksTheSentenceWithThePassageThatNamesTheCharacter()
     {
-        var (exitCode, output, error) = await CliRunner.RunAsync(Args());
+        // MIRAGE's saliency: only "Tim" in the first sentence is context-sensitive enough to be selected.
+        var (exitCode, output, error) = await CliRunner.RunAsync(Args("--method", "saliency"));
         Assert.Equal(0, exitCode);
         Assert.StartsWith("Tim went to the park with his red kite.[2] Tim was very happy.\n", output);
         Assert.Contains("[2] tim: Tim\n", output);
         Assert.Contains("[1] dog: The dog (not cited)", output);
         Assert.Contains("3 forward and", error);
+    }
+
+    [Fact]
+    public async Task Ablation_IsTheDefault_ForwardPassesOnly_AndVerifiedOnRequest()
+    {
+        // Removing Tim's passage lowers both sentences (each names Tim), and nothing else matters.
+        var (exitCode, output, error) = await CliRunner.RunAsync(Args("--verify"));
+        Assert.Equal(0, exitCode);
+        Assert.StartsWith("Tim went to the park with his red kite.[2] Tim was very happy.[2]\n", output);
+        Assert.Contains("[1] dog: The dog (not cited)", output);
+        Assert.Matches(@"Sentence 1: removing its passages lowers it by \d+\.\d\d nats, with only them it changes by [+-]\d+\.\d\d nats: verified\.", output);
+        Assert.Contains(" 0 backward passes", error);
+
+        // Saliency's citations verified the same way: the second sentence cites nothing, so it has no verdict.
+        var (_, saliency, _) = await CliRunner.RunAsync(Args("--method", "saliency", "--verify", "--format", "json"));
+        var sentences = JsonNode.Parse(saliency)!["sentences"]!.AsArray();
+        Assert.True(sentences[0]!["support"]!["verified"]!.GetValue<bool>());
+        Assert.True(sentences[0]!["support"]!["necessity"]!.GetValue<double>() > 1);
+        Assert.Null(sentences[1]!["support"]);
     }
 
     [Fact]

@@ -1,0 +1,177 @@
+using Mirage.Core.Models;
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Citations;
+
+/// <summary>
+/// The answer's log-probabilities with only some of the passages in the prompt (ContextCite's
+/// ablations), forward passes only, with AttriBoT's trick: everything before the first removed
+/// passage is the full prompt's, so the full input's KV cache is computed once and each ablated
+/// input runs only from where it differs. Batches of masks run in the order that keeps the most
+/// of the cache valid (longest shared prefix first). Not thread-safe; hold the model's compute
+/// gate while using it.
+/// </summary>
+public sealed class ContextAblation : IDisposable
+{
+    private readonly LanguageModel _model;
+    private readonly CitationInput _input;
+    private readonly Func<IReadOnlyList<int>, int[]> _promptIds;
+    private readonly KvCache? _cache;
+    private readonly Dictionary<string, float[]> _scored = [];
+    private int _validPrefix;
+
+    private ContextAblation(LanguageModel model, CitationInput input, Func<IReadOnlyList<int>, int[]> promptIds, bool reuseCache)
+    {
+        _model = model;
+        _input = input;
+        _promptIds = promptIds;
+        PassageCount = input.Passages.Count;
+        if (reuseCache)
+        {
+            // An ablated prompt is never longer than the full one (it only loses blocks), so this always fits.
+            _cache = new KvCache(model.Config, 1, input.PromptIds.Length + input.AnswerIds.Length, model.DType, model.Device);
+            Full = Continue(input.PromptIds, 0);
+            _validPrefix = input.PromptIds.Length;
+        }
+        else
+        {
+            Full = Whole(input.PromptIds);
+        }
+        _scored[Key(Enumerable.Repeat(true, PassageCount).ToArray())] = Full;
+    }
+
+    /// <summary>
+    /// Starts ablating <paramref name="input"/> (prepared from <paramref name="passages"/>, which
+    /// carry ids, with <paramref name="template"/>): runs the full input once.
+    /// <paramref name="reuseCache"/> false runs every ablated input whole, the reference the cached path must equal.
+    /// </summary>
+    public static ContextAblation Start(LanguageModel model, CitationInput input, string question, IReadOnlyList<Passage> passages, PromptTemplate template, bool reuseCache = true)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(input);
+        if (passages.Count != input.Passages.Count)
+            throw new ArgumentException($"The input has {input.Passages.Count} passages; {passages.Count} were given.", nameof(passages));
+        var chat = model.Tokenizer.ChatTemplate;
+        int[] Prompt(IReadOnlyList<int> kept)
+        {
+            var prompt = template.Render(question, kept.Select(i => passages[i]).ToList(), withContext: true, chat);
+            return model.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
+        }
+        return new ContextAblation(model, input, Prompt, reuseCache);
+    }
+
+    /// <summary>How many passages the prompt holds.</summary>
+    public int PassageCount { get; }
+
+    /// <summary>Per answer token, its log-probability with every passage.</summary>
+    public float[] Full { get; }
+
+    /// <summary>Forward passes run so far (the full input counts as one).</summary>
+    public int ForwardPasses { get; private set; }
+
+    /// <summary>Tokens those passes processed.</summary>
+    public int TokensRun { get; private set; }
+
+    /// <summary>
+    /// Per mask (true = the passage stays), per answer token: its log-probability with only the kept
+    /// passages in the prompt. A mask seen before is not run again.
+    /// </summary>
+    public IReadOnlyList<float[]> Score(IReadOnlyList<bool[]> masks)
+    {
+        ArgumentNullException.ThrowIfNull(masks);
+        foreach (var mask in masks)
+        {
+            if (mask.Length != PassageCount)
+                throw new ArgumentException($"A mask has {mask.Length} entries; the prompt has {PassageCount} passages.", nameof(masks));
+        }
+        var pending = masks.Select(Key).Distinct().Where(k => !_scored.ContainsKey(k))
+            .Select(k => (Key: k, Ids: _promptIds(Enumerable.Range(0, PassageCount).Where(p => k[p] == '1').ToList())))
+            .Select(m => (m.Key, m.Ids, Shared: SharedPrefix(m.Ids)))
+            .OrderByDescending(m => m.Shared)
+            .ToList();
+        foreach (var (key, ids, shared) in pending)
+            _scored[key] = _cache is null ? Whole(ids) : Ablated(ids, shared);
+        return masks.Select(m => _scored[Key(m)]).ToList();
+    }
+
+    /// <summary>The summed log-probability of the answer tokens <paramref name="tokens"/> in <paramref name="logProbs"/>.</summary>
+    public static double Sum(float[] logProbs, IEnumerable<int> tokens) => tokens.Sum(t => (double)logProbs[t]);
+
+    /// <summary>A mask keeping every passage except <paramref name="removed"/>.</summary>
+    public static bool[] Without(int passages, IEnumerable<int> removed)
+    {
+        var mask = Enumerable.Repeat(true, passages).ToArray();
+        foreach (var p in removed)
+            mask[p] = false;
+        return mask;
+    }
+
+    /// <summary>A mask keeping only <paramref name="kept"/>.</summary>
+    public static bool[] Only(int passages, IEnumerable<int> kept)
+    {
+        var mask = new bool[passages];
+        foreach (var p in kept)
+            mask[p] = true;
+        return mask;
+    }
+
+    // Where an ablated prompt first differs from the full one, leaving at least its last token to run
+    // (it predicts the first answer token).
+    private int SharedPrefix(int[] ids)
+    {
+        int shared = 0, limit = Math.Min(_input.PromptIds.Length, ids.Length) - 1;
+        while (shared < limit && _input.PromptIds[shared] == ids[shared])
+            shared++;
+        return shared;
+    }
+
+    private float[] Ablated(int[] ids, int shared)
+    {
+        if (shared > _validPrefix)
+        {
+            // An earlier ablation overwrote part of the prefix this one needs: restore it from the full prompt.
+            _cache!.Rewind(_validPrefix);
+            Run(_input.PromptIds.Take(shared).ToArray(), _validPrefix, logitsFrom: null);
+            _validPrefix = shared;
+        }
+        _cache!.Rewind(shared);
+        _validPrefix = shared;
+        return Continue(ids, shared);
+    }
+
+    // Runs prompt[start..] + answer after the cache's first `start` slots; the answer tokens' log-probabilities.
+    private float[] Continue(int[] prompt, int start) =>
+        Run(prompt.Concat(_input.AnswerIds).ToArray(), start, logitsFrom: prompt.Length - 1 - start)!;
+
+    private float[] Whole(int[] prompt)
+    {
+        ForwardPasses++;
+        TokensRun += prompt.Length + _input.AnswerIds.Length;
+        return _model.ScoreContinuation(prompt, _input.AnswerIds);
+    }
+
+    // Runs sequence[start..] through the cache; with logitsFrom, the answer tokens' log-probabilities
+    // predicted from that input position on.
+    private float[]? Run(int[] sequence, int start, int? logitsFrom)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var tail = sequence.Skip(start).Select(i => (long)i).ToArray();
+        var ids = tensor(tail, device: _model.Device).unsqueeze(0);                              // [1, T]
+        var positions = arange(start, start + tail.Length, device: _model.Device).unsqueeze(0);  // [1, T]
+        ForwardPasses++;
+        TokensRun += tail.Length;
+        using var output = _model.Forward(new ForwardRequest(_model.Embed(ids), positions, Cache: _cache, LogitsFrom: logitsFrom ?? tail.Length - 1));
+        if (logitsFrom is null)
+            return null;
+        var answer = _input.AnswerIds;
+        var logits = output.Logits[0].narrow(0, 0, answer.Length);                              // [A, V]
+        var targets = tensor(answer.Select(i => (long)i).ToArray(), device: _model.Device).unsqueeze(1);
+        return logits.to(ScalarType.Float32).log_softmax(-1).gather(1, targets).squeeze(1).cpu().data<float>().ToArray();
+    }
+
+    private static string Key(bool[] mask) => string.Concat(mask.Select(k => k ? '1' : '0'));
+
+    /// <inheritdoc />
+    public void Dispose() => _cache?.Dispose();
+}

@@ -1,0 +1,112 @@
+using Mirage.Core.Citations;
+using Mirage.Core.Models;
+using Mirage.Core.Tests.Models;
+using Mirage.Tests;
+
+namespace Mirage.Core.Tests.Citations;
+
+/// <summary>Passage ablation with the shared prefix's KV cache reused, against running every input whole; and verified citations on the shipped reader.</summary>
+public sealed class ContextAblationTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private static readonly Passage[] Passages =
+    [
+        new("1", "Paris", "the cat sat on the mat in Paris."),
+        new("2", "Rome", "the dog ran to the park in Rome."),
+        new("3", "Oslo", "the bird sang at the window in Oslo."),
+        new("4", "Lima", "the fish swam in the lake at Lima."),
+    ];
+
+    // Leave-one-out, groups, "only" masks and the empty prompt, in an order that makes the runner
+    // restore prefixes that earlier ablations overwrote.
+    private static readonly bool[][] Masks =
+    [
+        ContextAblation.Without(4, [3]), ContextAblation.Without(4, [0]), ContextAblation.Only(4, [2]), ContextAblation.Without(4, [1, 3]),
+        ContextAblation.Without(4, [2]), ContextAblation.Only(4, []), ContextAblation.Without(4, [1]), ContextAblation.Only(4, [0, 3]),
+    ];
+
+    [Fact]
+    public void TheCachedAblation_EqualsRunningEveryInputWhole_WithFewerTokens()
+    {
+        using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, TinyCheckpoint.Config() with { MaxPositionEmbeddings = 512 }));
+        var template = new PromptTemplate { Instruction = "Answer." };
+        var input = CitationInput.Prepare(model, "where?", Passages, "the cat sat in Paris. The bird sang.", template);
+        using var cached = ContextAblation.Start(model, input, "where?", Passages, template);
+        using var whole = ContextAblation.Start(model, input, "where?", Passages, template, reuseCache: false);
+        var fromCache = cached.Score(Masks);
+        var fromScratch = whole.Score(Masks);
+
+        Assert.Equal(whole.Full, cached.Full, (a, b) => Math.Abs(a - b) < 1e-5);
+        for (int m = 0; m < Masks.Length; m++)
+            Assert.Equal(fromScratch[m], fromCache[m], (a, b) => Math.Abs(a - b) < 1e-4);
+        Assert.Contains(fromCache.SelectMany((run, m) => run.Select((v, t) => v - cached.Full[t])), d => Math.Abs(d) > 1e-3);
+        // The full prompt runs once; each ablated input runs only past the passages before the first removed one.
+        Assert.True(cached.TokensRun < whole.TokensRun * 0.85, $"{cached.TokensRun} tokens against {whole.TokensRun}");
+        // A mask seen before is not run again.
+        int passes = cached.ForwardPasses;
+        cached.Score([Masks[2], ContextAblation.Without(4, [])]);
+        Assert.Equal(passes, cached.ForwardPasses);
+    }
+
+    [Fact]
+    public void APassageNoAnswerTokenCanSee_ChangesNothing()
+    {
+        // One layer with an 8-token window, and a question longer than that between the passages and
+        // the answer: no answer token can attend to any passage, so no removal moves it.
+        var windowed = TinyCheckpoint.Config("MistralForCausalLM") with { NumLayers = 1, SlidingWindows = [8], MaxPositionEmbeddings = 512 };
+        using var blind = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, windowed, name: "windowed"));
+        var template = new PromptTemplate { Template = "{passages}\n{question}", PassageTemplate = "{text}", UntitledPassageTemplate = "{text}", PassageSeparator = " " };
+        const string question = "the the the the the the the the the the the the";
+        float[][] Shifts(LanguageModel model)
+        {
+            var input = CitationInput.Prepare(model, question, Passages, "the cat.", template);
+            using var ablation = ContextAblation.Start(model, input, question, Passages, template);
+            return ablation.Score(Masks).Select(run => run.Select((v, t) => v - ablation.Full[t]).ToArray()).ToArray();
+        }
+        Assert.All(Shifts(blind).SelectMany(d => d), d => Assert.Equal(0, d, 1e-9));
+
+        // The same layout with full attention: removals do move the answer.
+        using var seeing = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, windowed with { SlidingWindows = [null] }, name: "full"));
+        Assert.Contains(Shifts(seeing).SelectMany(d => d), d => Math.Abs(d) > 1e-6);
+    }
+
+    [Fact]
+    public void MasksOfTheWrongSize_AreRefused()
+    {
+        using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, TinyCheckpoint.Config() with { MaxPositionEmbeddings = 512 }));
+        var template = new PromptTemplate();
+        var input = CitationInput.Prepare(model, "q", Passages, "the cat.", template);
+        using var ablation = ContextAblation.Start(model, input, "q", Passages, template);
+        Assert.Contains("3 entries; the prompt has 4 passages", Assert.Throws<ArgumentException>(() => ablation.Score([new bool[3]])).Message);
+    }
+
+    [Fact]
+    public async Task Verification_FlagsSaliencysWrongBirthplace_AndPassesAblations()
+    {
+        // The README's held-out question: the reader wrote passage 3's birthplace for the person of passage 4.
+        using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
+        var engine = new MirageCitationEngine(model);
+        var passages = PassageFileOf(Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json"));
+        var request = new CitationRequest("Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?", passages,
+            "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.");
+        var verify = new VerificationOptions();
+
+        var saliency = await engine.CiteAsync(request with { Options = new CitationOptions { Method = CitationMethod.Cci, Verify = verify } }, TestContext.Current.CancellationToken);
+        Assert.Equal([3], saliency.Sentences[1].Citations.Select(c => c.PassageIndex));
+        var wrong = saliency.Sentences[1].Support!;
+        Assert.False(wrong.Verified);
+        Assert.True(wrong.Necessity < verify.MinNecessity, $"necessity {wrong.Necessity}");
+        Assert.True(wrong.Sufficiency < verify.MinSufficiency, $"sufficiency {wrong.Sufficiency}");
+
+        var ablation = await engine.CiteAsync(request with { Options = new CitationOptions { Verify = verify } }, TestContext.Current.CancellationToken);
+        Assert.Equal([[3], [2]], ablation.Sentences.Select(s => s.Citations.Select(c => c.PassageIndex).ToArray()));
+        Assert.All(ablation.Sentences, s => Assert.True(s.Support!.Verified, $"{s.Text}: {s.Support}"));
+        Assert.All(ablation.Sentences, s => Assert.Equal(ablation.Ablation![s.Index].CitedDrop, s.Support!.Necessity, 1e-6));
+    }
+
+    private static IReadOnlyList<Passage> PassageFileOf(string path) =>
+        System.Text.Json.JsonSerializer.Deserialize<List<Passage>>(File.ReadAllText(path), new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web))!;
+}
