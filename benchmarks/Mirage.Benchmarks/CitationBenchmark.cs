@@ -7,10 +7,16 @@ using static TorchSharp.torch;
 
 namespace Mirage.Benchmarks;
 
-/// <summary>Mirage's citation cost against a loop shaped like the reference implementation.</summary>
+/// <summary>One citation method's run: seconds and passes.</summary>
+internal sealed record MethodTiming(string Method, double Seconds, int Forwards, int Backwards);
+
+/// <summary>
+/// Mirage's citation cost, per method, against generating the same answer and against a loop shaped
+/// like the reference implementation.
+/// </summary>
 internal sealed record CitationMeasurement(
-    string Model, string DType, int PromptTokens, int AnswerTokens, int Selected,
-    double MirageSeconds, int MirageForwards, int MirageBackwards,
+    string Model, string DType, int PromptTokens, int AnswerTokens, int Selected, double GenerateSeconds,
+    IReadOnlyList<MethodTiming> Methods,
     double NaiveSeconds, int NaiveForwards, int NaiveBackwards,
     double MaxCtiDifference, bool SameSelection, double FloorSeconds, double MatmulGflops);
 
@@ -33,24 +39,39 @@ internal static class CitationBenchmark
         var request = new CitationRequest("What happened?", passages, answer);
         var engine = new MirageCitationEngine(model);
 
-        engine.CiteAsync(request with { Answer = "a." }).GetAwaiter().GetResult(); // warm-up
+        // Generating as many tokens as the answer has, from the same prompt: what citing is compared with.
+        var prompt = CitationInput.AnswerPrompt(model, request.Question, passages, new PromptTemplate());
+        model.Generate(prompt, new GenerationOptions { MaxTokens = 4, StopAtEos = false }); // warm-up
         var clock = Stopwatch.StartNew();
-        var result = engine.CiteAsync(request).GetAwaiter().GetResult();
-        double mirageSeconds = clock.Elapsed.TotalSeconds;
+        model.Generate(prompt, new GenerationOptions { MaxTokens = model.Tokenizer.EncodeIds(answer, false).Length, StopAtEos = false });
+        double generateSeconds = clock.Elapsed.TotalSeconds;
+
+        // The default method, then MIRAGE's reference one (saliency CCI).
+        var methods = new List<MethodTiming>();
+        CitationResult? saliency = null;
+        foreach (var options in new[] { new CitationOptions(), new CitationOptions { Method = CitationMethod.Cci } })
+        {
+            engine.CiteAsync(request with { Answer = "a.", Options = options }).GetAwaiter().GetResult(); // warm-up
+            clock.Restart();
+            var run = engine.CiteAsync(request with { Options = options }).GetAwaiter().GetResult();
+            methods.Add(new MethodTiming(options.MethodName, clock.Elapsed.TotalSeconds, run.Cost.ForwardPasses, run.Cost.BackwardPasses));
+            saliency = run;
+        }
+        var result = saliency!;
 
         clock.Restart();
-        var (naiveCti, naiveSelected, forwards, backwards) = Naive(model, result, request.Options ?? new CitationOptions());
+        var (naiveCti, naiveSelected, forwards, backwards) = Naive(model, result, result.Options);
         double naiveSeconds = clock.Elapsed.TotalSeconds;
 
-        // The floor: 2 forwards over prompt + answer plus one input-gradient backward (about one
-        // forward's matmuls) per selected token, at the measured matmul speed.
+        // Saliency's floor: 2 forwards over prompt + answer plus one input-gradient backward (about
+        // one forward's matmuls) per selected token, at the measured matmul speed.
         double gflops = MatmulGflops(dtype);
         int tokens = result.Inputs.WithContextIds.Count;
         int selected = result.Tokens.Count(t => t.Selected);
         double forwardFlops = 2.0 * model.ParameterCount * tokens;
         double floor = (2 + selected) * forwardFlops / (gflops * 1e9);
         return new CitationMeasurement(model.ModelId, ComputeOptions.NameOf(dtype), result.Inputs.WithContextAnswerStart, result.Tokens.Count, selected,
-            mirageSeconds, result.Cost.ForwardPasses, result.Cost.BackwardPasses, naiveSeconds, forwards, backwards,
+            generateSeconds, methods, naiveSeconds, forwards, backwards,
             naiveCti.Zip(result.Tokens, (a, b) => Math.Abs(a - b.Cti)).Max(),
             naiveSelected.SequenceEqual(result.Tokens.Select(t => t.Selected)), floor, gflops);
     }

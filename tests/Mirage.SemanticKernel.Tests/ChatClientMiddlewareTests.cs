@@ -77,6 +77,25 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
     }
 
     [Fact]
+    public async Task MethodAndVerification_ComeFromTheOptions()
+    {
+        var item = ReaderFixture.Items[8];
+        var service = reader.Service(o => { o.Method = Mirage.Core.Citations.CitationMethod.Cci; o.Verify = true; });
+        var citations = (await Pipeline(service, new RemoteModel(item.Output)).GetResponseAsync(RetrievedHistory(item))).GetCitations();
+        var details = citations!.Details!;
+        Assert.Equal(Mirage.Core.Citations.CitationMethod.Cci, details.Options.Method);
+        Assert.NotEmpty(details.Cues);
+        Assert.Contains(details.Sentences, s => s.Citations.Count > 0);
+        Assert.All(details.Sentences, s => Assert.Equal(s.Citations.Count > 0, s.Support is not null));
+
+        // The default: passage ablation, unverified.
+        var plain = (await Pipeline(reader.Service(), new RemoteModel(item.Output)).GetResponseAsync(RetrievedHistory(item))).GetCitations()!.Details!;
+        Assert.Equal(Mirage.Core.Citations.CitationMethod.Ablation, plain.Options.Method);
+        Assert.NotNull(plain.Ablation);
+        Assert.All(plain.Sentences, s => Assert.Null(s.Support));
+    }
+
+    [Fact]
     public async Task Failures_KeepTheAnswer_WithAMachineReadableReason()
     {
         var item = ReaderFixture.Items[8];

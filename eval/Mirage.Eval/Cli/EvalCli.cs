@@ -14,5 +14,6 @@ public static class EvalCli
         GenerateCommand.Create(),
         ScoreReaderCommand.Create(),
         RunCommand.Create(output),
+        ProbeAttentionCommand.Create(output),
     };
 }

@@ -151,4 +151,25 @@ public sealed class AblationHarnessTests : IDisposable
         }
         Assert.True(both >= total * 0.75, $"both cited in {both} of {total}");
     }
+
+    [Fact]
+    public async Task AttentionProbe_ReadsTheCitersWeights_AndEveryVariant()
+    {
+        using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
+        var template = new PromptTemplate();
+        var items = new ReaderDataGenerator(3, DataSplit.Test).Generate(15).ToList();
+        var variants = AttentionProbe.Run(model, items, template);
+        // 2 layers x 4 heads, summed and peak, plus 2 layer means and 3 all-head readings, each over all or CTI-selected tokens.
+        Assert.Equal(2 * (8 * 2 + 2 + 3), variants.Count);
+        Assert.All(variants.Where(v => v.Name.EndsWith("all tokens", StringComparison.Ordinal)), v => Assert.Equal(0, v.Abstained));
+        Assert.Contains(variants, v => v.Name.EndsWith("CTI-selected tokens", StringComparison.Ordinal) && v.Abstained > 0);
+
+        // The citer's own reading (mean of every head, summed over the passage, all tokens) scores what the citer does.
+        var citer = new AttentionCiter(model, Mirage.Core.Attribution.AttributionEngine.CreateDefault(), template);
+        var scores = new List<ItemScore>();
+        foreach (var item in items)
+            scores.Add(await CitationMetrics.ScoreAsync(item, await citer.CiteAsync(item, SentenceSplitter.Split(item.Output), TestContext.Current.CancellationToken), null, TestContext.Current.CancellationToken));
+        var reading = variants.Single(v => v.Name == "mean of all heads, summed, all tokens");
+        Assert.Equal(CitationMetrics.Exact(scores).F1, reading.Exact.F1, 1e-9);
+    }
 }
