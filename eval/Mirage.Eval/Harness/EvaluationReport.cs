@@ -46,7 +46,7 @@ public static class EvaluationReport
                     + $"{(c.Confusions is { } x ? $"{Pct(x.F1)} ({x.Sentences})" : "n/a")} | {c.SecondsPerItem.ToString("F3", Invariant)} | "
                     + $"{(c.GenerationSecondsPerItem is { } g ? g.ToString("F3", Invariant) : "n/a")} |");
             }
-            md.AppendLine();
+            md.AppendLine().AppendLine("![necessity win rate per citer](faithfulness.svg)").AppendLine();
         }
 
         if (summary.Citers.All(c => c.Outcomes is not null))
@@ -71,35 +71,60 @@ public static class EvaluationReport
     /// <summary>Grouped bars of precision, recall and F1 per citer (exact ones where there is gold, else ALCE's), with time per item.</summary>
     public static string Chart(EvaluationSummary summary)
     {
-        const int left = 50, top = 40, plotHeight = 220, group = 120, bar = 28;
         bool exact = summary.Citers.All(c => c.Exact is not null);
-        int width = left + Math.Max(1, summary.Citers.Count) * group + 20, height = top + plotHeight + 60;
+        return Bars($"Citation {(exact ? "exact (gold)" : "ALCE")} precision / recall / F1 (%)", ["precision", "recall", "F1"], summary.Citers, c =>
+        {
+            var scores = exact ? c.Exact : c.Alce;
+            return scores is null ? [0, 0, 0] : [scores.Precision, scores.Recall, scores.F1];
+        });
+    }
+
+    /// <summary>
+    /// Grouped bars of each citer's necessity win rate and, with generated answers, its F1 on
+    /// confusions; null when neither was measured.
+    /// </summary>
+    public static string? FaithfulnessChart(EvaluationSummary summary)
+    {
+        bool confusions = summary.Citers.Any(c => c.Confusions is not null);
+        if (!summary.Citers.Any(c => c.Faithfulness is not null) && !confusions)
+            return null;
+        return Bars(confusions ? "Necessity win rate and F1 on confusions (%)" : "Necessity win rate (%)",
+            confusions ? ["win rate", "confusions F1"] : ["win rate"], summary.Citers,
+            c => confusions ? [c.Faithfulness?.NecessityWinRate ?? 0, c.Confusions?.F1 ?? 0] : [c.Faithfulness?.NecessityWinRate ?? 0]);
+    }
+
+    // Bars of percentages, one group per citer, with the citer's time per item under its name.
+    private static string Bars(string title, string[] series, IReadOnlyList<CiterSummary> citers, Func<CiterSummary, double[]> values)
+    {
+        const int left = 50, top = 40, plotHeight = 220, bar = 28;
+        int group = bar * series.Length + 36;
+        int width = left + Math.Max(1, citers.Count) * group + 20, height = top + plotHeight + 60;
         var svg = new StringBuilder();
         svg.AppendLine(Invariant, $"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">""");
-        svg.AppendLine(Invariant, $"""<text x="{left}" y="18" font-size="14" font-weight="bold">Citation {(exact ? "exact (gold)" : "ALCE")} precision / recall / F1 (%)</text>""");
-        for (int i = 0; i < 3; i++)
+        svg.AppendLine(Invariant, $"""<text x="{left}" y="18" font-size="14" font-weight="bold">{Escape(title)}</text>""");
+        for (int i = 0; i < series.Length; i++)
         {
-            svg.AppendLine(Invariant, $"""<rect x="{left + i * 90}" y="26" width="10" height="10" fill="{Colors[i]}"/><text x="{left + 14 + i * 90}" y="35">{new[] { "precision", "recall", "F1" }[i]}</text>""");
+            svg.AppendLine(Invariant, $"""<rect x="{left + i * 110}" y="26" width="10" height="10" fill="{Colors[i]}"/><text x="{left + 14 + i * 110}" y="35">{Escape(series[i])}</text>""");
         }
         for (int tick = 0; tick <= 100; tick += 25)
         {
             double y = top + plotHeight * (1 - tick / 100.0);
             svg.AppendLine(Invariant, $"""<line x1="{left}" x2="{width - 10}" y1="{y:F1}" y2="{y:F1}" stroke="#ddd"/><text x="{left - 6}" y="{y + 4:F1}" text-anchor="end">{tick}</text>""");
         }
-        for (int c = 0; c < summary.Citers.Count; c++)
+        for (int c = 0; c < citers.Count; c++)
         {
-            var citer = summary.Citers[c];
-            var scores = exact ? citer.Exact : citer.Alce;
-            double[] values = scores is null ? [0, 0, 0] : [scores.Precision, scores.Recall, scores.F1];
+            var citer = citers[c];
+            var shown = values(citer);
             int x0 = left + c * group + 12;
-            for (int i = 0; i < 3; i++)
+            double middle = x0 + series.Length * bar / 2.0 - 2;
+            for (int i = 0; i < series.Length; i++)
             {
-                double h = plotHeight * values[i] / 100;
-                svg.AppendLine(Invariant, $"""<rect x="{x0 + i * bar}" y="{top + plotHeight - h:F1}" width="{bar - 4}" height="{h:F1}" fill="{Colors[i]}"><title>{Escape(citer.Name)} {new[] { "precision", "recall", "F1" }[i]}: {values[i]:F1}</title></rect>""");
-                svg.AppendLine(Invariant, $"""<text x="{x0 + i * bar + (bar - 4) / 2.0:F1}" y="{top + plotHeight - h - 3:F1}" text-anchor="middle" font-size="10">{values[i]:F0}</text>""");
+                double h = plotHeight * shown[i] / 100;
+                svg.AppendLine(Invariant, $"""<rect x="{x0 + i * bar}" y="{top + plotHeight - h:F1}" width="{bar - 4}" height="{h:F1}" fill="{Colors[i]}"><title>{Escape(citer.Name)} {Escape(series[i])}: {shown[i]:F1}</title></rect>""");
+                svg.AppendLine(Invariant, $"""<text x="{x0 + i * bar + (bar - 4) / 2.0:F1}" y="{top + plotHeight - h - 3:F1}" text-anchor="middle" font-size="10">{shown[i]:F0}</text>""");
             }
-            svg.AppendLine(Invariant, $"""<text x="{x0 + 1.5 * bar - 2:F1}" y="{top + plotHeight + 18}" text-anchor="middle" font-weight="bold">{Escape(citer.Name)}</text>""");
-            svg.AppendLine(Invariant, $"""<text x="{x0 + 1.5 * bar - 2:F1}" y="{top + plotHeight + 34}" text-anchor="middle" fill="#555">{FormatSeconds(citer.SecondsPerItem)} / item</text>""");
+            svg.AppendLine(Invariant, $"""<text x="{middle:F1}" y="{top + plotHeight + 18}" text-anchor="middle" font-weight="bold">{Escape(citer.Name)}</text>""");
+            svg.AppendLine(Invariant, $"""<text x="{middle:F1}" y="{top + plotHeight + 34}" text-anchor="middle" fill="#555">{FormatSeconds(citer.SecondsPerItem)} / item</text>""");
         }
         svg.AppendLine("</svg>");
         return svg.ToString();

@@ -67,7 +67,7 @@ public sealed record EvaluationSettings(IEntailmentJudge? Judge = null, Faithful
 /// <summary>
 /// Runs citers side by side on the same items and sentences, scores them, and writes
 /// <c>metrics.json</c>, <c>items.jsonl</c> (one line per item and citer) and <c>report.md</c> with
-/// <c>chart.svg</c> into the output folder.
+/// <c>chart.svg</c> (and <c>faithfulness.svg</c> when faithfulness was measured) into the output folder.
 /// </summary>
 public static class EvaluationRunner
 {
@@ -173,6 +173,8 @@ public static class EvaluationRunner
             hasGold, judge?.Name, summaries, notes) { Answers = settings.Answers };
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "metrics.json"), JsonSerializer.Serialize(summary, Json), cancellationToken).ConfigureAwait(false);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "chart.svg"), EvaluationReport.Chart(summary), cancellationToken).ConfigureAwait(false);
+        if (EvaluationReport.FaithfulnessChart(summary) is { } faithfulnessChart)
+            await File.WriteAllTextAsync(Path.Combine(outputDirectory, "faithfulness.svg"), faithfulnessChart, cancellationToken).ConfigureAwait(false);
         await File.WriteAllTextAsync(Path.Combine(outputDirectory, "report.md"), EvaluationReport.Markdown(summary), cancellationToken).ConfigureAwait(false);
         return summary;
     }

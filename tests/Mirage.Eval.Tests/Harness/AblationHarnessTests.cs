@@ -125,7 +125,12 @@ public sealed class AblationHarnessTests : IDisposable
         var (ablation, bm25) = (summary.Citers[0], summary.Citers[1]);
         Assert.True(ablation.Faithfulness!.NecessityWinRate >= 90, $"{ablation.Faithfulness}");
         Assert.True(ablation.Exact!.F1 > 70, $"{ablation.Exact}");
-        Assert.Contains("necessity", await File.ReadAllTextAsync(Path.Combine(_temp.Path, "report.md")));
+        var report = await File.ReadAllTextAsync(Path.Combine(_temp.Path, "report.md"));
+        Assert.Contains("| mirage | ", report);
+        Assert.Contains("faithfulness.svg", report);
+        var chart = System.Xml.Linq.XDocument.Load(Path.Combine(_temp.Path, "faithfulness.svg"));
+        // Two citers, two bars each (win rate, confusions F1), besides the two legend swatches.
+        Assert.Equal(4, chart.Descendants().Count(e => e.Name.LocalName == "rect" && e.Attribute("height")?.Value != "10"));
     }
 
     [Fact]

@@ -44,7 +44,34 @@ public sealed class ServerTests
         Assert.Contains("<form", await server.Http.GetStringAsync("/", Token));
     }
 
+    [Fact]
+    public async Task Citations_TakeTheMethodAndVerification_FromTheOptions()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var ablation = await Json(await server.PostAsync("/v1/citations", CitationBody(RunningServer.Answer)));
+        Assert.Equal("Ablation", ablation["options"]!["method"]!.GetValue<string>());
+        Assert.Equal(2, ablation["ablation"]!.AsArray().Count);
+        Assert.All(ablation["sentences"]!.AsArray(), s => Assert.Null(s!["support"]));
+
+        var body = new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer, options = new { method = "saliency", verify = true, scored_tokens = "selected" } };
+        var saliency = await Json(await server.PostAsync("/v1/citations", body));
+        Assert.Equal("Cci", saliency["options"]!["method"]!.GetValue<string>());
+        Assert.Equal("saliency", saliency["options"]!["pecore"]!["cci_method"]!.GetValue<string>());
+        Assert.Equal("Selected", saliency["options"]!["ablation"]!["tokens"]!.GetValue<string>());
+        Assert.NotEmpty(saliency["cues"]!.AsArray());
+        foreach (var sentence in saliency["sentences"]!.AsArray())
+        {
+            bool cites = sentence!["citations"]!.AsArray().Count > 0;
+            Assert.Equal(cites, sentence["support"] is not null);
+            if (cites)
+                Assert.IsType<bool>(sentence["support"]!["verified"]!.GetValue<bool>());
+        }
+    }
+
     [Theory]
+    [InlineData("{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"options\": {\"method\": \"lime\"}}", "Unknown method 'lime'")]
+    [InlineData("{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"options\": {\"scored_tokens\": \"some\"}}", "scored_tokens")]
+    [InlineData("{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"options\": {\"verify\": \"yes\"}}", "options.verify")]
     [InlineData("{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"temperature\": 1}", "temperature")]
     [InlineData("{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}]}", "answer")]
     [InlineData("{\"question\": \"q\", \"passages\": \"p\", \"answer\": \"a\"}", "passages")]
