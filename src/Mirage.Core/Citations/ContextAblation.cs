@@ -19,9 +19,11 @@ public sealed class ContextAblation : IDisposable
     private readonly KvCache? _cache;
     private readonly Dictionary<string, float[]> _scored = [];
     private int _validPrefix;
+    private readonly bool _keepLogits;
 
-    private ContextAblation(LanguageModel model, CitationInput input, Func<IReadOnlyList<int>, int[]> promptIds, bool reuseCache)
+    private ContextAblation(LanguageModel model, CitationInput input, Func<IReadOnlyList<int>, int[]> promptIds, bool reuseCache, bool keepLogits)
     {
+        _keepLogits = keepLogits;
         _model = model;
         _input = input;
         _promptIds = promptIds;
@@ -43,9 +45,11 @@ public sealed class ContextAblation : IDisposable
     /// <summary>
     /// Starts ablating <paramref name="input"/> (prepared from <paramref name="passages"/>, which
     /// carry ids, with <paramref name="template"/>): runs the full input once.
-    /// <paramref name="reuseCache"/> false runs every ablated input whole, the reference the cached path must equal.
+    /// <paramref name="reuseCache"/> false runs every ablated input whole, the reference the cached path must equal;
+    /// <paramref name="keepLogits"/> keeps the full pass's logits (<see cref="FullLogits"/>) for CTI to reuse.
     /// </summary>
-    public static ContextAblation Start(LanguageModel model, CitationInput input, string question, IReadOnlyList<Passage> passages, PromptTemplate template, bool reuseCache = true)
+    public static ContextAblation Start(LanguageModel model, CitationInput input, string question, IReadOnlyList<Passage> passages, PromptTemplate template,
+        bool reuseCache = true, bool keepLogits = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(input);
@@ -57,7 +61,7 @@ public sealed class ContextAblation : IDisposable
             var prompt = template.Render(question, kept.Select(i => passages[i]).ToList(), withContext: true, chat);
             return model.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
         }
-        return new ContextAblation(model, input, Prompt, reuseCache);
+        return new ContextAblation(model, input, Prompt, reuseCache, keepLogits);
     }
 
     /// <summary>How many passages the prompt holds.</summary>
@@ -65,6 +69,9 @@ public sealed class ContextAblation : IDisposable
 
     /// <summary>Per answer token, its log-probability with every passage.</summary>
     public float[] Full { get; }
+
+    /// <summary>With <c>keepLogits</c> on the cached path: the full input's logits predicting each answer token, <c>[A, V]</c>; owned by this runner.</summary>
+    public Tensor? FullLogits { get; private set; }
 
     /// <summary>Forward passes run so far (the full input counts as one).</summary>
     public int ForwardPasses { get; private set; }
@@ -166,6 +173,8 @@ public sealed class ContextAblation : IDisposable
             return null;
         var answer = _input.AnswerIds;
         var logits = output.Logits[0].narrow(0, 0, answer.Length);                              // [A, V]
+        if (_keepLogits && FullLogits is null)
+            FullLogits = logits.clone().DetachFromDisposeScope();
         var targets = tensor(answer.Select(i => (long)i).ToArray(), device: _model.Device).unsqueeze(1);
         return logits.to(ScalarType.Float32).log_softmax(-1).gather(1, targets).squeeze(1).cpu().data<float>().ToArray();
     }
@@ -173,5 +182,9 @@ public sealed class ContextAblation : IDisposable
     private static string Key(bool[] mask) => string.Concat(mask.Select(k => k ? '1' : '0'));
 
     /// <inheritdoc />
-    public void Dispose() => _cache?.Dispose();
+    public void Dispose()
+    {
+        _cache?.Dispose();
+        FullLogits?.Dispose();
+    }
 }

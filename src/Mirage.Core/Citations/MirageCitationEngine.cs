@@ -39,7 +39,7 @@ public sealed class MirageCitationEngine : ICitationEngine
 
     /// <summary>
     /// Cites several requests together: their CTI passes run as two right-padded batches (on a GPU,
-    /// one pass for many answers costs about what one answer costs), CCI request by request. Each
+    /// one pass for many answers costs about what one answer costs), then CCI or ablation request by request. Each
     /// result equals what <see cref="CiteAsync"/> gives for the request alone, up to floating-point
     /// reordering. Every request is checked first; an invalid one fails the whole call.
     /// </summary>
@@ -72,18 +72,40 @@ public sealed class MirageCitationEngine : ICitationEngine
         var clock = Stopwatch.StartNew();
         var inputs = requests.Select(r => CitationInput.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt, r.Request.AnswerTokenIds)).ToList();
         var tokenizeTime = clock.Elapsed / requests.Count;
-        var pecore = _pecore.AnalyzeBatch(_model,
-            inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore,
-                RunCci: requests[i].Options.Method == CitationMethod.Cci)).ToList(),
-            cancellationToken);
-        return requests.Select((r, i) =>
+        // Ablation's full pass fills its KV cache and gives CTI its with-context logits, so CTI runs one pass, not two.
+        var ablations = new ContextAblation?[requests.Count];
+        var ablationStart = new TimeSpan[requests.Count];
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            return Result(r.Request, r.Passages, r.Options, inputs[i], pecore[i], tokenizeTime);
-        }).ToList();
+            for (int i = 0; i < requests.Count; i++)
+            {
+                if (requests[i].Options.Method != CitationMethod.Ablation)
+                    continue;
+                clock.Restart();
+                ablations[i] = ContextAblation.Start(_model, inputs[i], requests[i].Request.Question, requests[i].Passages, requests[i].Options.Prompt, keepLogits: true);
+                ablationStart[i] = clock.Elapsed;
+            }
+            var pecore = _pecore.AnalyzeBatch(_model,
+                inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore,
+                    RunCci: requests[i].Options.Method == CitationMethod.Cci, ContextLogits: ablations[i]?.FullLogits)).ToList(),
+                cancellationToken);
+            return requests.Select((r, i) =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                return Result(r.Request, r.Passages, r.Options, inputs[i], pecore[i], tokenizeTime, ablations[i], ablationStart[i]);
+            }).ToList();
+        }
+        finally
+        {
+            foreach (var ablation in ablations)
+                ablation?.Dispose();
+        }
     }
 
-    private CitationResult Result(CitationRequest request, IReadOnlyList<Passage> passages, CitationOptions options, CitationInput input, PecoreResult pecore, TimeSpan tokenizeTime)
+    // `started`: the ablation runner of an ablation request, whose full pass took `startTime`; a
+    // request that only verifies starts its own here.
+    private CitationResult Result(CitationRequest request, IReadOnlyList<Passage> passages, CitationOptions options, CitationInput input, PecoreResult pecore, TimeSpan tokenizeTime,
+        ContextAblation? started, TimeSpan startTime)
     {
         var citationClock = Stopwatch.StartNew();
         var tokenizer = _model.Tokenizer;
@@ -95,9 +117,9 @@ public sealed class MirageCitationEngine : ICitationEngine
         IReadOnlyList<SentenceAblation>? measured = null;
         int ablationPasses = 0;
         var ablationClock = Stopwatch.StartNew();
-        using (var ablation = options.Method == CitationMethod.Ablation || options.Verify is not null
-            ? ContextAblation.Start(_model, input, request.Question, passages, options.Prompt) : null)
+        using (var own = started is null && options.Verify is not null ? ContextAblation.Start(_model, input, request.Question, passages, options.Prompt) : null)
         {
+            var ablation = started ?? own;
             if (options.Method == CitationMethod.Ablation)
                 (cited, measured) = AblationCitations.Build(ablation!, input.Sentences, tokens, pecore.NoContextLogProbs, input.Passages, options);
             else
@@ -106,14 +128,14 @@ public sealed class MirageCitationEngine : ICitationEngine
                 cited = CitationVerifier.Verify(ablation!, cited, tokens, options);
             ablationPasses = ablation?.ForwardPasses ?? 0;
         }
-        double ablationMs = ablationPasses == 0 ? 0 : ablationClock.Elapsed.TotalMilliseconds;
+        double ablationMs = ablationPasses == 0 ? 0 : ablationClock.Elapsed.TotalMilliseconds + startTime.TotalMilliseconds;
         var cues = pecore.CciScores.OrderBy(c => c.Key).Select(c => new ContextCues(c.Key, pecore.CciTargetValues[c.Key], c.Value)).ToList();
 
         var inputs = new AttributionInputs(
             input.PromptIds.Concat(input.AnswerIds).ToArray(), input.NoContextIds.Concat(input.AnswerIds).ToArray(),
             input.PromptIds.Length, input.NoContextIds.Length, input.WithContext.Text,
             input.PromptTokens.Select(t => new[] { t.Start, t.End }).ToList());
-        double citationMs = citationClock.Elapsed.TotalMilliseconds - ablationMs;
+        double citationMs = citationClock.Elapsed.TotalMilliseconds - (ablationMs - startTime.TotalMilliseconds);
         double totalMs = tokenizeTime.TotalMilliseconds + pecore.CtiTime.TotalMilliseconds + pecore.CciTime.TotalMilliseconds + ablationMs + citationMs;
         var cost = new CitationCost(pecore.ForwardPasses + ablationPasses, pecore.BackwardPasses, tokenizeTime.TotalMilliseconds,
             pecore.CtiTime.TotalMilliseconds, pecore.CciTime.TotalMilliseconds, citationMs, totalMs) { AblationMs = ablationMs };

@@ -57,7 +57,9 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         // CTI: exactly two teacher-forced passes, whatever the batch size.
-        var contextLogits = model.TeacherForceLogits(inputs.Select(i => (i.ContextPrompt, i.Answer)).ToList());     // [N_b, V] each
+        var missing = model.TeacherForceLogits(inputs.Where(i => i.ContextLogits is null).Select(i => (i.ContextPrompt, i.Answer)).ToList()); // [N_b, V] each
+        int next = 0;
+        var contextLogits = inputs.Select(i => i.ContextLogits ?? missing[next++]).ToList();
         var noContextLogits = model.TeacherForceLogits(inputs.Select(i => (i.NoContextPrompt, i.Answer)).ToList());
         var passTime = clock.Elapsed;
         cancellationToken.ThrowIfCancellationRequested();
@@ -66,7 +68,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
 
     private PecoreResult AnalyzeOne(LanguageModel model, PecoreInput input, Tensor contextLogits, Tensor noContextLogits, TimeSpan passTime, CancellationToken cancellationToken)
     {
-        var (contextPrompt, _, answer, eligible, options, forcedContrastIds, runCci) = input;
+        var (contextPrompt, _, answer, eligible, options, forcedContrastIds, runCci, _) = input;
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var targets = tensor(answer.Select(i => (long)i).ToArray(), device: model.Device);
@@ -88,7 +90,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         var steps = runCci ? Enumerable.Range(0, answer.Count).Where(i => selected[i]).ToArray() : [];
         var cciScores = new Dictionary<int, float[]>();
         var cciValues = new Dictionary<int, double>();
-        int forwards = 2, backwards = 0;
+        int forwards = input.ContextLogits is null ? 2 : 1, backwards = 0;
         if (steps.Length > 0)
         {
             var ids = contextPrompt.Concat(answer).ToArray();

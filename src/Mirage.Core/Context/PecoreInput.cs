@@ -8,6 +8,10 @@ namespace Mirage.Core.Context;
 /// <param name="Options">Settings.</param>
 /// <param name="ForcedContrastIds">Contrast tokens to use instead of the no-context argmax (per answer token), or null.</param>
 /// <param name="RunCci">False to stop after CTI (a citer that does not read CCI).</param>
+/// <param name="ContextLogits">
+/// The with-context teacher-forced logits <c>[N, V]</c> when another pass already computed them (passage
+/// ablation's full pass, which also fills its KV cache), or null to run that pass here. Not disposed here.
+/// </param>
 public sealed record PecoreInput(
     IReadOnlyList<int> ContextPrompt,
     IReadOnlyList<int> NoContextPrompt,
@@ -15,5 +19,6 @@ public sealed record PecoreInput(
     IReadOnlyList<bool> Eligible,
     PecoreOptions Options,
     IReadOnlyList<int>? ForcedContrastIds = null,
-    bool RunCci = true);
+    bool RunCci = true,
+    TorchSharp.torch.Tensor? ContextLogits = null);
 

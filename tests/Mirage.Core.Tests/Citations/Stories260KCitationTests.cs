@@ -82,6 +82,13 @@ public sealed class Stories260KCitationTests
         Assert.Contains(citation.Triggers, t => t.TokenIndex == 0 && t.Score > 1);
         Assert.Equal(0, result.Cost.BackwardPasses);
         Assert.Empty(result.Cues);
+
+        // CTI reads the with-context logits of ablation's full pass: the same scores as its own two passes.
+        var mirage = await engine.CiteAsync(new CitationRequest("One day,", PassagesWithTimAt(timAt), "Tim went to the park with his red kite.",
+            new CitationOptions { Prompt = StoryPrompt, Method = CitationMethod.Cci }), TestContext.Current.CancellationToken);
+        Assert.Equal(mirage.Tokens.Select(t => t.Cti), result.Tokens.Select(t => t.Cti), (a, b) => Math.Abs(a - b) < 1e-5);
+        Assert.Equal(mirage.Tokens.Select(t => t.Selected), result.Tokens.Select(t => t.Selected));
+        Assert.Equal(mirage.Tokens.Select(t => t.ContrastId), result.Tokens.Select(t => t.ContrastId));
     }
 
     [Fact]
