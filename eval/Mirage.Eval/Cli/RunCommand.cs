@@ -13,7 +13,7 @@ namespace Mirage.Eval.Cli;
 internal static class RunCommand
 {
     private static readonly string[] DefaultCiters = ["mirage", "ablation", "contextcite", "attention", "bm25", "random"];
-    private static readonly string[] CciMethods = ["saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion"];
+    private static readonly string[] CciMethods = [.. AttributionMethodRegistry.BuiltInNames];
     private static readonly string[] AllCiters = [.. DefaultCiters, .. CciMethods.Select(m => $"mirage-{m}")];
 
     public static Command Create(TextWriter output)
@@ -31,7 +31,7 @@ internal static class RunCommand
         var pruneWithin = new Option<double>("--prune-within") { DefaultValueFactory = _ => new AblationOptions().PruneWithin ?? 1, Description = "The ablation citer's pruning tolerance in nats (ALCE's precision rule with the model as judge)." };
         var noPrune = new Option<bool>("--no-prune") { Description = "Keep every passage the ablation citer's search removed." };
         var masks = new Option<int>("--contextcite-masks") { DefaultValueFactory = _ => 32, Description = "ContextCite's random ablation masks per item." };
-        var alpha = new Option<double>("--contextcite-alpha") { DefaultValueFactory = _ => 0.01, Description = "ContextCite's L1 penalty (sklearn's alpha)." };
+        var alpha = new Option<double>("--contextcite-alpha") { DefaultValueFactory = _ => ContextCiteCiter.DefaultAlpha, Description = "ContextCite's L1 penalty (sklearn's alpha) on log-probabilities summed over a sentence." };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N items." };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "Seed of the random baseline." };
         var judge = new Option<string>("--judge") { DefaultValueFactory = _ => "gold", Description = "Entailment judge for ALCE metrics: gold (needs gold_citations) or none." };

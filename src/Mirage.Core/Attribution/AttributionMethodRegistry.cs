@@ -22,6 +22,9 @@ public sealed class AttributionMethodRegistry
         return registry;
     }
 
+    /// <summary>The built-in methods' names, in registration order (what CLIs and request validation offer).</summary>
+    public static IReadOnlyList<string> BuiltInNames { get; } = [.. CreateDefault().Names];
+
     /// <summary>Registered names.</summary>
     public IReadOnlyCollection<string> Names => _methods.Keys;
 

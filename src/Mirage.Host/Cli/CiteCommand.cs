@@ -33,7 +33,7 @@ internal static class CiteCommand
         var noContext = new Option<string>("--no-context") { Description = "The no-context input: literal (the prompt without the passage block, as MIRAGE's reference) or trim (also drop the whitespace after it).", DefaultValueFactory = _ => "literal" };
         noContext.AcceptOnlyFromAmong("literal", "trim");
         var ctiThreshold = new Option<double>("--cti-std") { Description = "CTI selection: mean + k * std, this k.", DefaultValueFactory = _ => 1.0 };
-        method.AcceptOnlyFromAmong("saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion", "ablation");
+        method.AcceptOnlyFromAmong([.. AttributionMethodRegistry.BuiltInNames, "ablation"]);
         filter.AcceptOnlyFromAmong("top-percent", "top-k", "mean");
 
         var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");

@@ -25,7 +25,7 @@ public sealed record PassageInput(string Text, string? Id = null, string? Title 
 public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null, string? NoContext = null,
     string? Method = null, string? ScoredTokens = null, bool? Verify = null)
 {
-    private static readonly string[] CciMethods = ["saliency", "input_x_gradient", "integrated_gradients", "attention", "occlusion"];
+    private static readonly IReadOnlyList<string> CciMethods = Core.Attribution.AttributionMethodRegistry.BuiltInNames;
 
     /// <summary>The engine options these settings give.</summary>
     public CitationOptions ToOptions()

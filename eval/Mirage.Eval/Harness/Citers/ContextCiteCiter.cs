@@ -11,8 +11,15 @@ namespace Mirage.Eval.Harness.Citers;
 /// masks; the passages with positive weight are cited, strongest first, at most
 /// <paramref name="atMost"/>.
 /// </summary>
-public sealed class ContextCiteCiter(LanguageModel model, PromptTemplate template, int masks = 32, double alpha = 0.01, int atMost = 3, int seed = 1) : ICiter
+public sealed class ContextCiteCiter(LanguageModel model, PromptTemplate template, int masks = 32, double alpha = ContextCiteCiter.DefaultAlpha, int atMost = 3, int seed = 1) : ICiter
 {
+    /// <summary>
+    /// The L1 penalty, chosen on the development split (best mean exact F1 on gold and generated answers:
+    /// 0.7 of 0.01-3). The authors' 0.01 suits their targets; on log-probabilities summed over a sentence
+    /// (tens of nats) it leaves most passages' weights positive.
+    /// </summary>
+    public const double DefaultAlpha = 0.7;
+
     /// <inheritdoc />
     public string Name => "contextcite";
 
