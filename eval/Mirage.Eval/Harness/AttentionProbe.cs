@@ -51,7 +51,7 @@ public static class AttentionProbe
 
             IReadOnlyList<int[]> Cite(Func<int, int, double> weight, bool gated, bool perToken) => Enumerable.Range(0, sentences).Select(s =>
             {
-                var tokens = Enumerable.Range(0, input.AnswerIds.Length).Where(t => input.SentenceOf[t] == s && input.Eligible[t] && (!gated || cti.Selected[t])).ToList();
+                var tokens = input.TokensOf(s).Where(t => !gated || cti.Selected[t]).ToList();
                 if (tokens.Count == 0)
                     return Array.Empty<int>();
                 return new[] { Enumerable.Range(0, passages).MaxBy(p => tokens.Sum(t => weight(t, p)) / (perToken ? lengths[p] : 1)) };

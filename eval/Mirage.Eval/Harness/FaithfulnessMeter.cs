@@ -57,7 +57,7 @@ public sealed class FaithfulnessMeter(LanguageModel model, PromptTemplate templa
             int count = ablation.PassageCount;
             var work = cited.Select((set, s) =>
             {
-                var scored = Enumerable.Range(0, input.AnswerIds.Length).Where(t => input.SentenceOf[t] == s && input.Eligible[t]).ToList();
+                var scored = input.TokensOf(s);
                 var valid = set.Where(p => p >= 0 && p < count).Distinct().ToList();
                 return (Scored: scored, Cited: valid, Random: valid.Count == 0 ? [] : RandomSetsOf(valid.Count, count));
             }).ToList();

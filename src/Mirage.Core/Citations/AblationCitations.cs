@@ -96,8 +96,9 @@ public static class AblationCitations
 
     // ALCE's precision rule with the model as judge: a cited passage goes when it does not suffice
     // alone while the others do (g within `tolerance` nats of all passages'), weakest alone first.
-    // It separates a fact's passage from one that merely repeats its value for another entity: the
-    // model falls back on either when the other is removed, but only one carries the sentence alone.
+    // Of a fact's passage and one that repeats its value for another entity, the model falls back on
+    // either when the other is removed; when only one carries the sentence alone, only it stays
+    // (when both do, as they mostly do for the shipped reader, both stay: the model uses either).
     private static void Prune(ContextAblation ablation, SentenceState state, List<int> members, double tolerance)
     {
         int count = ablation.PassageCount;

@@ -31,6 +31,10 @@ public sealed record CitationInput(
     /// <summary>The answer's token ids.</summary>
     public int[] AnswerIds { get; } = AnswerTokens.Select(t => t.Id).ToArray();
 
+    /// <summary>The answer tokens of sentence <paramref name="sentence"/>, special tokens left out: what a sentence's log-probability sums over.</summary>
+    public IReadOnlyList<int> TokensOf(int sentence) =>
+        Enumerable.Range(0, AnswerIds.Length).Where(t => SentenceOf[t] == sentence && Eligible[t]).ToList();
+
     /// <summary>
     /// The with-context prompt as token ids, for generating an answer that citations will later
     /// teacher-force through exactly the same input (a chat template writes its own BOS).

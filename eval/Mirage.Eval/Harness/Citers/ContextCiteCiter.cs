@@ -37,7 +37,7 @@ public sealed class ContextCiteCiter(LanguageModel model, PromptTemplate templat
         var cited = new List<int[]>();
         for (int s = 0; s < sentences.Count; s++)
         {
-            var tokens = Enumerable.Range(0, input.AnswerIds.Length).Where(t => input.SentenceOf[t] == s && input.Eligible[t]).ToList();
+            var tokens = input.TokensOf(s);
             var (weights, _) = Lasso.Fit(rows, scores.Select(run => ContextAblation.Sum(run, tokens)).ToList(), alpha);
             cited.Add(Enumerable.Range(0, passages.Count).Where(p => weights[p] > 0).OrderByDescending(p => weights[p]).Take(atMost).ToArray());
         }
