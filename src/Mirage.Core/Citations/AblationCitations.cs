@@ -31,14 +31,15 @@ public static class AblationCitations
     /// <param name="noContextLogProbs">Per answer token, its log-probability after the no-context prompt.</param>
     /// <param name="passages">The passages as rendered.</param>
     /// <param name="options">The settings (<see cref="CitationOptions.Ablation"/>, <see cref="CitationOptions.AtMostCitations"/>).</param>
+    /// <param name="cancellationToken">Checked before each forward pass.</param>
     public static (IReadOnlyList<CitedSentence> Sentences, IReadOnlyList<SentenceAblation> Measured) Build(
         ContextAblation ablation, IReadOnlyList<SentenceSpan> sentences, IReadOnlyList<AnswerToken> tokens, IReadOnlyList<float> noContextLogProbs,
-        IReadOnlyList<PassageSpan> passages, CitationOptions options)
+        IReadOnlyList<PassageSpan> passages, CitationOptions options, CancellationToken cancellationToken = default)
     {
         int count = passages.Count, cap = Math.Min(count, options.AtMostCitations ?? count);
         var settings = options.Ablation;
         var full = ablation.Full;
-        var leaveOneOut = ablation.Score(Enumerable.Range(0, count).Select(p => ContextAblation.Without(count, [p])).ToList());
+        var leaveOneOut = ablation.Score(Enumerable.Range(0, count).Select(p => ContextAblation.Without(count, [p])).ToList(), cancellationToken);
         var states = sentences.Select((_, s) =>
         {
             var scored = ScoredTokens(tokens, s, settings.Tokens);
@@ -55,7 +56,7 @@ public static class AblationCitations
                 break;
             // Every sentence's candidates in one call, so shared masks run once and in cache order.
             var candidates = active.SelectMany(s => Enumerable.Range(0, count).Except(s.Removed).Select(p => s.Removed.Append(p).ToArray())).ToList();
-            var scores = ablation.Score(candidates.Select(set => ContextAblation.Without(count, set)).ToList());
+            var scores = ablation.Score(candidates.Select(set => ContextAblation.Without(count, set)).ToList(), cancellationToken);
             var byKey = candidates.Select((set, i) => (Key: string.Join(',', set), Scores: scores[i])).DistinctBy(c => c.Key).ToDictionary(c => c.Key, c => c.Scores);
             foreach (var state in active)
             {
@@ -81,7 +82,7 @@ public static class AblationCitations
                 keep--;
             var members = Enumerable.Range(0, keep).ToList();
             if (settings.PruneWithin is { } tolerance)
-                Prune(ablation, state, members, tolerance);
+                Prune(ablation, state, members, tolerance, cancellationToken);
             var citations = members
                 .Select(k => new Citation(passages[state.Removed[k]].Id, state.Removed[k], state.Gains[k], state.Triggers[k].Select(t => new CitationTrigger(t.Token, tokens[t.Token].Text, t.Drop)).ToList()))
                 .ToList();
@@ -99,15 +100,15 @@ public static class AblationCitations
     // Of a fact's passage and one that repeats its value for another entity, the model falls back on
     // either when the other is removed; when only one carries the sentence alone, only it stays
     // (when both do, as they mostly do for the shipped reader, both stay: the model uses either).
-    private static void Prune(ContextAblation ablation, SentenceState state, List<int> members, double tolerance)
+    private static void Prune(ContextAblation ablation, SentenceState state, List<int> members, double tolerance, CancellationToken cancellationToken)
     {
         int count = ablation.PassageCount;
         double full = ContextAblation.Sum(ablation.Full, state.Scored);
-        bool Suffices(IEnumerable<int> kept) => ContextAblation.Sum(ablation.Score([ContextAblation.Only(count, kept.Select(k => state.Removed[k]))])[0], state.Scored) >= full - tolerance;
+        double With(IEnumerable<int> kept) => ContextAblation.Sum(ablation.Score([ContextAblation.Only(count, kept.Select(k => state.Removed[k]))], cancellationToken)[0], state.Scored);
         while (members.Count > 1)
         {
-            var alone = members.ToDictionary(k => k, k => ContextAblation.Sum(ablation.Score([ContextAblation.Only(count, [state.Removed[k]])])[0], state.Scored));
-            var removable = members.Where(k => alone[k] < full - tolerance && Suffices(members.Where(o => o != k))).OrderBy(k => alone[k]).ToList();
+            var alone = members.ToDictionary(k => k, k => With([k]));
+            var removable = members.Where(k => alone[k] < full - tolerance && With(members.Where(o => o != k)) >= full - tolerance).OrderBy(k => alone[k]).ToList();
             if (removable.Count == 0)
                 break;
             members.Remove(removable[0]);

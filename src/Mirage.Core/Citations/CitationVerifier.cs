@@ -32,7 +32,8 @@ public static class CitationVerifier
     /// A sentence is scored on the tokens <see cref="AblationOptions.Tokens"/> names, or on all its
     /// tokens when that leaves none (a citer other than MIRAGE may cite a sentence CTI passed over).
     /// </summary>
-    public static IReadOnlyList<CitedSentence> Verify(ContextAblation ablation, IReadOnlyList<CitedSentence> sentences, IReadOnlyList<AnswerToken> tokens, CitationOptions options)
+    public static IReadOnlyList<CitedSentence> Verify(ContextAblation ablation, IReadOnlyList<CitedSentence> sentences, IReadOnlyList<AnswerToken> tokens, CitationOptions options,
+        CancellationToken cancellationToken = default)
     {
         var bounds = options.Verify ?? throw new ArgumentException("The options ask for no verification.", nameof(options));
         var work = sentences.Where(s => s.Citations.Count > 0).Select(s =>
@@ -41,7 +42,7 @@ public static class CitationVerifier
             return (Sentence: s, Scored: scored.Count > 0 ? scored : AblationCitations.ScoredTokens(tokens, s.Index, ScoredTokens.All), Cited: s.Citations.Select(c => c.PassageIndex).ToList());
         }).ToList();
         // All masks in one call, so the runner orders them for its cache.
-        ablation.Score(work.SelectMany(w => new[] { ContextAblation.Without(ablation.PassageCount, w.Cited), ContextAblation.Only(ablation.PassageCount, w.Cited) }).ToList());
+        ablation.Score(work.SelectMany(w => new[] { ContextAblation.Without(ablation.PassageCount, w.Cited), ContextAblation.Only(ablation.PassageCount, w.Cited) }).ToList(), cancellationToken);
         var supports = work.ToDictionary(w => w.Sentence.Index, w =>
         {
             var (necessity, sufficiency) = Measure(ablation, w.Scored, w.Cited);

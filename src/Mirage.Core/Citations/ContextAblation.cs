@@ -81,9 +81,9 @@ public sealed class ContextAblation : IDisposable
 
     /// <summary>
     /// Per mask (true = the passage stays), per answer token: its log-probability with only the kept
-    /// passages in the prompt. A mask seen before is not run again.
+    /// passages in the prompt. A mask seen before is not run again. Cancellation is checked before each pass.
     /// </summary>
-    public IReadOnlyList<float[]> Score(IReadOnlyList<bool[]> masks)
+    public IReadOnlyList<float[]> Score(IReadOnlyList<bool[]> masks, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(masks);
         foreach (var mask in masks)
@@ -97,7 +97,10 @@ public sealed class ContextAblation : IDisposable
             .OrderByDescending(m => m.Shared)
             .ToList();
         foreach (var (key, ids, shared) in pending)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
             _scored[key] = _cache is null ? Whole(ids) : Ablated(ids, shared);
+        }
         return masks.Select(m => _scored[Key(m)]).ToList();
     }
 

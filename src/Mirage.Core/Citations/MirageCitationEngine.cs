@@ -92,7 +92,7 @@ public sealed class MirageCitationEngine : ICitationEngine
             return requests.Select((r, i) =>
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                return Result(r.Request, r.Passages, r.Options, inputs[i], pecore[i], tokenizeTime, ablations[i], ablationStart[i]);
+                return Result(r.Request, r.Passages, r.Options, inputs[i], pecore[i], tokenizeTime, ablations[i], ablationStart[i], cancellationToken);
             }).ToList();
         }
         finally
@@ -105,7 +105,7 @@ public sealed class MirageCitationEngine : ICitationEngine
     // `started`: the ablation runner of an ablation request, whose full pass took `startTime`; a
     // request that only verifies starts its own here.
     private CitationResult Result(CitationRequest request, IReadOnlyList<Passage> passages, CitationOptions options, CitationInput input, PecoreResult pecore, TimeSpan tokenizeTime,
-        ContextAblation? started, TimeSpan startTime)
+        ContextAblation? started, TimeSpan startTime, CancellationToken cancellationToken)
     {
         var citationClock = Stopwatch.StartNew();
         var tokenizer = _model.Tokenizer;
@@ -121,11 +121,11 @@ public sealed class MirageCitationEngine : ICitationEngine
         {
             var ablation = started ?? own;
             if (options.Method == CitationMethod.Ablation)
-                (cited, measured) = AblationCitations.Build(ablation!, input.Sentences, tokens, pecore.NoContextLogProbs, input.Passages, options);
+                (cited, measured) = AblationCitations.Build(ablation!, input.Sentences, tokens, pecore.NoContextLogProbs, input.Passages, options, cancellationToken);
             else
                 cited = CitationBuilder.Build(input.Sentences, tokens, pecore.CciScores, input.Passages, options);
             if (options.Verify is not null)
-                cited = CitationVerifier.Verify(ablation!, cited, tokens, options);
+                cited = CitationVerifier.Verify(ablation!, cited, tokens, options, cancellationToken);
             ablationPasses = ablation?.ForwardPasses ?? 0;
         }
         double ablationMs = ablationPasses == 0 ? 0 : ablationClock.Elapsed.TotalMilliseconds + startTime.TotalMilliseconds;

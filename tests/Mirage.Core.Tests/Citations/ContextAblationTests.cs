@@ -74,13 +74,18 @@ public sealed class ContextAblationTests : IDisposable
     }
 
     [Fact]
-    public void MasksOfTheWrongSize_AreRefused()
+    public void MasksOfTheWrongSize_AreRefused_AndCancellationStopsThePasses()
     {
         using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, TinyCheckpoint.Config() with { MaxPositionEmbeddings = 512 }));
         var template = new PromptTemplate();
         var input = CitationInput.Prepare(model, "q", Passages, "the cat.", template);
         using var ablation = ContextAblation.Start(model, input, "q", Passages, template);
         Assert.Contains("3 entries; the prompt has 4 passages", Assert.Throws<ArgumentException>(() => ablation.Score([new bool[3]])).Message);
+
+        // A cancelled request stops before the next pass.
+        int passes = ablation.ForwardPasses;
+        Assert.Throws<OperationCanceledException>(() => ablation.Score([ContextAblation.Without(4, [1])], new CancellationToken(canceled: true)));
+        Assert.Equal(passes, ablation.ForwardPasses);
     }
 
     [Fact]

@@ -134,12 +134,13 @@ public sealed class ServerTelemetryTests
         var spans = new List<Activity>();
         var metrics = new List<MetricSnapshot>();
         var server = await StartAsync(spans, metrics);
-        // A long answer: attributing it takes seconds, so the client leaves while it runs.
+        // A long answer cited by saliency (a backward pass per selected token): attributing it takes
+        // seconds, so the client leaves while it runs.
         var essay = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30));
         var trace = ActivityTraceId.CreateRandom();
         using var leave = CancellationTokenSource.CreateLinkedTokenSource(Token);
         using var started = RunningServer.WhenCiteStarts(trace);
-        var request = server.PostTracedAsync(Body(essay), trace, leave.Token);
+        var request = server.PostTracedAsync(new { question = RunningServer.Question, passages = RunningServer.Passages, answer = essay, options = new { method = "saliency" } }, trace, leave.Token);
         // Leave once the model is working on it.
         await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
         await Task.Delay(TimeSpan.FromMilliseconds(100), Token);
