@@ -7,15 +7,15 @@ using static TorchSharp.torch;
 
 namespace Mirage.Benchmarks;
 
-/// <summary>One citation method's run: seconds and passes.</summary>
-internal sealed record MethodTiming(string Method, double Seconds, int Forwards, int Backwards);
+/// <summary>One citation method's run: seconds, passes, and the resident memory its peak added (MiB).</summary>
+internal sealed record MethodTiming(string Method, double Seconds, int Forwards, int Backwards, double PeakMiB);
 
 /// <summary>
 /// Mirage's citation cost, per method, against generating the same answer and against a loop shaped
 /// like the reference implementation.
 /// </summary>
 internal sealed record CitationMeasurement(
-    string Model, string DType, int PromptTokens, int AnswerTokens, int Selected, double GenerateSeconds,
+    string Model, string DType, int PromptTokens, int AnswerTokens, int Selected, double GenerateSeconds, double GeneratePeakMiB,
     IReadOnlyList<MethodTiming> Methods,
     double NaiveSeconds, int NaiveForwards, int NaiveBackwards,
     double MaxCtiDifference, bool SameSelection, double FloorSeconds, double MatmulGflops);
@@ -42,9 +42,11 @@ internal static class CitationBenchmark
         // Generating as many tokens as the answer has, from the same prompt: what citing is compared with.
         var prompt = CitationInput.AnswerPrompt(model, request.Question, passages, new PromptTemplate());
         model.Generate(prompt, new GenerationOptions { MaxTokens = 4, StopAtEos = false }); // warm-up
+        long before = PeakMemory.Reset();
         var clock = Stopwatch.StartNew();
         model.Generate(prompt, new GenerationOptions { MaxTokens = model.Tokenizer.EncodeIds(answer, false).Length, StopAtEos = false });
         double generateSeconds = clock.Elapsed.TotalSeconds;
+        double generatePeak = (PeakMemory.PeakBytes() - before) / 1048576.0;
 
         // The default method, then MIRAGE's reference one (saliency CCI).
         var methods = new List<MethodTiming>();
@@ -52,9 +54,11 @@ internal static class CitationBenchmark
         foreach (var options in new[] { new CitationOptions(), new CitationOptions { Method = CitationMethod.Cci } })
         {
             engine.CiteAsync(request with { Answer = "a.", Options = options }).GetAwaiter().GetResult(); // warm-up
+            before = PeakMemory.Reset();
             clock.Restart();
             var run = engine.CiteAsync(request with { Options = options }).GetAwaiter().GetResult();
-            methods.Add(new MethodTiming(options.MethodName, clock.Elapsed.TotalSeconds, run.Cost.ForwardPasses, run.Cost.BackwardPasses));
+            methods.Add(new MethodTiming(options.MethodName, clock.Elapsed.TotalSeconds, run.Cost.ForwardPasses, run.Cost.BackwardPasses,
+                (PeakMemory.PeakBytes() - before) / 1048576.0));
             saliency = run;
         }
         var result = saliency!;
@@ -71,7 +75,7 @@ internal static class CitationBenchmark
         double forwardFlops = 2.0 * model.ParameterCount * tokens;
         double floor = (2 + selected) * forwardFlops / (gflops * 1e9);
         return new CitationMeasurement(model.ModelId, ComputeOptions.NameOf(dtype), result.Inputs.WithContextAnswerStart, result.Tokens.Count, selected,
-            generateSeconds, methods, naiveSeconds, forwards, backwards,
+            generateSeconds, generatePeak, methods, naiveSeconds, forwards, backwards,
             naiveCti.Zip(result.Tokens, (a, b) => Math.Abs(a - b.Cti)).Max(),
             naiveSelected.SequenceEqual(result.Tokens.Select(t => t.Selected)), floor, gflops);
     }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 using Mirage.Core.Models;
 using Mirage.Core.Models.Gguf;
 
@@ -9,11 +8,8 @@ namespace Mirage.Benchmarks;
 /// GGUF loading: load time and peak memory of the 135M-parameter Llama shape as safetensors and as a
 /// Q4_K_M GGUF (quantized by llama.cpp), each loaded in a fresh process, and dequantization throughput.
 /// </summary>
-internal static partial class GgufBenchmark
+internal static class GgufBenchmark
 {
-    [GeneratedRegex(@"VmHWM:\s+(\d+) kB")]
-    private static partial Regex PeakMemory();
-
     public static void Run(string checkpoint, int repeats)
     {
         var work = Path.Combine(Path.GetTempPath(), "mirage-bench-gguf");
@@ -77,7 +73,7 @@ internal static partial class GgufBenchmark
         var clock = Stopwatch.StartNew();
         using var lm = LanguageModel.Load(model, new ComputeOptions());
         double seconds = clock.Elapsed.TotalSeconds;
-        long peak = long.Parse(PeakMemory().Match(File.ReadAllText("/proc/self/status")).Groups[1].Value) * 1024;
+        long peak = PeakMemory.PeakBytes();
         Console.WriteLine(FormattableString.Invariant($"{seconds} {peak}"));
     }
 }

@@ -117,13 +117,14 @@ static void RunCitation(List<string> models, string stories)
         rows.Add(CitationBenchmark.Measure(model, dtype, passageTokens, 60));
     }
     Console.WriteLine();
-    Console.WriteLine("| model | dtype | prompt + answer tokens | selected | generate s | ablation s (fwd/bwd) | x generate | saliency s (fwd/bwd) | x generate | naive s (fwd/bwd) | naive / ablation | naive / saliency | saliency of its FLOP floor | max CTI diff | same selection |");
-    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    Console.WriteLine("| model | dtype | prompt + answer tokens | selected | generate s (peak MiB) | ablation s (fwd/bwd) | x generate | peak MiB (x generate) | saliency s (fwd/bwd) | x generate | peak MiB (x generate) | naive s (fwd/bwd) | naive / ablation | naive / saliency | saliency of its FLOP floor | max CTI diff | same selection |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     foreach (var r in rows)
     {
         var (ablation, saliency) = (r.Methods[0], r.Methods[1]);
-        Console.WriteLine($"| {r.Model} | {r.DType} | {r.PromptTokens} + {r.AnswerTokens} | {r.Selected} | {r.GenerateSeconds:F2} | {ablation.Seconds:F2} ({ablation.Forwards}/{ablation.Backwards}) | {ablation.Seconds / r.GenerateSeconds:F2}x | "
-            + $"{saliency.Seconds:F2} ({saliency.Forwards}/{saliency.Backwards}) | {saliency.Seconds / r.GenerateSeconds:F2}x | {r.NaiveSeconds:F2} ({r.NaiveForwards}/{r.NaiveBackwards}) | "
+        string Peak(MethodTiming m) => $"{m.PeakMiB:F0} ({m.PeakMiB / Math.Max(1, r.GeneratePeakMiB):F1}x)";
+        Console.WriteLine($"| {r.Model} | {r.DType} | {r.PromptTokens} + {r.AnswerTokens} | {r.Selected} | {r.GenerateSeconds:F2} ({r.GeneratePeakMiB:F0}) | {ablation.Seconds:F2} ({ablation.Forwards}/{ablation.Backwards}) | {ablation.Seconds / r.GenerateSeconds:F2}x | {Peak(ablation)} | "
+            + $"{saliency.Seconds:F2} ({saliency.Forwards}/{saliency.Backwards}) | {saliency.Seconds / r.GenerateSeconds:F2}x | {Peak(saliency)} | {r.NaiveSeconds:F2} ({r.NaiveForwards}/{r.NaiveBackwards}) | "
             + $"{r.NaiveSeconds / ablation.Seconds:F1}x | {r.NaiveSeconds / saliency.Seconds:F1}x | {r.FloorSeconds / saliency.Seconds:P0} | {r.MaxCtiDifference:G2} | {r.SameSelection} |");
     }
 
