@@ -30,11 +30,12 @@ public static class AblationCitations
     /// <param name="tokens">The answer tokens (CTI selection included).</param>
     /// <param name="noContextLogProbs">Per answer token, its log-probability after the no-context prompt.</param>
     /// <param name="passages">The passages as rendered.</param>
+    /// <param name="passageTexts">Each passage's own text (what <see cref="AblationOptions.Evidence"/> splits into sentences).</param>
     /// <param name="options">The settings (<see cref="CitationOptions.Ablation"/>, <see cref="CitationOptions.AtMostCitations"/>).</param>
     /// <param name="cancellationToken">Checked before each forward pass.</param>
     public static (IReadOnlyList<CitedSentence> Sentences, IReadOnlyList<SentenceAblation> Measured) Build(
         ContextAblation ablation, IReadOnlyList<SentenceSpan> sentences, IReadOnlyList<AnswerToken> tokens, IReadOnlyList<float> noContextLogProbs,
-        IReadOnlyList<PassageSpan> passages, CitationOptions options, CancellationToken cancellationToken = default)
+        IReadOnlyList<PassageSpan> passages, IReadOnlyList<string> passageTexts, CitationOptions options, CancellationToken cancellationToken = default)
     {
         int count = passages.Count, cap = Math.Min(count, options.AtMostCitations ?? count);
         var settings = options.Ablation;
@@ -71,6 +72,7 @@ public static class AblationCitations
 
         var cited = new List<CitedSentence>();
         var measured = new List<SentenceAblation>();
+        var evidence = settings.Evidence ? new Evidence(ablation, passageTexts, full, cancellationToken) : null;
         for (int s = 0; s < sentences.Count; s++)
         {
             var state = states[s];
@@ -84,7 +86,10 @@ public static class AblationCitations
             if (settings.PruneWithin is { } tolerance)
                 Prune(ablation, state, members, tolerance, cancellationToken);
             var citations = members
-                .Select(k => new Citation(passages[state.Removed[k]].Id, state.Removed[k], state.Gains[k], state.Triggers[k].Select(t => new CitationTrigger(t.Token, tokens[t.Token].Text, t.Drop)).ToList()))
+                .Select(k => new Citation(passages[state.Removed[k]].Id, state.Removed[k], state.Gains[k], state.Triggers[k].Select(t => new CitationTrigger(t.Token, tokens[t.Token].Text, t.Drop)).ToList())
+                {
+                    Evidence = evidence?.Of(state.Removed[k], state.Scored, settings.MinDrop),
+                })
                 .ToList();
             var drops = leaveOneOut.Select(without => ContextAblation.Sum(full, state.Scored) - ContextAblation.Sum(without, state.Scored)).ToList();
             cited.Add(new CitedSentence(s, sentences[s].Start, sentences[s].End, sentences[s].Text, citations));
@@ -112,6 +117,34 @@ public static class AblationCitations
             if (removable.Count == 0)
                 break;
             members.Remove(removable[0]);
+        }
+    }
+
+    // Hierarchical ablation: each sentence of a cited passage removed in turn (every other passage
+    // kept), scored once per passage for all answer sentences that cite it.
+    private sealed class Evidence(ContextAblation ablation, IReadOnlyList<string> texts, float[] full, CancellationToken cancellationToken)
+    {
+        private readonly Dictionary<int, (SentenceSpan Sentence, float[] Without)[]> _byPassage = [];
+
+        public IReadOnlyList<PassageEvidence> Of(int passage, IReadOnlyList<int> scored, double minDrop)
+        {
+            if (!_byPassage.TryGetValue(passage, out var runs))
+            {
+                // A sentence goes with the whitespace after it, so the passage reads on as written.
+                var sentences = SentenceSplitter.Split(texts[passage]);
+                var spans = sentences.Select((s, i) => (passage, s.Start, i + 1 < sentences.Count ? sentences[i + 1].Start : texts[passage].Length)).ToList();
+                var without = sentences.Count > 1 ? ablation.ScoreWithout(spans, cancellationToken) : [];
+                _byPassage[passage] = runs = sentences.Select((s, i) => (s, sentences.Count > 1 ? without[i] : null!)).ToArray();
+            }
+            double all = ContextAblation.Sum(full, scored);
+            // A passage of one sentence: that sentence, with the drop of removing the passage.
+            if (runs.Length == 1)
+            {
+                var without = ablation.Score([ContextAblation.Without(ablation.PassageCount, [passage])], cancellationToken)[0];
+                return [new PassageEvidence(runs[0].Sentence.Start, runs[0].Sentence.End, runs[0].Sentence.Text, all - ContextAblation.Sum(without, scored))];
+            }
+            return runs.Select(r => new PassageEvidence(r.Sentence.Start, r.Sentence.End, r.Sentence.Text, all - ContextAblation.Sum(r.Without, scored)))
+                .Where(e => e.Drop >= minDrop).OrderByDescending(e => e.Drop).ToList();
         }
     }
 

@@ -66,6 +66,14 @@ public sealed record AblationOptions
     /// <value>Default 1.</value>
     public double? PruneWithin { get; init; } = 1;
 
+    /// <summary>
+    /// Hierarchical ablation: also remove each sentence of every cited passage, one at a time, and
+    /// report the sentences whose removal lowers the cited sentence (<see cref="Citation.Evidence"/>);
+    /// one more forward pass per sentence of a cited passage.
+    /// </summary>
+    /// <value>Default false.</value>
+    public bool Evidence { get; init; }
+
     /// <summary>Throws naming the first invalid value.</summary>
     public void Validate()
     {

@@ -46,7 +46,14 @@ public sealed record CitedSentence(int Index, int Start, int End, string Text, I
 }
 
 /// <summary>A cited passage, its summed score, and the answer tokens that led to it.</summary>
-public sealed record Citation(string PassageId, int PassageIndex, double Score, IReadOnlyList<CitationTrigger> Triggers);
+public sealed record Citation(string PassageId, int PassageIndex, double Score, IReadOnlyList<CitationTrigger> Triggers)
+{
+    /// <summary>With <see cref="AblationOptions.Evidence"/>: the passage's sentences whose removal lowers the cited sentence, most first.</summary>
+    public IReadOnlyList<PassageEvidence>? Evidence { get; init; }
+}
+
+/// <summary>A sentence of a cited passage: UTF-16 [start, end) in the passage's text, and how much removing it lowers the cited sentence (nats).</summary>
+public sealed record PassageEvidence(int Start, int End, string Text, double Drop);
 
 /// <summary>An answer token's contribution to a citation.</summary>
 public sealed record CitationTrigger(int TokenIndex, string Text, double Score);

@@ -15,22 +15,24 @@ public sealed class ContextAblation : IDisposable
 {
     private readonly LanguageModel _model;
     private readonly CitationInput _input;
-    private readonly Func<IReadOnlyList<int>, int[]> _promptIds;
+    private readonly IReadOnlyList<Passage> _passages;
+    private readonly Func<IReadOnlyList<Passage>, int[]> _promptIds;
     private readonly KvCache? _cache;
     private readonly Dictionary<string, float[]> _scored = [];
     private int _validPrefix;
     private readonly bool _keepLogits;
 
-    private ContextAblation(LanguageModel model, CitationInput input, Func<IReadOnlyList<int>, int[]> promptIds, bool reuseCache, bool keepLogits)
+    private ContextAblation(LanguageModel model, CitationInput input, IReadOnlyList<Passage> passages, Func<IReadOnlyList<Passage>, int[]> promptIds, bool reuseCache, bool keepLogits)
     {
         _keepLogits = keepLogits;
         _model = model;
         _input = input;
+        _passages = passages;
         _promptIds = promptIds;
         PassageCount = input.Passages.Count;
         if (reuseCache)
         {
-            // An ablated prompt is never longer than the full one (it only loses blocks), so this always fits.
+            // An ablated prompt is never longer than the full one (it only loses text), so this always fits.
             _cache = new KvCache(model.Config, 1, input.PromptIds.Length + input.AnswerIds.Length, model.DType, model.Device);
             Full = Continue(input.PromptIds, 0);
             _validPrefix = input.PromptIds.Length;
@@ -56,12 +58,12 @@ public sealed class ContextAblation : IDisposable
         if (passages.Count != input.Passages.Count)
             throw new ArgumentException($"The input has {input.Passages.Count} passages; {passages.Count} were given.", nameof(passages));
         var chat = model.Tokenizer.ChatTemplate;
-        int[] Prompt(IReadOnlyList<int> kept)
+        int[] Prompt(IReadOnlyList<Passage> shown)
         {
-            var prompt = template.Render(question, kept.Select(i => passages[i]).ToList(), withContext: true, chat);
+            var prompt = template.Render(question, shown, withContext: true, chat);
             return model.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
         }
-        return new ContextAblation(model, input, Prompt, reuseCache, keepLogits);
+        return new ContextAblation(model, input, passages, Prompt, reuseCache, keepLogits);
     }
 
     /// <summary>How many passages the prompt holds.</summary>
@@ -91,8 +93,31 @@ public sealed class ContextAblation : IDisposable
             if (mask.Length != PassageCount)
                 throw new ArgumentException($"A mask has {mask.Length} entries; the prompt has {PassageCount} passages.", nameof(masks));
         }
-        var pending = masks.Select(Key).Distinct().Where(k => !_scored.ContainsKey(k))
-            .Select(k => (Key: k, Ids: _promptIds(Enumerable.Range(0, PassageCount).Where(p => k[p] == '1').ToList())))
+        return ScoreVariants(masks.Select(m => (Key(m), (Func<IReadOnlyList<Passage>>)(() => _passages.Where((_, p) => m[p]).ToList()))).ToList(), cancellationToken);
+    }
+
+    /// <summary>
+    /// Per span, per answer token: its log-probability with that span's characters removed from its
+    /// passage's text (every passage kept): hierarchical ablation, a sentence inside a passage.
+    /// </summary>
+    public IReadOnlyList<float[]> ScoreWithout(IReadOnlyList<(int Passage, int Start, int End)> spans, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(spans);
+        foreach (var (p, start, end) in spans)
+        {
+            if (p < 0 || p >= PassageCount || start < 0 || end > _passages[p].Text.Length || start >= end)
+                throw new ArgumentException($"Span [{start}, {end}) of passage {p} is not inside one of the {PassageCount} passages' texts.", nameof(spans));
+        }
+        return ScoreVariants(spans.Select(c => ($"{c.Passage}:{c.Start}:{c.End}", (Func<IReadOnlyList<Passage>>)(() =>
+            _passages.Select((passage, p) => p == c.Passage ? passage with { Text = passage.Text[..c.Start] + passage.Text[c.End..] } : passage).ToList()))).ToList(),
+            cancellationToken);
+    }
+
+    // Scores each keyed variant of the passages not scored before, longest shared prefix first.
+    private IReadOnlyList<float[]> ScoreVariants(IReadOnlyList<(string Key, Func<IReadOnlyList<Passage>> Shown)> variants, CancellationToken cancellationToken)
+    {
+        var pending = variants.DistinctBy(v => v.Key).Where(v => !_scored.ContainsKey(v.Key))
+            .Select(v => (v.Key, Ids: _promptIds(v.Shown())))
             .Select(m => (m.Key, m.Ids, Shared: SharedPrefix(m.Ids)))
             .OrderByDescending(m => m.Shared)
             .ToList();
@@ -101,7 +126,7 @@ public sealed class ContextAblation : IDisposable
             cancellationToken.ThrowIfCancellationRequested();
             _scored[key] = _cache is null ? Whole(ids) : Ablated(ids, shared);
         }
-        return masks.Select(m => _scored[Key(m)]).ToList();
+        return variants.Select(v => _scored[v.Key]).ToList();
     }
 
     /// <summary>The summed log-probability of the answer tokens <paramref name="tokens"/> in <paramref name="logProbs"/>.</summary>

@@ -121,7 +121,8 @@ public sealed class MirageCitationEngine : ICitationEngine
         {
             var ablation = started ?? own;
             if (options.Method == CitationMethod.Ablation)
-                (cited, measured) = AblationCitations.Build(ablation!, input.Sentences, tokens, pecore.NoContextLogProbs, input.Passages, options, cancellationToken);
+                (cited, measured) = AblationCitations.Build(ablation!, input.Sentences, tokens, pecore.NoContextLogProbs, input.Passages,
+                    passages.Select(p => p.Text).ToList(), options, cancellationToken);
             else
                 cited = CitationBuilder.Build(input.Sentences, tokens, pecore.CciScores, input.Passages, options);
             if (options.Verify is not null)

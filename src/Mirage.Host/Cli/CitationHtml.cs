@@ -88,7 +88,8 @@ internal static class CitationHtml
 
     // What the passages are shaded by, per answer token: its CCI scores, or with ablation, each
     // passage's leave-one-out drop for the token's sentence spread over the passage's tokens (ablation
-    // measures passages, not their tokens).
+    // measures passages, not their tokens), and with evidence, each cited passage's sentences by
+    // their own drops.
     private static Dictionary<string, float[]> Shading(CitationResult result)
     {
         if (result.Ablation is not { } ablation)
@@ -99,6 +100,16 @@ internal static class CitationHtml
             var scores = new float[result.Inputs.PromptTokenSpans.Count];
             foreach (var passage in result.Passages)
                 Array.Fill(scores, (float)Math.Max(0, sentence.PassageDrops[passage.Index]), passage.TokenStart, passage.TokenEnd - passage.TokenStart);
+            foreach (var citation in result.Sentences[sentence.Sentence].Citations.Where(c => c.Evidence is not null))
+            {
+                var passage = result.Passages[citation.PassageIndex];
+                for (int j = passage.TokenStart; j < passage.TokenEnd; j++)
+                {
+                    // A token belongs to the evidence sentence holding its first character; tokens of other sentences go blank.
+                    int at = result.Inputs.PromptTokenSpans[j][0] - passage.TextStart;
+                    scores[j] = (float)Math.Max(0, citation.Evidence!.FirstOrDefault(e => at >= e.Start && at < e.End)?.Drop ?? 0);
+                }
+            }
             foreach (var token in sentence.Tokens)
                 shading[token.ToString(CultureInfo.InvariantCulture)] = scores;
         }

@@ -27,6 +27,14 @@ internal static class CitationText
             var label = passage.Title is null ? passage.Id : $"{passage.Id}: {passage.Title}";
             text.AppendLine($"[{passage.Index + 1}] {label}{(passage.Url is null ? "" : $" <{passage.Url}>")}{(cited.Contains(passage.Index) ? "" : " (not cited)")}");
         }
+        var grounded = result.Sentences.SelectMany(s => s.Citations.Where(c => c.Evidence is { Count: > 0 }).Select(c => (Sentence: s, Citation: c))).ToList();
+        if (grounded.Count > 0)
+            text.AppendLine();
+        foreach (var (sentence, citation) in grounded)
+        {
+            var best = citation.Evidence![0];
+            text.AppendLine(FormattableString.Invariant($"Sentence {sentence.Index + 1} [{citation.PassageIndex + 1}] rests on \"{best.Text}\" ({best.Drop:F2} nats)."));
+        }
         var verified = result.Sentences.Where(s => s.Support is not null).ToList();
         if (verified.Count > 0)
             text.AppendLine();

@@ -20,6 +20,7 @@ internal static class CiteCommand
         var method = new Option<string>("--method") { Description = "How sentences are cited: a CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion), or ablation (the passages whose removal takes the sentence's support away; the default).", DefaultValueFactory = _ => new CitationOptions().MethodName };
         var scoredTokens = new Option<string>("--scored-tokens") { Description = "Tokens ablation and verification score: all or selected (by CTI).", DefaultValueFactory = _ => "all" };
         scoredTokens.AcceptOnlyFromAmong("selected", "all");
+        var evidence = new Option<bool>("--evidence") { Description = "With ablation: also remove each sentence of every cited passage and show the sentences the citation rests on." };
         var verify = new Option<bool>("--verify") { Description = "Measure each cited sentence's necessity and sufficiency by ablation, and flag citations that fail." };
         var filter = new Option<string>("--filter") { Description = "CCI filter: top-percent, top-k or mean.", DefaultValueFactory = _ => "top-percent" };
         var topPercent = new Option<double>("--top-percent") { Description = "p for the top-percent filter.", DefaultValueFactory = _ => 0.05 };
@@ -38,7 +39,7 @@ internal static class CiteCommand
 
         var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");
         model.AddTo(command);
-        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, scoredTokens, verify, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat, noContext })
+        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, scoredTokens, evidence, verify, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat, noContext })
             command.Options.Add(option);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -47,7 +48,7 @@ internal static class CiteCommand
                 new CitationOptions
                 {
                     Method = chosen == "ablation" ? CitationMethod.Ablation : CitationMethod.Cci,
-                    Ablation = new AblationOptions { Tokens = parse.GetRequiredValue(scoredTokens) == "all" ? ScoredTokens.All : ScoredTokens.Selected },
+                    Ablation = new AblationOptions { Tokens = parse.GetRequiredValue(scoredTokens) == "all" ? ScoredTokens.All : ScoredTokens.Selected, Evidence = parse.GetValue(evidence) },
                     Verify = parse.GetValue(verify) ? new VerificationOptions() : null,
                     Pecore = new PecoreOptions { CciMethod = chosen == "ablation" ? new PecoreOptions().CciMethod : chosen, CtiStdThreshold = parse.GetValue(ctiThreshold) },
                     Filter = parse.GetRequiredValue(filter) switch { "top-k" => CciFilter.TopK, "mean" => CciFilter.Mean, _ => CciFilter.TopPercent },

@@ -23,7 +23,7 @@ public sealed record PassageInput(string Text, string? Id = null, string? Title 
 
 /// <summary>Citation settings a request may change (all optional).</summary>
 public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null, string? NoContext = null,
-    string? Method = null, string? ScoredTokens = null, bool? Verify = null)
+    string? Method = null, string? ScoredTokens = null, bool? Verify = null, bool? Evidence = null)
 {
     private static readonly IReadOnlyList<string> CciMethods = Core.Attribution.AttributionMethodRegistry.BuiltInNames;
 
@@ -58,7 +58,7 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
         var options = defaults with
         {
             Method = Method is null ? defaults.Method : Method == "ablation" ? CitationMethod.Ablation : CitationMethod.Cci,
-            Ablation = defaults.Ablation with { Tokens = scored },
+            Ablation = defaults.Ablation with { Tokens = scored, Evidence = Evidence ?? defaults.Ablation.Evidence },
             Verify = Verify == true ? new VerificationOptions() : null,
             Prompt = defaults.Prompt with { NoContext = noContext },
             Filter = filter,

@@ -49,6 +49,15 @@ public sealed class ContextAblationTests : IDisposable
         int passes = cached.ForwardPasses;
         cached.Score([Masks[2], ContextAblation.Without(4, [])]);
         Assert.Equal(passes, cached.ForwardPasses);
+
+        // Spans cut out of a passage's text (hierarchical ablation) too, after the masks moved the cache.
+        (int, int, int)[] spans = [(3, 0, 9), (1, 8, 20), (0, 4, 32)];
+        var cut = cached.ScoreWithout(spans);
+        var cutWhole = whole.ScoreWithout(spans);
+        for (int k = 0; k < spans.Length; k++)
+            Assert.Equal(cutWhole[k], cut[k], (a, b) => Math.Abs(a - b) < 1e-4);
+        Assert.Contains(cut.SelectMany(run => run.Select((v, t) => v - cached.Full[t])), d => Math.Abs(d) > 1e-3);
+        Assert.Contains("not inside", Assert.Throws<ArgumentException>(() => cached.ScoreWithout([(0, 5, 99)])).Message);
     }
 
     [Fact]
@@ -110,6 +119,32 @@ public sealed class ContextAblationTests : IDisposable
         Assert.Equal([[3], [2]], ablation.Sentences.Select(s => s.Citations.Select(c => c.PassageIndex).ToArray()));
         Assert.All(ablation.Sentences, s => Assert.True(s.Support!.Verified, $"{s.Text}: {s.Support}"));
         Assert.All(ablation.Sentences, s => Assert.Equal(ablation.Ablation![s.Index].CitedDrop, s.Support!.Necessity, 1e-6));
+    }
+
+    [Fact]
+    public async Task Evidence_NamesTheSentenceOfEachCitedPassageThatCarriesTheAnswer()
+    {
+        using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
+        var engine = new MirageCitationEngine(model);
+        var passages = PassageFileOf(Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json"));
+        var result = await engine.CiteAsync(new CitationRequest("Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?", passages,
+            "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.", new CitationOptions { Ablation = new AblationOptions { Evidence = true } }),
+            TestContext.Current.CancellationToken);
+
+        // The employer from passage 4's first sentence; the wrong birthplace from passage 3's.
+        var employer = Assert.Single(result.Sentences[0].Citations);
+        Assert.Equal("Lousdrur Rourti works for Cimgun Labs.", employer.Evidence![0].Text);
+        var birthplace = Assert.Single(result.Sentences[1].Citations);
+        Assert.Equal("Caszais Rourti was born in Grekbrothholm.", birthplace.Evidence![0].Text);
+        foreach (var citation in new[] { employer, birthplace })
+        {
+            var text = passages[citation.PassageIndex].Text;
+            Assert.All(citation.Evidence!, e => Assert.Equal(text[e.Start..e.End], e.Text));
+            Assert.Equal(citation.Evidence!.OrderByDescending(e => e.Drop).Select(e => e.Text), citation.Evidence!.Select(e => e.Text));
+        }
+        // Off by default.
+        var plain = await engine.CiteAsync(new CitationRequest("Where?", passages, "Lousdrur Rourti works for Cimgun Labs."), TestContext.Current.CancellationToken);
+        Assert.All(plain.Sentences.SelectMany(s => s.Citations), c => Assert.Null(c.Evidence));
     }
 
     private static IReadOnlyList<Passage> PassageFileOf(string path) =>

@@ -168,7 +168,7 @@ public sealed class RequestValidationTests
     [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"options\": []}", "'options' must be an object.")]
     [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}]}", "Required field missing: 'answer'.")]
     [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"title\": \"t\"}], \"answer\": \"a\"}", "Required field missing: 'passages[0].text'.")]
-    [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"options\": {\"best\": 1}}", "'options.best' is not a field of this request; the fields there are: filter, top_percent, top_k, at_most_citations, cti_std, no_context, method, scored_tokens, verify.")]
+    [InlineData("/v1/citations", "{\"question\": \"q\", \"passages\": [{\"text\": \"p\"}], \"answer\": \"a\", \"options\": {\"best\": 1}}", "'options.best' is not a field of this request; the fields there are: filter, top_percent, top_k, at_most_citations, cti_std, no_context, method, scored_tokens, verify, evidence.")]
     public async Task MistypedFields_AreNamedWithWhatTheyMustBe_NeverWithADotNetType(string path, string body, string expected)
     {
         await using var server = await RunningServer.StartAsync();

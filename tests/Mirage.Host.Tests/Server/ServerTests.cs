@@ -53,6 +53,11 @@ public sealed class ServerTests
         Assert.Equal(2, ablation["ablation"]!.AsArray().Count);
         Assert.All(ablation["sentences"]!.AsArray(), s => Assert.Null(s!["support"]));
 
+        var grounded = await Json(await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer, options = new { evidence = true } }));
+        var cited = grounded["sentences"]!.AsArray().SelectMany(s => s!["citations"]!.AsArray()).ToList();
+        Assert.NotEmpty(cited);
+        Assert.All(cited, c => Assert.NotEmpty(c!["evidence"]!.AsArray()));
+
         var body = new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer, options = new { method = "saliency", verify = true, scored_tokens = "selected" } };
         var saliency = await Json(await server.PostAsync("/v1/citations", body));
         Assert.Equal("Cci", saliency["options"]!["method"]!.GetValue<string>());
