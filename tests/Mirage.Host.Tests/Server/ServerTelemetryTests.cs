@@ -78,7 +78,9 @@ public sealed class ServerTelemetryTests
         var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=0");
         var trace = ActivityTraceId.CreateRandom();
         using var started = RunningServer.WhenCiteStarts(trace);
-        var request = server.PostTracedAsync(Body(string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30))), trace, Token);
+        // Saliency's backward passes keep the work running well past the stop (ablation might finish first).
+        var essay = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30));
+        var request = server.PostTracedAsync(new { question = RunningServer.Question, passages = RunningServer.Passages, answer = essay, options = new { method = "saliency" } }, trace, Token);
         await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
         var stopping = server.App.StopAsync(Token);
         var response = await request;
