@@ -75,24 +75,23 @@ internal static class RunCommand
                 Pecore = new CitationOptions().Pecore with { CtiStdThreshold = parse.GetValue(ctiStd) },
                 Ablation = new AblationOptions
                 {
-                    Tokens = parse.GetRequiredValue(scoredTokens) == "all" ? ScoredTokens.All : ScoredTokens.Selected,
+                    Tokens = Enum.Parse<ScoredTokens>(parse.GetRequiredValue(scoredTokens), ignoreCase: true),
                     Coverage = parse.GetValue(coverage),
                     PruneWithin = parse.GetValue(noPrune) ? null : parse.GetValue(pruneWithin),
                 },
                 Prompt = template,
             };
             options.Validate();
-            CitationOptions Cci(string method) => options with { Method = CitationMethod.Cci, Pecore = options.Pecore with { CciMethod = method } };
             // --cci-method keeps its old meaning: `mirage` becomes MIRAGE with that method.
             var cciMethodName = parse.GetResult(cciMethod) is null ? null : parse.GetRequiredValue(cciMethod);
             var attribution = AttributionEngine.CreateDefault();
             var engine = loaded is null ? null : new MirageCitationEngine(loaded, attribution);
             var runners = names.Select<string, ICiter>(name => name switch
             {
-                "mirage" when cciMethodName is not null => new MirageCiter(engine!, Cci(cciMethodName), $"mirage-{cciMethodName}"),
+                "mirage" when cciMethodName is not null => new MirageCiter(engine!, options.WithMethod(cciMethodName), $"mirage-{cciMethodName}"),
                 "mirage" => new MirageCiter(engine!, options, "mirage"),
-                _ when name.StartsWith("mirage-", StringComparison.Ordinal) => new MirageCiter(engine!, Cci(name["mirage-".Length..]), name),
-                "ablation" => new MirageCiter(engine!, options with { Method = CitationMethod.Ablation }, "ablation"),
+                _ when name.StartsWith("mirage-", StringComparison.Ordinal) => new MirageCiter(engine!, options.WithMethod(name["mirage-".Length..]), name),
+                "ablation" => new MirageCiter(engine!, options.WithMethod("ablation"), "ablation"),
                 "contextcite" => new ContextCiteCiter(loaded!, template, parse.GetValue(masks), parse.GetValue(alpha), options.AtMostCitations ?? 3, parse.GetValue(seed)),
                 "attention" => new AttentionCiter(loaded!, attribution, template),
                 "bm25" => new Bm25Citer(),

@@ -155,6 +155,16 @@ public sealed record CitationOptions
     [JsonIgnore]
     public string MethodName => Method == CitationMethod.Ablation ? "ablation" : Pecore.CciMethod;
 
+    /// <summary>Every name <see cref="WithMethod"/> takes: the built-in CCI attribution methods, then <c>ablation</c>.</summary>
+    public static IReadOnlyList<string> MethodNames { get; } = [.. Attribution.AttributionMethodRegistry.BuiltInNames, "ablation"];
+
+    /// <summary>These options citing by the method <paramref name="name"/> names (as <see cref="MethodName"/> does), the one mapping of CLI, HTTP and harness names.</summary>
+    /// <exception cref="MirageException">The name is none of <see cref="MethodNames"/>.</exception>
+    public CitationOptions WithMethod(string name) =>
+        name == "ablation" ? this with { Method = CitationMethod.Ablation }
+        : MethodNames.Contains(name) ? this with { Method = CitationMethod.Cci, Pecore = Pecore with { CciMethod = name } }
+        : throw new MirageException($"Unknown method '{name}'; use {string.Join(", ", MethodNames)}.");
+
     /// <summary>Throws naming the first invalid value.</summary>
     public void Validate()
     {

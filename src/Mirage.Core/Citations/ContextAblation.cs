@@ -167,7 +167,6 @@ public sealed class ContextAblation : IDisposable
             // An earlier ablation overwrote part of the prefix this one needs: restore it from the full prompt.
             _cache!.Rewind(_validPrefix);
             Run(_input.PromptIds.Take(shared).ToArray(), _validPrefix, logitsFrom: null);
-            _validPrefix = shared;
         }
         _cache!.Rewind(shared);
         _validPrefix = shared;

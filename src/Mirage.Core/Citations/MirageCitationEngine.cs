@@ -129,14 +129,16 @@ public sealed class MirageCitationEngine : ICitationEngine
                 cited = CitationVerifier.Verify(ablation!, cited, tokens, options, cancellationToken);
             ablationPasses = ablation?.ForwardPasses ?? 0;
         }
-        double ablationMs = ablationPasses == 0 ? 0 : ablationClock.Elapsed.TotalMilliseconds + startTime.TotalMilliseconds;
+        // With ablation passes, the section above (and the full pass before CTI) is ablation time; without, citation time.
+        var ablationSection = ablationPasses == 0 ? TimeSpan.Zero : ablationClock.Elapsed;
+        double ablationMs = ablationPasses == 0 ? 0 : (ablationSection + startTime).TotalMilliseconds;
         var cues = pecore.CciScores.OrderBy(c => c.Key).Select(c => new ContextCues(c.Key, pecore.CciTargetValues[c.Key], c.Value)).ToList();
 
         var inputs = new AttributionInputs(
             input.PromptIds.Concat(input.AnswerIds).ToArray(), input.NoContextIds.Concat(input.AnswerIds).ToArray(),
             input.PromptIds.Length, input.NoContextIds.Length, input.WithContext.Text,
             input.PromptTokens.Select(t => new[] { t.Start, t.End }).ToList());
-        double citationMs = citationClock.Elapsed.TotalMilliseconds - (ablationMs - startTime.TotalMilliseconds);
+        double citationMs = (citationClock.Elapsed - ablationSection).TotalMilliseconds;
         double totalMs = tokenizeTime.TotalMilliseconds + pecore.CtiTime.TotalMilliseconds + pecore.CciTime.TotalMilliseconds + ablationMs + citationMs;
         var cost = new CitationCost(pecore.ForwardPasses + ablationPasses, pecore.BackwardPasses, tokenizeTime.TotalMilliseconds,
             pecore.CtiTime.TotalMilliseconds, pecore.CciTime.TotalMilliseconds, citationMs, totalMs) { AblationMs = ablationMs };

@@ -75,7 +75,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         var metric = engine.StepFunctions.Get(options.CtiMetric)(new StepFunctionArgs(contextLogits, targets, null, noContextLogits, options.KlDirection));
         var scores = metric.to(ScalarType.Float64).cpu().data<double>().ToArray();
         var contrastIds = forcedContrastIds?.ToArray() ?? noContextLogits.argmax(-1).cpu().data<long>().ToArray().Select(i => (int)i).ToArray();
-        float[] LogProbs(Tensor logits) => logits.to(ScalarType.Float32).log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1).to(ScalarType.Float32).cpu().data<float>().ToArray();
+        float[] LogProbs(Tensor logits) => logits.to(ScalarType.Float32).log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1).cpu().data<float>().ToArray();
         var contextLogProbs = LogProbs(contextLogits);
         var noContextLogProbs = LogProbs(noContextLogits);
 

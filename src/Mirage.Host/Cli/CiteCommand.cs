@@ -34,7 +34,7 @@ internal static class CiteCommand
         var noContext = new Option<string>("--no-context") { Description = "The no-context input: literal (the prompt without the passage block, as MIRAGE's reference) or trim (also drop the whitespace after it).", DefaultValueFactory = _ => "literal" };
         noContext.AcceptOnlyFromAmong("literal", "trim");
         var ctiThreshold = new Option<double>("--cti-std") { Description = "CTI selection: mean + k * std, this k.", DefaultValueFactory = _ => 1.0 };
-        method.AcceptOnlyFromAmong([.. AttributionMethodRegistry.BuiltInNames, "ablation"]);
+        method.AcceptOnlyFromAmong([.. CitationOptions.MethodNames]);
         filter.AcceptOnlyFromAmong("top-percent", "top-k", "mean");
 
         var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");
@@ -43,14 +43,12 @@ internal static class CiteCommand
             command.Options.Add(option);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var chosen = parse.GetRequiredValue(method);
             var request = new CitationRequest(parse.GetRequiredValue(question), PassageFile.Read(parse.GetRequiredValue(passages)), parse.GetRequiredValue(answer),
                 new CitationOptions
                 {
-                    Method = chosen == "ablation" ? CitationMethod.Ablation : CitationMethod.Cci,
-                    Ablation = new AblationOptions { Tokens = parse.GetRequiredValue(scoredTokens) == "all" ? ScoredTokens.All : ScoredTokens.Selected, Evidence = parse.GetValue(evidence) },
+                    Ablation = new AblationOptions { Tokens = Enum.Parse<ScoredTokens>(parse.GetRequiredValue(scoredTokens), ignoreCase: true), Evidence = parse.GetValue(evidence) },
                     Verify = parse.GetValue(verify) ? new VerificationOptions() : null,
-                    Pecore = new PecoreOptions { CciMethod = chosen == "ablation" ? new PecoreOptions().CciMethod : chosen, CtiStdThreshold = parse.GetValue(ctiThreshold) },
+                    Pecore = new PecoreOptions { CtiStdThreshold = parse.GetValue(ctiThreshold) },
                     Filter = parse.GetRequiredValue(filter) switch { "top-k" => CciFilter.TopK, "mean" => CciFilter.Mean, _ => CciFilter.TopPercent },
                     TopPercent = parse.GetValue(topPercent),
                     TopK = parse.GetValue(topK),
@@ -60,7 +58,7 @@ internal static class CiteCommand
                         Format = Enum.Parse<PromptFormat>(parse.GetRequiredValue(promptFormat), ignoreCase: true),
                         NoContext = Enum.Parse<NoContextRule>(parse.GetRequiredValue(noContext), ignoreCase: true),
                     },
-                });
+                }.WithMethod(parse.GetRequiredValue(method)));
             using var lm = await model.LoadAsync(parse, cancellationToken);
             var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());
             var result = await engine.CiteAsync(request, cancellationToken);

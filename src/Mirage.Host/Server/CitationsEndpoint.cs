@@ -25,8 +25,6 @@ public sealed record PassageInput(string Text, string? Id = null, string? Title 
 public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null, string? NoContext = null,
     string? Method = null, string? ScoredTokens = null, bool? Verify = null, bool? Evidence = null)
 {
-    private static readonly IReadOnlyList<string> CciMethods = Core.Attribution.AttributionMethodRegistry.BuiltInNames;
-
     /// <summary>The engine options these settings give.</summary>
     public CitationOptions ToOptions()
     {
@@ -46,8 +44,6 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
             "trim" => NoContextRule.Trim,
             _ => throw new MirageException($"Unknown no_context '{NoContext}'; use literal or trim."),
         };
-        if (Method is not null && Method != "ablation" && !CciMethods.Contains(Method))
-            throw new MirageException($"Unknown method '{Method}'; use ablation or a CCI method ({string.Join(", ", CciMethods)}).");
         var scored = ScoredTokens switch
         {
             null => defaults.Ablation.Tokens,
@@ -57,7 +53,6 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
         };
         var options = defaults with
         {
-            Method = Method is null ? defaults.Method : Method == "ablation" ? CitationMethod.Ablation : CitationMethod.Cci,
             Ablation = defaults.Ablation with { Tokens = scored, Evidence = Evidence ?? defaults.Ablation.Evidence },
             Verify = Verify == true ? new VerificationOptions() : null,
             Prompt = defaults.Prompt with { NoContext = noContext },
@@ -65,12 +60,9 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
             TopPercent = TopPercent ?? defaults.TopPercent,
             TopK = TopK ?? defaults.TopK,
             AtMostCitations = AtMostCitations ?? defaults.AtMostCitations,
-            Pecore = defaults.Pecore with
-            {
-                CtiStdThreshold = CtiStd ?? defaults.Pecore.CtiStdThreshold,
-                CciMethod = Method is null or "ablation" ? defaults.Pecore.CciMethod : Method,
-            },
+            Pecore = defaults.Pecore with { CtiStdThreshold = CtiStd ?? defaults.Pecore.CtiStdThreshold },
         };
+        options = Method is null ? options : options.WithMethod(Method);
         options.Validate();
         return options;
     }
