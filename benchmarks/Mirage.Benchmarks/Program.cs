@@ -14,8 +14,8 @@ var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ 
 var generated = new Option<int>("--generate") { DefaultValueFactory = _ => 64, Description = "Tokens to generate." };
 var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed repetitions (after one warm-up)." };
 var skipLarge = new Option<bool>("--skip-135m") { Description = "Only measure stories260K." };
-var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), load (the HTTP service under concurrent clients), or gguf (GGUF load time, memory and dequantization speed).", DefaultValueFactory = _ => "all" };
-suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load", "gguf");
+var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), load (the HTTP service under concurrent clients), gguf (GGUF load time, memory and dequantization speed), or attention (SDPA against explicit attention by length and dtype).", DefaultValueFactory = _ => "all" };
+suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load", "gguf", "attention");
 var measureLoad = new Option<string?>("--measure-load") { Description = "gguf: (internal) load this model in this process and print seconds and peak memory.", Hidden = true };
 var clients = new Option<int>("--clients") { DefaultValueFactory = _ => 8, Description = "load: concurrent clients." };
 var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 60, Description = "load: how long the clients run." };
@@ -36,6 +36,11 @@ root.SetAction(parse =>
     if (parse.GetRequiredValue(suite) == "load")
     {
         LoadBenchmark.RunAsync(parse.GetValue(clients), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(loadModel), parse.GetValue(queue), parse.GetValue(batch)).GetAwaiter().GetResult();
+        return 0;
+    }
+    if (parse.GetRequiredValue(suite) == "attention")
+    {
+        AttentionBenchmark.Run(parse.GetValue(repeats));
         return 0;
     }
     if (parse.GetRequiredValue(suite) == "training")

@@ -145,10 +145,10 @@ internal sealed class LlamaAttention : nn.Module
     }
 
     /// <summary>
-    /// Returns the attention output <c>[B, T, C]</c> and, when asked, the weights <c>[B, H, T, S]</c>.
-    /// A null <paramref name="mask"/> means plain causal attention (see <see cref="AttentionMask.IsImplicit"/>).
+    /// Returns the attention output <c>[B, T, C]</c> and, when asked (explicit kernel only), the weights <c>[B, H, T, S]</c>.
+    /// A null <paramref name="mask"/> means plain causal attention (see <see cref="AttentionMask.IsImplicit"/>); the explicit kernel always has one.
     /// </summary>
-    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool outputWeights)
+    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool explicitKernel, bool outputWeights)
     {
         long b = x.shape[0], t = x.shape[1];
         var q = q_proj.forward(x).view(b, t, _heads, _headDim);                   // [B, T, H, D]
@@ -165,26 +165,9 @@ internal sealed class LlamaAttention : nn.Module
         k = k.repeat_interleave(_heads / _kvHeads, dim: 1);                         // [B, H, S, D]
         v = v.repeat_interleave(_heads / _kvHeads, dim: 1);                         // [B, H, S, D]
 
-        Tensor y, weights = null!;
-        if (outputWeights || _softcap is not null)
-        {
-            // Reference path: explicit softmax in float32, as transformers' eager attention (and the
-            // only one that can soft-cap scores, which happens before the mask).
-            var scores = q.matmul(k.transpose(-2, -1)) * _scale;                     // [B, H, T, S]
-            if (_softcap is double cap)
-                scores = (scores / cap).tanh() * cap;
-            scores = scores + mask!;                                                 // always masked here
-            weights = scores.softmax(-1, Precision.Accumulate(q.dtype)).to(q.dtype);
-            y = weights.matmul(v);                                                   // [B, H, T, D]
-        }
-        else
-        {
-            // SDPA divides by sqrt(D); another scale is folded into the queries.
-            var scaled = _scale == 1 / Math.Sqrt(_headDim) ? q : q * (_scale * Math.Sqrt(_headDim));
-            y = F.scaled_dot_product_attention(scaled, k, v, mask, is_casual: mask is null && t > 1); // [B, H, T, D]
-        }
+        var (y, weights) = AttentionKernel.Attend(q, k, v, mask, _scale, _softcap, explicitKernel, outputWeights); // [B, H, T, D]
         y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);                      // [B, T, H*D]
-        return (o_proj.forward(y), outputWeights ? weights : null);
+        return (o_proj.forward(y), weights);
     }
 }
 
@@ -236,9 +219,9 @@ internal sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool outputWeights)
+    public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool explicitAttention, bool outputWeights)
     {
-        var (attended, weights) = self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, outputWeights);
+        var (attended, weights) = self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, explicitAttention, outputWeights);
         if (pre_feedforward_layernorm is null || post_feedforward_layernorm is null)
         {
             x = x + attended;                                                                            // [B, T, C]
@@ -311,18 +294,20 @@ internal sealed class LlamaForCausalLM : nn.Module
         var attentions = request.OutputAttentions ? new List<Tensor>() : null;
         var hidden = request.OutputHiddenStates ? new List<Tensor> { x } : null;
 
+        // Only explicit attention returns the weights and soft-caps the scores; otherwise SDPA.
+        bool explicitAttention = request.OutputAttentions || _config.AttentionSoftcap is not null;
         int layerIndex = 0;
         var masks = new Dictionary<int, Tensor?>(); // by window (0 = none): layers share masks
         foreach (var layer in model.layers)
         {
             var window = _config.SlidingWindows.Count > layerIndex ? _config.SlidingWindows[layerIndex] : null;
             if (!masks.TryGetValue(window ?? 0, out var mask))
-                masks[window ?? 0] = mask = request.OutputAttentions || _config.AttentionSoftcap is not null || !AttentionMask.IsImplicit(x.shape[1], cached, request.KeyMask, window)
+                masks[window ?? 0] = mask = explicitAttention || !AttentionMask.IsImplicit(x.shape[1], cached, request.KeyMask, window)
                     ? AttentionMask.Build(x, cached, request.KeyMask, window)
                     : null;
             var (output, weights) = window is null
-                ? layer.Forward(x, cos, sin, mask, request.Cache, request.OutputAttentions)
-                : layer.Forward(x, localCos, localSin, mask, request.Cache, request.OutputAttentions);
+                ? layer.Forward(x, cos, sin, mask, request.Cache, explicitAttention, request.OutputAttentions)
+                : layer.Forward(x, localCos, localSin, mask, request.Cache, explicitAttention, request.OutputAttentions);
             x = output;
             attentions?.Add(weights!);
             hidden?.Add(x);
