@@ -133,6 +133,15 @@ static void RunCitation(List<string> models, string stories)
             + $"{r.NaiveSeconds / ablation.Seconds:F1}x | {r.NaiveSeconds / saliency.Seconds:F1}x | {r.FloorSeconds / saliency.Seconds:P0} | {r.MaxCtiDifference:G2} | {r.SameSelection} |");
     }
 
+    Console.WriteLine();
+    Console.WriteLine("| model | dtype | citing the model's own answer s (fwd) | with its generation's trace s (fwd) | saved |");
+    Console.WriteLine("|---|---|---:|---:|---:|");
+    foreach (var r in rows.Where(r => r.Methods.Count == 4))
+    {
+        var (own, traced) = (r.Methods[2], r.Methods[3]);
+        Console.WriteLine($"| {r.Model} | {r.DType} | {own.Seconds:F2} ({own.Forwards}) | {traced.Seconds:F2} ({traced.Forwards}) | {1 - traced.Seconds / own.Seconds:P0} |");
+    }
+
     if (Directory.Exists(stories))
     {
         Console.Error.WriteLine("Comparing float32 and bfloat16 citations on story items ...");

@@ -1,5 +1,6 @@
 using Mirage.Core;
 using Mirage.Core.Citations;
+using Mirage.Core.Models;
 using Mirage.SemanticKernel.Passages;
 
 namespace Mirage.SemanticKernel;
@@ -37,14 +38,17 @@ public sealed class MirageCitationService
     /// <paramref name="citationOptions"/> replaces the engine options built from <see cref="Options"/>
     /// for this call (a request that brings its own filter or thresholds). <paramref name="answerTokenIds"/>,
     /// the ids the attribution model generated for the answer, are cited as they are (see <see cref="CitationRequest.AnswerTokenIds"/>).
+    /// <paramref name="trace"/>, that generation's trace (<see cref="CitationRequest.Trace"/>), is the
+    /// service's to dispose: it goes once the engine is done with it, also when a timeout returned first.
     /// </summary>
     public async Task<AnswerCitations> CiteAsync(string question, IReadOnlyList<Passage> passages, string answer, string? answerModelId,
-        CitationOptions? citationOptions = null, CancellationToken cancellationToken = default, IReadOnlyList<int>? answerTokenIds = null)
+        CitationOptions? citationOptions = null, CancellationToken cancellationToken = default, IReadOnlyList<int>? answerTokenIds = null, GenerationTrace? trace = null)
     {
         var mode = answerModelId == AttributionModelId ? CitationMode.Faithful : CitationMode.Proxy;
         var kept = passages.Take(Options.MaxPassages).ToList();
         AnswerCitations Empty(CitationStatus status, string reason, Exception? error = null)
         {
+            trace?.Dispose();
             if (Options.Strict)
                 throw error is null ? new MirageCitationException(status, reason) : new MirageCitationException(status, reason, error);
             return new AnswerCitations(status, reason, mode, AttributionModelId, answerModelId, answer ?? "", kept, []);
@@ -65,7 +69,11 @@ public sealed class MirageCitationService
             TopPercent = Options.TopPercent,
             AtMostCitations = Options.AtMostCitations,
         };
-        var work = _engine.CiteAsync(new CitationRequest(question ?? "", kept, answer, options, answerTokenIds), limit.Token);
+        var work = _engine.CiteAsync(new CitationRequest(question ?? "", kept, answer, options, answerTokenIds) { Trace = trace }, limit.Token);
+        // The engine may still read the trace after a timeout returns: it goes when the engine is done.
+        var lent = trace;
+        trace = null;
+        _ = work.ContinueWith(_ => lent?.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
             // WaitAsync returns on time even if the engine is slow to notice the cancellation.

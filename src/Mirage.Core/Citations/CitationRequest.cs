@@ -1,3 +1,6 @@
+using System.Text.Json.Serialization;
+using Mirage.Core.Models;
+
 namespace Mirage.Core.Citations;
 
 /// <summary>What to cite: a question, the retrieved passages, and the answer to cite against them.</summary>
@@ -15,4 +18,14 @@ namespace Mirage.Core.Citations;
 /// is the answer is used (a stop string or end-of-sequence token after it is left out); when no
 /// prefix is (the last token straddles a stop string), the text is tokenised instead.
 /// </param>
-public sealed record CitationRequest(string Question, IReadOnlyList<Passage> Passages, string Answer, CitationOptions? Options = null, IReadOnlyList<int>? AnswerTokenIds = null);
+public sealed record CitationRequest(string Question, IReadOnlyList<Passage> Passages, string Answer, CitationOptions? Options = null, IReadOnlyList<int>? AnswerTokenIds = null)
+{
+    /// <summary>
+    /// The generation that wrote the answer, kept with <see cref="GenerationOptions.KeepTrace"/>: when
+    /// its prompt is the citation's with-context prompt and its tokens the answer's, citing reuses its
+    /// logits and prompt KV cache instead of a pass over prompt and answer; otherwise it is ignored.
+    /// The caller disposes it after citing.
+    /// </summary>
+    [JsonIgnore]
+    public GenerationTrace? Trace { get; init; }
+}

@@ -18,11 +18,13 @@ public sealed class ContextAblation : IDisposable
     private readonly IReadOnlyList<Passage> _passages;
     private readonly Func<IReadOnlyList<Passage>, int[]> _promptIds;
     private readonly KvCache? _cache;
+    private readonly bool _ownsCache = true;
     private readonly Dictionary<string, float[]> _scored = [];
     private int _validPrefix;
     private readonly bool _keepLogits;
 
-    private ContextAblation(LanguageModel model, CitationInput input, IReadOnlyList<Passage> passages, Func<IReadOnlyList<Passage>, int[]> promptIds, bool reuseCache, bool keepLogits)
+    private ContextAblation(LanguageModel model, CitationInput input, IReadOnlyList<Passage> passages, Func<IReadOnlyList<Passage>, int[]> promptIds, bool reuseCache, bool keepLogits,
+        GenerationTrace? trace)
     {
         _keepLogits = keepLogits;
         _model = model;
@@ -30,7 +32,22 @@ public sealed class ContextAblation : IDisposable
         _passages = passages;
         _promptIds = promptIds;
         PassageCount = input.Passages.Count;
-        if (reuseCache)
+        var borrowed = reuseCache && trace is not null && trace.Covers(input.PromptIds, input.AnswerIds) ? trace.BorrowCache() : null;
+        if (borrowed is not null)
+        {
+            // The generation that wrote the answer ran this pass already: its cache holds the prompt,
+            // and its logits predicted the answer's tokens.
+            _cache = borrowed;
+            _ownsCache = false;
+            _cache.Rewind(input.PromptIds.Length);
+            _validPrefix = input.PromptIds.Length;
+            using var scope = NewDisposeScope();
+            var logits = trace!.Logits.narrow(0, 0, input.AnswerIds.Length);                 // [A, V]
+            Full = LogProbs(logits);
+            if (keepLogits)
+                FullLogits = logits.DetachFromDisposeScope();
+        }
+        else if (reuseCache)
         {
             // An ablated prompt is never longer than the full one (it only loses text), so this always fits.
             _cache = new KvCache(model.Config, 1, input.PromptIds.Length + input.AnswerIds.Length, model.DType, model.Device);
@@ -48,10 +65,12 @@ public sealed class ContextAblation : IDisposable
     /// Starts ablating <paramref name="input"/> (prepared from <paramref name="passages"/>, which
     /// carry ids, with <paramref name="template"/>): runs the full input once.
     /// <paramref name="reuseCache"/> false runs every ablated input whole, the reference the cached path must equal;
-    /// <paramref name="keepLogits"/> keeps the full pass's logits (<see cref="FullLogits"/>) for CTI to reuse.
+    /// <paramref name="keepLogits"/> keeps the full pass's logits (<see cref="FullLogits"/>) for CTI to reuse;
+    /// <paramref name="trace"/>, the generation that wrote the answer, replaces the full pass when it
+    /// covers this input's prompt and answer and its cache is still unused (<see cref="GenerationTrace"/>).
     /// </summary>
     public static ContextAblation Start(LanguageModel model, CitationInput input, string question, IReadOnlyList<Passage> passages, PromptTemplate template,
-        bool reuseCache = true, bool keepLogits = false)
+        bool reuseCache = true, bool keepLogits = false, GenerationTrace? trace = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(input);
@@ -63,7 +82,7 @@ public sealed class ContextAblation : IDisposable
             var prompt = template.Render(question, shown, withContext: true, chat);
             return model.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
         }
-        return new ContextAblation(model, input, passages, Prompt, reuseCache, keepLogits);
+        return new ContextAblation(model, input, passages, Prompt, reuseCache, keepLogits, trace);
     }
 
     /// <summary>How many passages the prompt holds.</summary>
@@ -202,7 +221,13 @@ public sealed class ContextAblation : IDisposable
         var logits = output.Logits[0].narrow(0, 0, answer.Length);                              // [A, V]
         if (_keepLogits && FullLogits is null)
             FullLogits = logits.clone().DetachFromDisposeScope();
-        var targets = tensor(answer.Select(i => (long)i).ToArray(), device: _model.Device).unsqueeze(1);
+        return LogProbs(logits);
+    }
+
+    // The answer tokens' log-probabilities under logits [A, V] predicting them.
+    private float[] LogProbs(Tensor logits)
+    {
+        var targets = tensor(_input.AnswerIds.Select(i => (long)i).ToArray(), device: _model.Device).unsqueeze(1);
         return logits.to(ScalarType.Float32).log_softmax(-1).gather(1, targets).squeeze(1).cpu().data<float>().ToArray();
     }
 
@@ -211,7 +236,8 @@ public sealed class ContextAblation : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _cache?.Dispose();
+        if (_ownsCache)
+            _cache?.Dispose();
         FullLogits?.Dispose();
     }
 }

@@ -11,7 +11,9 @@ namespace Mirage.Core.Citations;
 /// renders the prompt with and without the passages, runs PECoRe on the answer (CTI then CCI), and
 /// turns the context cues of each sentence's selected tokens into passage citations; or, with
 /// <see cref="CitationMethod.Ablation"/>, cites the passages whose removal takes the selected
-/// tokens' support away. Either can be verified by ablation (<see cref="CitationOptions.Verify"/>). Calls are
+/// tokens' support away. Either can be verified by ablation (<see cref="CitationOptions.Verify"/>). An
+/// answer Mirage generated can bring its generation's trace (<see cref="CitationRequest.Trace"/>),
+/// which replaces the pass over prompt and answer. Calls are
 /// serialised through the model's <see cref="LanguageModel.ComputeGate"/>; several requests can
 /// share one call (<see cref="CiteBatchAsync"/>).
 /// </summary>
@@ -72,22 +74,28 @@ public sealed class MirageCitationEngine : ICitationEngine
         var clock = Stopwatch.StartNew();
         var inputs = requests.Select(r => CitationInput.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt, r.Request.AnswerTokenIds)).ToList();
         var tokenizeTime = clock.Elapsed / requests.Count;
-        // Ablation's full pass fills its KV cache and gives CTI its with-context logits, so CTI runs one pass, not two.
+        // Ablation's full pass fills its KV cache and gives CTI its with-context logits, so CTI runs one
+        // pass, not two; the trace of the generation that wrote the answer stands in for that pass.
         var ablations = new ContextAblation?[requests.Count];
         var ablationStart = new TimeSpan[requests.Count];
+        var traceLogits = new TorchSharp.torch.Tensor?[requests.Count];
         try
         {
             for (int i = 0; i < requests.Count; i++)
             {
                 if (requests[i].Options.Method != CitationMethod.Ablation)
+                {
+                    traceLogits[i] = TraceLogits(requests[i].Request.Trace, inputs[i]);
                     continue;
+                }
                 clock.Restart();
-                ablations[i] = ContextAblation.Start(_model, inputs[i], requests[i].Request.Question, requests[i].Passages, requests[i].Options.Prompt, keepLogits: true);
+                ablations[i] = ContextAblation.Start(_model, inputs[i], requests[i].Request.Question, requests[i].Passages, requests[i].Options.Prompt, keepLogits: true,
+                    trace: requests[i].Request.Trace);
                 ablationStart[i] = clock.Elapsed;
             }
             var pecore = _pecore.AnalyzeBatch(_model,
                 inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore,
-                    RunCci: requests[i].Options.Method == CitationMethod.Cci, ContextLogits: ablations[i]?.FullLogits)).ToList(),
+                    RunCci: requests[i].Options.Method == CitationMethod.Cci, ContextLogits: ablations[i]?.FullLogits ?? traceLogits[i])).ToList(),
                 cancellationToken);
             return requests.Select((r, i) =>
             {
@@ -99,6 +107,8 @@ public sealed class MirageCitationEngine : ICitationEngine
         {
             foreach (var ablation in ablations)
                 ablation?.Dispose();
+            foreach (var logits in traceLogits)
+                logits?.Dispose();
         }
     }
 
@@ -117,7 +127,7 @@ public sealed class MirageCitationEngine : ICitationEngine
         IReadOnlyList<SentenceAblation>? measured = null;
         int ablationPasses = 0;
         var ablationClock = Stopwatch.StartNew();
-        using (var own = started is null && options.Verify is not null ? ContextAblation.Start(_model, input, request.Question, passages, options.Prompt) : null)
+        using (var own = started is null && options.Verify is not null ? ContextAblation.Start(_model, input, request.Question, passages, options.Prompt, trace: request.Trace) : null)
         {
             var ablation = started ?? own;
             if (options.Method == CitationMethod.Ablation)
@@ -148,6 +158,10 @@ public sealed class MirageCitationEngine : ICitationEngine
             Ablation = measured,
         };
     }
+
+    // The generation's logits over the answer, when it wrote exactly this input's answer after this prompt: CTI's with-context pass.
+    private static TorchSharp.torch.Tensor? TraceLogits(GenerationTrace? trace, CitationInput input) =>
+        trace is not null && trace.Covers(input.PromptIds, input.AnswerIds) ? trace.Logits.narrow(0, 0, input.AnswerIds.Length) : null;
 
     private static IReadOnlyList<Passage> CheckRequest(CitationRequest request)
     {

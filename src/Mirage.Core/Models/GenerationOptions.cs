@@ -25,6 +25,15 @@ public sealed record GenerationOptions
     /// <value>Default true.</value>
     public bool StopAtEos { get; init; } = true;
 
+    /// <summary>
+    /// Keep what citing the answer would compute again (<see cref="GenerationResult.Trace"/>: the
+    /// prompt's KV cache and each token's logits), so a citation skips its pass over prompt and
+    /// answer. <c>Generate</c> returns it, and a <c>GenerateTokens</c> overload hands it over at the
+    /// stream's end; kept while the logits take at most 256 MiB.
+    /// </summary>
+    /// <value>Default false.</value>
+    public bool KeepTrace { get; init; }
+
     /// <summary>Throws when a value is out of range, naming it and the accepted range.</summary>
     public void Validate()
     {

@@ -32,4 +32,9 @@ public sealed record GenerationResult(
     int PromptTokenCount,
     FinishReason FinishReason,
     TimeSpan PrefillTime,
-    TimeSpan DecodeTime);
+    TimeSpan DecodeTime)
+{
+    /// <summary>With <see cref="GenerationOptions.KeepTrace"/>: what citing the answer can reuse; the caller disposes it.</summary>
+    [JsonIgnore]
+    public GenerationTrace? Trace { get; init; }
+}

@@ -245,23 +245,42 @@ public sealed class LanguageModel : IDisposable
     public GenerationResult Generate(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new GenerationOptions();
-        var ids = new List<int>();
         var text = new System.Text.StringBuilder();
-        var timing = new GenerationTiming();
-        foreach (var step in GenerateTokens(prompt, options, timing, cancellationToken))
-        {
-            ids.Add(step.Id);
+        var report = new GenerationReport();
+        foreach (var step in GenerateTokens(prompt, options, report, cancellationToken))
             text.Append(step.TextDelta);
-        }
-        return new GenerationResult(text.ToString(), ids, prompt.Count, timing.FinishReason, timing.Prefill, timing.Decode);
+        return new GenerationResult(text.ToString(), report.Ids, prompt.Count, report.FinishReason, report.Prefill, report.Decode)
+        {
+            Trace = report.TakeTrace(prompt),
+        };
     }
 
-    /// <summary>Streams a continuation token by token (see <see cref="Generate(IReadOnlyList{int}, GenerationOptions?, CancellationToken)"/>).</summary>
+    /// <summary>Streams a continuation token by token (see <see cref="Generate(IReadOnlyList{int}, GenerationOptions?, CancellationToken)"/>); keeps no trace.</summary>
     /// <remarks>The prompt and options are checked when this is called, not when the first token is read, so a caller can refuse bad input before it starts answering.</remarks>
     public IEnumerable<GeneratedToken> GenerateTokens(IReadOnlyList<int> prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
-        GenerateTokens(prompt, options ?? new GenerationOptions(), new GenerationTiming(), cancellationToken);
+        GenerateTokens(prompt, (options ?? new GenerationOptions()) with { KeepTrace = false }, new GenerationReport(), cancellationToken);
 
-    private IEnumerable<GeneratedToken> GenerateTokens(IReadOnlyList<int> prompt, GenerationOptions options, GenerationTiming timing, CancellationToken cancellationToken)
+    /// <summary>
+    /// Streams a continuation token by token and, with <see cref="GenerationOptions.KeepTrace"/>, hands
+    /// <paramref name="traced"/> the generation's trace (the caller's to dispose) once the stream is read
+    /// to its end; a stream left early keeps none.
+    /// </summary>
+    public IEnumerable<GeneratedToken> GenerateTokens(IReadOnlyList<int> prompt, GenerationOptions options, Action<GenerationTrace> traced, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(traced);
+        var report = new GenerationReport();
+        return Traced(GenerateTokens(prompt, options, report, cancellationToken), report, prompt, traced);
+    }
+
+    private static IEnumerable<GeneratedToken> Traced(IEnumerable<GeneratedToken> tokens, GenerationReport report, IReadOnlyList<int> prompt, Action<GenerationTrace> traced)
+    {
+        foreach (var token in tokens)
+            yield return token;
+        if (report.TakeTrace(prompt) is { } trace)
+            traced(trace);
+    }
+
+    private IEnumerable<GeneratedToken> GenerateTokens(IReadOnlyList<int> prompt, GenerationOptions options, GenerationReport report, CancellationToken cancellationToken)
     {
         options.Validate();
         if (prompt.Count == 0)
@@ -269,52 +288,78 @@ public sealed class LanguageModel : IDisposable
         if (prompt.Count >= ContextLength)
             throw new ContextLengthExceededException($"The prompt has {prompt.Count} tokens, which leaves no room in the model's {ContextLength}-token context; shorten it by at least {prompt.Count - ContextLength + 1} tokens.");
         CheckIds(prompt);
-        return Generating(prompt, options, timing, cancellationToken);
+        return Generating(prompt, options, report, cancellationToken);
     }
 
-    private IEnumerable<GeneratedToken> Generating(IReadOnlyList<int> prompt, GenerationOptions options, GenerationTiming timing, CancellationToken cancellationToken)
+    private IEnumerable<GeneratedToken> Generating(IReadOnlyList<int> prompt, GenerationOptions options, GenerationReport report, CancellationToken cancellationToken)
     {
         int budget = Math.Min(options.MaxTokens, ContextLength - prompt.Count);
-        using var cache = new KvCache(Config, 1, prompt.Count + budget, DType, Device);
-        using var sampler = new TokenSampler(options, Device);
-        using var _ = inference_mode();
-        var stream = new StopStringStream(Tokenizer, prompt, options.StopStrings);
-        var clock = Stopwatch.StartNew();
-
-        int next;
-        using (NewDisposeScope())
+        // The trace keeps the cache and each token's logits, while the logits fit its bound.
+        long rowBytes = (long)Config.VocabSize * (DType == ScalarType.Float64 ? sizeof(double) : sizeof(float));
+        bool keep = options.KeepTrace && budget * rowBytes <= GenerationReport.MaxTraceLogitBytes;
+        var cache = new KvCache(Config, 1, prompt.Count + budget, DType, Device);
+        bool finished = false;
+        try
         {
-            var ids = tensor(prompt.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0); // [1, P]
-            var positions = arange(prompt.Count, device: Device).unsqueeze(0);                   // [1, P]
-            using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache, LogitsFrom: prompt.Count - 1));
-            next = sampler.Next(output.Logits[0, 0]);
-        }
-        timing.Prefill = clock.Elapsed;
-        clock.Restart();
+            using var sampler = new TokenSampler(options, Device);
+            using var _ = inference_mode();
+            var stream = new StopStringStream(Tokenizer, prompt, options.StopStrings);
+            var clock = Stopwatch.StartNew();
 
-        for (int produced = 1; ; produced++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            bool eos = options.StopAtEos && Tokenizer.EosIds.Contains(next);
-            var delta = eos ? stream.Flush() : stream.Add(next);
-            if (stream.Stopped)
-                timing.FinishReason = FinishReason.StopString;
-            else if (eos)
-                timing.FinishReason = FinishReason.Eos;
-            bool last = stream.Stopped || eos || produced == budget;
-            if (last)
-                delta += stream.Stopped || eos ? "" : stream.Flush();
-            timing.Decode = clock.Elapsed;
-            yield return new GeneratedToken(next, delta);
-            if (last)
-                yield break;
-
+            int next;
             using (NewDisposeScope())
             {
-                var ids = tensor(new long[] { next }, device: Device).unsqueeze(0);               // [1, 1]
-                var positions = tensor(new long[] { prompt.Count + produced - 1 }, device: Device).unsqueeze(0);
-                using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache));
+                var ids = tensor(prompt.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0); // [1, P]
+                var positions = arange(prompt.Count, device: Device).unsqueeze(0);                   // [1, P]
+                using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache, LogitsFrom: prompt.Count - 1));
                 next = sampler.Next(output.Logits[0, 0]);
+                if (keep)
+                    report.Rows.Add(output.Logits[0, 0].clone().DetachFromDisposeScope());
+            }
+            report.Prefill = clock.Elapsed;
+            clock.Restart();
+
+            for (int produced = 1; ; produced++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                bool eos = options.StopAtEos && Tokenizer.EosIds.Contains(next);
+                var delta = eos ? stream.Flush() : stream.Add(next);
+                if (stream.Stopped)
+                    report.FinishReason = FinishReason.StopString;
+                else if (eos)
+                    report.FinishReason = FinishReason.Eos;
+                bool last = stream.Stopped || eos || produced == budget;
+                if (last)
+                    delta += stream.Stopped || eos ? "" : stream.Flush();
+                report.Decode = clock.Elapsed;
+                report.Ids.Add(next);
+                yield return new GeneratedToken(next, delta);
+                if (last)
+                {
+                    finished = true;
+                    yield break;
+                }
+
+                using (NewDisposeScope())
+                {
+                    var ids = tensor(new long[] { next }, device: Device).unsqueeze(0);               // [1, 1]
+                    var positions = tensor(new long[] { prompt.Count + produced - 1 }, device: Device).unsqueeze(0);
+                    using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache));
+                    next = sampler.Next(output.Logits[0, 0]);
+                    if (keep)
+                        report.Rows.Add(output.Logits[0, 0].clone().DetachFromDisposeScope());
+                }
+            }
+        }
+        finally
+        {
+            // A finished generation's cache goes to its trace; otherwise (not kept, failed, or left early) it goes now.
+            if (keep && finished)
+                report.Cache = cache;
+            else
+            {
+                cache.Dispose();
+                report.DropRows();
             }
         }
     }
@@ -360,10 +405,32 @@ public sealed class LanguageModel : IDisposable
         ComputeGate.Dispose();
     }
 
-    private sealed class GenerationTiming
+    // What a generation reports back to its caller: times, why it ended, its ids, and what its trace needs.
+    private sealed class GenerationReport
     {
+        public const long MaxTraceLogitBytes = 256L << 20;
         public TimeSpan Prefill;
         public TimeSpan Decode;
         public FinishReason FinishReason = FinishReason.Length;
+        public List<int> Ids { get; } = [];
+        public List<Tensor> Rows { get; } = [];
+        public KvCache? Cache;
+
+        // Called after the generation ended, outside its inference mode, so the stacked logits are an ordinary tensor.
+        public GenerationTrace? TakeTrace(IReadOnlyList<int> prompt)
+        {
+            if (Cache is null)
+                return null;
+            var trace = new GenerationTrace(prompt.ToArray(), Ids.ToArray(), Cache, stack(Rows)); // logits [N, V]
+            DropRows();
+            Cache = null;
+            return trace;
+        }
+
+        public void DropRows()
+        {
+            Rows.ForEach(r => r.Dispose());
+            Rows.Clear();
+        }
     }
 }

@@ -27,13 +27,14 @@ internal static class AskCommand
             using var lm = await model.LoadAsync(parse, cancellationToken);
             var options = new CitationOptions();
             var ids = CitationInput.AnswerPrompt(lm, parse.GetRequiredValue(question), docs, options.Prompt);
-            var generated = lm.Generate(ids, new GenerationOptions { MaxTokens = parse.GetValue(maxTokens), StopStrings = ["\n"] }, cancellationToken);
+            var generated = lm.Generate(ids, new GenerationOptions { MaxTokens = parse.GetValue(maxTokens), StopStrings = ["\n"], KeepTrace = true }, cancellationToken);
+            using var trace = generated.Trace;
             var answer = generated.Text.Trim();
             if (answer.Length == 0)
                 throw new Mirage.Core.MirageException("The model produced an empty answer; there is nothing to cite.");
 
             var engine = new MirageCitationEngine(lm, defaults: options);
-            var result = await engine.CiteAsync(new CitationRequest(parse.GetRequiredValue(question), docs, answer, AnswerTokenIds: generated.TokenIds), cancellationToken);
+            var result = await engine.CiteAsync(new CitationRequest(parse.GetRequiredValue(question), docs, answer, AnswerTokenIds: generated.TokenIds) { Trace = trace }, cancellationToken);
             await output.WriteAsync(CitationOutput.Render(result, parse.GetRequiredValue(format)));
             await output.FlushAsync(cancellationToken);
             await error.WriteLineAsync($"answered in {(generated.PrefillTime + generated.DecodeTime).TotalSeconds:F2} s ({generated.TokenIds.Count} tokens), cited in {result.Cost.TotalMs / 1000:F2} s with {result.ModelId}.");

@@ -175,6 +175,8 @@ internal static class ChatCompletionsEndpoint
             Seed = request.Seed,
             // The reader answers in one line; a grounded answer stops at the line's end.
             StopStrings = passages.Count > 0 && stops.Count == 0 ? ["\n"] : stops,
+            // A grounded answer is cited after it is written: its generation's pass is citation's first.
+            KeepTrace = passages.Count > 0,
         };
         generation.Validate();
         bool includeUsage = request.StreamOptions is { ValueKind: JsonValueKind.Object } streamOptions
@@ -200,7 +202,7 @@ internal static class ChatCompletionsEndpoint
             .SetTag("gen_ai.response.finish_reasons", new[] { FinishReason(generated.FinishReason) });
         // The text a streamed answer sends too (it skips the same leading whitespace), so both cite alike.
         var answer = generated.Text.TrimStart();
-        var citations = await CiteAsync(loaded, job, answer, generated.TokenIds, telemetry, cancellationToken);
+        var citations = await CiteAsync(loaded, job, answer, generated.TokenIds, generated.Trace, telemetry, cancellationToken);
         var message = new JsonObject { ["role"] = "assistant", ["content"] = answer, ["annotations"] = Annotations(citations) };
         return new JsonObject
         {
@@ -241,10 +243,11 @@ internal static class ChatCompletionsEndpoint
         await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
         var text = new StringBuilder();
         var ids = new List<int>();
+        GenerationTrace? trace = null;
         try
         {
             // Checks the prompt before the first byte: until then a failure is still a plain error status.
-            var tokens = loaded.Model.GenerateTokens(job.PromptIds, job.Generation, cancellationToken);
+            var tokens = loaded.Model.GenerateTokens(job.PromptIds, job.Generation, kept => trace = kept, cancellationToken);
             await Send(new JsonObject { ["role"] = "assistant", ["content"] = "" });
             foreach (var token in tokens)
             {
@@ -271,7 +274,7 @@ internal static class ChatCompletionsEndpoint
         try
         {
             // Citations index the streamed text as sent, and cite the ids generated for it.
-            var citations = await CiteAsync(loaded, job, text.ToString(), ids, telemetry, cancellationToken);
+            var citations = await CiteAsync(loaded, job, text.ToString(), ids, trace, telemetry, cancellationToken);
             await Send(new JsonObject { ["annotations"] = Annotations(citations), ["mirage"] = Summary(citations) });
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -303,11 +306,13 @@ internal static class ChatCompletionsEndpoint
         }
     }
 
-    private static async Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, IReadOnlyList<int> generatedIds, ServerTelemetry telemetry, CancellationToken cancellationToken)
+    // `trace`, the generation's, goes to the citation service, which disposes it.
+    private static async Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, IReadOnlyList<int> generatedIds, GenerationTrace? trace, ServerTelemetry telemetry,
+        CancellationToken cancellationToken)
     {
         // A conversation without passages was not generated from the citation prompt: its ids do not continue it.
         var ids = job.Passages.Count > 0 ? generatedIds : null;
-        var citations = await loaded.Citations.CiteAsync(job.Question, job.Passages, answer, loaded.Model.ModelId, job.Citations, cancellationToken, ids);
+        var citations = await loaded.Citations.CiteAsync(job.Question, job.Passages, answer, loaded.Model.ModelId, job.Citations, cancellationToken, ids, trace);
         if (citations.Details is { } details)
             telemetry.Record(details);
         return citations;
