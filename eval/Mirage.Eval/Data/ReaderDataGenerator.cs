@@ -42,6 +42,15 @@ public sealed record ReaderDataShape
     /// to its whole name is always right. Test items keep the default 0.
     /// </summary>
     public double WrongTwiceRate { get; init; }
+
+    /// <summary>
+    /// Share of items whose main entity's facts are missing: its fact passage is left out, a passage
+    /// of its own article that names it beside another entity stating the first asked value stays,
+    /// and the answer says, per asked fact, that the passages do not say it. A training setting: as
+    /// drawn, an answer always stands in the passages, and a reader learns to take the only value of
+    /// the asked kind, whoever it belongs to. Test items keep the default 0.
+    /// </summary>
+    public double AbstainRate { get; init; }
 }
 
 /// <summary>Where an item's asked values occur besides their fact passages.</summary>
@@ -95,6 +104,8 @@ public sealed class ReaderDataGenerator
             throw new ArgumentException($"AskAllAttributesRate must be in [0, 1] (got {_shape.AskAllAttributesRate}).", nameof(shape));
         if (_shape.WrongTwiceRate is < 0 or > 1)
             throw new ArgumentException($"WrongTwiceRate must be in [0, 1] (got {_shape.WrongTwiceRate}).", nameof(shape));
+        if (_shape.AbstainRate is < 0 or > 1)
+            throw new ArgumentException($"AbstainRate must be in [0, 1] (got {_shape.AbstainRate}).", nameof(shape));
         if (_shape.UnseenValues && split == DataSplit.Train)
             throw new ArgumentException("Never-seen values are for test items only.", nameof(shape));
         // A fixed mix, not HashCode.Combine: that one is seeded per process, and items must repeat across runs.
@@ -171,6 +182,8 @@ public sealed class ReaderDataGenerator
     private AlceItem Draw(int index, ValueRepetition repetition)
     {
         _names.Clear();
+        // Drawn only when enabled, so items of the default shape stay as they were for a seed.
+        bool abstain = _shape.AbstainRate > 0 && _random.NextDouble() < _shape.AbstainRate;
         bool repeatsAsDrawn = repetition == ValueRepetition.AsDrawn;
         bool unseen = _shape.UnseenValues;
         var main = NewEntity(person: _random.NextDouble() < 0.7);
@@ -187,13 +200,12 @@ public sealed class ReaderDataGenerator
         // Passages: one per asked entity holding its facts, sometimes a second copy of a fact,
         // then hard distractors: a similar name with other values, and a passage that mentions
         // the entity without the fact.
-        var passages = new List<(string Title, List<string> Sentences)>
-        {
-            (main.Name, FactSentences(main, attributes)),
-        };
+        var passages = new List<(string Title, List<string> Sentences)>();
+        if (!abstain)
+            passages.Add((main.Name, FactSentences(main, attributes)));
         if (second is not null)
             passages.Add((second.Name, FactSentences(second, [attributes[0]])));
-        if (_random.NextDouble() < 0.2 && repeatsAsDrawn)
+        if (!abstain && _random.NextDouble() < 0.2 && repeatsAsDrawn)
             passages.Add(($"Notes on {main.Name}", [$"A local report covers {main.Name}.", Sentence(main, attributes[0])]));
         var similar = Similar(main);
         // Drawn only when enabled, so items of the default shape stay as they were for a seed.
@@ -202,7 +214,7 @@ public sealed class ReaderDataGenerator
         // also a lexical trap: another chunk of the entity's own article (so the same title, as
         // chunked Wikipedia passages have) where another entity of the same kind shares the asked
         // value; it holds the entity's name and the value, only in different sentences.
-        bool trap = _random.NextDouble() < 0.5;
+        bool trap = abstain || _random.NextDouble() < 0.5;
         Entity other;
         do
             other = NewEntity(person: !trap || main.IsPerson);
@@ -220,6 +232,8 @@ public sealed class ReaderDataGenerator
             (similar.Name, FactSentences(similar, similarAttributes)),
             (trap ? main.Name : other.Name, _random.Next(2) == 0 ? [mention, stated] : [stated, mention]),
         };
+        if (abstain)
+            distractors.Reverse(); // the trap is what an abstaining item is about: it always stays
         if (wrongTwice)
         {
             // The decoy: one more entity of the same kind, stating the similar name's value, so a wrong value occurs twice.
@@ -233,8 +247,9 @@ public sealed class ReaderDataGenerator
             var extra = sameRelation ? Similar(main) : NewEntity(_random.NextDouble() < 0.5);
             distractors.Add((extra.Name, FactSentences(extra, sameRelation ? attributes : extra.Attributes.Keys.OrderBy(_ => _random.Next()).Take(2).ToList())));
         }
-        // Fact passages always stay; items of three or more passages (and decoy items) always carry the similar name.
-        passages.AddRange(distractors.Take(Math.Max(total >= 3 || wrongTwice ? 1 : 0, total - passages.Count)));
+        // Fact passages always stay; items of three or more passages (and decoy items) always carry the
+        // similar name, abstaining items their trap.
+        passages.AddRange(distractors.Take(Math.Max(total >= 3 || wrongTwice || abstain ? 1 : 0, total - passages.Count)));
         passages = passages.OrderBy(_ => _random.Next()).ToList();
 
         var answer = new List<string>();
@@ -242,6 +257,13 @@ public sealed class ReaderDataGenerator
         var facts = new List<Fact?>();
         foreach (var (entity, attribute) in asked)
         {
+            if (abstain && entity == main)
+            {
+                answer.Add(Unstated(entity, attribute));
+                gold.Add([]);
+                facts.Add(null);
+                continue;
+            }
             var sentence = Sentence(entity, attribute);
             answer.Add(sentence);
             gold.Add(Enumerable.Range(0, passages.Count).Where(p => passages[p].Sentences.Contains(sentence)).ToArray());
@@ -281,6 +303,15 @@ public sealed class ReaderDataGenerator
         (true, _) => $"{entity.Name} works for {entity.Attributes[attribute]}.",
         (false, "city") => $"{entity.Name} is based in {entity.Attributes[attribute]}.",
         (false, _) => $"{entity.Name} is in the {entity.Attributes[attribute]} industry.",
+    };
+
+    private static string Unstated(Entity entity, string attribute) => "The passages do not say " + (entity.IsPerson, attribute) switch
+    {
+        (true, "city") => $"where {entity.Name} was born.",
+        (true, "profession") => $"what {entity.Name} does for a living.",
+        (true, _) => $"which organisation {entity.Name} works for.",
+        (false, "city") => $"where {entity.Name} is based.",
+        (false, _) => $"what industry {entity.Name} is in.",
     };
 
     // The relations Sentence writes, read back: entity, relation phrase, value (and the industry suffix).

@@ -37,6 +37,8 @@ public sealed record ReaderTrainingOptions
     public TorchSharp.torch.ScalarType ComputeDtype { get; init; } = TorchSharp.torch.ScalarType.Float32;
     /// <summary>Share of training items drawn as <see cref="ValueRepetition.WrongTwice"/> (see <see cref="ReaderDataShape.WrongTwiceRate"/>).</summary>
     public double WrongTwiceRate { get; init; }
+    /// <summary>Share of training items whose main facts are missing and whose answer says so (see <see cref="ReaderDataShape.AbstainRate"/>).</summary>
+    public double AbstainRate { get; init; }
     /// <summary>First step whose items follow <see cref="WrongTwiceRate"/>; earlier steps train on the plain mix.</summary>
     public int WrongTwiceFromStep { get; init; }
     /// <summary>Continue from the checkpoint in <see cref="OutputDirectory"/> if there is one.</summary>
@@ -62,7 +64,7 @@ public static class ReaderTraining
         var tokenizer = TextTokenizer.Load(directory);
         var trainerOptions = new TrainerOptions { LearningRate = options.LearningRate, TotalSteps = options.Steps, Seed = options.Seed, ComputeDtype = options.ComputeDtype, WarmupSteps = Math.Min(200, options.Steps / 10 + 1) };
         using var trainer = resuming ? CausalLmTrainer.Resume(directory, trainerOptions) : CausalLmTrainer.Create(Config(options, tokenizer.VocabSize, tokenizer.BosId!.Value, tokenizer.EosIds[0]), trainerOptions);
-        log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps, wrong-twice items {options.WrongTwiceRate:P0}{(options.WrongTwiceFromStep > 0 ? $" from step {options.WrongTwiceFromStep}" : "")}, computing in {options.ComputeDtype}");
+        log.WriteLine($"{(resuming ? $"resuming at step {trainer.Step}" : "new model")}: {trainer.ParameterCount:N0} parameters, vocabulary {tokenizer.VocabSize}, batch {options.BatchSize}, {options.Steps} steps, wrong-twice items {options.WrongTwiceRate:P0}{(options.WrongTwiceFromStep > 0 ? $" from step {options.WrongTwiceFromStep}" : "")}, abstaining items {options.AbstainRate:P0}, computing in {options.ComputeDtype}");
 
         var template = new PromptTemplate();
         var items = TrainingItems(options).Skip(trainer.Step * options.BatchSize).GetEnumerator();
@@ -109,7 +111,7 @@ public static class ReaderTraining
         IEnumerable<AlceItem> Stream(double wrongTwiceRate) =>
             new ReaderDataGenerator(options.Seed, DataSplit.Train, new ReaderDataShape
             {
-                MinPassages = 1, AskAllAttributesRate = 0.5, SameRelationDistractorRate = 0.5, WrongTwiceRate = wrongTwiceRate,
+                MinPassages = 1, AskAllAttributesRate = 0.5, SameRelationDistractorRate = 0.5, WrongTwiceRate = wrongTwiceRate, AbstainRate = options.AbstainRate,
             }).Generate(int.MaxValue);
     }
 

@@ -27,12 +27,14 @@ internal static class TrainReaderCommand
         wrongTwice.Validators.Add(r => { if (r.GetValueOrDefault<double>() is < 0 or > 1) r.AddError("--wrong-twice-rate must be between 0 and 1."); });
         var wrongTwiceFrom = new Option<int>("--wrong-twice-from") { Description = "First step that draws --wrong-twice-rate items; earlier steps train on the plain mix (the model learns to copy values first).", DefaultValueFactory = _ => 0 };
         wrongTwiceFrom.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 0) r.AddError("--wrong-twice-from must be 0 or more."); });
+        var abstain = new Option<double>("--abstain-rate") { Description = "Share of training items whose asked entity's facts are missing and whose answer says so, so taking the only value in sight stops paying (0 to 1).", DefaultValueFactory = _ => 0 };
+        abstain.Validators.Add(r => { if (r.GetValueOrDefault<double>() is < 0 or > 1) r.AddError("--abstain-rate must be between 0 and 1."); });
         var fresh = new Option<bool>("--fresh") { Description = "Start over even if --out holds a checkpoint." };
         foreach (var positive in new[] { steps, batch, hidden, layers, evalEvery, evalItems })
             positive.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError($"{r.Option.Name} must be at least 1."); });
 
         var command = new Command("train-reader", "Train Mirage's small reader model on generated passages and questions.");
-        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, heads, merges, evalEvery, evalItems, dtype, wrongTwice, wrongTwiceFrom, fresh })
+        foreach (var option in new Option[] { directory, steps, batch, rate, seed, hidden, layers, heads, merges, evalEvery, evalItems, dtype, wrongTwice, wrongTwiceFrom, abstain, fresh })
             command.Options.Add(option);
         command.SetAction((parse, cancellationToken) =>
         {
@@ -52,6 +54,7 @@ internal static class TrainReaderCommand
                 ComputeDtype = ComputeOptions.ParseDType(parse.GetValue(dtype)!),
                 WrongTwiceRate = parse.GetValue(wrongTwice),
                 WrongTwiceFromStep = parse.GetValue(wrongTwiceFrom),
+                AbstainRate = parse.GetValue(abstain),
                 Resume = !parse.GetValue(fresh),
             }, output, cancellationToken);
             return Task.FromResult(0);

@@ -150,6 +150,30 @@ public sealed class ReaderDataGeneratorTests
         Assert.NotEqual(Items(0, 0).Skip(40), switched.Skip(40));
     }
 
+    [Fact]
+    public void AbstainRate_LeavesOutTheAskedEntitysFacts_KeepsItsTrap_AndAnswersThatThePassagesDoNotSay()
+    {
+        static List<AlceItem> Items(double rate) => ReaderTraining.TrainingItems(new ReaderTrainingOptions { OutputDirectory = "unused", WrongTwiceRate = 0.5, AbstainRate = rate }).Take(300).ToList();
+        var abstaining = Items(0.3).Where(item => item.Output.Contains("The passages do not say", StringComparison.Ordinal)).ToList();
+        Assert.InRange(abstaining.Count, 60, 120);
+        foreach (var item in abstaining)
+        {
+            var sentences = SentenceSplitter.Split(item.Output).Select(s => s.Text).ToList();
+            var unstated = sentences.Select((text, i) => (text, i)).Where(s => s.text.StartsWith("The passages do not say", StringComparison.Ordinal)).ToList();
+            // The main entity: named in every unstated sentence; none of its facts is in any passage, and nothing is cited for them.
+            var main = item.Docs.Select(d => d.Title).First(title => unstated[0].text.Contains(title!, StringComparison.Ordinal))!;
+            Assert.All(unstated, s => Assert.Empty(item.GoldCitations![s.i]));
+            Assert.All(unstated, s => Assert.Null(ReaderDataGenerator.ReadFact(s.text)));
+            Assert.DoesNotContain(item.Docs.SelectMany(d => SentenceSplitter.Split(d.Text)), s => ReaderDataGenerator.ReadFact(s.Text)?.Entity == main);
+            // Its trap stays: a passage under its name whose facts belong to another entity.
+            Assert.Contains(item.Docs, d => d.Title == main && d.Text.Contains(main, StringComparison.Ordinal));
+        }
+        // Off by default, and items of the default shape are as they were.
+        Assert.Equal(Items(0).Select(item => JsonSerializer.Serialize(item)), ReaderTraining.TrainingItems(new ReaderTrainingOptions { OutputDirectory = "unused", WrongTwiceRate = 0.5 }).Take(300).Select(item => JsonSerializer.Serialize(item)));
+        Assert.DoesNotContain(Items(0), item => item.Output.Contains("The passages do not say", StringComparison.Ordinal));
+        Assert.Throws<ArgumentException>(() => new ReaderDataGenerator(1, DataSplit.Train, new ReaderDataShape { AbstainRate = -0.1 }));
+    }
+
     private static int Outside(AlceItem item, Fact fact, int[] gold) =>
         Enumerable.Range(0, item.Docs.Count).Count(d => !gold.Contains(d) && item.Docs[d].Text.Contains(fact.Value, StringComparison.Ordinal));
 
