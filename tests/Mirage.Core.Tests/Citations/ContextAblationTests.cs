@@ -103,8 +103,8 @@ public sealed class ContextAblationTests : IDisposable
         // The README's held-out question: the reader wrote passage 3's birthplace for the person of passage 4.
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
         var engine = new MirageCitationEngine(model);
-        var passages = PassageFileOf(Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json"));
-        var request = new CitationRequest("Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?", passages,
+        var passages = ReaderSample.Passages();
+        var request = new CitationRequest(ReaderSample.Question, passages,
             "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.");
         var verify = new VerificationOptions();
 
@@ -126,8 +126,8 @@ public sealed class ContextAblationTests : IDisposable
     {
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
         var engine = new MirageCitationEngine(model);
-        var passages = PassageFileOf(Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json"));
-        var result = await engine.CiteAsync(new CitationRequest("Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?", passages,
+        var passages = ReaderSample.Passages();
+        var result = await engine.CiteAsync(new CitationRequest(ReaderSample.Question, passages,
             "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.", new CitationOptions { Ablation = new AblationOptions { Evidence = true } }),
             TestContext.Current.CancellationToken);
 
@@ -146,7 +146,4 @@ public sealed class ContextAblationTests : IDisposable
         var plain = await engine.CiteAsync(new CitationRequest("Where?", passages, "Lousdrur Rourti works for Cimgun Labs."), TestContext.Current.CancellationToken);
         Assert.All(plain.Sentences.SelectMany(s => s.Citations), c => Assert.Null(c.Evidence));
     }
-
-    private static IReadOnlyList<Passage> PassageFileOf(string path) =>
-        System.Text.Json.JsonSerializer.Deserialize<List<Passage>>(File.ReadAllText(path), new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web))!;
 }

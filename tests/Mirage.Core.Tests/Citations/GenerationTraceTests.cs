@@ -8,18 +8,12 @@ namespace Mirage.Core.Tests.Citations;
 /// <summary>Citing an answer with the trace of the generation that wrote it: one pass fewer, the same numbers.</summary>
 public sealed class GenerationTraceTests
 {
-    private const string Question = "Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?";
-
-    private static IReadOnlyList<Passage> Passages() =>
-        System.Text.Json.JsonSerializer.Deserialize<List<Passage>>(File.ReadAllText(Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json")),
-            new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web))!;
-
     private static (GenerationResult Generated, CitationRequest Request) Ask(LanguageModel model, CitationOptions options)
     {
-        var passages = Passages();
-        var prompt = CitationInput.AnswerPrompt(model, Question, passages, options.Prompt);
+        var passages = ReaderSample.Passages();
+        var prompt = CitationInput.AnswerPrompt(model, ReaderSample.Question, passages, options.Prompt);
         var generated = model.Generate(prompt, new GenerationOptions { MaxTokens = 96, StopStrings = ["\n"], KeepTrace = true });
-        return (generated, new CitationRequest(Question, passages, generated.Text.Trim(), options, generated.TokenIds));
+        return (generated, new CitationRequest(ReaderSample.Question, passages, generated.Text.Trim(), options, generated.TokenIds));
     }
 
     [Theory]
@@ -91,7 +85,7 @@ public sealed class GenerationTraceTests
     public void Generate_KeepsATraceOnlyWhenAsked()
     {
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
-        var prompt = CitationInput.AnswerPrompt(model, Question, Passages(), new PromptTemplate());
+        var prompt = CitationInput.AnswerPrompt(model, ReaderSample.Question, ReaderSample.Passages(), new PromptTemplate());
         Assert.Null(model.Generate(prompt, new GenerationOptions { MaxTokens = 4 }).Trace);
         using var trace = model.Generate(prompt, new GenerationOptions { MaxTokens = 4, StopAtEos = false, KeepTrace = true }).Trace;
         Assert.Equal(4, trace!.TokenIds.Count);
@@ -102,7 +96,7 @@ public sealed class GenerationTraceTests
     public void AStreamHandsOverItsTrace_OnlyWhenReadToItsEnd()
     {
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
-        var prompt = CitationInput.AnswerPrompt(model, Question, Passages(), new PromptTemplate());
+        var prompt = CitationInput.AnswerPrompt(model, ReaderSample.Question, ReaderSample.Passages(), new PromptTemplate());
         var options = new GenerationOptions { MaxTokens = 6, StopAtEos = false, KeepTrace = true };
         using var generated = model.Generate(prompt, options).Trace;
 
