@@ -13,10 +13,19 @@ public sealed class MirageCitationOptions
     public const string SectionName = "Mirage";
 
     /// <summary>
-    /// Folder of the local attribution model (a Hugging Face checkpoint). Null: the embedded
-    /// reader in <c>models/reader</c> next to the application.
+    /// The local attribution model: a Hugging Face folder, a GGUF file, <c>hf:ORG/NAME</c> or
+    /// <c>ollama:NAME[:TAG]</c>. Null: the embedded reader in <c>models/reader</c> next to the application.
     /// </summary>
     public string? ModelPath { get; set; }
+
+    /// <summary>
+    /// What runs the attribution model: <see cref="Core.Models.ModelEngine.Auto"/> (llama.cpp for a GGUF
+    /// file when <see cref="Method"/> needs forward passes only, TorchSharp otherwise), TorchSharp or llama.cpp.
+    /// </summary>
+    public Core.Models.ModelEngine Engine { get; set; } = Core.Models.ModelEngine.Auto;
+
+    /// <summary>The TorchSharp engine's compute dtype (<c>auto</c>, <c>float32</c>, <c>bfloat16</c>, <c>float16</c> or <c>float64</c>).</summary>
+    public string DType { get; set; } = "auto";
 
     /// <summary>Longest the app's answer may wait for its citations; after that it goes out without them (status <c>timed_out</c>).</summary>
     [Range(0.01, 3600)]

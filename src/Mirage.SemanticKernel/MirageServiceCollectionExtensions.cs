@@ -28,7 +28,7 @@ public static class MirageServiceCollectionExtensions
             .ValidateOnStart();
         if (configure is not null)
             options.Configure(configure);
-        services.TryAddSingleton(provider => LanguageModel.Load(ModelDirectory(provider.GetRequiredService<IOptions<MirageCitationOptions>>().Value)));
+        services.TryAddSingleton(provider => LoadModel(provider.GetRequiredService<IOptions<MirageCitationOptions>>().Value));
         services.TryAddSingleton<ICitationEngine>(provider => new MirageCitationEngine(provider.GetRequiredService<LanguageModel>()));
         services.TryAddSingleton(provider => new MirageCitationService(
             provider.GetRequiredService<ICitationEngine>(),
@@ -37,6 +37,14 @@ public static class MirageServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IFunctionInvocationFilter, MirageFunctionInvocationFilter>());
         return services;
     }
+
+    // The engine follows the configured one, and for auto the citation method: gradients need TorchSharp.
+    private static LanguageModel LoadModel(MirageCitationOptions options) => LanguageModel.Load(ModelDirectory(options), new ComputeOptions
+    {
+        Engine = options.Engine,
+        DType = ComputeOptions.ParseDType(options.DType),
+        NeedsGradients = options.Method == Core.Citations.CitationMethod.Cci,
+    });
 
     /// <summary>The attribution model's folder: the configured path, else <c>models/reader</c> next to the application.</summary>
     public static string ModelDirectory(MirageCitationOptions options) =>

@@ -30,9 +30,15 @@ public sealed record CitationResult(
 {
     /// <summary>
     /// What the attribution model's weights were stored as (<see cref="Models.LanguageModel.SourceFormat"/>):
-    /// citations of a quantized GGUF model explain its dequantized weights, and this says which.
+    /// the file format, its tensor types, and whether a GGUF file's weights were dequantized.
     /// </summary>
     public string? ModelSource { get; init; }
+
+    /// <summary>
+    /// What ran the forward passes, <c>torch</c> or <c>llama.cpp</c> (<see cref="Models.LanguageModel.Engine"/>):
+    /// on llama.cpp the citations explain the quantized weights as llama.cpp computes with them.
+    /// </summary>
+    public string? Engine { get; init; }
 
     /// <summary>With <see cref="CitationMethod.Ablation"/>: what was measured per sentence.</summary>
     public IReadOnlyList<SentenceAblation>? Ablation { get; init; }

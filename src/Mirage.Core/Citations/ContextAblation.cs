@@ -8,8 +8,9 @@ namespace Mirage.Core.Citations;
 /// ablations), forward passes only, with AttriBoT's trick: everything before the first removed
 /// passage is the full prompt's, so the full input's KV cache is computed once and each ablated
 /// input runs only from where it differs. Batches of masks run in the order that keeps the most
-/// of the cache valid (longest shared prefix first). Not thread-safe; hold the model's compute
-/// gate while using it.
+/// of the cache valid (longest shared prefix first). The cache is an <see cref="ICachedSequence"/>,
+/// so the model's engine (TorchSharp or llama.cpp) runs it. Not thread-safe; hold the model's
+/// compute gate while using it.
 /// </summary>
 public sealed class ContextAblation : IDisposable
 {
@@ -17,8 +18,8 @@ public sealed class ContextAblation : IDisposable
     private readonly CitationInput _input;
     private readonly IReadOnlyList<Passage> _passages;
     private readonly Func<IReadOnlyList<Passage>, int[]> _promptIds;
-    private readonly KvCache? _cache;
-    private readonly bool _ownsCache = true;
+    private readonly ICachedSequence? _sequence;
+    private readonly bool _ownsSequence = true;
     private readonly Dictionary<string, float[]> _scored = [];
     private int _validPrefix;
     private readonly bool _keepLogits;
@@ -32,14 +33,14 @@ public sealed class ContextAblation : IDisposable
         _passages = passages;
         _promptIds = promptIds;
         PassageCount = input.Passages.Count;
-        var borrowed = reuseCache && trace is not null && trace.Covers(input.PromptIds, input.AnswerIds) ? trace.BorrowCache() : null;
+        var borrowed = reuseCache && trace is not null && trace.Covers(input.PromptIds, input.AnswerIds) ? trace.BorrowSequence() : null;
         if (borrowed is not null)
         {
-            // The generation that wrote the answer ran this pass already: its cache holds the prompt,
+            // The generation that wrote the answer ran this pass already: its sequence holds the prompt,
             // and its logits predicted the answer's tokens.
-            _cache = borrowed;
-            _ownsCache = false;
-            _cache.Rewind(input.PromptIds.Length);
+            _sequence = borrowed;
+            _ownsSequence = false;
+            _sequence.Rewind(input.PromptIds.Length);
             _validPrefix = input.PromptIds.Length;
             using var scope = NewDisposeScope();
             var logits = trace!.Logits.narrow(0, 0, input.AnswerIds.Length);                 // [A, V]
@@ -50,7 +51,7 @@ public sealed class ContextAblation : IDisposable
         else if (reuseCache)
         {
             // An ablated prompt is never longer than the full one (it only loses text), so this always fits.
-            _cache = new KvCache(model.Config, 1, input.PromptIds.Length + input.AnswerIds.Length, model.DType, model.Device);
+            _sequence = model.NewSequence(input.PromptIds.Length + input.AnswerIds.Length);
             Full = Continue(input.PromptIds, 0);
             _validPrefix = input.PromptIds.Length;
         }
@@ -143,7 +144,7 @@ public sealed class ContextAblation : IDisposable
         foreach (var (key, ids, shared) in pending)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            _scored[key] = _cache is null ? Whole(ids) : Ablated(ids, shared);
+            _scored[key] = _sequence is null ? Whole(ids) : Ablated(ids, shared);
         }
         return variants.Select(v => _scored[v.Key]).ToList();
     }
@@ -184,15 +185,15 @@ public sealed class ContextAblation : IDisposable
         if (shared > _validPrefix)
         {
             // An earlier ablation overwrote part of the prefix this one needs: restore it from the full prompt.
-            _cache!.Rewind(_validPrefix);
+            _sequence!.Rewind(_validPrefix);
             Run(_input.PromptIds.Take(shared).ToArray(), _validPrefix, logitsFrom: null);
         }
-        _cache!.Rewind(shared);
+        _sequence!.Rewind(shared);
         _validPrefix = shared;
         return Continue(ids, shared);
     }
 
-    // Runs prompt[start..] + answer after the cache's first `start` slots; the answer tokens' log-probabilities.
+    // Runs prompt[start..] + answer after the sequence's first `start` tokens; the answer tokens' log-probabilities.
     private float[] Continue(int[] prompt, int start) =>
         Run(prompt.Concat(_input.AnswerIds).ToArray(), start, logitsFrom: prompt.Length - 1 - start)!;
 
@@ -203,22 +204,18 @@ public sealed class ContextAblation : IDisposable
         return _model.ScoreContinuation(prompt, _input.AnswerIds);
     }
 
-    // Runs sequence[start..] through the cache; with logitsFrom, the answer tokens' log-probabilities
+    // Runs sequence[start..] through the cached sequence; with logitsFrom, the answer tokens' log-probabilities
     // predicted from that input position on.
     private float[]? Run(int[] sequence, int start, int? logitsFrom)
     {
         using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var tail = sequence.Skip(start).Select(i => (long)i).ToArray();
-        var ids = tensor(tail, device: _model.Device).unsqueeze(0);                              // [1, T]
-        var positions = arange(start, start + tail.Length, device: _model.Device).unsqueeze(0);  // [1, T]
+        var tail = sequence[start..];
         ForwardPasses++;
         TokensRun += tail.Length;
-        using var output = _model.Forward(new ForwardRequest(_model.Embed(ids), positions, Cache: _cache, LogitsFrom: logitsFrom ?? tail.Length - 1));
-        if (logitsFrom is null)
+        var output = _sequence!.Append(tail, logitsFrom);                                       // [T - from, V]
+        if (output is null)
             return null;
-        var answer = _input.AnswerIds;
-        var logits = output.Logits[0].narrow(0, 0, answer.Length);                              // [A, V]
+        var logits = output.narrow(0, 0, _input.AnswerIds.Length);                               // [A, V]
         if (_keepLogits && FullLogits is null)
             FullLogits = logits.clone().DetachFromDisposeScope();
         return LogProbs(logits);
@@ -236,8 +233,8 @@ public sealed class ContextAblation : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        if (_ownsCache)
-            _cache?.Dispose();
+        if (_ownsSequence)
+            _sequence?.Dispose();
         FullLogits?.Dispose();
     }
 }

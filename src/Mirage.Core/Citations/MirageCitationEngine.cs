@@ -54,6 +54,8 @@ public sealed class MirageCitationEngine : ICitationEngine
             var options = request.Options ?? _defaults;
             options.Validate();
             _pecore.Validate(options.Pecore);
+            if (options.Method == CitationMethod.Cci && _model.Engine == ModelEngine.LlamaCpp)
+                throw new MirageException($"Method '{options.MethodName}' needs gradients or attention weights, which the llama.cpp engine running {_model.ModelId} does not compute; use method 'ablation', or load the model with engine torch.");
             return (Request: request, Passages: CheckRequest(request), Options: options);
         }).ToList();
         if (checkedRequests.Count == 0)
@@ -155,6 +157,7 @@ public sealed class MirageCitationEngine : ICitationEngine
         return new CitationResult(_model.ModelId, request.Question, request.Answer, cited, tokens, input.Passages, cues, inputs, pecore.Threshold, options, cost)
         {
             ModelSource = _model.SourceFormat,
+            Engine = ModelEngines.NameOf(_model.Engine),
             Ablation = measured,
         };
     }

@@ -7,8 +7,8 @@ namespace Mirage.Core.Models;
 
 /// <summary>
 /// Finds a checkpoint's weight files (one <c>model.safetensors</c>, or shards listed in
-/// <c>model.safetensors.index.json</c>) and copies them, name for name, into a module's
-/// parameters, converting each to the module's dtype.
+/// <c>model.safetensors.index.json</c>) and fills a module's parameters from them, name for name,
+/// each in the module's dtype.
 /// </summary>
 internal static class CheckpointLoader
 {
@@ -88,10 +88,13 @@ internal static class CheckpointLoader
     }
 
     /// <summary>
-    /// Copies every parameter of <paramref name="module"/> from the files; throws once, listing
-    /// every missing, unexpected and misshaped tensor, if the checkpoint does not fit.
+    /// Fills every parameter of <paramref name="module"/> from the files; throws once, listing
+    /// every missing, unexpected and misshaped tensor, if the checkpoint does not fit. With
+    /// <paramref name="adopt"/> each parameter takes the tensor read for it as its storage (for a
+    /// safetensors file whose dtype matches, the file's mapped pages) instead of a copy: for a model
+    /// that is only read, whose files stay in place while it lives.
     /// </summary>
-    public static void Load(nn.Module module, IReadOnlyList<ICheckpointTensors> shards, ModelConfig config)
+    public static void Load(nn.Module module, IReadOnlyList<ICheckpointTensors> shards, ModelConfig config, bool adopt = false)
     {
         if (config.FusedProjections)
             shards = shards.Select(s => FusedProjections.Split(s, config)).ToList();
@@ -118,7 +121,10 @@ internal static class CheckpointLoader
             using (var finite = loaded.isfinite().all())
                 if (!finite.item<bool>())
                     throw new InvalidCheckpointException($"'{owner[name].Path}', tensor '{name}': holds NaN or infinite values; the file is damaged.");
-            parameter.copy_(loaded);
+            if (adopt)
+                parameter.set_(loaded);
+            else
+                parameter.copy_(loaded);
         }
     }
 

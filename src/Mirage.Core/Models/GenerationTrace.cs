@@ -3,22 +3,22 @@ using static TorchSharp.torch;
 namespace Mirage.Core.Models;
 
 /// <summary>
-/// What a generation computed that citing its answer would compute again: the prompt's KV cache
-/// and, per generated token, the logits it was drawn from. Kept with
+/// What a generation computed that citing its answer would compute again: the sequence holding the
+/// prompt's KV cache (on the model's engine) and, per generated token, the logits it was drawn from. Kept with
 /// <see cref="GenerationOptions.KeepTrace"/>; a citation of the answer
 /// (<c>CitationRequest.Trace</c>) then skips its forward pass over prompt and answer. Dispose it
 /// once the answer is cited.
 /// </summary>
 public sealed class GenerationTrace : IDisposable
 {
-    private readonly KvCache _cache;
-    private bool _cacheTaken;
+    private readonly ICachedSequence _sequence;
+    private bool _sequenceTaken;
 
-    internal GenerationTrace(IReadOnlyList<int> promptIds, IReadOnlyList<int> tokenIds, KvCache cache, Tensor logits)
+    internal GenerationTrace(IReadOnlyList<int> promptIds, IReadOnlyList<int> tokenIds, ICachedSequence sequence, Tensor logits)
     {
         PromptIds = promptIds;
         TokenIds = tokenIds;
-        _cache = cache;
+        _sequence = sequence;
         Logits = logits;
     }
 
@@ -36,21 +36,21 @@ public sealed class GenerationTrace : IDisposable
         PromptIds.SequenceEqual(prompt) && answer.Count <= TokenIds.Count && TokenIds.Take(answer.Count).SequenceEqual(answer);
 
     /// <summary>
-    /// The KV cache holding the prompt in its first slots, lent out once (the trace still disposes
+    /// The sequence holding the prompt in its first slots, lent out once (the trace still disposes
     /// it): its borrower overwrites slots, so a second citation of the same trace runs its own pass.
     /// </summary>
-    internal KvCache? BorrowCache()
+    internal ICachedSequence? BorrowSequence()
     {
-        if (_cacheTaken)
+        if (_sequenceTaken)
             return null;
-        _cacheTaken = true;
-        return _cache;
+        _sequenceTaken = true;
+        return _sequence;
     }
 
     /// <inheritdoc />
     public void Dispose()
     {
-        _cache.Dispose();
+        _sequence.Dispose();
         Logits.Dispose();
     }
 }

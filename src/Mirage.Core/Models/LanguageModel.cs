@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Mirage.Core.Models.Gguf;
+using Mirage.Core.Models.LlamaCpp;
 using Mirage.Core.Models.Llama;
 using Mirage.Core.Models.Sources;
 using Mirage.Core.Tokenization;
@@ -9,25 +10,33 @@ using static TorchSharp.torch;
 namespace Mirage.Core.Models;
 
 /// <summary>
-/// A decoder-only language model loaded from a Hugging Face checkpoint folder, with its tokenizer.
-/// It scores continuations (teacher forcing), generates with a KV cache, and exposes the forward
-/// pass over embeddings for attribution. Instances are not thread-safe: serialize calls.
+/// A decoder-only language model loaded from a Hugging Face checkpoint folder or a GGUF file, with
+/// its tokenizer. It scores continuations (teacher forcing), generates with a KV cache, runs cached
+/// sequences for passage ablation, and exposes the forward pass over embeddings for attribution.
+/// Forward passes run on one of two engines (<see cref="Engine"/>): TorchSharp, which does
+/// everything, or llama.cpp, which runs a GGUF file's quantized weights as they are stored for the
+/// forward-only work (generation, CTI, ablation, verification). Instances are not thread-safe:
+/// serialize calls.
 /// </summary>
 public sealed class LanguageModel : IDisposable
 {
-    private readonly LlamaForCausalLM _model;
+    private readonly LlamaForCausalLM? _network;
+    private readonly LlamaCppModel? _llama;
 
-    private LanguageModel(LocatedModel located, string sourceFormat, ModelConfig config, TextTokenizer tokenizer, LlamaForCausalLM model, ScalarType dtype, Device device)
+    private LanguageModel(LocatedModel located, string sourceFormat, ModelConfig config, TextTokenizer tokenizer, LlamaForCausalLM? network, LlamaCppModel? llama,
+        ScalarType dtype, Device device, long parameterCount, string? engineNote)
     {
         Directory = located.Directory;
         ModelId = located.ModelId;
         SourceFormat = sourceFormat;
         Config = config;
         Tokenizer = tokenizer;
-        _model = model;
+        _network = network;
+        _llama = llama;
         DType = dtype;
         Device = device;
-        ParameterCount = model.parameters().Sum(p => p.NumberOfElements);
+        ParameterCount = parameterCount;
+        EngineNote = engineNote;
     }
 
     /// <summary>
@@ -50,10 +59,16 @@ public sealed class LanguageModel : IDisposable
     public string ModelId { get; }
 
     /// <summary>
-    /// What the weights were stored as: the file format and its tensor types with counts (a
-    /// quantized GGUF's citations explain its dequantized weights, so this says which).
+    /// What the weights were stored as: the file format and its tensor types with counts, and for a
+    /// GGUF file on TorchSharp that they were dequantized (its citations then explain the dequantized weights).
     /// </summary>
     public string SourceFormat { get; }
+
+    /// <summary>What runs the forward passes: <see cref="ModelEngine.Torch"/> or <see cref="ModelEngine.LlamaCpp"/>.</summary>
+    public ModelEngine Engine => _llama is null ? ModelEngine.Torch : ModelEngine.LlamaCpp;
+
+    /// <summary>Why <see cref="ModelEngine.Auto"/> did not get the engine it would have picked (llama.cpp refused the file), or null.</summary>
+    public string? EngineNote { get; }
 
     /// <summary>The checkpoint's configuration.</summary>
     public ModelConfig Config { get; }
@@ -61,10 +76,10 @@ public sealed class LanguageModel : IDisposable
     /// <summary>The checkpoint's tokenizer.</summary>
     public TextTokenizer Tokenizer { get; }
 
-    /// <summary>The compute dtype.</summary>
+    /// <summary>The compute dtype (float32 on llama.cpp: its activations, KV cache and logits).</summary>
     public ScalarType DType { get; }
 
-    /// <summary>The device the weights live on.</summary>
+    /// <summary>The device tensors live on (the CPU on llama.cpp, which copies its logits there).</summary>
     public Device Device { get; }
 
     /// <summary>Number of parameters (a tied embedding counts once).</summary>
@@ -76,29 +91,58 @@ public sealed class LanguageModel : IDisposable
     /// <summary>
     /// Loads a checkpoint: a Hugging Face folder (config.json, safetensors weights, a tokenizer), also
     /// from the hub cache (<c>hf:ORG/NAME[@REVISION]</c>, or <c>ORG/NAME</c> when no such path exists),
-    /// or a GGUF file (<c>FILE.gguf</c>, <c>ollama:NAME[:TAG]</c>), dequantized; see <see cref="ModelReference"/>.
+    /// or a GGUF file (<c>FILE.gguf</c>, <c>ollama:NAME[:TAG]</c>); see <see cref="ModelReference"/>.
+    /// The engine follows <see cref="ComputeOptions.Engine"/> (<see cref="ModelEngines.Resolve"/>); with
+    /// <see cref="ModelEngine.Auto"/>, a GGUF file llama.cpp refuses runs on TorchSharp, and
+    /// <see cref="EngineNote"/> says why.
     /// </summary>
     /// <exception cref="InvalidCheckpointException">Something in the folder is missing, malformed or unsupported.</exception>
-    /// <exception cref="MirageException">The reference names nothing on this machine, or a format that cannot be loaded.</exception>
+    /// <exception cref="MirageException">The reference names nothing on this machine, or a format or engine that cannot be loaded.</exception>
     public static LanguageModel Load(string model, ComputeOptions? options = null)
     {
         options ??= new ComputeOptions();
         var located = ModelLocator.Locate(model);
         if (options.Threads is int threads)
             set_num_threads(threads);
-        var device = options.ResolveDevice();
-        if (options.DType == ScalarType.Float16 && device.type == DeviceType.CPU)
-            throw new MirageException("float16 is not supported on CPU (it runs ~100x slower than float32 there); use bfloat16 or float32.");
-
-        var (config, tokenizer, shards, configPath, sourceFormat) = Open(located);
-        LlamaForCausalLM network;
-        try
+        var engine = ModelEngines.Resolve(options.Engine, located.IsGguf, !options.NeedsGradients, options.DType);
+        string? note = null;
+        if (engine == ModelEngine.LlamaCpp)
         {
-            CheckpointLoader.CheckSize(shards, config, configPath);
-            network = new LlamaForCausalLM(config, options.DType, device);
             try
             {
-                CheckpointLoader.Load(network, shards, config);
+                return LoadOnLlamaCpp(located, options);
+            }
+            catch (LlamaCppLoadException e) when (options.Engine == ModelEngine.Auto)
+            {
+                note = $"llama.cpp could not load '{located.Directory}' ({e.Message}); it runs on TorchSharp, dequantized.";
+            }
+            catch (LlamaCppLoadException e)
+            {
+                throw new InvalidCheckpointException($"llama.cpp could not load '{located.Directory}': {e.Message}. Try --engine torch.", e);
+            }
+        }
+        return LoadOnTorch(located, options, note);
+    }
+
+    private static LanguageModel LoadOnTorch(LocatedModel located, ComputeOptions options, string? note)
+    {
+        var device = options.ResolveDevice();
+        var (config, tokenizer, shards, configPath, sourceFormat) = Open(located);
+        LlamaForCausalLM network;
+        ScalarType dtype;
+        try
+        {
+            dtype = options.ResolveDType(device, config);
+            if (dtype == ScalarType.Float16 && device.type == DeviceType.CPU)
+                throw new MirageException("float16 is not supported on CPU (it runs ~100x slower than float32 there); use bfloat16 or float32.");
+            CheckpointLoader.CheckSize(shards, config, configPath);
+            network = new LlamaForCausalLM(config, dtype, device);
+            // Inference weights take no gradients; attribution differentiates w.r.t. embeddings only.
+            foreach (var parameter in network.parameters())
+                parameter.requires_grad = false;
+            try
+            {
+                CheckpointLoader.Load(network, shards, config, adopt: true);
             }
             catch
             {
@@ -111,13 +155,25 @@ public sealed class LanguageModel : IDisposable
             shards.ForEach(s => s.Dispose());
         }
         network.eval();
-        // Inference weights take no gradients; attribution differentiates w.r.t. embeddings only.
-        foreach (var parameter in network.parameters())
-            parameter.requires_grad = false;
-        return new LanguageModel(located, sourceFormat, config, tokenizer, network, options.DType, device);
+        long parameters = network.parameters().Sum(p => p.NumberOfElements);
+        return new LanguageModel(located, located.IsGguf ? $"{sourceFormat}, dequantized" : sourceFormat, config, tokenizer, network, null, dtype, device, parameters, note);
     }
 
-    // Both formats meet as checkpoint tensors: safetensors shards, or one GGUF file dequantized.
+    // The GGUF file's configuration and tokenizer come from Mirage's own reader (the same ids for both
+    // engines); llama.cpp maps the weights.
+    private static LanguageModel LoadOnLlamaCpp(LocatedModel located, ComputeOptions options)
+    {
+        bool gpu = options.Device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase);
+        if (!gpu && !options.Device.Equals("cpu", StringComparison.OrdinalIgnoreCase))
+            throw new MirageException($"Unknown device '{options.Device}'; choose cpu, cuda or cuda:N.");
+        var (config, tokenizer, shards, _, sourceFormat) = Open(located);
+        using var gguf = (GgufCheckpoint)shards[0];
+        long parameters = gguf.File.Tensors.Where(t => gguf.Shapes.ContainsKey(GgufNames.ToHuggingFace(t.Name, config) ?? t.Name)).Sum(t => t.ElementCount);
+        var llama = LlamaCppModel.Load(located.Directory, config.VocabSize, options.Threads, gpu);
+        return new LanguageModel(located, sourceFormat, config, tokenizer, null, llama, ScalarType.Float32, CPU, parameters, null);
+    }
+
+    // Both formats meet as checkpoint tensors: safetensors shards, or one GGUF file.
     private static (ModelConfig Config, TextTokenizer Tokenizer, List<ICheckpointTensors> Shards, string ConfigPath, string SourceFormat) Open(LocatedModel located)
     {
         var directory = located.Directory;
@@ -133,7 +189,7 @@ public sealed class LanguageModel : IDisposable
         try
         {
             var types = string.Join(", ", gguf.TypeCounts.Select(p => $"{p.Key} x{p.Value}"));
-            return (gguf.Config, GgufTokenizer.Read(gguf.File), [gguf], directory, $"GGUF v{gguf.File.Version} ({types}), dequantized");
+            return (gguf.Config, GgufTokenizer.Read(gguf.File), [gguf], directory, $"GGUF v{gguf.File.Version} ({types})");
         }
         catch
         {
@@ -146,22 +202,28 @@ public sealed class LanguageModel : IDisposable
     public static Task<LanguageModel> LoadAsync(string model, ComputeOptions? options = null, CancellationToken cancellationToken = default) =>
         Task.Run(() => Load(model, options), cancellationToken);
 
-    /// <summary>Token ids <c>[B, T]</c> to input embeddings <c>[B, T, C]</c>.</summary>
-    public Tensor Embed(Tensor ids) => _model.Embed(ids.to(Device));
+    /// <summary>Token ids <c>[B, T]</c> to input embeddings <c>[B, T, C]</c> (TorchSharp engine).</summary>
+    public Tensor Embed(Tensor ids) => Network.Embed(ids.to(Device));
 
-    /// <summary>A forward pass from embeddings. The caller owns the returned tensors.</summary>
-    public ForwardOutput Forward(ForwardRequest request) => _model.Forward(request);
+    /// <summary>A forward pass from embeddings (TorchSharp engine). The caller owns the returned tensors.</summary>
+    public ForwardOutput Forward(ForwardRequest request) => Network.Forward(request);
+
+    /// <summary>
+    /// A new KV-cached sequence with room for <paramref name="capacity"/> tokens on this model's
+    /// engine (the caller disposes it): generation and passage ablation run through one.
+    /// </summary>
+    public ICachedSequence NewSequence(int capacity) =>
+        (ICachedSequence?)_llama?.NewSequence(capacity) ?? new TorchSequence(Network, new KvCache(Config, 1, capacity, DType, Device), Device);
+
+    // Embeddings, gradients and attention weights exist only on TorchSharp.
+    private LlamaForCausalLM Network => _network ?? throw new MirageException(
+        "This needs the TorchSharp engine (gradients, embeddings or attention weights); the model runs on llama.cpp, which computes forward passes only. Load it with --engine torch.");
 
     /// <summary>
     /// Runs prompt + continuation through the model in one pass and returns, for each continuation
     /// token, its log-probability given everything before it.
     /// </summary>
-    public float[] ScoreContinuation(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)
-    {
-        using var scope = NewDisposeScope();
-        using var pass = TeacherForce(prompt, continuation, trackEmbeddingGradients: false);
-        return pass.ContinuationLogProbs.to(ScalarType.Float32).cpu().data<float>().ToArray();
-    }
+    public float[] ScoreContinuation(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation) => ScoreContinuations([(prompt, continuation)])[0];
 
     /// <summary>
     /// Scores several (prompt, continuation) pairs in one right-padded batch; the numbers equal
@@ -203,6 +265,8 @@ public sealed class LanguageModel : IDisposable
 
         using var scope = NewDisposeScope();
         using var _ = no_grad();
+        if (_llama is not null)
+            return pairs.Select(p => TeacherForceOnSequence(p.Prompt, p.Continuation).MoveToOuterDisposeScope()).ToList();
         var ids = PadRight(pairs.Select(p => p.Prompt.Concat(p.Continuation).ToArray()).ToList()); // [B, T]
         var positions = arange(ids.shape[1], device: Device).unsqueeze(0).expand(ids.shape[0], -1);
         // The LM head runs only from the earliest position that predicts a continuation token.
@@ -211,8 +275,16 @@ public sealed class LanguageModel : IDisposable
         return pairs.Select((p, b) => output.Logits[b].narrow(0, p.Prompt.Count - 1 - first, p.Continuation.Count).MoveToOuterDisposeScope()).ToList();
     }
 
+    // One pair through a cached sequence of its own (llama.cpp runs no padded batches): [N, V].
+    private Tensor TeacherForceOnSequence(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation)
+    {
+        using var sequence = NewSequence(prompt.Count + continuation.Count);
+        using var logits = sequence.Append([.. prompt, .. continuation], logitsFrom: prompt.Count - 1)!; // [N + 1, V]
+        return logits.narrow(0, 0, continuation.Count);
+    }
+
     /// <summary>
-    /// One teacher-forced pass over prompt + continuation. With
+    /// One teacher-forced pass over prompt + continuation (TorchSharp engine). With
     /// <paramref name="trackEmbeddingGradients"/>, the returned embeddings are a gradient leaf.
     /// </summary>
     public TeacherForcedPass TeacherForce(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation, bool trackEmbeddingGradients)
@@ -297,25 +369,15 @@ public sealed class LanguageModel : IDisposable
         // The trace keeps the cache and each token's logits, while the logits fit its bound.
         long rowBytes = (long)Config.VocabSize * (DType == ScalarType.Float64 ? sizeof(double) : sizeof(float));
         bool keep = options.KeepTrace && budget * rowBytes <= GenerationReport.MaxTraceLogitBytes;
-        var cache = new KvCache(Config, 1, prompt.Count + budget, DType, Device);
+        var sequence = NewSequence(prompt.Count + budget);
         bool finished = false;
         try
         {
             using var sampler = new TokenSampler(options, Device);
-            using var _ = inference_mode();
             var stream = new StopStringStream(Tokenizer, prompt, options.StopStrings);
             var clock = Stopwatch.StartNew();
 
-            int next;
-            using (NewDisposeScope())
-            {
-                var ids = tensor(prompt.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0); // [1, P]
-                var positions = arange(prompt.Count, device: Device).unsqueeze(0);                   // [1, P]
-                using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache, LogitsFrom: prompt.Count - 1));
-                next = sampler.Next(output.Logits[0, 0]);
-                if (keep)
-                    report.Rows.Add(output.Logits[0, 0].clone().DetachFromDisposeScope());
-            }
+            int next = Step(sequence, prompt, sampler, keep ? report.Rows : null);
             report.Prefill = clock.Elapsed;
             clock.Restart();
 
@@ -339,29 +401,29 @@ public sealed class LanguageModel : IDisposable
                     finished = true;
                     yield break;
                 }
-
-                using (NewDisposeScope())
-                {
-                    var ids = tensor(new long[] { next }, device: Device).unsqueeze(0);               // [1, 1]
-                    var positions = tensor(new long[] { prompt.Count + produced - 1 }, device: Device).unsqueeze(0);
-                    using var output = Forward(new ForwardRequest(Embed(ids), positions, Cache: cache));
-                    next = sampler.Next(output.Logits[0, 0]);
-                    if (keep)
-                        report.Rows.Add(output.Logits[0, 0].clone().DetachFromDisposeScope());
-                }
+                next = Step(sequence, [next], sampler, keep ? report.Rows : null);
             }
         }
         finally
         {
-            // A finished generation's cache goes to its trace; otherwise (not kept, failed, or left early) it goes now.
+            // A finished generation's sequence goes to its trace; otherwise (not kept, failed, or left early) it goes now.
             if (keep && finished)
-                report.Cache = cache;
+                report.Sequence = sequence;
             else
             {
-                cache.Dispose();
+                sequence.Dispose();
                 report.DropRows();
             }
         }
+    }
+
+    // Appends ids to the sequence and samples the next token from the last position's logits (kept in `rows` when given).
+    private static int Step(ICachedSequence sequence, IReadOnlyList<int> ids, TokenSampler sampler, List<Tensor>? rows)
+    {
+        using var scope = NewDisposeScope();
+        var logits = sequence.Append(ids, logitsFrom: ids.Count - 1)![0];                     // [V]
+        rows?.Add(logits.clone().DetachFromDisposeScope());
+        return sampler.Next(logits);
     }
 
     // Right padding with zeros; no key mask is needed, since causal attention keeps the padding
@@ -401,7 +463,8 @@ public sealed class LanguageModel : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _model.Dispose();
+        _network?.Dispose();
+        _llama?.Dispose();
         ComputeGate.Dispose();
     }
 
@@ -414,16 +477,15 @@ public sealed class LanguageModel : IDisposable
         public FinishReason FinishReason = FinishReason.Length;
         public List<int> Ids { get; } = [];
         public List<Tensor> Rows { get; } = [];
-        public KvCache? Cache;
+        public ICachedSequence? Sequence;
 
-        // Called after the generation ended, outside its inference mode, so the stacked logits are an ordinary tensor.
         public GenerationTrace? TakeTrace(IReadOnlyList<int> prompt)
         {
-            if (Cache is null)
+            if (Sequence is null)
                 return null;
-            var trace = new GenerationTrace(prompt.ToArray(), Ids.ToArray(), Cache, stack(Rows)); // logits [N, V]
+            var trace = new GenerationTrace(prompt.ToArray(), Ids.ToArray(), Sequence, stack(Rows)); // logits [N, V]
             DropRows();
-            Cache = null;
+            Sequence = null;
             return trace;
         }
 

@@ -9,7 +9,7 @@ internal static class AskCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var model = new ModelOptions();
+        var model = new ModelOptions(error);
         var question = new Option<string>("--question") { Description = "The question.", Required = true };
         var passages = new Option<string>("--passages") { Description = "JSON file: a list of {id?, title?, text, url?}, or an ALCE item with 'docs'.", Required = true };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most answer tokens.", DefaultValueFactory = _ => 96 };

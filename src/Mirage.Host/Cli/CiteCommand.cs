@@ -11,7 +11,7 @@ internal static class CiteCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var model = new ModelOptions();
+        var model = new ModelOptions(error);
         var question = new Option<string>("--question") { Description = "The question the answer responds to.", Required = true };
         var passages = new Option<string>("--passages") { Description = "JSON file: a list of {id?, title?, text, url?}, or an ALCE item with 'docs'.", Required = true };
         var answer = new Option<string>("--answer") { Description = "The answer to cite (teacher-forced, not regenerated).", Required = true };
@@ -59,7 +59,7 @@ internal static class CiteCommand
                         NoContext = Enum.Parse<NoContextRule>(parse.GetRequiredValue(noContext), ignoreCase: true),
                     },
                 }.WithMethod(parse.GetRequiredValue(method)));
-            using var lm = await model.LoadAsync(parse, cancellationToken);
+            using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: request.Options!.Method == CitationMethod.Cci);
             var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());
             var result = await engine.CiteAsync(request, cancellationToken);
             var rendered = CitationOutput.Render(result, parse.GetRequiredValue(format));

@@ -6,9 +6,9 @@ namespace Mirage.Host.Cli;
 /// <summary><c>mirage generate</c>: continue a prompt with a model and print the continuation as it arrives.</summary>
 internal static class GenerateCommand
 {
-    public static Command Create(TextWriter output)
+    public static Command Create(TextWriter output, TextWriter error)
     {
-        var model = new ModelOptions();
+        var model = new ModelOptions(error);
         var prompt = new Option<string>("--prompt") { Description = "The text to continue.", Required = true };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most new tokens to generate.", DefaultValueFactory = _ => 128 };
         var temperature = new Option<double>("--temperature") { Description = "0 for greedy decoding; higher samples more freely.", DefaultValueFactory = _ => 0 };

@@ -6,9 +6,9 @@ namespace Mirage.Host.Cli;
 /// <summary><c>mirage inspect</c>: print what a checkpoint is: architecture, size, dtype, tokenizer.</summary>
 internal static class InspectCommand
 {
-    public static Command Create(TextWriter output)
+    public static Command Create(TextWriter output, TextWriter error)
     {
-        var model = new ModelOptions();
+        var model = new ModelOptions(error);
         var command = new Command("inspect", "Print a checkpoint's architecture, parameter count, dtype and tokenizer facts.");
         model.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
@@ -33,6 +33,7 @@ internal static class InspectCommand
             ("architecture", c.Architecture),
             ("parameters", $"{lm.ParameterCount:N0} ({lm.ParameterCount / 1e6:F2}M)"),
             ("checkpoint dtype", c.TorchDtype ?? "unknown"),
+            ("engine", ModelEngines.NameOf(lm.Engine) + (lm.EngineNote is { } note ? $" ({note})" : "")),
             ("compute dtype", $"{ComputeOptions.NameOf(lm.DType)} on {lm.Device}"),
             ("layers", c.NumLayers.ToString()),
             ("hidden size", c.HiddenSize.ToString()),

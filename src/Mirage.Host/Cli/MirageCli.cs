@@ -13,8 +13,8 @@ public static class MirageCli
     public static RootCommand CreateRootCommand(TextWriter output, TextWriter error)
     {
         var root = new RootCommand("Mirage: cite which retrieved passage supports each sentence of an LLM answer, from the model's own internals.");
-        root.Subcommands.Add(GenerateCommand.Create(output));
-        root.Subcommands.Add(InspectCommand.Create(output));
+        root.Subcommands.Add(GenerateCommand.Create(output, error));
+        root.Subcommands.Add(InspectCommand.Create(output, error));
         root.Subcommands.Add(CiteCommand.Create(output, error));
         root.Subcommands.Add(AskCommand.Create(output, error));
         root.Subcommands.Add(TrainReaderCommand.Create(output));

@@ -13,11 +13,15 @@ internal static class ServeCommand
     public static Command Create(TextWriter error)
     {
         var urls = new Option<string>("--urls") { Description = $"Where to listen (ASP.NET's --urls; default {MirageServer.DefaultUrl}, loopback only)." };
-        var model = new Option<string>("--model") { Description = "Model folder, or hf:ORG/NAME[@REVISION] from the Hugging Face cache (default: the embedded reader)." };
+        var model = new Option<string>("--model") { Description = "Model folder, FILE.gguf, hf:ORG/NAME[@REVISION] from the Hugging Face cache or ollama:NAME[:TAG] (default: the embedded reader)." };
+        var engine = new Option<string>("--engine") { Description = "auto (llama.cpp for a GGUF file, torch for a folder), torch (every method) or llama.cpp (forward-only methods; weights stay quantized)." };
+        engine.AcceptOnlyFromAmong([.. Mirage.Core.Models.ModelEngines.Names]);
+        var dtype = new Option<string>("--dtype") { Description = "Compute dtype on the torch engine: auto, float32, bfloat16, float16 or float64." };
+        dtype.AcceptOnlyFromAmong([.. Mirage.Core.Models.ComputeOptions.DTypeNames]);
         var command = new Command("serve", "Run Mirage as an HTTP service: /v1/citations, OpenAI-compatible /v1/chat/completions, /v1/models, /health, and a page at /. "
             + "Other settings as --Server:Name=value (MaxQueueLength, Concurrency, RequestTimeoutSeconds, MaxRequestBodyBytes, MaxPassages, MaxTokens, ApiKeys:0, LogContent, ShutdownTimeoutSeconds, ServeWithoutModel).")
         {
-            urls, model,
+            urls, model, engine, dtype,
         };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (parse, cancellationToken) =>
@@ -28,6 +32,10 @@ internal static class ServeCommand
             // A folder or file is made absolute (the host's content root is the executable's folder); hf: and ollama: references pass as they are.
             if (parse.GetValue(model) is { } reference)
                 args.Add($"--Server:ModelPath={(Directory.Exists(reference) || File.Exists(reference) ? Path.GetFullPath(reference) : reference)}");
+            if (parse.GetValue(engine) is { } engineName)
+                args.Add($"--Server:Engine={engineName}");
+            if (parse.GetValue(dtype) is { } dtypeName)
+                args.Add($"--Server:DType={dtypeName}");
             // A failed start is reported below in one line; the host would log it again with its stack.
             await using var app = MirageServer.Build([.. args], builder => builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical));
             try

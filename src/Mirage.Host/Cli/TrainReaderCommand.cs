@@ -51,7 +51,7 @@ internal static class TrainReaderCommand
                 Merges = parse.GetValue(merges),
                 EvalEvery = parse.GetValue(evalEvery),
                 EvalItems = parse.GetValue(evalItems),
-                ComputeDtype = ComputeOptions.ParseDType(parse.GetValue(dtype)!),
+                ComputeDtype = ComputeOptions.ParseDType(parse.GetValue(dtype)!) ?? TorchSharp.torch.ScalarType.Float32,
                 WrongTwiceRate = parse.GetValue(wrongTwice),
                 WrongTwiceFromStep = parse.GetValue(wrongTwiceFrom),
                 AbstainRate = parse.GetValue(abstain),

@@ -40,9 +40,15 @@ public sealed class ModelHost(IOptions<ServerOptions> options, IHostApplicationL
         _loading = Task.Run(async () =>
         {
             await started.Task;
-            var model = LanguageModel.Load(directory);
+            var model = LanguageModel.Load(directory, new ComputeOptions
+            {
+                Engine = ModelEngines.Parse(options.Value.Engine),
+                DType = ComputeOptions.ParseDType(options.Value.DType),
+            });
+            if (model.EngineNote is { } note)
+                logger.LogWarning("{Note}", note);
             var engine = new MirageCitationEngine(model);
-            logger.LogInformation("Loaded {Model} ({Parameters:N0} parameters) from {Directory}", model.ModelId, model.ParameterCount, directory);
+            logger.LogInformation("Loaded {Model} ({Parameters:N0} parameters) from {Directory} on {Engine}", model.ModelId, model.ParameterCount, directory, ModelEngines.NameOf(model.Engine));
             return new LoadedModel(model, engine, new MirageLocalChatClient(model), new MirageCitationService(engine, model.ModelId));
         }, CancellationToken.None);
         // A bad model folder is the operator's to fix, and its message says how; a stack helps only for a fault of Mirage's.

@@ -11,6 +11,16 @@ public sealed class ServerOptions : IValidatableObject
     /// <summary>The model: a folder, a GGUF file, hf:ORG/NAME or ollama:NAME (see <c>--model</c>); null: the embedded reader.</summary>
     public string? ModelPath { get; set; }
 
+    /// <summary>
+    /// What runs the model: <c>auto</c> (llama.cpp for a GGUF file, whose weights then stay quantized;
+    /// TorchSharp for a folder), <c>torch</c> (every method, gradients included) or <c>llama.cpp</c>.
+    /// On llama.cpp, requests for gradient methods are refused with 400.
+    /// </summary>
+    public string Engine { get; set; } = "auto";
+
+    /// <summary>The torch engine's compute dtype: auto (by the CPU and the model's size), float32, bfloat16, float16 (GPU) or float64.</summary>
+    public string DType { get; set; } = "auto";
+
     /// <summary>Requests waiting for the model at most; beyond that, 429 with Retry-After.</summary>
     [Range(1, 100_000)]
     public int MaxQueueLength { get; set; } = 64;
@@ -63,6 +73,10 @@ public sealed class ServerOptions : IValidatableObject
     /// <inheritdoc />
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        if (!Mirage.Core.Models.ModelEngines.Names.Contains(Engine.ToLowerInvariant()))
+            yield return new ValidationResult($"Server:Engine is '{Engine}'; choose one of {string.Join(", ", Mirage.Core.Models.ModelEngines.Names)}.", [nameof(Engine)]);
+        if (!Mirage.Core.Models.ComputeOptions.DTypeNames.Contains(DType.ToLowerInvariant()))
+            yield return new ValidationResult($"Server:DType is '{DType}'; choose one of {string.Join(", ", Mirage.Core.Models.ComputeOptions.DTypeNames)}.", [nameof(DType)]);
         for (int i = 0; i < ApiKeys.Count; i++)
         {
             if (string.IsNullOrWhiteSpace(ApiKeys[i]))

@@ -87,7 +87,7 @@ public sealed class ModelConfigTests : IDisposable
         var directory = TinyCheckpoint.Write(_temp, TinyCheckpoint.Config());
         Assert.Contains("Unknown device 'tpu'", Assert.Throws<MirageException>(() => LanguageModel.Load(directory, new ComputeOptions { Device = "tpu" })).Message);
         Assert.Contains("float16 is not supported on CPU", Assert.Throws<MirageException>(() => LanguageModel.Load(directory, new ComputeOptions { DType = TorchSharp.torch.ScalarType.Float16 })).Message);
-        Assert.Contains("choose one of float32, bfloat16", Assert.Throws<MirageException>(() => ComputeOptions.ParseDType("int8")).Message);
+        Assert.Contains("choose one of auto, float32, bfloat16", Assert.Throws<MirageException>(() => ComputeOptions.ParseDType("int8")).Message);
     }
 
     [Fact]

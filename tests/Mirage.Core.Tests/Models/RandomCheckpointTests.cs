@@ -39,6 +39,27 @@ public sealed class RandomCheckpointTests : IDisposable
         Assert.Equal(ids.Length, cache.Length);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    [InlineData(11)]
+    public void LogitsOnlyFromAPosition_EqualTheFullSequencesLogitsThere(int from)
+    {
+        using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, TinyCheckpoint.Config("Qwen2ForCausalLM")));
+        var ids = TinyCheckpoint.RandomIds(12, 3);
+        var full = TinyCheckpoint.Logits(model, ids);
+
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var input = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
+        using var output = model.Forward(new ForwardRequest(model.Embed(input), arange(ids.Length).unsqueeze(0), LogitsFrom: from));
+        var tail = TinyCheckpoint.ToArray(output.Logits[0]);
+        Assert.Equal(ids.Length - from, tail.GetLength(0));
+        for (int t = from; t < ids.Length; t++)
+        for (int v = 0; v < tail.GetLength(1); v++)
+            Assert.Equal(full[t, v], tail[t - from, v], 1e-12);
+    }
+
     [Fact]
     public void GreedyGeneration_EqualsArgmaxOfFullRecomputation()
     {

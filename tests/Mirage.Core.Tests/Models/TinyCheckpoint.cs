@@ -30,7 +30,7 @@ internal static class TinyCheckpoint
     }
 
     public static LanguageModel Load(string directory, ScalarType dtype = ScalarType.Float64) =>
-        LanguageModel.Load(directory, new ComputeOptions { DType = dtype });
+        LanguageModel.Load(directory, new ComputeOptions { DType = dtype, Engine = ModelEngine.Torch });
 
     /// <summary>Logits <c>[T, V]</c> of one unpadded, uncached pass, as doubles.</summary>
     public static double[,] Logits(LanguageModel model, IReadOnlyList<int> ids)

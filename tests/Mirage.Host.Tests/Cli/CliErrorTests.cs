@@ -25,10 +25,25 @@ public sealed class CliErrorTests
     }
 
     [Fact]
-    public async Task DTypeHelp_ListsWhatItAccepts()
+    public async Task DTypeAndEngineHelp_ListWhatTheyAccept()
     {
         var (_, output, _) = await CliRunner.RunAsync("cite", "--help");
-        Assert.Contains("float32, bfloat16 (faster on CPUs with AVX512-BF16), float16 (GPU only) or float64", output.ReplaceLineEndings(" ").Replace("  ", " "));
+        var help = System.Text.RegularExpressions.Regex.Replace(output, @"\s+", " ");
+        Assert.Contains("auto (bfloat16 on CPUs with native bfloat16 for models of hidden size 512 or more, float32 otherwise), float32, bfloat16, float16 (GPU only) or float64", help);
+        Assert.Contains("auto (llama.cpp for a GGUF file when the method needs forward passes only, torch otherwise), torch, or llama.cpp", help);
+    }
+
+    [Fact]
+    public async Task LlamaCppForAFolder_OrForAGradientMethod_IsRefusedInOneLine()
+    {
+        var (folderExit, _, folderError) = await CliRunner.RunAsync("cite", "--model", SharedAssets.EmbeddedReader, "--engine", "llama.cpp",
+            "--question", "Where was Lousdrur Rourti born?", "--passages", Passages, "--answer", "Lousdrur Rourti was born in Grekbrothholm.");
+        Assert.Equal(1, folderExit);
+        Assert.Contains("The llama.cpp engine reads GGUF files", folderError);
+        Assert.Single(folderError.Trim().Split('\n'));
+        var (engineExit, _, engineError) = await CliRunner.RunAsync("cite", "--engine", "onnx", "--question", "q", "--passages", Passages, "--answer", "a");
+        Assert.Equal(1, engineExit);
+        Assert.Contains("'onnx'", engineError);
     }
 
     [Fact]

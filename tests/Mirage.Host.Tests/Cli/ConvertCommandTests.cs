@@ -14,8 +14,13 @@ public sealed class ConvertCommandTests
         Assert.Equal(0, converted);
         Assert.StartsWith($"wrote {gguf}", written);
 
+        // By default a GGUF file runs on llama.cpp, its weights as stored; on torch they are dequantized.
         var (_, inspected, _) = await CliRunner.RunAsync("inspect", "--model", gguf);
-        Assert.Matches(@"source format\s+GGUF v3 \(F32 x\d+, Q8_0 x\d+\), dequantized", inspected);
+        Assert.Matches(@"source format\s+GGUF v3 \(F32 x\d+, Q8_0 x\d+\)\n", inspected);
+        Assert.Matches(@"engine\s+llama.cpp\n", inspected);
+        var (_, onTorch, _) = await CliRunner.RunAsync("inspect", "--model", gguf, "--engine", "torch");
+        Assert.Matches(@"source format\s+GGUF v3 \(F32 x\d+, Q8_0 x\d+\), dequantized", onTorch);
+        Assert.Matches(@"engine\s+torch\n", onTorch);
 
         var passages = Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json");
         string[] ask = ["ask", "--question", "Which organisation does Lousdrur Rourti work for, and where was Lousdrur Rourti born?", "--passages", passages];
@@ -25,8 +30,14 @@ public sealed class ConvertCommandTests
         Assert.Equal(folderOutput.Split('\n')[0], ggufOutput.Split('\n')[0]);
         Assert.Contains("[4]", ggufOutput.Split('\n')[0]);
 
-        // The JSON result says which weights the citations explain.
+        // The JSON result says which weights the citations explain, and what ran them.
         var (_, json, _) = await CliRunner.RunAsync([.. ask, "--model", gguf, "--format", "json"]);
-        Assert.Matches(@"GGUF v3 \(F32 x\d+, Q8_0 x\d+\), dequantized", System.Text.Json.Nodes.JsonNode.Parse(json)!["model_source"]!.GetValue<string>());
+        var result = System.Text.Json.Nodes.JsonNode.Parse(json)!;
+        Assert.Matches(@"^GGUF v3 \(F32 x\d+, Q8_0 x\d+\)$", result["model_source"]!.GetValue<string>());
+        Assert.Equal("llama.cpp", result["engine"]!.GetValue<string>());
+        var (_, torchJson, _) = await CliRunner.RunAsync([.. ask, "--model", gguf, "--format", "json", "--engine", "torch"]);
+        var torchResult = System.Text.Json.Nodes.JsonNode.Parse(torchJson)!;
+        Assert.Matches(@"GGUF v3 \(F32 x\d+, Q8_0 x\d+\), dequantized", torchResult["model_source"]!.GetValue<string>());
+        Assert.Equal("torch", torchResult["engine"]!.GetValue<string>());
     }
 }

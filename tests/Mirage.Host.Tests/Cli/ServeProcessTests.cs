@@ -100,7 +100,15 @@ public sealed class ServeProcessTests
             Assert.Contains("\"reader-q8_0\"", models);
             var cited = await http.PostAsJsonAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, Token);
             Assert.Equal(HttpStatusCode.OK, cited.StatusCode);
-            Assert.Contains("GGUF v3", await cited.Content.ReadAsStringAsync(Token));
+            var result = System.Text.Json.Nodes.JsonNode.Parse(await cited.Content.ReadAsStringAsync(Token))!;
+            Assert.StartsWith("GGUF v3", result["model_source"]!.GetValue<string>());
+            Assert.Equal("llama.cpp", result["engine"]!.GetValue<string>());
+
+            // A GGUF file runs on llama.cpp by default, which computes no gradients: a gradient method is the client's error.
+            var saliency = await http.PostAsJsonAsync("/v1/citations",
+                new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer, options = new { method = "saliency" } }, Token);
+            Assert.Equal(HttpStatusCode.BadRequest, saliency.StatusCode);
+            Assert.Contains("needs gradients", await saliency.Content.ReadAsStringAsync(Token));
         }
         finally
         {

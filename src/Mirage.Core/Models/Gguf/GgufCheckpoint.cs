@@ -62,7 +62,6 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
                 // Llama 3.1's RoPE scaling travels as one divisor per frequency, not as weights.
                 if (tensor.Name == "rope_freqs.weight")
                 {
-                    var factors = file.Dequantize(tensor);
                     config = config with { RopeScaling = RopeScaling.FromFactors(Factors(file, tensor, config)) };
                     continue;
                 }
@@ -153,14 +152,15 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         if (!_byName.TryGetValue(name, out var info))
             throw new InvalidCheckpointException($"'{Path}' has no tensor for '{name}'.");
         using var scope = NewDisposeScope();
-        var values = tensor(File.Dequantize(info), info.Shape, ScalarType.Float32);
+        var result = File.Dequantize(info, dtype ?? ScalarType.Float32);
         int heads = Config.Architecture == "LlamaForCausalLM" ? GgufNames.PermutedHeads(name, Config) : 0;
         // GGUF keeps each head's RoPE pairs interleaved (row 2i, 2i+1); the runtime rotates halves (rows i, i + d/2).
-        var result = heads > 0 ? Unpermute(values, heads) : values;
+        if (heads > 0)
+            result = Unpermute(result, heads);
         // llama.cpp's Gemma files store norm weights with their offset added (it multiplies plainly).
         if (Config.NormOffset != 0 && name.EndsWith("norm.weight", StringComparison.Ordinal))
-            result = result - Config.NormOffset;
-        return result.to(dtype ?? ScalarType.Float32, device ?? CPU).MoveToOuterDisposeScope();
+            result = (result.to(ScalarType.Float32) - Config.NormOffset).to(result.dtype);
+        return result.to(device ?? CPU).MoveToOuterDisposeScope();
     }
 
     /// <summary>GGUF's interleaved Q/K rows to rotate-half order: per head, rows (2i, 2i+1) become (i, i + d/2).</summary>

@@ -113,6 +113,46 @@ public sealed unsafe class GgufFile : IDisposable
         return values;
     }
 
+    /// <summary>
+    /// A tensor's values as a new torch tensor of <paramref name="dtype"/> (its torch shape),
+    /// dequantized a block of rows at a time straight into the tensor's memory (float32), or through
+    /// one reused float32 chunk (other dtypes): no second copy of the tensor is ever made.
+    /// </summary>
+    /// <exception cref="InvalidCheckpointException">A type Mirage does not read.</exception>
+    public TorchSharp.torch.Tensor Dequantize(GgufTensorInfo tensor, TorchSharp.torch.ScalarType dtype) => Dequantize(tensor, dtype, chunkValues: 1 << 20);
+
+    // chunkValues: about how many values one step converts (whole rows; 4 MiB of float32 by default).
+    internal TorchSharp.torch.Tensor Dequantize(GgufTensorInfo tensor, TorchSharp.torch.ScalarType dtype, long chunkValues)
+    {
+        var type = GgufTypeInfo.Of(tensor.Type);
+        long rowValues = tensor.Dimensions[0], rows = tensor.ElementCount / rowValues, rowBytes = rowValues / type.BlockSize * type.BlockBytes;
+        long chunkRows = Math.Clamp(chunkValues / rowValues, 1, rows);
+        bool direct = dtype == TorchSharp.torch.ScalarType.Float32;
+        var result = TorchSharp.torch.empty(tensor.Shape, dtype);
+        try
+        {
+            using var flat = result.view(-1);
+            using var staging = direct ? null : TorchSharp.torch.empty(chunkRows * rowValues, TorchSharp.torch.ScalarType.Float32);
+            for (long row = 0; row < rows; row += chunkRows)
+            {
+                long count = Math.Min(chunkRows, rows - row);
+                using var target = direct ? flat.narrow(0, row * rowValues, count * rowValues) : staging!.narrow(0, 0, count * rowValues);
+                GgufDequantizer.Dequantize(tensor.Type, Bytes(tensor, row * rowBytes, checked((int)(count * rowBytes))), TensorMemory.Floats(target));
+                if (!direct)
+                {
+                    using var destination = flat.narrow(0, row * rowValues, count * rowValues);
+                    destination.copy_(target);
+                }
+            }
+            return result;
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>A metadata value of type <typeparamref name="T"/>, or <paramref name="fallback"/> when the key is absent.</summary>
     /// <exception cref="InvalidCheckpointException">The key holds another type.</exception>
     public T Get<T>(string key, T fallback)

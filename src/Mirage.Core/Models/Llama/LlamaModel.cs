@@ -29,7 +29,7 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 
     public RmsNorm(int size, ModelConfig c, ScalarType dtype, Device device) : base(nameof(RmsNorm))
     {
-        weight = new Parameter(ones(size, dtype, device));
+        weight = new Parameter(empty(size, dtype, device));
         (_eps, _offset) = (c.RmsNormEps, c.NormOffset);
         RegisterComponents();
     }
@@ -122,7 +122,7 @@ internal sealed class RotaryEmbedding : IDisposable
 /// <summary>Multi-head attention with grouped key/value heads, an optional KV cache and sliding window.</summary>
 internal sealed class LlamaAttention : nn.Module
 {
-    private readonly Linear q_proj, k_proj, v_proj, o_proj;
+    private readonly Projection q_proj, k_proj, v_proj, o_proj;
     private readonly RmsNorm? q_norm, k_norm;
     private readonly int _heads, _kvHeads, _headDim, _layer;
     private readonly double _scale;
@@ -132,10 +132,10 @@ internal sealed class LlamaAttention : nn.Module
     {
         (_heads, _kvHeads, _headDim, _layer) = (c.NumHeads, c.NumKeyValueHeads, c.HeadDim, layer);
         (_scale, _softcap) = (c.AttentionScale ?? 1 / Math.Sqrt(c.HeadDim), c.AttentionSoftcap);
-        q_proj = nn.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, c.QkvBias, device, dtype);
-        k_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, device, dtype);
-        v_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, device, dtype);
-        o_proj = nn.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, c.OutputBias, device, dtype);
+        q_proj = new Projection(c.HiddenSize, c.NumHeads * c.HeadDim, c.QkvBias, dtype, device);
+        k_proj = new Projection(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, dtype, device);
+        v_proj = new Projection(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.QkvBias, dtype, device);
+        o_proj = new Projection(c.NumHeads * c.HeadDim, c.HiddenSize, c.OutputBias, dtype, device);
         if (c.QkNorm)
         {
             q_norm = new RmsNorm(c.HeadDim, c, dtype, device);
@@ -174,14 +174,14 @@ internal sealed class LlamaAttention : nn.Module
 /// <summary>Gated feed-forward: down(act(gate(x)) * up(x)), act SiLU (SwiGLU) or tanh-approximated GELU (Gemma's GeGLU).</summary>
 internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear gate_proj, up_proj, down_proj;
+    private readonly Projection gate_proj, up_proj, down_proj;
     private readonly bool _gelu;
 
     public LlamaMlp(ModelConfig c, ScalarType dtype, Device device) : base(nameof(LlamaMlp))
     {
-        gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, device, dtype);
-        up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, device, dtype);
-        down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, device, dtype);
+        gate_proj = new Projection(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device);
+        up_proj = new Projection(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device);
+        down_proj = new Projection(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype, device);
         _gelu = c.HiddenActivation == "gelu_pytorch_tanh";
         RegisterComponents();
     }
@@ -239,13 +239,13 @@ internal sealed class LlamaDecoderLayer : nn.Module
 /// <summary>The transformer body: embeddings, decoder layers, final norm (checkpoint prefix <c>model.</c>).</summary>
 internal sealed class LlamaBackbone : nn.Module
 {
-    internal readonly Embedding embed_tokens;
+    internal readonly TokenEmbedding embed_tokens;
     internal readonly ModuleList<LlamaDecoderLayer> layers;
     internal readonly RmsNorm norm;
 
     public LlamaBackbone(ModelConfig c, ScalarType dtype, Device device) : base(nameof(LlamaBackbone))
     {
-        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: device, dtype: dtype);
+        embed_tokens = new TokenEmbedding(c.VocabSize, c.HiddenSize, dtype, device);
         layers = nn.ModuleList(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i, dtype, device)).ToArray());
         norm = new RmsNorm(c.HiddenSize, c, dtype, device);
         RegisterComponents();
@@ -259,7 +259,7 @@ internal sealed class LlamaBackbone : nn.Module
 internal sealed class LlamaForCausalLM : nn.Module
 {
     private readonly LlamaBackbone model;
-    private readonly Linear? lm_head;
+    private readonly Projection? lm_head;
     private readonly RotaryEmbedding _rotary;
     private readonly RotaryEmbedding? _localRotary;
     private readonly ModelConfig _config;
@@ -269,7 +269,7 @@ internal sealed class LlamaForCausalLM : nn.Module
         _config = config;
         model = new LlamaBackbone(config, dtype, device);
         if (!config.TieWordEmbeddings)
-            lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device, dtype);
+            lm_head = new Projection(config.HiddenSize, config.VocabSize, hasBias: false, dtype, device);
         _rotary = new RotaryEmbedding(config, device);
         if (config.LocalRopeTheta is not null)
             _localRotary = new RotaryEmbedding(config, device, local: true);
@@ -280,7 +280,7 @@ internal sealed class LlamaForCausalLM : nn.Module
     public Tensor Embed(Tensor ids) => model.embed_tokens.forward(ids);
 
     /// <summary>The embedding matrix <c>[V, C]</c>.</summary>
-    public Tensor EmbeddingMatrix => model.embed_tokens.weight!;
+    public Tensor EmbeddingMatrix => model.embed_tokens.Weight;
 
     public ForwardOutput Forward(ForwardRequest request)
     {
@@ -305,11 +305,19 @@ internal sealed class LlamaForCausalLM : nn.Module
                 masks[window ?? 0] = mask = explicitAttention || !AttentionMask.IsImplicit(x.shape[1], cached, request.KeyMask, window)
                     ? AttentionMask.Build(x, cached, request.KeyMask, window)
                     : null;
-            var (output, weights) = window is null
-                ? layer.Forward(x, cos, sin, mask, request.Cache, explicitAttention, request.OutputAttentions)
-                : layer.Forward(x, localCos, localSin, mask, request.Cache, explicitAttention, request.OutputAttentions);
-            x = output;
-            attentions?.Add(weights!);
+            // A layer's intermediates are freed when it is done (autograd keeps what a backward pass
+            // needs); only its output, and the weights when asked for, outlive it.
+            var input = x;
+            using (var layerScope = NewDisposeScope())
+            {
+                var (output, weights) = window is null
+                    ? layer.Forward(x, cos, sin, mask, request.Cache, explicitAttention, request.OutputAttentions)
+                    : layer.Forward(x, localCos, localSin, mask, request.Cache, explicitAttention, request.OutputAttentions);
+                x = output.MoveToOuterDisposeScope();
+                attentions?.Add(weights!.MoveToOuterDisposeScope());
+            }
+            if (hidden is null && !ReferenceEquals(input, request.Embeddings))
+                input.Dispose();
             hidden?.Add(x);
             layerIndex++;
         }

@@ -19,11 +19,14 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
     private readonly long _dataStart;
+    private readonly long _fileLength;
+    private readonly Dictionary<ScalarType, Tensor> _mappedByType = [];
 
-    private SafetensorsFile(string path, MemoryMappedFile? map, MemoryMappedViewAccessor? view, long dataStart,
+    private SafetensorsFile(string path, MemoryMappedFile? map, MemoryMappedViewAccessor? view, long dataStart, long fileLength,
         IReadOnlyDictionary<string, SafetensorsTensorInfo> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         Path = path;
+        _fileLength = fileLength;
         _map = map;
         _view = view;
         _dataStart = dataStart;
@@ -74,10 +77,10 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
         long dataStart = 8 + header.Length;
         var (tensors, metadata) = ParseHeader(path, header, fileLength - dataStart);
         if (fileLength == dataStart)
-            return new SafetensorsFile(path, null, null, dataStart, tensors, metadata);
+            return new SafetensorsFile(path, null, null, dataStart, fileLength, tensors, metadata);
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         var view = map.CreateViewAccessor(0, fileLength, MemoryMappedFileAccess.Read);
-        return new SafetensorsFile(path, map, view, dataStart, tensors, metadata);
+        return new SafetensorsFile(path, map, view, dataStart, fileLength, tensors, metadata);
     }
 
     private static (Dictionary<string, SafetensorsTensorInfo>, Dictionary<string, string>) ParseHeader(
@@ -184,13 +187,19 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
     }
 
     /// <summary>
-    /// Reads one tensor into a new CPU tensor of its stored type, then converts it to
-    /// <paramref name="dtype"/> on <paramref name="device"/>.
+    /// Reads one tensor as <paramref name="dtype"/> on <paramref name="device"/>. Where that is the
+    /// stored type on the CPU, the tensor lies over the file's mapped pages (copy-on-write: writing
+    /// to it never changes the file, and pages are read only when used); otherwise it is a copy.
     /// </summary>
     public Tensor Read(string name, ScalarType? dtype = null, Device? device = null)
     {
         if (!Tensors.TryGetValue(name, out var info))
             throw new InvalidCheckpointException($"'{Path}' has no tensor named '{name}'.");
+        var type = dtype ?? info.ScalarType;
+        device ??= CPU;
+        long elements = info.ElementCount;
+        if (type == info.ScalarType && device.type == DeviceType.CPU && elements > 0 && info.ByteLength / elements is var size && (_dataStart + info.Begin) % size == 0)
+            return Mapped(info.ScalarType, size).narrow(0, (_dataStart + info.Begin) / size, elements).view(info.Shape);
         if (info.ByteLength > int.MaxValue)
             throw new InvalidCheckpointException($"'{Path}', tensor '{name}': {info.ByteLength:N0} bytes is more than one tensor read supports (2 GiB).");
 
@@ -200,6 +209,15 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
             CopyBytes(info, raw.bytes);
         var converted = raw.to(dtype ?? info.ScalarType, device ?? CPU);
         return converted.MoveToOuterDisposeScope();
+    }
+
+    // The whole file as elements of one type (torch's from_file: a private mapping), made once per type;
+    // tensors are views into it, and the mapping lives as long as any of them.
+    private Tensor Mapped(ScalarType type, long elementSize)
+    {
+        if (!_mappedByType.TryGetValue(type, out var mapped))
+            _mappedByType[type] = mapped = from_file(Path, shared: false, size: _fileLength / elementSize, dtype: type).DetachFromDisposeScope();
+        return mapped;
     }
 
     private unsafe void CopyBytes(SafetensorsTensorInfo info, Span<byte> destination)
@@ -222,6 +240,9 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        foreach (var mapped in _mappedByType.Values)
+            mapped.Dispose();
+        _mappedByType.Clear();
         _view?.Dispose();
         _map?.Dispose();
     }

@@ -13,4 +13,7 @@ public sealed record SafetensorsTensorInfo(string Name, string DType, torch.Scal
 {
     /// <summary>The number of bytes the tensor occupies.</summary>
     public long ByteLength => End - Begin;
+
+    /// <summary>The number of values.</summary>
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 }

@@ -51,7 +51,7 @@ public sealed class GgufConversionTests : IDisposable
         GgufConverter.FromHuggingFace(directory, q8, GgufType.Q8_0);
         using (var file = GgufFile.Open(q8))
             Assert.Contains(file.Tensors, t => t.Type == GgufType.Q8_0);
-        var dequantized = WriteDequantized(q8, _temp.File($"{architecture}-dequantized.gguf"));
+        var dequantized = GgufCopy.Dequantized(q8, _temp.File($"{architecture}-dequantized.gguf"));
         using var quantized = TinyCheckpoint.Load(q8, TorchSharp.torch.ScalarType.Float32);
         using var reference = TinyCheckpoint.Load(dequantized, TorchSharp.torch.ScalarType.Float32);
         Assert.Equal(0, TinyCheckpoint.MaxDifference(TinyCheckpoint.Logits(reference, ids), TinyCheckpoint.Logits(quantized, ids)));
@@ -73,23 +73,6 @@ public sealed class GgufConversionTests : IDisposable
     }
 
     // An F32 copy of a GGUF file holding its dequantized weights (metadata back in llama.cpp's types: u32 counts, f32 numbers).
-    private static string WriteDequantized(string source, string destination)
-    {
-        static object Plain(object value) => value switch
-        {
-            long l and >= 0 and <= uint.MaxValue => (uint)l,
-            double d => (float)d,
-            object[] items when items.All(i => i is string) => items.Cast<string>().ToArray(),
-            object[] items when items.All(i => i is long) => items.Select(i => (int)(long)i).ToArray(),
-            object[] items => items.Select(i => (float)Convert.ToDouble(i, System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
-            _ => value,
-        };
-        using var file = GgufFile.Open(source);
-        GgufWriter.Write(destination, file.Metadata.Select(p => new KeyValuePair<string, object>(p.Key, Plain(p.Value))),
-            file.Tensors.Select(t => new GgufTensor(t.Name, file.Dequantize(t), t.Shape, GgufType.F32)).ToList());
-        return destination;
-    }
-
     [Fact]
     public void Stories260K_ConvertedToGguf_TokenizesAndContinuesTheStoryTheSame()
     {
@@ -157,7 +140,18 @@ public sealed class GgufConversionTests : IDisposable
             Assert.Contains(quantization switch { "Q8_0" => GgufType.Q8_0, "Q6_K" => GgufType.Q6_K, _ => GgufType.Q4_K }, types);
             // Every tensor reads as exactly what ggml's own dequantizer makes of its blocks.
             foreach (var tensor in file.Tensors.Where(t => t.Type is not (GgufType.F32 or GgufType.F16)))
-                Assert.Equal(Ggml.Dequantize(tensor.Type, file.Bytes(tensor).ToArray()), file.Dequantize(tensor));
+            {
+                var expected = Ggml.Dequantize(tensor.Type, file.Bytes(tensor).ToArray());
+                Assert.Equal(expected, file.Dequantize(tensor));
+                // Straight into a torch tensor, a few rows per step (so several steps and a short last one):
+                // the same values in float32, and those values rounded once in bfloat16.
+                using var direct = file.Dequantize(tensor, TorchSharp.torch.ScalarType.Float32, chunkValues: 3 * tensor.Dimensions[0]);
+                Assert.Equal(tensor.Shape, direct.shape);
+                Assert.Equal(expected, direct.data<float>().ToArray());
+                using var rounded = file.Dequantize(tensor, TorchSharp.torch.ScalarType.BFloat16, chunkValues: 3 * tensor.Dimensions[0]);
+                using var reference = TorchSharp.torch.tensor(expected).to(TorchSharp.torch.ScalarType.BFloat16);
+                Assert.True(rounded.flatten().eq(reference).all().item<bool>(), tensor.Name);
+            }
         }
 
         using var model = TinyCheckpoint.Load(quantized, TorchSharp.torch.ScalarType.Float32);
@@ -170,7 +164,7 @@ public sealed class GgufConversionTests : IDisposable
 
         // That gap is llama.cpp's activation rounding alone: on an F32 file of the dequantized weights
         // (no activation rounding) llama.cpp computes what Mirage computes from the quantized file.
-        var dequantized = WriteDequantized(quantized, _temp.File($"{architecture}-{quantization}-dequantized.gguf"));
+        var dequantized = GgufCopy.Dequantized(quantized, _temp.File($"{architecture}-{quantization}-dequantized.gguf"));
         AssertClose(mirage, LlamaCpp.LastLogits(dequantized, ids), Float32Tolerance(architecture), $"{architecture} {quantization} on the dequantized weights");
     }
 

@@ -47,6 +47,67 @@ public sealed class SafetensorsFileTests : IDisposable
     }
 
     [Fact]
+    public void Read_InTheStoredDtype_ViewsOneMappingOfTheFile_AndWritingToItLeavesTheFileAlone()
+    {
+        var path = _temp.File("mapped.safetensors");
+        using var a = randn(4, 6);
+        using var b = randn(8);
+        SafetensorsWriter.Write(path, [new("a", a), new("b", b)]);
+
+        using (var file = SafetensorsFile.Open(path))
+        {
+            using var mappedA = file.Read("a");
+            using var mappedB = file.Read("b", ScalarType.Float32);
+            using var copied = file.Read("a", ScalarType.Float64);
+            Assert.True(mappedA.eq(a).all().item<bool>());
+            Assert.True(mappedB.eq(b).all().item<bool>());
+            Assert.True(copied.to(ScalarType.Float32).eq(mappedA).all().item<bool>());
+            // Both tensors are views of one storage (the file mapped once), not copies.
+            Assert.Equal(mappedA.storage<float>().data_ptr(), mappedB.storage<float>().data_ptr());
+            Assert.NotEqual(mappedA.storage<float>().data_ptr(), copied.storage<double>().data_ptr());
+            mappedA.add_(1); // copy-on-write: the process's pages change, the file does not
+        }
+
+        using var reopened = SafetensorsFile.Open(path);
+        using var again = reopened.Read("a");
+        Assert.True(again.eq(a).all().item<bool>());
+    }
+
+    [Fact]
+    public void Read_TensorNotAlignedToItsElementSize_IsCopiedWithTheSameValues()
+    {
+        // 3 bfloat16 values (6 bytes) put the float32 tensor after them at offset 6.
+        var path = _temp.File("unaligned.safetensors");
+        using var a = tensor(new[] { 1f, 2f, 3f }).to(ScalarType.BFloat16);
+        using var b = tensor(new[] { 0.5f, -1.25f, 3e-3f, 7f });
+        SafetensorsWriter.Write(path, [new("a", a), new("b", b)]);
+
+        using var file = SafetensorsFile.Open(path);
+        Assert.Equal(6, file.Tensors["b"].Begin);
+        using var read = file.Read("b");
+        Assert.Equal(new[] { 0.5f, -1.25f, 3e-3f, 7f }, read.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Write_OverAFileAModelHasMapped_LeavesTheMappedTensorsTheirOldValues()
+    {
+        var path = _temp.File("rewritten.safetensors");
+        using var before = arange(1024, dtype: ScalarType.Float32);
+        SafetensorsWriter.Write(path, [new("w", before)]);
+        using var file = SafetensorsFile.Open(path);
+        using var mapped = file.Read("w");
+
+        // Rewritten in place, the file would lose the pages the model still reads (SIGBUS); it is replaced instead.
+        using var after = zeros(8);
+        SafetensorsWriter.Write(path, [new("w", after)]);
+
+        Assert.True(mapped.eq(before).all().item<bool>());
+        using var reread = SafetensorsFile.Open(path);
+        Assert.Equal([8L], reread.Tensors["w"].Shape);
+        Assert.Single(Directory.GetFiles(Path.GetDirectoryName(path)!, "rewritten*"));
+    }
+
+    [Fact]
     public void Write_PadsHeaderToEightBytesWithSpaces()
     {
         var path = _temp.File("padded.safetensors");

@@ -1,0 +1,88 @@
+using LLama.Exceptions;
+using LLama.Native;
+
+namespace Mirage.Core.Models.LlamaCpp;
+
+/// <summary>
+/// A GGUF file loaded by llama.cpp (through LLamaSharp): the weights stay memory-mapped in their own
+/// quantized types and run on llama.cpp's kernels. It computes forward passes only, through
+/// <see cref="LlamaCppSequence"/>s; token ids come from Mirage's tokenizer, so both engines see the same ids.
+/// </summary>
+internal sealed class LlamaCppModel : IDisposable
+{
+    // A micro-batch's logits live in llama.cpp's compute buffer, [tokens, vocabulary] float32: bounded here.
+    private const long MaxBatchLogitBytes = 64L << 20;
+
+    private readonly SafeLlamaModelHandle _weights;
+    private readonly int _threads;
+    private readonly bool _gpu;
+
+    private LlamaCppModel(SafeLlamaModelHandle weights, int vocabulary, int threads, bool gpu)
+    {
+        _weights = weights;
+        VocabularySize = vocabulary;
+        _threads = threads;
+        _gpu = gpu;
+        // 512 tokens per micro-batch for small vocabularies, 64 for Qwen's 152k.
+        BatchSize = (int)Math.Clamp(1L << (int)Math.Log2(Math.Max(1, MaxBatchLogitBytes / (4L * vocabulary))), 32, 512);
+    }
+
+    /// <summary>The vocabulary size (the logits' rows).</summary>
+    public int VocabularySize { get; }
+
+    /// <summary>Tokens per decode call.</summary>
+    public int BatchSize { get; }
+
+    /// <summary>
+    /// Loads <paramref name="path"/> with llama.cpp, memory-mapped. <paramref name="vocabulary"/> is
+    /// the vocabulary Mirage read from the same file; llama.cpp must agree. With <paramref name="gpu"/>
+    /// every layer is offloaded (a CUDA build of LLamaSharp's backend).
+    /// </summary>
+    /// <exception cref="LlamaCppLoadException">llama.cpp could not load the file (the message gives its reason).</exception>
+    public static LlamaCppModel Load(string path, int vocabulary, int? threads, bool gpu)
+    {
+        LlamaCppRuntime.Initialize();
+        var parameters = LLamaModelParams.Default();
+        parameters.n_gpu_layers = gpu ? 999 : 0;
+        parameters.load_mode = LLamaLoadMode.MemoryMap;
+        SafeLlamaModelHandle weights;
+        LlamaCppRuntime.ClearErrors();
+        try
+        {
+            weights = SafeLlamaModelHandle.LoadFromFile(path, parameters);
+        }
+        catch (LoadWeightsFailedException e)
+        {
+            throw new LlamaCppLoadException(LlamaCppRuntime.LoggedErrors ?? e.Message, e);
+        }
+        if (weights.Vocab.Count != vocabulary)
+        {
+            int count = weights.Vocab.Count;
+            weights.Dispose();
+            throw new LlamaCppLoadException($"llama.cpp reads {count} tokens where Mirage reads {vocabulary}");
+        }
+        return new LlamaCppModel(weights, vocabulary, threads ?? Environment.ProcessorCount, gpu);
+    }
+
+    /// <summary>A new sequence with room for <paramref name="capacity"/> tokens, in its own context and KV cache.</summary>
+    public LlamaCppSequence NewSequence(int capacity)
+    {
+        var parameters = LLamaContextParams.Default();
+        parameters.n_ctx = (uint)Math.Max(capacity, 1);
+        parameters.n_batch = parameters.n_ubatch = (uint)BatchSize;
+        parameters.n_seq_max = 1;
+        parameters.n_threads = parameters.n_threads_batch = _threads;
+        // A float32 KV cache and the plain attention path keep activations in float32 (flash attention
+        // on the CPU rounds Q to float16): the numbers an exact forward computes from these weights.
+        parameters.type_k = parameters.type_v = GGMLType.GGML_TYPE_F32;
+        parameters.llama_flash_attn_type = LLamaFlashAttentionType.LLAMA_FLASH_ATTENTION_TYPE_DISABLED;
+        parameters.offload_kqv = _gpu;
+        parameters.no_perf = true;
+        return new LlamaCppSequence(SafeLLamaContextHandle.Create(_weights, parameters), capacity, VocabularySize, BatchSize);
+    }
+
+    public void Dispose() => _weights.Dispose();
+}
+
+/// <summary>llama.cpp refused a GGUF file.</summary>
+internal sealed class LlamaCppLoadException(string message, Exception? inner = null) : Exception(message, inner);
