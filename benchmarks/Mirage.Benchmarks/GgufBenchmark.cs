@@ -5,8 +5,9 @@ using Mirage.Core.Models.Gguf;
 namespace Mirage.Benchmarks;
 
 /// <summary>
-/// GGUF loading: load time and peak memory of the 135M-parameter Llama shape as safetensors and as a
-/// Q4_K_M GGUF (quantized by llama.cpp), each loaded in a fresh process, and dequantization throughput.
+/// GGUF loading: load time and peak memory of the 135M-parameter Llama shape as safetensors and as
+/// GGUF F32 and Q4_K_M (quantized by llama.cpp) files, on TorchSharp (dequantized, float32) and on
+/// llama.cpp, each loaded in a fresh process, and dequantization throughput.
 /// </summary>
 internal static class GgufBenchmark
 {
@@ -25,13 +26,13 @@ internal static class GgufBenchmark
         Console.WriteLine($"llama.cpp Q4_K_M: {new FileInfo(q4).Length / 1048576.0:F0} MiB");
 
         Console.WriteLine();
-        Console.WriteLine("| source | file MiB | load s (median) | peak RSS MiB |");
-        Console.WriteLine("|---|---:|---:|---:|");
-        foreach (var (name, path) in new[] { ("safetensors F32", checkpoint), ("GGUF F32", f32), ("GGUF Q4_K_M", q4) })
+        Console.WriteLine("| source | engine | file MiB | load s (median) | peak RSS MiB |");
+        Console.WriteLine("|---|---|---:|---:|---:|");
+        foreach (var (name, path, engine) in new[] { ("safetensors F32", checkpoint, "torch"), ("GGUF F32", f32, "torch"), ("GGUF F32", f32, "llama.cpp"), ("GGUF Q4_K_M", q4, "torch"), ("GGUF Q4_K_M", q4, "llama.cpp") })
         {
-            var runs = Enumerable.Range(0, repeats).Select(_ => MeasureLoad(path)).ToList();
+            var runs = Enumerable.Range(0, repeats).Select(_ => MeasureLoad(path, engine)).ToList();
             long size = Directory.Exists(path) ? Directory.GetFiles(path).Sum(f => new FileInfo(f).Length) : new FileInfo(path).Length;
-            Console.WriteLine($"| {name} | {size / 1048576.0:F0} | {runs.Select(r => r.Seconds).Order().ElementAt(runs.Count / 2):F2} | {runs.Max(r => r.PeakBytes) / 1048576.0:F0} |");
+            Console.WriteLine($"| {name} | {engine} | {size / 1048576.0:F0} | {runs.Select(r => r.Seconds).Order().ElementAt(runs.Count / 2):F2} | {runs.Max(r => r.PeakBytes) / 1048576.0:F0} |");
         }
 
         using var file = GgufFile.Open(q4);
@@ -53,13 +54,13 @@ internal static class GgufBenchmark
     }
 
     // Loads the model in a fresh process (this program with --measure-load), which reports its load time and peak resident memory.
-    private static (double Seconds, long PeakBytes) MeasureLoad(string model)
+    private static (double Seconds, long PeakBytes) MeasureLoad(string model, string engine)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
         if (Path.GetFileName(Environment.ProcessPath) is "dotnet")
             start.ArgumentList.Add(typeof(GgufBenchmark).Assembly.Location);
         start.ArgumentList.Add("--measure-load");
-        start.ArgumentList.Add(model);
+        start.ArgumentList.Add($"{engine}|{model}");
         using var child = Process.Start(start)!;
         var output = child.StandardOutput.ReadToEnd();
         child.WaitForExit();
@@ -67,11 +68,12 @@ internal static class GgufBenchmark
         return (double.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    /// <summary>The child side: load, then print seconds and peak resident bytes.</summary>
-    public static void MeasureLoadHere(string model)
+    /// <summary>The child side: load <c>ENGINE|MODEL</c> (float32 on torch), then print seconds and peak resident bytes.</summary>
+    public static void MeasureLoadHere(string engineAndModel)
     {
+        var (engine, model) = (engineAndModel[..engineAndModel.IndexOf('|')], engineAndModel[(engineAndModel.IndexOf('|') + 1)..]);
         var clock = Stopwatch.StartNew();
-        using var lm = LanguageModel.Load(model, new ComputeOptions());
+        using var lm = LanguageModel.Load(model, new ComputeOptions { Engine = ModelEngines.Parse(engine), DType = TorchSharp.torch.ScalarType.Float32 });
         double seconds = clock.Elapsed.TotalSeconds;
         long peak = PeakMemory.PeakBytes();
         Console.WriteLine(FormattableString.Invariant($"{seconds} {peak}"));

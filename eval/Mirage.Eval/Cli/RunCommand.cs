@@ -40,13 +40,15 @@ internal static class RunCommand
         var ctiStd = new Option<double>("--cti-std") { DefaultValueFactory = _ => new CitationOptions().Pecore.CtiStdThreshold, Description = "MIRAGE's CTI threshold in standard deviations." };
         var cciMethod = new Option<string>("--cci-method") { Description = "Run `mirage` as MIRAGE with this CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion), named mirage-METHOD; the same as --citers mirage-METHOD." };
         cciMethod.AcceptOnlyFromAmong(CciMethods);
+        var engineOption = new Option<string>("--engine") { DefaultValueFactory = _ => "auto", Description = "What runs the model: auto (llama.cpp for a GGUF file unless a citer needs gradients or attention weights), torch or llama.cpp." };
+        engineOption.AcceptOnlyFromAmong([.. ModelEngines.Names]);
         var noContext = new Option<string>("--no-context") { DefaultValueFactory = _ => "literal", Description = "MIRAGE's no-context input: literal (the reference's) or trim." };
         noContext.AcceptOnlyFromAmong("literal", "trim");
         citers.AcceptOnlyFromAmong(AllCiters);
         judge.AcceptOnlyFromAmong("gold", "none");
         var command = new Command("run", "Run citers side by side on ALCE-format data and write metrics.json, items.jsonl, report.md and chart.svg.")
         {
-            data, model, outDir, citers, answers, faithfulness, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod, noContext, scoredTokens, coverage, pruneWithin, noPrune, masks, alpha,
+            data, model, outDir, citers, answers, faithfulness, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod, noContext, scoredTokens, coverage, pruneWithin, noPrune, masks, alpha, engineOption,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -64,7 +66,12 @@ internal static class RunCommand
                     output.WriteLine($"error: no model folder at '{directory}'. Pass --model, or run from the repository root for the embedded reader (models/reader).");
                     return 1;
                 }
-                loaded = await LanguageModel.LoadAsync(directory, cancellationToken: cancellationToken);
+                // The attention citer and MIRAGE's CCI methods need TorchSharp; the other citers run forward passes only.
+                bool gradients = names.Any(c => c == "attention" || (c.StartsWith("mirage-", StringComparison.Ordinal) && c != "mirage-ablation"))
+                    || (names.Contains("mirage") && parse.GetResult(cciMethod) is not null);
+                loaded = await LanguageModel.LoadAsync(directory, new ComputeOptions { Engine = ModelEngines.Parse(parse.GetRequiredValue(engineOption)), NeedsGradients = gradients }, cancellationToken);
+                if (loaded.EngineNote is { } note)
+                    output.WriteLine($"note: {note}");
             }
             using var modelScope = loaded;
             var template = new PromptTemplate { NoContext = Enum.Parse<NoContextRule>(parse.GetRequiredValue(noContext), ignoreCase: true) };

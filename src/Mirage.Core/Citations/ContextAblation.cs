@@ -95,6 +95,13 @@ public sealed class ContextAblation : IDisposable
     /// <summary>With <c>keepLogits</c> on the cached path: the full input's logits predicting each answer token, <c>[A, V]</c>; owned by this runner.</summary>
     public Tensor? FullLogits { get; private set; }
 
+    /// <summary>Frees <see cref="FullLogits"/> once CTI has read them (with a large vocabulary they are tens of MB).</summary>
+    public void ReleaseFullLogits()
+    {
+        FullLogits?.Dispose();
+        FullLogits = null;
+    }
+
     /// <summary>Forward passes run so far (the full input counts as one).</summary>
     public int ForwardPasses { get; private set; }
 
@@ -217,15 +224,16 @@ public sealed class ContextAblation : IDisposable
             return null;
         var logits = output.narrow(0, 0, _input.AnswerIds.Length);                               // [A, V]
         if (_keepLogits && FullLogits is null)
-            FullLogits = logits.clone().DetachFromDisposeScope();
+            FullLogits = logits.DetachFromDisposeScope();
         return LogProbs(logits);
     }
 
     // The answer tokens' log-probabilities under logits [A, V] predicting them.
     private float[] LogProbs(Tensor logits)
     {
-        var targets = tensor(_input.AnswerIds.Select(i => (long)i).ToArray(), device: _model.Device).unsqueeze(1);
-        return logits.to(ScalarType.Float32).log_softmax(-1).gather(1, targets).squeeze(1).cpu().data<float>().ToArray();
+        using var scope = NewDisposeScope();
+        var targets = tensor(_input.AnswerIds.Select(i => (long)i).ToArray(), device: _model.Device);
+        return TokenLogProbs.Of(logits, targets).to(ScalarType.Float32).cpu().data<float>().ToArray();
     }
 
     private static string Key(bool[] mask) => string.Concat(mask.Select(k => k ? '1' : '0'));

@@ -78,9 +78,14 @@ public sealed class MirageCitationEngine : ICitationEngine
         var tokenizeTime = clock.Elapsed / requests.Count;
         // Ablation's full pass fills its KV cache and gives CTI its with-context logits, so CTI runs one
         // pass, not two; the trace of the generation that wrote the answer stands in for that pass.
+        // CTI's no-context pass runs first, for every request in one batch: on llama.cpp each KV cache
+        // is a context of its own, and a second one beside an ablation's would add to the peak memory.
         var ablations = new ContextAblation?[requests.Count];
         var ablationStart = new TimeSpan[requests.Count];
         var traceLogits = new TorchSharp.torch.Tensor?[requests.Count];
+        clock.Restart();
+        var noContextLogits = _model.TeacherForceLogits(inputs.Select(input => ((IReadOnlyList<int>)input.NoContextIds, (IReadOnlyList<int>)input.AnswerIds)).ToList());
+        var noContextTime = clock.Elapsed / requests.Count;
         try
         {
             for (int i = 0; i < requests.Count; i++)
@@ -97,16 +102,26 @@ public sealed class MirageCitationEngine : ICitationEngine
             }
             var pecore = _pecore.AnalyzeBatch(_model,
                 inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore,
-                    RunCci: requests[i].Options.Method == CitationMethod.Cci, ContextLogits: ablations[i]?.FullLogits ?? traceLogits[i])).ToList(),
+                    RunCci: requests[i].Options.Method == CitationMethod.Cci, ContextLogits: ablations[i]?.FullLogits ?? traceLogits[i], NoContextLogits: noContextLogits[i])).ToList(),
                 cancellationToken);
+            // CTI has read the logits; the ablation rounds that follow need only their own passes.
+            for (int i = 0; i < requests.Count; i++)
+            {
+                noContextLogits[i].Dispose();
+                ablations[i]?.ReleaseFullLogits();
+                traceLogits[i]?.Dispose();
+            }
             return requests.Select((r, i) =>
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                return Result(r.Request, r.Passages, r.Options, inputs[i], pecore[i], tokenizeTime, ablations[i], ablationStart[i], cancellationToken);
+                var cti = pecore[i] with { ForwardPasses = pecore[i].ForwardPasses + 1, CtiTime = pecore[i].CtiTime + noContextTime };
+                return Result(r.Request, r.Passages, r.Options, inputs[i], cti, tokenizeTime, ablations[i], ablationStart[i], cancellationToken);
             }).ToList();
         }
         finally
         {
+            foreach (var logits in noContextLogits)
+                logits.Dispose();
             foreach (var ablation in ablations)
                 ablation?.Dispose();
             foreach (var logits in traceLogits)

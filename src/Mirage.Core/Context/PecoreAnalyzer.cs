@@ -56,26 +56,34 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         }
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
-        // CTI: exactly two teacher-forced passes, whatever the batch size.
-        var missing = model.TeacherForceLogits(inputs.Where(i => i.ContextLogits is null).Select(i => (i.ContextPrompt, i.Answer)).ToList()); // [N_b, V] each
-        int next = 0;
-        var contextLogits = inputs.Select(i => i.ContextLogits ?? missing[next++]).ToList();
-        var noContextLogits = model.TeacherForceLogits(inputs.Select(i => (i.NoContextPrompt, i.Answer)).ToList());
+        // CTI: at most two teacher-forced passes (one batch each), whatever the batch size.
+        var contextLogits = Fill(model, inputs, i => i.ContextLogits, i => i.ContextPrompt);       // [N_b, V] each
+        var noContextLogits = Fill(model, inputs, i => i.NoContextLogits, i => i.NoContextPrompt);
         var passTime = clock.Elapsed;
         cancellationToken.ThrowIfCancellationRequested();
         return inputs.Select((input, b) => AnalyzeOne(model, input, contextLogits[b], noContextLogits[b], passTime, cancellationToken)).ToList();
     }
 
+    // The logits each input brings, and one batched pass for those that bring none.
+    private static List<Tensor> Fill(LanguageModel model, IReadOnlyList<PecoreInput> inputs, Func<PecoreInput, Tensor?> given, Func<PecoreInput, IReadOnlyList<int>> prompt)
+    {
+        var missing = model.TeacherForceLogits(inputs.Where(i => given(i) is null).Select(i => (prompt(i), i.Answer)).ToList());
+        int next = 0;
+        return inputs.Select(i => given(i) ?? missing[next++]).ToList();
+    }
+
     private PecoreResult AnalyzeOne(LanguageModel model, PecoreInput input, Tensor contextLogits, Tensor noContextLogits, TimeSpan passTime, CancellationToken cancellationToken)
     {
-        var (contextPrompt, _, answer, eligible, options, forcedContrastIds, runCci, _) = input;
+        var (contextPrompt, _, answer, eligible, options, forcedContrastIds, runCci, _, _) = input;
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var targets = tensor(answer.Select(i => (long)i).ToArray(), device: model.Device);
-        var metric = engine.StepFunctions.Get(options.CtiMetric)(new StepFunctionArgs(contextLogits, targets, null, noContextLogits, options.KlDirection));
+        var metricFunction = engine.StepFunctions.Get(options.CtiMetric);
+        var metric = TokenLogProbs.ByRows(contextLogits, (start, count) => metricFunction(new StepFunctionArgs(contextLogits.narrow(0, start, count), targets.narrow(0, start, count), null,
+            noContextLogits.narrow(0, start, count), options.KlDirection)));
         var scores = metric.to(ScalarType.Float64).cpu().data<double>().ToArray();
         var contrastIds = forcedContrastIds?.ToArray() ?? noContextLogits.argmax(-1).cpu().data<long>().ToArray().Select(i => (int)i).ToArray();
-        float[] LogProbs(Tensor logits) => logits.to(ScalarType.Float32).log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1).cpu().data<float>().ToArray();
+        float[] LogProbs(Tensor logits) => TokenLogProbs.Of(logits, targets).to(ScalarType.Float32).cpu().data<float>().ToArray();
         var contextLogProbs = LogProbs(contextLogits);
         var noContextLogProbs = LogProbs(noContextLogits);
 
@@ -90,7 +98,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         var steps = runCci ? Enumerable.Range(0, answer.Count).Where(i => selected[i]).ToArray() : [];
         var cciScores = new Dictionary<int, float[]>();
         var cciValues = new Dictionary<int, double>();
-        int forwards = input.ContextLogits is null ? 2 : 1, backwards = 0;
+        int forwards = (input.ContextLogits is null ? 1 : 0) + (input.NoContextLogits is null ? 1 : 0), backwards = 0;
         if (steps.Length > 0)
         {
             var ids = contextPrompt.Concat(answer).ToArray();

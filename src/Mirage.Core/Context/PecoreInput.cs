@@ -12,6 +12,7 @@ namespace Mirage.Core.Context;
 /// The with-context teacher-forced logits <c>[N, V]</c> when another pass already computed them (passage
 /// ablation's full pass, which also fills its KV cache), or null to run that pass here. Not disposed here.
 /// </param>
+/// <param name="NoContextLogits">The no-context teacher-forced logits <c>[N, V]</c> when the caller ran that pass, or null to run it here. Not disposed here.</param>
 public sealed record PecoreInput(
     IReadOnlyList<int> ContextPrompt,
     IReadOnlyList<int> NoContextPrompt,
@@ -20,5 +21,6 @@ public sealed record PecoreInput(
     PecoreOptions Options,
     IReadOnlyList<int>? ForcedContrastIds = null,
     bool RunCci = true,
-    TorchSharp.torch.Tensor? ContextLogits = null);
+    TorchSharp.torch.Tensor? ContextLogits = null,
+    TorchSharp.torch.Tensor? NoContextLogits = null);
 

@@ -117,15 +117,21 @@ internal static class CheckpointLoader
         foreach (var (name, parameter) in parameters)
         {
             using var loaded = owner[name].Read(name, parameter.dtype, parameter.device);
-            // NaN or infinite weights make every score NaN; no trained checkpoint holds them.
-            using (var finite = loaded.isfinite().all())
-                if (!finite.item<bool>())
-                    throw new InvalidCheckpointException($"'{owner[name].Path}', tensor '{name}': holds NaN or infinite values; the file is damaged.");
+            // NaN or infinite weights make every score NaN; no trained checkpoint holds them. max and
+            // min propagate NaN, and unlike isfinite() they need no temporary the size of the tensor.
+            if (loaded.NumberOfElements > 0 && !(Finite(loaded.max()) && Finite(loaded.min())))
+                throw new InvalidCheckpointException($"'{owner[name].Path}', tensor '{name}': holds NaN or infinite values; the file is damaged.");
             if (adopt)
                 parameter.set_(loaded);
             else
                 parameter.copy_(loaded);
         }
+    }
+
+    private static bool Finite(Tensor value)
+    {
+        using (value)
+            return double.IsFinite(value.to(ScalarType.Float64).item<double>());
     }
 
     /// <summary>Opens every weight file (headers are checked; data stays mapped until read); the caller disposes them.</summary>

@@ -169,7 +169,8 @@ public sealed class LanguageModel : IDisposable
         var (config, tokenizer, shards, _, sourceFormat) = Open(located);
         using var gguf = (GgufCheckpoint)shards[0];
         long parameters = gguf.File.Tensors.Where(t => gguf.Shapes.ContainsKey(GgufNames.ToHuggingFace(t.Name, config) ?? t.Name)).Sum(t => t.ElementCount);
-        var llama = LlamaCppModel.Load(located.Directory, config.VocabSize, options.Threads, gpu);
+        // An explicit float32 asks for exact numbers; auto runs llama.cpp as it serves the model.
+        var llama = LlamaCppModel.Load(located.Directory, config.VocabSize, options.Threads, gpu, exact: options.DType == ScalarType.Float32);
         return new LanguageModel(located, sourceFormat, config, tokenizer, null, llama, ScalarType.Float32, CPU, parameters, null);
     }
 
@@ -235,11 +236,10 @@ public sealed class LanguageModel : IDisposable
         if (pairs.Count == 0)
             return [];
         using var scope = NewDisposeScope();
-        var logProbs = cat(TeacherForceLogits(pairs).ToList(), 0).log_softmax(-1); // [sum N_b, V]
-        // Each continuation token's log-probability, all pairs in one gather and one copy to managed memory.
+        var logits = cat(TeacherForceLogits(pairs).ToList(), 0); // [sum N_b, V]
+        // Each continuation token's log-probability, all pairs in one pass and one copy to managed memory.
         var targets = tensor(pairs.SelectMany(p => p.Continuation).Select(t => (long)t).ToArray(), device: Device);
-        var picked = logProbs.gather(1, targets.unsqueeze(1)).squeeze(1);
-        var flat = picked.to(ScalarType.Float32).cpu().data<float>().ToArray();
+        var flat = TokenLogProbs.Of(logits, targets).to(ScalarType.Float32).cpu().data<float>().ToArray();
         var result = new List<float[]>();
         int offset = 0;
         foreach (var (_, continuation) in pairs)

@@ -26,8 +26,9 @@ public sealed class LlamaCppEngineTests : IDisposable
         return path;
     }
 
+    // float32 on both engines: llama.cpp then keeps its KV cache and attention in float32 too.
     private static LanguageModel Load(string model, ModelEngine engine) =>
-        LanguageModel.Load(model, new ComputeOptions { Engine = engine, DType = engine == ModelEngine.Torch ? ScalarType.Float32 : null });
+        LanguageModel.Load(model, new ComputeOptions { Engine = engine, DType = ScalarType.Float32 });
 
     [Fact]
     public void Auto_RunsAGgufFileOnLlamaCpp_AndAFolderAGradientMethodOrATorchDTypeOnTorch()
@@ -134,6 +135,22 @@ public sealed class LlamaCppEngineTests : IDisposable
         Assert.Equal(onLlama.Cost.ForwardPasses - 1, traced.Cost.ForwardPasses);
         Assert.Equal(Cited(onLlama), Cited(traced));
         Assert.All(onLlama.Ablation!.Zip(traced.Ablation!), p => Assert.Equal(p.First.PassageDrops, p.Second.PassageDrops, (a, b) => Math.Abs(a - b) < 1e-4));
+    }
+
+    [Fact]
+    public async Task AsLlamaCppServesByDefault_FlashAttentionAndAFloat16Cache_TheCitationsStayTheSame()
+    {
+        var gguf = ReaderGguf();
+        using var exact = Load(gguf, ModelEngine.LlamaCpp);
+        using var served = LanguageModel.Load(gguf);
+        var request = new CitationRequest(ReaderSample.Question, ReaderSample.Passages(), "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.");
+        var fromExact = await new MirageCitationEngine(exact).CiteAsync(request, TestContext.Current.CancellationToken);
+        var fromServed = await new MirageCitationEngine(served).CiteAsync(request, TestContext.Current.CancellationToken);
+
+        Assert.Equal(Cited(fromExact), Cited(fromServed));
+        Assert.Equal([[3], [2]], Cited(fromServed));
+        // float16 keys and values move the drops by hundredths of a nat, not the citations.
+        Assert.All(fromExact.Ablation!.Zip(fromServed.Ablation!), p => Assert.Equal(p.First.PassageDrops, p.Second.PassageDrops, (a, b) => Math.Abs(a - b) < 0.05));
     }
 
     [Fact]

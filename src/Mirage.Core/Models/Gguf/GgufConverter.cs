@@ -35,16 +35,58 @@ public static class GgufConverter
         if (!FileTypes.ContainsKey(type))
             throw new MirageException($"Mirage writes GGUF files as F32, F16, BF16 or Q8_0, not {type}; quantize further with llama.cpp.");
         var config = ModelConfig.Load(directory);
-        if (!Architectures.TryGetValue(config.Architecture, out var arch))
-            throw new MirageException($"{config.Architecture} cannot be converted to GGUF yet; convertible: {string.Join(", ", Architectures.Keys)}.");
+        var arch = ArchitectureOf(config);
 
         var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
+        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        var (metadata, extra) = Metadata(config, name, FileTypes[type], GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));
 
+        var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
+        try
+        {
+            // Each tensor is read, reordered and encoded when the writer reaches it: one tensor in memory at a time.
+            var tensors = new List<GgufTensorData>();
+            foreach (var (tensorName, shape) in shards.SelectMany(s => s.Shapes).OrderBy(p => Order(p.Key)))
+            {
+                if (GgufNames.ToGguf(tensorName, config) is not { } gguf || (config.TieWordEmbeddings && tensorName == "lm_head.weight"))
+                    continue;
+                var stored = shape.Length < 2 ? GgufType.F32 : type == GgufType.Q8_0 && shape[^1] % 32 != 0 ? GgufType.F16 : type;
+                var shard = shards.First(s => s.Shapes.ContainsKey(tensorName));
+                tensors.Add(new GgufTensorData(gguf, shape, stored, () => GgufWriter.Quantize(stored, Values(shard, tensorName, config, arch))));
+            }
+            GgufWriter.WriteBlocks(output, metadata, [.. extra.Select(t => t.ToData()), .. tensors]);
+        }
+        finally
+        {
+            shards.ForEach(s => s.Dispose());
+        }
+    }
+
+    // One tensor as GGUF stores it: Q/K rows in llama's interleaved order, Gemma's norms with their offset added.
+    private static float[] Values(ICheckpointTensors shard, string name, ModelConfig config, string arch)
+    {
+        using var scope = NewDisposeScope();
+        var values = shard.Read(name, ScalarType.Float32);
+        int heads = arch == "llama" ? GgufNames.PermutedHeads(name, config) : 0;
+        if (heads > 0)
+            values = GgufCheckpoint.Permute(values, heads);
+        if (config.NormOffset != 0 && name.EndsWith("norm.weight", StringComparison.Ordinal))
+            values = values + config.NormOffset;
+        return values.contiguous().data<float>().ToArray();
+    }
+
+    /// <summary>
+    /// The metadata a GGUF file of <paramref name="config"/> holds (architecture keys, then the
+    /// tokenizer's), and the tensors RoPE scaling travels as.
+    /// </summary>
+    internal static (List<KeyValuePair<string, object>> Metadata, List<GgufTensor> Extra) Metadata(ModelConfig config, string name, uint fileType, IEnumerable<KeyValuePair<string, object>> tokenizer)
+    {
+        var arch = ArchitectureOf(config);
         var metadata = new List<KeyValuePair<string, object>>
         {
             new("general.architecture", arch),
-            new("general.name", Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)))),
-            new("general.file_type", FileTypes[type]),
+            new("general.name", name),
+            new("general.file_type", fileType),
             new($"{arch}.context_length", (uint)config.MaxPositionEmbeddings),
             new($"{arch}.embedding_length", (uint)config.HiddenSize),
             new($"{arch}.block_count", (uint)config.NumLayers),
@@ -70,7 +112,7 @@ public static class GgufConverter
             throw new MirageException($"rope_local_base_freq {local} cannot be said in GGUF (llama.cpp uses 10000); this checkpoint cannot be converted yet.");
         if (config.AttentionScale is double scale && Math.Abs(scale * Math.Sqrt(config.HeadDim) - 1) > 1e-9)
             throw new MirageException($"query_pre_attn_scalar {1 / (scale * scale)} differs from head_dim {config.HeadDim}, which GGUF cannot say; this checkpoint cannot be converted yet.");
-        metadata.AddRange(GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));
+        metadata.AddRange(tokenizer);
         // Linear scaling has its keys; other rules (Llama 3.1's) travel as llama.cpp's rope_freqs divisors.
         var extra = new List<GgufTensor>();
         if (config.RopeScaling is { Type: "linear" } linear)
@@ -91,31 +133,12 @@ public static class GgufConverter
             extra.Add(new GgufTensor("rope_freqs.weight", scaling.AsFactors(config.RotaryDim, config.RopeTheta).Select(f => (float)f).ToArray(), [config.RotaryDim / 2], GgufType.F32));
         }
 
-        var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
-        try
-        {
-            var tensors = new List<GgufTensor>();
-            foreach (var (name, shape) in shards.SelectMany(s => s.Shapes).OrderBy(p => Order(p.Key)))
-            {
-                if (GgufNames.ToGguf(name, config) is not { } gguf || (config.TieWordEmbeddings && name == "lm_head.weight"))
-                    continue;
-                using var scope = NewDisposeScope();
-                var values = shards.First(s => s.Shapes.ContainsKey(name)).Read(name, ScalarType.Float32);
-                int heads = arch == "llama" ? GgufNames.PermutedHeads(name, config) : 0;
-                if (heads > 0)
-                    values = GgufCheckpoint.Permute(values, heads);
-                if (config.NormOffset != 0 && name.EndsWith("norm.weight", StringComparison.Ordinal))
-                    values = values + config.NormOffset;
-                var stored = shape.Length < 2 ? GgufType.F32 : type == GgufType.Q8_0 && shape[^1] % 32 != 0 ? GgufType.F16 : type;
-                tensors.Add(new GgufTensor(gguf, values.contiguous().data<float>().ToArray(), shape, stored));
-            }
-            GgufWriter.Write(output, metadata, [.. extra, .. tensors]);
-        }
-        finally
-        {
-            shards.ForEach(s => s.Dispose());
-        }
+        return (metadata, extra);
     }
+
+    private static string ArchitectureOf(ModelConfig config) => Architectures.TryGetValue(config.Architecture, out var arch)
+        ? arch
+        : throw new MirageException($"{config.Architecture} cannot be converted to GGUF yet; convertible: {string.Join(", ", Architectures.Keys)}.");
 
     // llama.cpp's order: embeddings, then layer by layer, then the output.
     private static (int, int, string) Order(string name) =>

@@ -8,7 +8,41 @@ namespace Mirage.Core.Models.Gguf;
 /// <param name="Values">The values, row-major.</param>
 /// <param name="Shape">The torch shape, outermost first (GGUF stores it reversed).</param>
 /// <param name="Type">F32, F16, BF16 or Q8_0.</param>
-public sealed record GgufTensor(string Name, float[] Values, long[] Shape, GgufType Type);
+public sealed record GgufTensor(string Name, float[] Values, long[] Shape, GgufType Type)
+{
+    /// <summary>This tensor as blocks, encoded when written.</summary>
+    public GgufTensorData ToData()
+    {
+        long count = Shape.Aggregate(1L, (a, b) => a * b);
+        if (count != Values.Length)
+            throw new ArgumentException($"Tensor '{Name}': shape [{string.Join(", ", Shape)}] holds {count} values, not {Values.Length}.");
+        return new GgufTensorData(Name, Shape, Type, () => GgufWriter.Quantize(Type, Values));
+    }
+}
+
+/// <summary>
+/// A tensor whose bytes are made when the writer reaches it, so a file is written one tensor at a
+/// time (a converted model, or blocks of any type made elsewhere).
+/// </summary>
+/// <param name="Name">The GGUF tensor name.</param>
+/// <param name="Shape">The torch shape, outermost first.</param>
+/// <param name="Type">The storage type of the bytes.</param>
+/// <param name="Bytes">Makes the tensor's bytes: whole blocks of <paramref name="Type"/>, row-major.</param>
+public sealed record GgufTensorData(string Name, long[] Shape, GgufType Type, Func<byte[]> Bytes)
+{
+    /// <summary>How many bytes the tensor takes in the file.</summary>
+    public long ByteLength
+    {
+        get
+        {
+            var info = GgufTypeInfo.Of(Type);
+            long count = Shape.Aggregate(1L, (a, b) => a * b);
+            if (Shape.Length == 0 || Shape[^1] % info.BlockSize != 0)
+                throw new ArgumentException($"Tensor '{Name}': rows of {(Shape.Length == 0 ? 0 : Shape[^1])} values do not make whole {Type} blocks of {info.BlockSize}.");
+            return count / info.BlockSize * info.BlockBytes;
+        }
+    }
+}
 
 /// <summary>
 /// Writes GGUF version 3 files: typed metadata, tensor infos and 32-byte aligned data, in F32,
@@ -21,7 +55,11 @@ public static class GgufWriter
     private const int Alignment = 32;
 
     /// <summary>Writes <paramref name="tensors"/> with <paramref name="metadata"/> to <paramref name="path"/>.</summary>
-    public static void Write(string path, IEnumerable<KeyValuePair<string, object>> metadata, IReadOnlyList<GgufTensor> tensors)
+    public static void Write(string path, IEnumerable<KeyValuePair<string, object>> metadata, IReadOnlyList<GgufTensor> tensors) =>
+        WriteBlocks(path, metadata, tensors.Select(t => t.ToData()).ToList());
+
+    /// <summary>Writes <paramref name="tensors"/> with <paramref name="metadata"/> to <paramref name="path"/>, making each tensor's bytes only when it is written.</summary>
+    public static void WriteBlocks(string path, IEnumerable<KeyValuePair<string, object>> metadata, IReadOnlyList<GgufTensorData> tensors)
     {
         var meta = metadata.ToList();
         using var stream = new FileStream(path, FileMode.Create, FileAccess.Write);
@@ -35,22 +73,24 @@ public static class GgufWriter
             WriteString(writer, key);
             WriteValue(writer, value, key);
         }
-        var payloads = tensors.Select(Encode).ToList();
         long offset = 0;
-        for (int i = 0; i < tensors.Count; i++)
+        foreach (var tensor in tensors)
         {
-            WriteString(writer, tensors[i].Name);
-            writer.Write((uint)tensors[i].Shape.Length);
-            foreach (var dimension in tensors[i].Shape.Reverse())
+            WriteString(writer, tensor.Name);
+            writer.Write((uint)tensor.Shape.Length);
+            foreach (var dimension in tensor.Shape.Reverse())
                 writer.Write((ulong)dimension);
-            writer.Write((uint)tensors[i].Type);
+            writer.Write((uint)tensor.Type);
             writer.Write((ulong)offset);
-            offset = Align(offset + payloads[i].Length);
+            offset = Align(offset + tensor.ByteLength);
         }
         Pad(writer);
-        foreach (var payload in payloads)
+        foreach (var tensor in tensors)
         {
-            writer.Write(payload);
+            var bytes = tensor.Bytes();
+            if (bytes.Length != tensor.ByteLength)
+                throw new ArgumentException($"Tensor '{tensor.Name}': {bytes.Length} bytes were made; its shape and type take {tensor.ByteLength}.");
+            writer.Write(bytes);
             Pad(writer);
         }
     }
@@ -99,14 +139,6 @@ public static class GgufWriter
         if ((bits & 0x7fffffff) > 0x7f800000)
             return (ushort)((bits >> 16) | 64);
         return (ushort)((bits + (0x7fff + ((bits >> 16) & 1))) >> 16);
-    }
-
-    private static byte[] Encode(GgufTensor tensor)
-    {
-        long count = tensor.Shape.Aggregate(1L, (a, b) => a * b);
-        if (count != tensor.Values.Length)
-            throw new ArgumentException($"Tensor '{tensor.Name}': shape [{string.Join(", ", tensor.Shape)}] holds {count} values, not {tensor.Values.Length}.");
-        return Quantize(tensor.Type, tensor.Values);
     }
 
     private static long Align(long offset) => (offset + Alignment - 1) / Alignment * Alignment;

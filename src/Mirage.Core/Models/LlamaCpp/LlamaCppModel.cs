@@ -10,36 +10,36 @@ namespace Mirage.Core.Models.LlamaCpp;
 /// </summary>
 internal sealed class LlamaCppModel : IDisposable
 {
-    // A micro-batch's logits live in llama.cpp's compute buffer, [tokens, vocabulary] float32: bounded here.
-    private const long MaxBatchLogitBytes = 64L << 20;
+    // llama.cpp's own default: tokens per decode call and per micro-batch. Only the positions asked
+    // for produce logits, so a large vocabulary does not make a micro-batch's buffers large.
+    private const int BatchSize = 512;
 
     private readonly SafeLlamaModelHandle _weights;
     private readonly int _threads;
     private readonly bool _gpu;
+    private readonly bool _exact;
 
-    private LlamaCppModel(SafeLlamaModelHandle weights, int vocabulary, int threads, bool gpu)
+    private LlamaCppModel(SafeLlamaModelHandle weights, int vocabulary, int threads, bool gpu, bool exact)
     {
         _weights = weights;
         VocabularySize = vocabulary;
         _threads = threads;
         _gpu = gpu;
-        // 512 tokens per micro-batch for small vocabularies, 64 for Qwen's 152k.
-        BatchSize = (int)Math.Clamp(1L << (int)Math.Log2(Math.Max(1, MaxBatchLogitBytes / (4L * vocabulary))), 32, 512);
+        _exact = exact;
     }
 
     /// <summary>The vocabulary size (the logits' rows).</summary>
     public int VocabularySize { get; }
 
-    /// <summary>Tokens per decode call.</summary>
-    public int BatchSize { get; }
-
     /// <summary>
     /// Loads <paramref name="path"/> with llama.cpp, memory-mapped. <paramref name="vocabulary"/> is
     /// the vocabulary Mirage read from the same file; llama.cpp must agree. With <paramref name="gpu"/>
-    /// every layer is offloaded (a CUDA build of LLamaSharp's backend).
+    /// every layer is offloaded (a CUDA build of LLamaSharp's backend). <paramref name="exact"/> keeps the
+    /// KV cache and attention in float32 (the numbers an exact forward of these weights computes);
+    /// otherwise llama.cpp runs as it serves by default: a float16 KV cache and flash attention where it has it.
     /// </summary>
     /// <exception cref="LlamaCppLoadException">llama.cpp could not load the file (the message gives its reason).</exception>
-    public static LlamaCppModel Load(string path, int vocabulary, int? threads, bool gpu)
+    public static LlamaCppModel Load(string path, int vocabulary, int? threads, bool gpu, bool exact)
     {
         LlamaCppRuntime.Initialize();
         var parameters = LLamaModelParams.Default();
@@ -61,7 +61,7 @@ internal sealed class LlamaCppModel : IDisposable
             weights.Dispose();
             throw new LlamaCppLoadException($"llama.cpp reads {count} tokens where Mirage reads {vocabulary}");
         }
-        return new LlamaCppModel(weights, vocabulary, threads ?? Environment.ProcessorCount, gpu);
+        return new LlamaCppModel(weights, vocabulary, threads ?? Environment.ProcessorCount, gpu, exact);
     }
 
     /// <summary>A new sequence with room for <paramref name="capacity"/> tokens, in its own context and KV cache.</summary>
@@ -72,10 +72,13 @@ internal sealed class LlamaCppModel : IDisposable
         parameters.n_batch = parameters.n_ubatch = (uint)BatchSize;
         parameters.n_seq_max = 1;
         parameters.n_threads = parameters.n_threads_batch = _threads;
-        // A float32 KV cache and the plain attention path keep activations in float32 (flash attention
-        // on the CPU rounds Q to float16): the numbers an exact forward computes from these weights.
-        parameters.type_k = parameters.type_v = GGMLType.GGML_TYPE_F32;
-        parameters.llama_flash_attn_type = LLamaFlashAttentionType.LLAMA_FLASH_ATTENTION_TYPE_DISABLED;
+        if (_exact)
+        {
+            // A float32 KV cache and the plain attention path keep activations in float32 (flash attention
+            // on the CPU rounds Q to float16). About 20% slower than the defaults on a 0.5B model.
+            parameters.type_k = parameters.type_v = GGMLType.GGML_TYPE_F32;
+            parameters.llama_flash_attn_type = LLamaFlashAttentionType.LLAMA_FLASH_ATTENTION_TYPE_DISABLED;
+        }
         parameters.offload_kqv = _gpu;
         parameters.no_perf = true;
         return new LlamaCppSequence(SafeLLamaContextHandle.Create(_weights, parameters), capacity, VocabularySize, BatchSize);

@@ -130,6 +130,39 @@ public sealed class GgufFileTests : IDisposable
         { "overflowing size", "too large to count" },
     };
 
+    [Fact]
+    public void BlocksMadeElsewhere_AreWrittenOneTensorAtATime_AndReadAsGgmlReadsThem()
+    {
+        var path = _temp.File("blocks.gguf");
+        var random = new Random(3);
+        byte[] Blocks(int count, int blockBytes, int scaleAt)
+        {
+            var bytes = new byte[count * blockBytes];
+            random.NextBytes(bytes);
+            for (int b = 0; b < count; b++)
+                BitConverter.TryWriteBytes(bytes.AsSpan(b * blockBytes + scaleAt), BitConverter.HalfToUInt16Bits((Half)0.01f));
+            return bytes;
+        }
+        var q4 = Blocks(4, 144, 0);
+        var q6 = Blocks(2, 210, 208);
+        int made = 0;
+        GgufWriter.WriteBlocks(path, [new("general.architecture", "llama")],
+        [
+            new("q4.weight", [2, 512], GgufType.Q4_K, () => { made++; return q4; }),
+            new("q6.weight", [1, 512], GgufType.Q6_K, () => { made++; return q6; }),
+        ]);
+        Assert.Equal(2, made);
+
+        using var file = GgufFile.Open(path);
+        Assert.Equal(Ggml.Dequantize(GgufType.Q4_K, q4), file.Dequantize(file.Tensors[0]));
+        Assert.Equal(Ggml.Dequantize(GgufType.Q6_K, q6), file.Dequantize(file.Tensors[1]));
+
+        // Bytes that do not fill the declared shape are refused, naming the tensor.
+        var error = Assert.Throws<ArgumentException>(() => GgufWriter.WriteBlocks(_temp.File("short.gguf"), [], [new("short.weight", [2, 512], GgufType.Q4_K, () => q4[..144])]));
+        Assert.Contains("'short.weight'", error.Message);
+        Assert.Contains("whole", Assert.Throws<ArgumentException>(() => GgufWriter.WriteBlocks(_temp.File("rows.gguf"), [], [new("rows.weight", [2, 100], GgufType.Q4_K, () => q4)])).Message);
+    }
+
     [Theory]
     [MemberData(nameof(Damage))]
     public void DamagedFiles_AreRefused_WithOneLineNamingTheFile(string damage, string expected)
