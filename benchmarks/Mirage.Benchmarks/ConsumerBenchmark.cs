@@ -152,7 +152,9 @@ internal static class ConsumerBenchmark
                 engine.CiteAsync(new CitationRequest(job.Question, job.Passages, answer.Text, options, answer.TokenIds) { Trace = trace }).GetAwaiter().GetResult();
                 ask = clock.Elapsed.TotalSeconds;
             }
-            return new Report(ModelEngines.NameOf(model.Engine), ComputeOptions.NameOf(model.DType), load, cite, result.Cost.ForwardPasses, citePeak,
+            // On llama.cpp, auto means as llama.cpp serves (float16 KV cache), float32 its exact mode.
+            var dtype = model.Engine == ModelEngine.LlamaCpp ? job.DType : ComputeOptions.NameOf(model.DType);
+            return new Report(ModelEngines.NameOf(model.Engine), dtype, load, cite, result.Cost.ForwardPasses, citePeak,
                 leaveOneOut, passes, tokens, generate, generated, ask, 0, cited);
         }
     }

@@ -11,7 +11,7 @@ public enum ModelEngine
 
     /// <summary>
     /// llama.cpp (through LLamaSharp): forward passes only (generation, CTI, passage ablation,
-    /// verification) on the GGUF file's own quantized weights, memory-mapped; the kernels Ollama and
+    /// verification) on the GGUF file's own quantized weights, in about the file's size; the kernels Ollama and
     /// LM Studio run, so citations explain the model as it is served.
     /// </summary>
     LlamaCpp,

@@ -19,7 +19,7 @@ internal sealed class ModelOptions
 
     public Option<string> DType { get; } = new("--dtype") { Description = "Compute dtype on the torch engine: auto (bfloat16 on CPUs with native bfloat16 for models of hidden size 512 or more, float32 otherwise), float32, bfloat16, float16 (GPU only) or float64 (reference precision).", DefaultValueFactory = _ => "auto" };
 
-    public Option<string> Engine { get; } = new("--engine") { Description = "What runs the model: auto (llama.cpp for a GGUF file when the method needs forward passes only, torch otherwise), torch, or llama.cpp (GGUF files: weights stay quantized and memory-mapped).", DefaultValueFactory = _ => "auto" };
+    public Option<string> Engine { get; } = new("--engine") { Description = "What runs the model: auto (llama.cpp for a GGUF file when the method needs forward passes only, torch otherwise), torch, or llama.cpp (GGUF files: weights stay quantized, in about the file's size).", DefaultValueFactory = _ => "auto" };
 
     public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
 

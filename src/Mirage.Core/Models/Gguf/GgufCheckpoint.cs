@@ -153,6 +153,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             throw new InvalidCheckpointException($"'{Path}' has no tensor for '{name}'.");
         using var scope = NewDisposeScope();
         var result = File.Dequantize(info, dtype ?? ScalarType.Float32);
+        File.Release(info);
         int heads = Config.Architecture == "LlamaForCausalLM" ? GgufNames.PermutedHeads(name, Config) : 0;
         // GGUF keeps each head's RoPE pairs interleaved (row 2i, 2i+1); the runtime rotates halves (rows i, i + d/2).
         if (heads > 0)

@@ -153,6 +153,28 @@ public sealed unsafe class GgufFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// Tells the kernel this process is done with a tensor's bytes (Linux <c>madvise(MADV_DONTNEED)</c>
+    /// on the whole pages they span): a model dequantized tensor by tensor then never holds the whole
+    /// file's pages beside its own copy. The bytes stay readable; a later read maps them in again.
+    /// </summary>
+    public void Release(GgufTensorInfo tensor)
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        long page = Environment.SystemPageSize;
+        long start = DataOffset + tensor.Offset, end = start + tensor.ByteLength;
+        // Only whole pages inside the tensor: its neighbours may still be read.
+        long first = ((long)(_base + start) + page - 1) / page * page, last = (long)(_base + end) / page * page;
+        if (last > first)
+            _ = MAdvise((nint)first, (nuint)(last - first), DontNeed);
+    }
+
+    private const int DontNeed = 4; // MADV_DONTNEED
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise", SetLastError = true)]
+    private static extern int MAdvise(nint address, nuint length, int advice);
+
     /// <summary>A metadata value of type <typeparamref name="T"/>, or <paramref name="fallback"/> when the key is absent.</summary>
     /// <exception cref="InvalidCheckpointException">The key holds another type.</exception>
     public T Get<T>(string key, T fallback)

@@ -17,18 +17,16 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
     public const long MaxHeaderBytes = 100_000_000;
 
     private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
     private readonly long _dataStart;
     private readonly long _fileLength;
     private readonly Dictionary<ScalarType, Tensor> _mappedByType = [];
 
-    private SafetensorsFile(string path, MemoryMappedFile? map, MemoryMappedViewAccessor? view, long dataStart, long fileLength,
+    private SafetensorsFile(string path, MemoryMappedFile? map, long dataStart, long fileLength,
         IReadOnlyDictionary<string, SafetensorsTensorInfo> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         Path = path;
         _fileLength = fileLength;
         _map = map;
-        _view = view;
         _dataStart = dataStart;
         Tensors = tensors;
         Metadata = metadata;
@@ -77,10 +75,9 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
         long dataStart = 8 + header.Length;
         var (tensors, metadata) = ParseHeader(path, header, fileLength - dataStart);
         if (fileLength == dataStart)
-            return new SafetensorsFile(path, null, null, dataStart, fileLength, tensors, metadata);
+            return new SafetensorsFile(path, null, dataStart, fileLength, tensors, metadata);
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        var view = map.CreateViewAccessor(0, fileLength, MemoryMappedFileAccess.Read);
-        return new SafetensorsFile(path, map, view, dataStart, fileLength, tensors, metadata);
+        return new SafetensorsFile(path, map, dataStart, fileLength, tensors, metadata);
     }
 
     private static (Dictionary<string, SafetensorsTensorInfo>, Dictionary<string, string>) ParseHeader(
@@ -220,16 +217,18 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
         return mapped;
     }
 
+    // A view of this tensor's bytes alone, unmapped once copied: a model converted tensor by tensor
+    // (bfloat16 weights, float32 compute) never holds the whole file's pages beside its own copy.
     private unsafe void CopyBytes(SafetensorsTensorInfo info, Span<byte> destination)
     {
+        using var view = _map!.CreateViewAccessor(_dataStart + info.Begin, info.ByteLength, MemoryMappedFileAccess.Read);
         byte* basePointer = null;
-        var handle = _view!.SafeMemoryMappedViewHandle;
+        var handle = view.SafeMemoryMappedViewHandle;
         handle.AcquirePointer(ref basePointer);
         try
         {
-            // The view may start before the file offset it maps (page alignment).
-            var source = new ReadOnlySpan<byte>(basePointer + _view.PointerOffset + _dataStart + info.Begin, (int)info.ByteLength);
-            source.CopyTo(destination);
+            // The view may start before the offset it maps (page alignment).
+            new ReadOnlySpan<byte>(basePointer + view.PointerOffset, (int)info.ByteLength).CopyTo(destination);
         }
         finally
         {
@@ -243,7 +242,6 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
         foreach (var mapped in _mappedByType.Values)
             mapped.Dispose();
         _mappedByType.Clear();
-        _view?.Dispose();
         _map?.Dispose();
     }
 }
