@@ -42,11 +42,12 @@ internal static class GgufBenchmark
         foreach (var group in file.Tensors.Where(t => t.Type is not GgufType.F32).GroupBy(t => t.Type))
         {
             long input = group.Sum(t => t.ByteLength), output = group.Sum(t => t.ElementCount * 4);
-            file.Dequantize(group.First());
+            // As the loader does: straight into a float32 tensor's memory.
+            file.Dequantize(group.First(), TorchSharp.torch.ScalarType.Float32).Dispose();
             clock.Restart();
             for (int r = 0; r < repeats; r++)
                 foreach (var tensor in group)
-                    file.Dequantize(tensor);
+                    file.Dequantize(tensor, TorchSharp.torch.ScalarType.Float32).Dispose();
             double seconds = clock.Elapsed.TotalSeconds / repeats;
             Console.WriteLine($"| {group.Key} | {group.Count()} | {input / 1e6:F1} | {output / 1e6:F1} | {seconds:F3} | {output / 1e9 / seconds:F2} |");
         }
