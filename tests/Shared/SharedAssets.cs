@@ -19,6 +19,19 @@ public static class SharedAssets
     /// <summary>The reader model the repository ships in <c>models/reader</c> (the default model).</summary>
     public static string EmbeddedReader => Path.Combine(RepositoryRoot, "models", "reader");
 
+    /// <summary>A copy of stories260K in <paramref name="temp"/> whose tokenizer_config.json carries <paramref name="chatTemplate"/>.</summary>
+    public static string Stories260KWithChatTemplate(TempDirectory temp, string chatTemplate)
+    {
+        var directory = Directory.CreateDirectory(Path.Combine(temp.Path, "stories260K-templated")).FullName;
+        foreach (var file in Directory.GetFiles(Stories260KHf))
+            File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
+        var path = Path.Combine(directory, "tokenizer_config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        config["chat_template"] = chatTemplate;
+        File.WriteAllText(path, config.ToJsonString());
+        return directory;
+    }
+
     /// <summary>The shared folder, or a skip (a failure under MIRAGE_REQUIRE_SHARED=1) when it is missing.</summary>
     public static string Require()
     {

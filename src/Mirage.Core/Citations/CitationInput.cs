@@ -39,9 +39,9 @@ public sealed record CitationInput(
     /// The with-context prompt as token ids, for generating an answer that citations will later
     /// teacher-force through exactly the same input (a chat template writes its own BOS).
     /// </summary>
-    public static int[] AnswerPrompt(LanguageModel model, string question, IReadOnlyList<Passage> passages, PromptTemplate template)
+    public static int[] AnswerPrompt(LanguageModel model, string question, IReadOnlyList<Passage> passages, PromptTemplate template, CancellationToken cancellationToken = default)
     {
-        var prompt = template.Render(question, passages, withContext: true, model.Tokenizer.ChatTemplate);
+        var prompt = template.Render(question, passages, withContext: true, model.Tokenizer.ChatTemplate, cancellationToken);
         EnsureCanFit(model, prompt.Text.Length, question, passages, "");
         return model.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
     }

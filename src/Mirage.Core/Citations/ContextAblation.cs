@@ -17,14 +17,14 @@ public sealed class ContextAblation : IDisposable
     private readonly LanguageModel _model;
     private readonly CitationInput _input;
     private readonly IReadOnlyList<Passage> _passages;
-    private readonly Func<IReadOnlyList<Passage>, int[]> _promptIds;
+    private readonly Func<IReadOnlyList<Passage>, CancellationToken, int[]> _promptIds;
     private readonly ICachedSequence? _sequence;
     private readonly bool _ownsSequence = true;
     private readonly Dictionary<string, float[]> _scored = [];
     private int _validPrefix;
     private readonly bool _keepLogits;
 
-    private ContextAblation(LanguageModel model, CitationInput input, IReadOnlyList<Passage> passages, Func<IReadOnlyList<Passage>, int[]> promptIds, bool reuseCache, bool keepLogits,
+    private ContextAblation(LanguageModel model, CitationInput input, IReadOnlyList<Passage> passages, Func<IReadOnlyList<Passage>, CancellationToken, int[]> promptIds, bool reuseCache, bool keepLogits,
         GenerationTrace? trace)
     {
         _keepLogits = keepLogits;
@@ -78,9 +78,9 @@ public sealed class ContextAblation : IDisposable
         if (passages.Count != input.Passages.Count)
             throw new ArgumentException($"The input has {input.Passages.Count} passages; {passages.Count} were given.", nameof(passages));
         var chat = model.Tokenizer.ChatTemplate;
-        int[] Prompt(IReadOnlyList<Passage> shown)
+        int[] Prompt(IReadOnlyList<Passage> shown, CancellationToken cancellationToken)
         {
-            var prompt = template.Render(question, shown, withContext: true, chat);
+            var prompt = template.Render(question, shown, withContext: true, chat, cancellationToken);
             return model.Tokenizer.EncodeIds(prompt.Text, addSpecialTokens: !prompt.IsChat);
         }
         return new ContextAblation(model, input, passages, Prompt, reuseCache, keepLogits, trace);
@@ -144,7 +144,7 @@ public sealed class ContextAblation : IDisposable
     private IReadOnlyList<float[]> ScoreVariants(IReadOnlyList<(string Key, Func<IReadOnlyList<Passage>> Shown)> variants, CancellationToken cancellationToken)
     {
         var pending = variants.DistinctBy(v => v.Key).Where(v => !_scored.ContainsKey(v.Key))
-            .Select(v => (v.Key, Ids: _promptIds(v.Shown())))
+            .Select(v => (v.Key, Ids: _promptIds(v.Shown(), cancellationToken)))
             .Select(m => (m.Key, m.Ids, Shared: SharedPrefix(m.Ids)))
             .OrderByDescending(m => m.Shared)
             .ToList();

@@ -99,7 +99,7 @@ public sealed record PromptTemplate
     /// Renders the prompt with the passages (<paramref name="withContext"/>) or without them,
     /// through <paramref name="chat"/> (the model's chat template) when <see cref="Format"/> asks for it.
     /// </summary>
-    public RenderedPrompt Render(string question, IReadOnlyList<Passage> passages, bool withContext, ChatTemplate? chat = null)
+    public RenderedPrompt Render(string question, IReadOnlyList<Passage> passages, bool withContext, ChatTemplate? chat = null, CancellationToken cancellationToken = default)
     {
         if (Format == PromptFormat.Chat && chat is null)
             throw new MirageException("PromptFormat.Chat was asked for, but the model has no chat template; use Auto or Plain.");
@@ -108,7 +108,7 @@ public sealed record PromptTemplate
 
         // The user message is placed verbatim by the template, so passage offsets shift by where it lands.
         var user = RenderText(ChatTemplate, question, passages, withContext);
-        var text = chat.Render([new ChatMessage("user", user.Text)]);
+        var text = chat.Render([new ChatMessage("user", user.Text)], cancellationToken: cancellationToken);
         int at = text.IndexOf(user.Text, StringComparison.Ordinal);
         if (at < 0)
             throw new MirageException("The model's chat template changed the user message's text, so passage positions cannot be located; use PromptFormat.Plain.");

@@ -16,10 +16,30 @@ public sealed class TextTokenizer
         BosId = bosId;
         EosIds = eosIds;
         AddBos = addBos;
-        _chatTemplate = new Lazy<ChatTemplate?>(() => settings.ChatTemplate is null ? null : new ChatTemplate(settings.ChatTemplate, settings));
+        (_chatTemplate, _chatTemplateError) = Compile(settings);
     }
 
-    private readonly Lazy<ChatTemplate?> _chatTemplate;
+    private readonly ChatTemplate? _chatTemplate;
+    private readonly MirageException? _chatTemplateError;
+
+    // A template past the renderer's limits refuses the whole model: it comes from a hostile or
+    // broken file. One that uses a construct the renderer lacks fails only when a prompt needs it,
+    // so plain prompts still work with that model.
+    private static (ChatTemplate?, MirageException?) Compile(TokenizerSettings settings)
+    {
+        if (settings.ChatTemplate is null)
+            return (null, null);
+        try
+        {
+            var template = new ChatTemplate(settings.ChatTemplate, settings);
+            template.CheckRenders();
+            return (template, null);
+        }
+        catch (MirageException e) when (e is not ChatTemplateLimitException)
+        {
+            return (null, e);
+        }
+    }
 
     /// <summary>The tokenizer format: <c>sentencepiece</c>, <c>bpe-byte-level</c> or <c>bpe-sentencepiece</c>.</summary>
     public string Kind => _backend.Kind;
@@ -150,7 +170,8 @@ public sealed class TextTokenizer
     }
 
     /// <summary>The model's chat template, compiled, or null when it has none.</summary>
-    public ChatTemplate? ChatTemplate => _chatTemplate.Value;
+    /// <exception cref="MirageException">The model has a template this renderer cannot compile.</exception>
+    public ChatTemplate? ChatTemplate => _chatTemplateError is { } error ? throw new MirageException(error.Message, error) : _chatTemplate;
 
     /// <summary>The id of a token or special token, if the vocabulary has it.</summary>
     public int? IdOf(string token) => _backend.IdOf(token);

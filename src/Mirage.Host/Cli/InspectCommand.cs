@@ -1,5 +1,7 @@
 using System.CommandLine;
+using Mirage.Core;
 using Mirage.Core.Models;
+using Mirage.Core.Tokenization;
 
 namespace Mirage.Host.Cli;
 
@@ -47,9 +49,26 @@ internal static class InspectCommand
             ("tokenizer", $"{t.Kind}, {t.VocabSize} ids, {t.SpecialTokens.Count} special"),
             ("bos", t.BosId is int bos ? $"{bos} (added: {t.AddBos})" : "none"),
             ("eos", t.EosIds.Count > 0 ? Ids(t.EosIds) : "none"),
-            ("chat template", t.Settings.ChatTemplate is null ? "none" : $"yes ({t.Settings.ChatTemplate.Length} chars)"),
+            ("chat template", ChatTemplateSummary(t)),
         };
         int width = lines.Max(l => l.Item1.Length);
         return string.Concat(lines.Select(l => $"{l.Item1.PadRight(width)}  {l.Item2}\n"));
+    }
+
+    // A template past the renderer's limits has refused the model already; one this renderer
+    // cannot compile is shown with its reason, since only chat prompts need it.
+    private static string ChatTemplateSummary(TextTokenizer tokenizer)
+    {
+        if (tokenizer.Settings.ChatTemplate is not { } source)
+            return "none";
+        try
+        {
+            _ = tokenizer.ChatTemplate;
+            return $"yes ({source.Length:N0} chars, renders a sample conversation)";
+        }
+        catch (MirageException e)
+        {
+            return $"yes ({source.Length:N0} chars), not usable: {e.Message}";
+        }
     }
 }

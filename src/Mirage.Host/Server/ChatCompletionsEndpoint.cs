@@ -109,10 +109,10 @@ internal static class ChatCompletionsEndpoint
         // grow with the request, and a streamed answer must not start before its input is checked.
         if (request!.Stream)
         {
-            var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => StreamAsync(http, loaded, CreateJob(request, loaded, options), telemetry, c), ct));
+            var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => StreamAsync(http, loaded, CreateJob(request, loaded, options, c), telemetry, c), ct));
             return streamed.Error ?? Results.Empty;
         }
-        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => CompleteAsync(loaded, CreateJob(request, loaded, options), telemetry, c), ct));
+        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => CompleteAsync(loaded, CreateJob(request, loaded, options, c), telemetry, c), ct));
         return outcome.Error ?? Results.Content(outcome.Value!.ToJsonString(), "application/json; charset=utf-8");
     }
 
@@ -144,7 +144,7 @@ internal static class ChatCompletionsEndpoint
         { } other => $"'stop' must be a string or a list of strings, got {ApiRequests.Describe(other)}.",
     };
 
-    private static Job CreateJob(ChatCompletionRequest request, LoadedModel loaded, ServerOptions options)
+    private static Job CreateJob(ChatCompletionRequest request, LoadedModel loaded, ServerOptions options, CancellationToken cancellationToken)
     {
         var question = request.Messages.Last(m => m.Role == "user").Text;
         // Retrieval results sent back as tool messages count too; the collector drops repeated text.
@@ -159,8 +159,8 @@ internal static class ChatCompletionsEndpoint
         if (passages.Count == 0 && loaded.Model.Tokenizer.MinimumTokens(conversation.Sum(m => (long)m.Content.Length)) is var fewest && fewest >= loaded.Model.ContextLength)
             throw new Core.ContextLengthExceededException($"The conversation is at least {fewest:N0} tokens, more than {loaded.Model.ModelId}'s {loaded.Model.ContextLength}-token context; shorten the messages.");
         int[] prompt = passages.Count > 0
-            ? CitationInput.AnswerPrompt(loaded.Model, question, passages, citationOptions.Prompt)
-            : ConversationPrompt.Encode(loaded.Model.Tokenizer, conversation);
+            ? CitationInput.AnswerPrompt(loaded.Model, question, passages, citationOptions.Prompt, cancellationToken)
+            : ConversationPrompt.Encode(loaded.Model.Tokenizer, conversation, cancellationToken);
         var stops = request.Stop switch
         {
             { ValueKind: JsonValueKind.String } s => [s.GetString()!],

@@ -21,7 +21,7 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
     /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var prompt = Prompt(messages);
+        var prompt = Prompt(messages, cancellationToken);
         var generation = Options(options);
         await model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         GenerationResult result;
@@ -46,7 +46,7 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var prompt = Prompt(messages);
+        var prompt = Prompt(messages, cancellationToken);
         var generation = Options(options);
         var deltas = Channel.CreateUnbounded<(string Text, int[] Ids)>();
         await model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -113,8 +113,8 @@ public sealed class MirageLocalChatClient(LanguageModel model) : IChatClient
         // The model belongs to the caller.
     }
 
-    private int[] Prompt(IEnumerable<ChatMessage> messages) =>
-        ConversationPrompt.Encode(model.Tokenizer, messages.Select(m => new CoreChatMessage(m.Role.Value, m.Text)).ToList());
+    private int[] Prompt(IEnumerable<ChatMessage> messages, CancellationToken cancellationToken) =>
+        ConversationPrompt.Encode(model.Tokenizer, messages.Select(m => new CoreChatMessage(m.Role.Value, m.Text)).ToList(), cancellationToken);
 
     private static GenerationOptions Options(ChatOptions? options) => new()
     {

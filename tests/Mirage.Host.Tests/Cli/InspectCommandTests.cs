@@ -53,4 +53,31 @@ public sealed class InspectCommandTests
         Assert.Contains(expected, error);
         Assert.Single(error.Trim().Split('\n'));
     }
+
+    [Fact]
+    public async Task Inspect_ATemplateNestedPastTheLimit_Exits1_InOneLine_AndAnUnsupportedOneIsShown()
+    {
+        using var temp = new TempDirectory();
+        var deep = SharedAssets.Stories260KWithChatTemplate(temp, string.Concat(Enumerable.Repeat("{% if true %}", 20_000)));
+        var (exitCode, _, error) = await CliRunner.RunAsync("inspect", "--model", deep);
+        Assert.Equal(1, exitCode);
+        Assert.Contains("Chat template: statements nest more than 64 deep", error);
+        Assert.Single(error.Trim().Split('\n'));
+
+        using var other = new TempDirectory();
+        var unsupported = SharedAssets.Stories260KWithChatTemplate(other, "{% macro f() %}{% endmacro %}");
+        (exitCode, var output, _) = await CliRunner.RunAsync("inspect", "--model", unsupported);
+        Assert.Equal(0, exitCode);
+        Assert.Matches(@"chat template\s+yes \(29 chars\), not usable: Chat template: the statement 'macro' is not supported", output);
+    }
+
+    [Fact]
+    public async Task Inspect_AWorkingTemplate_SaysItRenders()
+    {
+        using var temp = new TempDirectory();
+        var model = SharedAssets.Stories260KWithChatTemplate(temp, "{% for m in messages %}{{ m.content }}{% endfor %}");
+        var (exitCode, output, _) = await CliRunner.RunAsync("inspect", "--model", model);
+        Assert.Equal(0, exitCode);
+        Assert.Matches(@"chat template\s+yes \(50 chars, renders a sample conversation\)", output);
+    }
 }

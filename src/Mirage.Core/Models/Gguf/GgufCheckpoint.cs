@@ -71,7 +71,8 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
                     var scaling = config.RopeScaling ?? new RopeScaling("longrope", 1,
                         OriginalMaxPositionEmbeddings: file.Get($"{file.Get("general.architecture", "")}.rope.scaling.original_context_length", config.MaxPositionEmbeddings))
                     {
-                        AttentionFactor = file.Get($"{file.Get("general.architecture", "")}.rope.scaling.attn_factor", 1.0),
+                        AttentionFactor = file.Get($"{file.Get("general.architecture", "")}.rope.scaling.attn_factor", 1.0) is var factor && double.IsFinite(factor) && factor > 0 ? factor
+                            : throw new InvalidCheckpointException($"'{file.Path}': metadata 'rope.scaling.attn_factor' is {factor}; it must be a positive finite number."),
                     };
                     config = config with
                     {
@@ -92,12 +93,12 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         }
     }
 
-    // One divisor per rotated frequency, each positive and finite.
+    // One divisor per rotated frequency, each positive and finite; the count is checked before anything is decoded.
     private static double[] Factors(GgufFile file, GgufTensorInfo tensor, ModelConfig config)
     {
-        var factors = file.Dequantize(tensor);
-        if (factors.Length != config.RotaryDim / 2 || factors.Any(f => !(f > 0) || !float.IsFinite(f)))
-            throw new InvalidCheckpointException($"'{file.Path}': {tensor.Name} holds {factors.Length} factors; {config.RotaryDim} rotated dimensions need {config.RotaryDim / 2} positive ones.");
+        var factors = tensor.ElementCount == config.RotaryDim / 2 ? file.Dequantize(tensor) : null;
+        if (factors is null || factors.Any(f => !(f > 0) || !float.IsFinite(f)))
+            throw new InvalidCheckpointException($"'{file.Path}': {tensor.Name} holds {tensor.ElementCount:N0} factors; {config.RotaryDim} rotated dimensions need {config.RotaryDim / 2} positive ones.");
         return factors.Select(f => (double)f).ToArray();
     }
 
@@ -110,6 +111,9 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         var embedding = file.Tensors.FirstOrDefault(t => t.Name == "token_embd.weight")
             ?? throw new InvalidCheckpointException($"'{file.Path}' has no token_embd.weight tensor.");
         int heads = file.Get($"{arch}.attention.head_count", 0);
+        // JSON has no NaN or infinity: a non-finite field is refused here, by its GGUF key.
+        double Number(string key, double fallback) => file.Get(key, fallback) is var value && double.IsFinite(value) ? value
+            : throw new InvalidCheckpointException($"'{file.Path}': metadata '{key}' is {value}; it must be a finite number.");
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(architecture),
@@ -120,8 +124,8 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             ["num_key_value_heads"] = file.Get($"{arch}.attention.head_count_kv", heads),
             ["vocab_size"] = embedding.Dimensions.Length == 2 ? embedding.Dimensions[1] : 0,
             ["max_position_embeddings"] = file.Get($"{arch}.context_length", 2048),
-            ["rms_norm_eps"] = file.Get($"{arch}.attention.layer_norm_rms_epsilon", 1e-5),
-            ["rope_theta"] = file.Get($"{arch}.rope.freq_base", 10000.0),
+            ["rms_norm_eps"] = Number($"{arch}.attention.layer_norm_rms_epsilon", 1e-5),
+            ["rope_theta"] = Number($"{arch}.rope.freq_base", 10000.0),
             ["tie_word_embeddings"] = file.Tensors.All(t => t.Name != "output.weight"),
             ["attention_bias"] = arch != "qwen2" && file.Tensors.Any(t => t.Name == "blk.0.attn_q.bias"),
             ["bos_token_id"] = file.Metadata.ContainsKey("tokenizer.ggml.bos_token_id") ? file.Get("tokenizer.ggml.bos_token_id", 0) : null,
@@ -139,10 +143,10 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             config["hidden_act"] = "gelu_pytorch_tanh";
             foreach (var key in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
                 if (file.Metadata.ContainsKey($"{arch}.{key}"))
-                    config[key] = file.Get($"{arch}.{key}", 0.0);
+                    config[key] = Number($"{arch}.{key}", 0.0);
         }
         if (file.Get($"{arch}.rope.scaling.type", "none") is var scaling and not "none")
-            config["rope_scaling"] = new JsonObject { ["rope_type"] = scaling, ["factor"] = file.Get($"{arch}.rope.scaling.factor", 1.0) };
+            config["rope_scaling"] = new JsonObject { ["rope_type"] = scaling, ["factor"] = Number($"{arch}.rope.scaling.factor", 1.0) };
         return ModelConfig.Parse(config.ToJsonString(), $"{file.Path}' metadata ('{arch}.*");
     }
 

@@ -29,6 +29,9 @@ public sealed unsafe class GgufFile : IDisposable
     private const uint Magic = 0x46554747; // "GGUF"
     private const int MaxDimensions = 4;
     private const long MaxStringBytes = 1 << 24;
+    // The largest real arrays are vocabularies and merge lists (~260,000 entries); each element
+    // read becomes an object, so a count past this is refused rather than allocated.
+    private const long MaxArrayElements = 1 << 22;
 
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
@@ -257,6 +260,7 @@ public sealed unsafe class GgufFile : IDisposable
         DataOffset = (at + alignment - 1) / alignment * alignment;
 
         var tensors = new List<GgufTensorInfo>(infos.Count);
+        long dataBytes = Length - DataOffset;
         foreach (var (name, dims, type, offset) in infos)
         {
             if (dims[0] % type.BlockSize != 0)
@@ -271,24 +275,31 @@ public sealed unsafe class GgufFile : IDisposable
             {
                 throw Damaged($"gives tensor '{name}' dimensions [{string.Join(", ", dims)}] too large to count");
             }
-            if (DataOffset + offset + bytes > Length)
+            // Subtracted, not added: offset + bytes may pass long's range.
+            if (offset > dataBytes || bytes > dataBytes - offset)
                 throw Damaged($"needs {bytes:N0} bytes for tensor '{name}' at offset {offset:N0}, past the end of the file: it is truncated");
             tensors.Add(new GgufTensorInfo(name, dims, type.Type, offset, bytes));
         }
+        // Each byte belongs to one tensor at most: overlapping tensors would let a small file describe
+        // (and make a loader allocate) far more weights than it holds.
+        var byOffset = tensors.OrderBy(t => t.Offset).ToList();
+        for (int i = 1; i < byOffset.Count; i++)
+            if (byOffset[i - 1].Offset + byOffset[i - 1].ByteLength > byOffset[i].Offset)
+                throw Damaged($"places tensor '{byOffset[i].Name}' at offset {byOffset[i].Offset:N0}, inside tensor '{byOffset[i - 1].Name}' ({byOffset[i - 1].Offset:N0} to {byOffset[i - 1].Offset + byOffset[i - 1].ByteLength:N0}): tensors overlap");
         Tensors = tensors;
     }
 
     private object Value(ref long at, uint type, string key, int depth) => type switch
     {
-        0 => (long)Read(ref at, 1)[0],
-        1 => (long)(sbyte)Read(ref at, 1)[0],
-        2 => (long)BitConverter.ToUInt16(Read(ref at, 2)),
-        3 => (long)BitConverter.ToInt16(Read(ref at, 2)),
-        4 => (long)U32(ref at),
-        5 => (long)BitConverter.ToInt32(Read(ref at, 4)),
+        0 => Box(Read(ref at, 1)[0]),
+        1 => Box((sbyte)Read(ref at, 1)[0]),
+        2 => Box(BitConverter.ToUInt16(Read(ref at, 2))),
+        3 => Box(BitConverter.ToInt16(Read(ref at, 2))),
+        4 => Box(U32(ref at)),
+        5 => Box(BitConverter.ToInt32(Read(ref at, 4))),
         // A float32 written for a decimal (an epsilon of 1e-6) reads back as that decimal, not 9.99999997e-07.
         6 => double.Parse(BitConverter.ToSingle(Read(ref at, 4)).ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture),
-        7 => Read(ref at, 1)[0] switch { 0 => false, 1 => true, var b => throw Damaged($"has metadata '{key}' with the boolean byte {b}") },
+        7 => Read(ref at, 1)[0] switch { 0 => False, 1 => True, var b => throw Damaged($"has metadata '{key}' with the boolean byte {b}") },
         8 => String(ref at),
         9 when depth == 0 => ArrayValue(ref at, key),
         10 => U64(ref at) is var u && u <= long.MaxValue ? (long)u : (object)u,
@@ -296,6 +307,12 @@ public sealed unsafe class GgufFile : IDisposable
         12 => BitConverter.ToDouble(Read(ref at, 8)),
         _ => throw Damaged($"has metadata '{key}' of value type {type}{(depth > 0 ? " inside an array" : "")}, which GGUF does not define"),
     };
+
+    // Small integers and booleans (token types, flags) share boxes: an array of them costs a reference per element.
+    private static readonly object[] SmallIntegers = Enumerable.Range(-128, 384).Select(i => (object)(long)i).ToArray();
+    private static readonly object True = true, False = false;
+
+    private static object Box(long value) => value is >= -128 and < 256 ? SmallIntegers[value + 128] : value;
 
     private object[] ArrayValue(ref long at, string key)
     {
@@ -305,6 +322,8 @@ public sealed unsafe class GgufFile : IDisposable
         long least = elementType == 8 ? 8 : elementType is 0 or 1 or 7 ? 1 : 2;
         if (count > (ulong)((Length - at) / least))
             throw Damaged($"has metadata '{key}' with {count:N0} elements, more than the rest of the file can hold");
+        if (count > MaxArrayElements)
+            throw Damaged($"has metadata '{key}' with {count:N0} elements; at most {MaxArrayElements:N0} are read (the largest vocabularies hold about 260,000)");
         var items = new object[count];
         for (ulong i = 0; i < count; i++)
             items[i] = Value(ref at, elementType, key, depth: 1);

@@ -19,7 +19,14 @@ internal sealed class JinjaScope
 {
     private readonly List<Dictionary<string, object?>> _frames;
 
-    public JinjaScope(Dictionary<string, object?> globals) => _frames = [globals];
+    public JinjaScope(Dictionary<string, object?> globals, JinjaBudget budget)
+    {
+        _frames = [globals];
+        Budget = budget;
+    }
+
+    /// <summary>What the render may still spend.</summary>
+    public JinjaBudget Budget { get; }
 
     public object? Get(string name)
     {
@@ -45,16 +52,43 @@ internal sealed class JinjaExpressionParser
 {
     private readonly List<string> _tokens;
     private int _at;
+    private int _depth;
 
     private JinjaExpressionParser(string source) => _tokens = Tokenize(source);
 
     public static JinjaExpression Parse(string source)
     {
-        var parser = new JinjaExpressionParser(source);
-        var expression = parser.Ternary();
-        if (parser._at != parser._tokens.Count)
-            throw new MirageException($"Chat template: unexpected '{parser._tokens[parser._at]}' in '{source}'.");
-        return expression;
+        try
+        {
+            var parser = new JinjaExpressionParser(source);
+            var expression = parser.Ternary();
+            if (parser._at != parser._tokens.Count)
+                throw new MirageException($"Chat template: unexpected '{parser._tokens[parser._at]}' in '{Excerpt(source)}'.");
+            return expression;
+        }
+        catch (Exception e) when (e is not MirageException)
+        {
+            // An index past the last token, a number that does not parse: a malformed expression.
+            throw new MirageException($"Chat template: cannot read the expression '{Excerpt(source)}'.", e);
+        }
+    }
+
+    private static string Excerpt(string source) => source.Length <= 80 ? source : source[..80] + "...";
+
+    // Recursion through brackets, 'not', signs and inline 'if': bounded, so a hostile template
+    // cannot overflow the stack while it is parsed or evaluated.
+    private T Nested<T>(Func<T> parse)
+    {
+        if (++_depth > JinjaLimits.MaxExpressionNesting)
+            throw JinjaLimits.Exceeded($"an expression nests more than {JinjaLimits.MaxExpressionNesting} deep");
+        try
+        {
+            return parse();
+        }
+        finally
+        {
+            _depth--;
+        }
     }
 
     /// <summary>Parses <c>target = value</c> or <c>a, b in xs</c>-style prefixes: returns the remaining parser position's text.</summary>
@@ -83,16 +117,16 @@ internal sealed class JinjaExpressionParser
             throw new MirageException($"Chat template: expected '{token}' but found '{Peek ?? "end"}'.");
     }
 
-    private JinjaExpression Ternary()
+    private JinjaExpression Ternary() => Nested(() =>
     {
         var value = Or();
         if (Peek != "if")
             return value;
         _at++;
         var condition = Or();
-        var otherwise = Accept("else") ? Ternary() : (_ => Undefined.Instance);
+        JinjaExpression otherwise = Accept("else") ? Ternary() : (_ => Undefined.Instance);
         return s => JinjaValues.Truthy(condition(s)) ? value(s) : otherwise(s);
-    }
+    });
 
     private JinjaExpression Or()
     {
@@ -120,7 +154,7 @@ internal sealed class JinjaExpressionParser
     {
         if (Accept("not"))
         {
-            var inner = Not();
+            var inner = Nested(Not);
             return s => !JinjaValues.Truthy(inner(s));
         }
         return Comparison();
@@ -165,7 +199,7 @@ internal sealed class JinjaExpressionParser
         while (Accept("~"))
         {
             var (l, r) = (left, Additive());
-            left = s => JinjaValues.Render(l(s)) + JinjaValues.Render(r(s));
+            left = s => JinjaValues.Concat(JinjaValues.Render(l(s)), JinjaValues.Render(r(s)));
         }
         return left;
     }
@@ -198,7 +232,7 @@ internal sealed class JinjaExpressionParser
     {
         if (Accept("-"))
         {
-            var inner = Unary();
+            var inner = Nested(Unary);
             return s => JinjaValues.Arithmetic("-", 0L, inner(s));
         }
         return Postfix(Primary());
@@ -294,7 +328,14 @@ internal sealed class JinjaExpressionParser
                 entries.Add((key, Ternary()));
                 Accept(",");
             }
-            return s => entries.ToDictionary(e => JinjaValues.Render(e.Key(s)), e => e.Value(s));
+            return s =>
+            {
+                // A repeated key keeps its last value, as in Python.
+                var dictionary = new Dictionary<string, object?>();
+                foreach (var (key, value) in entries)
+                    dictionary[JinjaValues.Render(key(s))] = value(s);
+                return dictionary;
+            };
         }
         if (token[0] is '"' or '\'')
         {
@@ -368,6 +409,8 @@ internal sealed class JinjaExpressionParser
                 i += two is "==" or "!=" or "<=" or ">=" or "//" ? 2 : 1;
             }
             tokens.Add(source[start..Math.Min(i, source.Length)]);
+            if (tokens.Count > JinjaLimits.MaxExpressionTokens)
+                throw JinjaLimits.Exceeded($"an expression has more than {JinjaLimits.MaxExpressionTokens:N0} tokens");
         }
         return tokens;
     }

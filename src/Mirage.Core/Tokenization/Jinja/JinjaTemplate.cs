@@ -16,31 +16,54 @@ public sealed class JinjaTemplate
     private JinjaTemplate(List<Node> body) => _body = body;
 
     /// <summary>Compiles template source.</summary>
+    /// <exception cref="ChatTemplateLimitException">The source is longer or nests deeper than <see cref="JinjaLimits"/> allow.</exception>
     /// <exception cref="MirageException">The template uses a construct this subset does not support, or is malformed.</exception>
     public static JinjaTemplate Parse(string source)
     {
+        if (source.Length > JinjaLimits.MaxSourceChars)
+            throw JinjaLimits.Exceeded($"its source is {source.Length:N0} characters, over the limit of {JinjaLimits.MaxSourceChars:N0}");
         var chunks = JinjaLexer.Split(source);
         int at = 0;
-        var body = ParseBlock(chunks, ref at, out var end);
+        var body = ParseBlock(chunks, ref at, out var end, depth: 0);
         if (end is not null)
             throw new MirageException($"Chat template: '{{% {end} %}}' has no opening statement.");
         return new JinjaTemplate(body);
     }
 
-    /// <summary>Renders with the given variables (strings, numbers, booleans, lists and string-keyed dictionaries).</summary>
-    public string Render(IReadOnlyDictionary<string, object?> variables)
+    /// <summary>
+    /// Renders with the given variables (strings, numbers, booleans, lists and string-keyed
+    /// dictionaries), within the loop, size and time limits of <see cref="JinjaLimits"/>.
+    /// </summary>
+    /// <exception cref="ChatTemplateLimitException">The render went past a limit.</exception>
+    /// <exception cref="MirageException">The template refused the variables or failed on them.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public string Render(IReadOnlyDictionary<string, object?> variables, CancellationToken cancellationToken = default)
     {
+        var budget = new JinjaBudget(cancellationToken);
         var globals = variables.ToDictionary(kv => kv.Key, kv => kv.Value);
         globals["raise_exception"] = new Func<List<object?>, object?>(args =>
             throw new MirageException($"The chat template refused the messages: {JinjaValues.Render(args.FirstOrDefault())}"));
         globals["namespace"] = new Func<List<object?>, object?>(_ => new Dictionary<string, object?>());
         globals["range"] = new Func<List<object?>, object?>(args =>
         {
-            long start = args.Count > 1 ? (long)args[0]! : 0, stop = (long)args[^1]!;
-            return Enumerable.Range((int)start, (int)Math.Max(0, stop - start)).Select(i => (object?)(long)i).ToList();
+            long start = args.Count > 1 ? JinjaValues.Integer(args[0]) : 0, stop = JinjaValues.Integer(args.Count > 0 ? args[^1] : null);
+            long count = Math.Max(0, stop - start);
+            budget.CheckRange(count);
+            var items = new List<object?>((int)count);
+            for (long i = start; i < stop; i++)
+                items.Add(i);
+            return items;
         });
         var output = new StringBuilder();
-        Execute(_body, new JinjaScope(globals), output);
+        try
+        {
+            Execute(_body, new JinjaScope(globals, budget), output);
+        }
+        catch (Exception e) when (e is not MirageException and not OperationCanceledException)
+        {
+            // Casts, division by zero and the like on values the template did not expect.
+            throw new MirageException($"Chat template: rendering failed ({e.Message})", e);
+        }
         return output.ToString();
     }
 
@@ -52,8 +75,10 @@ public sealed class JinjaTemplate
     private sealed record SetNode(string Target, JinjaExpression Value) : Node;
 
     // Parses until a closing keyword (endif, elif, else, endfor, ...) and returns it through `end`.
-    private static List<Node> ParseBlock(List<JinjaChunk> chunks, ref int at, out string? end)
+    private static List<Node> ParseBlock(List<JinjaChunk> chunks, ref int at, out string? end, int depth)
     {
+        if (depth > JinjaLimits.MaxStatementNesting)
+            throw JinjaLimits.Exceeded($"statements nest more than {JinjaLimits.MaxStatementNesting} deep");
         var nodes = new List<Node>();
         while (at < chunks.Count)
         {
@@ -72,14 +97,14 @@ public sealed class JinjaTemplate
             switch (keyword)
             {
                 case "if":
-                    nodes.Add(ParseIf(chunks, ref at, rest));
+                    nodes.Add(ParseIf(chunks, ref at, rest, depth + 1));
                     break;
                 case "for":
                     var (names, items) = JinjaExpressionParser.ParseFor(rest);
-                    var body = ParseBlock(chunks, ref at, out var forEnd);
+                    var body = ParseBlock(chunks, ref at, out var forEnd, depth + 1);
                     var otherwise = new List<Node>();
                     if (forEnd == "else")
-                        otherwise = ParseBlock(chunks, ref at, out forEnd);
+                        otherwise = ParseBlock(chunks, ref at, out forEnd, depth + 1);
                     Require(forEnd, "endfor");
                     nodes.Add(new ForNode(names, items, body, otherwise));
                     break;
@@ -102,13 +127,13 @@ public sealed class JinjaTemplate
         return nodes;
     }
 
-    private static IfNode ParseIf(List<JinjaChunk> chunks, ref int at, string condition)
+    private static IfNode ParseIf(List<JinjaChunk> chunks, ref int at, string condition, int depth)
     {
         var branches = new List<(JinjaExpression, List<Node>)>();
         var current = JinjaExpressionParser.Parse(condition);
         while (true)
         {
-            var body = ParseBlock(chunks, ref at, out var end);
+            var body = ParseBlock(chunks, ref at, out var end, depth);
             branches.Add((current, body));
             if (end is not null && end.StartsWith("elif ", StringComparison.Ordinal))
             {
@@ -117,7 +142,7 @@ public sealed class JinjaTemplate
             }
             var otherwise = new List<Node>();
             if (end == "else")
-                otherwise = ParseBlock(chunks, ref at, out end);
+                otherwise = ParseBlock(chunks, ref at, out end, depth);
             Require(end, "endif");
             return new IfNode(branches, otherwise);
         }
@@ -133,13 +158,14 @@ public sealed class JinjaTemplate
     {
         foreach (var node in nodes)
         {
+            scope.Budget.Tick();
             switch (node)
             {
                 case TextNode text:
-                    output.Append(text.Text);
+                    Append(output, text.Text);
                     break;
                 case OutputNode value:
-                    output.Append(JinjaValues.Render(value.Value(scope)));
+                    Append(output, JinjaValues.Render(value.Value(scope)));
                     break;
                 case IfNode branch:
                     var taken = branch.Branches.FirstOrDefault(b => JinjaValues.Truthy(b.Condition(scope))).Body ?? branch.Else;
@@ -160,6 +186,12 @@ public sealed class JinjaTemplate
         }
     }
 
+    private static void Append(StringBuilder output, string text)
+    {
+        JinjaLimits.CheckLength((long)output.Length + text.Length, "the rendered prompt");
+        output.Append(text);
+    }
+
     private static void RunFor(ForNode loop, JinjaScope scope, StringBuilder output)
     {
         var items = loop.Items(scope) switch
@@ -176,6 +208,7 @@ public sealed class JinjaTemplate
         }
         for (int i = 0; i < items.Count; i++)
         {
+            scope.Budget.Iterate();
             scope.Push();
             if (loop.Names.Count == 1)
                 scope.Set(loop.Names[0], items[i]);

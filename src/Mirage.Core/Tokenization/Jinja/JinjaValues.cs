@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Collections;
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 
 namespace Mirage.Core.Tokenization.Jinja;
@@ -28,6 +30,22 @@ internal static class JinjaValues
         IDictionary or IList => ToJson(value),
         _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
     };
+
+    /// <summary>An integer argument (a whole double counts), or an error naming what came instead.</summary>
+    public static long Integer(object? value) => value switch
+    {
+        long l => l,
+        double d when d == Math.Floor(d) && Math.Abs(d) < 1e15 => (long)d,
+        bool b => b ? 1 : 0,
+        _ => throw new MirageException($"Chat template: expected an integer, got '{Render(value)}'."),
+    };
+
+    /// <summary><c>a ~ b</c> and string <c>+</c>, with the length checked before the string is built.</summary>
+    public static string Concat(string left, string right)
+    {
+        JinjaLimits.CheckLength((long)left.Length + right.Length, "a string");
+        return left + right;
+    }
 
     public static object? Member(object? target, object? key)
     {
@@ -79,7 +97,7 @@ internal static class JinjaValues
                     "upper" => s.ToUpperInvariant(),
                     "lower" => s.ToLowerInvariant(),
                     "title" => CultureInfo.InvariantCulture.TextInfo.ToTitleCase(s),
-                    "replace" => s.Replace(Arg(0), Arg(1)),
+                    "replace" => Replace(s, Arg(0), Arg(1)),
                     "split" => (args.Count > 0 ? s.Split(Arg(0)) : s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).Cast<object?>().ToList(),
                     _ => throw new MirageException($"Chat template: strings have no method '{name}' here."),
                 };
@@ -108,7 +126,7 @@ internal static class JinjaValues
         "first" => value is IList { Count: > 0 } l ? l[0] : Undefined.Instance,
         "last" => value is IList { Count: > 0 } l ? l[^1] : Undefined.Instance,
         "default" or "d" => value is Undefined or null ? (args.Count > 0 ? args[0] : "") : value,
-        "join" => value is IEnumerable e and not string ? string.Join(args.Count > 0 ? Render(args[0]) : "", e.Cast<object?>().Select(Render)) : Render(value),
+        "join" => value is IEnumerable e and not string ? Join(e, args.Count > 0 ? Render(args[0]) : "") : Render(value),
         "int" => value is string s && long.TryParse(s, out var parsed) ? parsed : value is double d ? (long)d : value,
         "list" => value is IEnumerable e and not string ? e.Cast<object?>().ToList() : new List<object?> { value },
         _ => throw new MirageException($"Chat template: the filter '{name}' is not supported."),
@@ -159,22 +177,94 @@ internal static class JinjaValues
     public static object? Arithmetic(string op, object? left, object? right)
     {
         if (op == "+" && (left is string || right is string))
-            return Render(left) + Render(right);
+            return Concat(Render(left), Render(right));
         if (op == "+" && left is IList a && right is IList b)
+        {
+            JinjaLimits.CheckLength((long)a.Count + b.Count, "a list");
             return a.Cast<object?>().Concat(b.Cast<object?>()).ToList();
+        }
+        if (op == "*" && (left is string || right is string))
+        {
+            var (text, times) = left is string t ? (t, Integer(right)) : ((string)right!, Integer(left));
+            JinjaLimits.CheckLength(text.Length * Math.Max(0, Math.Min(times, JinjaLimits.MaxValueLength + 1L)), "a repeated string");
+            return times <= 0 || text.Length == 0 ? "" : new StringBuilder(text.Length * (int)times).Insert(0, text, (int)times).ToString();
+        }
         if (left is long x && right is long y)
             return op switch { "+" => x + y, "-" => x - y, "*" => x * y, "%" => x % y, "//" => x / y, _ => (double)x / y };
         double p = Convert.ToDouble(left is Undefined ? 0 : left, CultureInfo.InvariantCulture), q = Convert.ToDouble(right is Undefined ? 0 : right, CultureInfo.InvariantCulture);
         return op switch { "+" => p + q, "-" => p - q, "*" => p * q, "%" => p % q, "//" => Math.Floor(p / q), _ => p / q };
     }
 
-    private static string ToJson(object? value) => JsonSerializer.Serialize(Plain(value));
-
-    private static object? Plain(object? value) => value switch
+    private static string Replace(string text, string old, string replacement)
     {
-        Undefined => null,
-        IDictionary<string, object?> d => d.ToDictionary(kv => kv.Key, kv => Plain(kv.Value)),
-        IList l => l.Cast<object?>().Select(Plain).ToList(),
-        _ => value,
-    };
+        if (old.Length > 0 && replacement.Length > old.Length)
+            JinjaLimits.CheckLength(text.Length + (long)(text.Length / old.Length) * (replacement.Length - old.Length), "a replaced string");
+        else if (old.Length == 0)
+            JinjaLimits.CheckLength(text.Length + (text.Length + 1L) * replacement.Length, "a replaced string");
+        return text.Replace(old, replacement);
+    }
+
+    private static string Join(IEnumerable items, string separator)
+    {
+        var joined = new StringBuilder();
+        foreach (var item in items)
+        {
+            var piece = Render(item);
+            JinjaLimits.CheckLength((long)joined.Length + separator.Length + piece.Length, "a joined string");
+            if (joined.Length > 0)
+                joined.Append(separator);
+            joined.Append(piece);
+        }
+        return joined.ToString();
+    }
+
+    // Written by hand rather than by the serializer: a list holding itself twice, repeated, is
+    // small in memory but exponential as text, so size and depth are checked as it is written.
+    private static string ToJson(object? value)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+            WriteJson(writer, value, 0);
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static void WriteJson(Utf8JsonWriter writer, object? value, int depth)
+    {
+        if (depth > JinjaLimits.MaxExpressionNesting)
+            throw JinjaLimits.Exceeded($"a value nests more than {JinjaLimits.MaxExpressionNesting} deep");
+        JinjaLimits.CheckLength(writer.BytesCommitted + writer.BytesPending, "a value's JSON");
+        switch (value)
+        {
+            case null or Undefined:
+                writer.WriteNullValue();
+                break;
+            case bool b:
+                writer.WriteBooleanValue(b);
+                break;
+            case long l:
+                writer.WriteNumberValue(l);
+                break;
+            case double d when double.IsFinite(d):
+                writer.WriteNumberValue(d);
+                break;
+            case IDictionary<string, object?> dictionary:
+                writer.WriteStartObject();
+                foreach (var (key, item) in dictionary)
+                {
+                    writer.WritePropertyName(key);
+                    WriteJson(writer, item, depth + 1);
+                }
+                writer.WriteEndObject();
+                break;
+            case IList list:
+                writer.WriteStartArray();
+                foreach (var item in list)
+                    WriteJson(writer, item, depth + 1);
+                writer.WriteEndArray();
+                break;
+            default:
+                writer.WriteStringValue(Render(value));
+                break;
+        }
+    }
 }

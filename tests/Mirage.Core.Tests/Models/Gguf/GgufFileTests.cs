@@ -1,4 +1,5 @@
 using System.Text;
+using Mirage.Core.Models;
 using Mirage.Core.Models.Gguf;
 using Mirage.Tests;
 
@@ -128,6 +129,10 @@ public sealed class GgufFileTests : IDisposable
         { "truncated data", "past the end of the file: it is truncated" },
         { "duplicate tensor", "has the tensor 't' twice" },
         { "overflowing size", "too large to count" },
+        { "size overflowing the end check", "past the end of the file" },
+        { "overlapping tensors", "places tensor 'u' at offset 64, inside tensor 't' (0 to 128): tensors overlap" },
+        { "every tensor at offset 0", "tensors overlap" },
+        { "array over the element limit", "with 5,000,000 elements; at most 4,194,304 are read" },
     };
 
     [Fact]
@@ -194,6 +199,10 @@ public sealed class GgufFileTests : IDisposable
             "truncated data" => new Bytes().Header().Key().Tensor(dims: [32, 4]).Data(100).ToArray(),
             "duplicate tensor" => new Bytes().Header(tensors: 2).Key().Tensor().Tensor(offset: 128).Data(256).ToArray(),
             "overflowing size" => new Bytes().Header().Key().Tensor(dims: [1UL << 40, 1UL << 40, 1UL << 40]).Data(128).ToArray(),
+            "size overflowing the end check" => new Bytes().Header().Key().Tensor(dims: [(1UL << 61) - 1]).Data(128).ToArray(),
+            "overlapping tensors" => new Bytes().Header(tensors: 2).Key().Tensor().Tensor(name: "u", offset: 64).Data(256).ToArray(),
+            "every tensor at offset 0" => new Bytes().Header(tensors: 3).Key().Tensor("a").Tensor("b").Tensor("c").Data(128).ToArray(),
+            "array over the element limit" => new Bytes().Header().Str("k").U32(9).U32(0).U64(5_000_000).Raw(new byte[5_000_000]).Tensor().Data(128).ToArray(),
             _ => throw new ArgumentException(damage),
         };
         var path = _temp.File("damaged.gguf");
@@ -202,6 +211,45 @@ public sealed class GgufFileTests : IDisposable
         Assert.StartsWith($"'{path}' ", error.Message);
         Assert.Contains(expected, error.Message);
         Assert.DoesNotContain("\n", error.Message);
+    }
+
+    [Fact]
+    public void AOnePointFourMegabyteFile_WhoseTensorsShareOneRange_IsRefusedBeforeAnyWeightIsAllocated()
+    {
+        // A 32-layer llama with 1024-wide Q4_K matrices: 290 tensors, all at offset 0 of 1.4 MB of data.
+        // Counted as separate weights it described 160 million of them, and loading it allocated gigabytes.
+        var names = new List<(string Name, ulong[] Dims, uint Type)> { ("token_embd.weight", [1024, 1024], (uint)GgufType.Q4_K), ("output_norm.weight", [1024], 0) };
+        for (int layer = 0; layer < 32; layer++)
+        {
+            names.Add(($"blk.{layer}.attn_norm.weight", [1024], 0));
+            names.Add(($"blk.{layer}.ffn_norm.weight", [1024], 0));
+            foreach (var matrix in new[] { "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down" })
+                names.Add(($"blk.{layer}.{matrix}.weight", [1024, 1024], (uint)GgufType.Q4_K));
+        }
+        var bytes = new Bytes().Header(tensors: (ulong)names.Count, keys: 5).Key()
+            .Str("llama.block_count").U32(4).U32(32).Str("llama.embedding_length").U32(4).U32(1024)
+            .Str("llama.feed_forward_length").U32(4).U32(1024).Str("llama.attention.head_count").U32(4).U32(16);
+        foreach (var (name, dims, type) in names)
+            bytes.Tensor(name, dims, type);
+        var path = _temp.File("overlapping.gguf");
+        File.WriteAllBytes(path, bytes.Data(1_400_000).ToArray());
+
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        var error = Assert.Throws<InvalidCheckpointException>(() => LanguageModel.Load(path).Dispose());
+        Assert.Contains("tensors overlap", error.Message);
+        Assert.InRange(GC.GetTotalAllocatedBytes(precise: true) - before, 0, 100L << 20);
+    }
+
+    [Theory]
+    [InlineData("llama.attention.layer_norm_rms_epsilon", float.NaN)]
+    [InlineData("llama.rope.freq_base", float.PositiveInfinity)]
+    public void ANonFiniteNumberInTheMetadata_IsRefusedByItsKey(string key, float value)
+    {
+        var source = _temp.File("reader.gguf");
+        GgufConverter.FromHuggingFace(SharedAssets.EmbeddedReader, source);
+        var damaged = GgufCopy.Dequantized(source, _temp.File("non-finite.gguf"), replace: new Dictionary<string, object> { [key] = value });
+        var error = Assert.Throws<InvalidCheckpointException>(() => LanguageModel.Load(damaged).Dispose());
+        Assert.Contains($"metadata '{key}' is {(double)value}; it must be a finite number", error.Message);
     }
 
     [Fact]
