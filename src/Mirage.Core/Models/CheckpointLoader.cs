@@ -43,11 +43,10 @@ internal static class CheckpointLoader
     /// </summary>
     public static IReadOnlyList<string> ShardNames(string indexPath)
     {
-        if (new FileInfo(indexPath).Length > MaxIndexBytes)
-            throw new InvalidCheckpointException($"'{indexPath}' is larger than an index can be ({MaxIndexBytes / 1048576} MiB).");
+        ModelFiles.CheckRegular(indexPath, MaxIndexBytes, "an index");
         try
         {
-            using var index = JsonDocument.Parse(File.ReadAllText(indexPath));
+            using var index = JsonDocument.Parse(ModelFiles.ReadBytes(indexPath, MaxIndexBytes));
             if (!index.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
                 throw new InvalidCheckpointException($"'{indexPath}' has no 'weight_map' object.");
             var names = map.EnumerateObject().Select(p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()!

@@ -82,13 +82,14 @@ public sealed record ModelConfig
     /// <exception cref="InvalidCheckpointException">The file is missing, malformed, or names an unsupported architecture.</exception>
     public static ModelConfig Load(string directory)
     {
+        const long MaxConfigBytes = 16 << 20;
         var path = Path.Combine(directory, "config.json");
         if (!File.Exists(path))
             throw new InvalidCheckpointException($"'{directory}' has no config.json; a Hugging Face checkpoint folder needs config.json, model.safetensors and a tokenizer.");
-        var config = Parse(File.ReadAllText(path), path);
+        var config = Parse(ModelFiles.ReadText(path, MaxConfigBytes), path);
         var generationPath = Path.Combine(directory, "generation_config.json");
         if (File.Exists(generationPath))
-            config = config with { EosTokenIds = config.EosTokenIds.Union(ReadIds(ParseObject(File.ReadAllText(generationPath), generationPath), "eos_token_id", generationPath)).ToArray() };
+            config = config with { EosTokenIds = config.EosTokenIds.Union(ReadIds(ParseObject(ModelFiles.ReadText(generationPath, MaxConfigBytes), generationPath), "eos_token_id", generationPath)).ToArray() };
         return config;
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Mirage.Core.Models;
 using Mirage.Core.Models.Gguf;
 
 namespace Mirage.Core.Tokenization;
@@ -109,7 +110,7 @@ public static class GgufTokenizer
         var modelPath = Path.Combine(directory, "tokenizer.model");
         if (File.Exists(modelPath))
         {
-            var model = SentencePieceModel.Read(File.ReadAllBytes(modelPath), modelPath);
+            var model = SentencePieceModel.Read(ModelFiles.ReadBytes(modelPath), modelPath);
             var pieces = model.Pieces.Concat(Enumerable.Range(model.Pieces.Count, Math.Max(0, vocabSize - model.Pieces.Count)).Select(i => new SentencePiece($"[PAD{i}]", 0, Unused))).ToList();
             metadata.Add(new("tokenizer.ggml.model", "llama"));
             metadata.Add(new("tokenizer.ggml.tokens", pieces.Select(p => p.Piece).ToArray()));
@@ -121,7 +122,7 @@ public static class GgufTokenizer
         else
         {
             var path = Path.Combine(directory, "tokenizer.json");
-            var root = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            var root = JsonNode.Parse(ModelFiles.ReadBytes(path))!.AsObject();
             if (tokenizer.Kind != "bpe-byte-level")
                 throw new MirageException($"'{path}' is a {tokenizer.Kind} tokenizer; GGUF conversion takes SentencePiece tokenizer.model or byte-level BPE tokenizer.json files.");
             var vocab = root["model"]!["vocab"]!.AsObject().ToDictionary(p => p.Value!.GetValue<int>(), p => p.Key);

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
+using Mirage.Core.Models;
 
 namespace Mirage.Core.Tokenization;
 
@@ -40,7 +41,7 @@ internal sealed class HuggingFaceBpeBackend : ITokenizerBackend
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidCheckpointException($"'{path}' is not a JSON object.");
+            return JsonNode.Parse(ModelFiles.ReadBytes(path)) as JsonObject ?? throw new InvalidCheckpointException($"'{path}' is not a JSON object.");
         }
         catch (JsonException e)
         {

@@ -1,4 +1,5 @@
 using Microsoft.ML.Tokenizers;
+using Mirage.Core.Models;
 
 namespace Mirage.Core.Tokenization;
 
@@ -7,7 +8,7 @@ internal sealed class SentencePieceBackend : ITokenizerBackend
 {
     private readonly SentencePieceTokenizer _tokenizer;
 
-    public SentencePieceBackend(string path) : this(() => File.OpenRead(path), path)
+    public SentencePieceBackend(string path) : this(() => new MemoryStream(ModelFiles.ReadBytes(path)), path)
     {
     }
 

@@ -1,3 +1,5 @@
+using Mirage.Core.Models;
+
 namespace Mirage.Core.Tokenization;
 
 /// <summary>
@@ -106,7 +108,7 @@ public sealed class TextTokenizer
             return true;
         if (bosToken is null || !File.Exists(jsonPath))
             return false;
-        var text = File.ReadAllText(jsonPath);
+        var text = ModelFiles.ReadText(jsonPath);
         int at = text.IndexOf("\"post_processor\"", StringComparison.Ordinal);
         return at >= 0 && text.IndexOf($"\"{bosToken}\"", at, StringComparison.Ordinal) >= 0;
     }

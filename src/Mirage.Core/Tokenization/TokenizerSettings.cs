@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mirage.Core.Models;
 
 namespace Mirage.Core.Tokenization;
 
@@ -32,7 +33,7 @@ public sealed record TokenizerSettings(bool? AddBos, bool AddEos, string? BosTok
             return null;
         try
         {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject;
+            return JsonNode.Parse(ModelFiles.ReadBytes(path)) as JsonObject;
         }
         catch (JsonException e)
         {

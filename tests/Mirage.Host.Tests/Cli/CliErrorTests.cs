@@ -81,6 +81,36 @@ public sealed class CliErrorTests
         }
     }
 
+    [Theory]
+    [InlineData("notaurl", new[] { "pull", "some-org/some-model" }, "error: HF_ENDPOINT 'notaurl' is not an http:// or https:// URL")]
+    [InlineData(null, new[] { "pull", "some-org/some-model", "--max-file-gb", "-1" }, "error: --max-file-gb must be a positive number of GB, got -1.")]
+    [InlineData(null, new[] { "pull", "hf:some-org/some-model@v1" }, "error: Cannot reach http://127.0.0.1:")]
+    public async Task Pull_BadSettings_AreNamed_AndTheHfFormIsTheRepository(string? endpoint, string[] args, string expected)
+    {
+        using var port = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        port.Start();
+        var closed = ((System.Net.IPEndPoint)port.LocalEndpoint).Port;
+        port.Stop();
+        var before = Environment.GetEnvironmentVariable("HF_ENDPOINT");
+        Environment.SetEnvironmentVariable("HF_ENDPOINT", endpoint ?? $"http://127.0.0.1:{closed}");
+        try
+        {
+            using var cache = new TempDirectory();
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", cache.Path);
+            var (exitCode, output, error) = await CliRunner.RunAsync(args);
+            Assert.Equal(1, exitCode);
+            Assert.StartsWith(expected, error);
+            Assert.Single(error.Trim().Split('\n'));
+            if (args[1].StartsWith("hf:", StringComparison.Ordinal))
+                Assert.Contains("pulling some-org/some-model (v1)", output);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("HF_ENDPOINT", before);
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", null);
+        }
+    }
+
     [Fact]
     public async Task AModelNotInTheCache_SuggestsPull()
     {

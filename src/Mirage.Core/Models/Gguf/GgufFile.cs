@@ -73,6 +73,7 @@ public sealed unsafe class GgufFile : IDisposable
     {
         if (!File.Exists(path))
             throw new InvalidCheckpointException($"GGUF file '{path}' does not exist.");
+        ModelFiles.CheckRegular(path, what: "GGUF files");
         long length;
         using (var probe = File.OpenRead(path))
             length = probe.Length;

@@ -50,6 +50,7 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
     {
         if (!File.Exists(path))
             throw new InvalidCheckpointException($"Safetensors file '{path}' does not exist.");
+        ModelFiles.CheckRegular(path, what: "weight files");
         byte[] header;
         long fileLength;
         // The length comes from the opened file, not the path's own entry: in a Hugging Face hub

@@ -15,7 +15,7 @@ public sealed class HuggingFaceCache(string root)
     public static HuggingFaceCache FromEnvironment() => new(
         Environment.GetEnvironmentVariable("HF_HUB_CACHE") is { Length: > 0 } hub ? hub
         : Environment.GetEnvironmentVariable("HF_HOME") is { Length: > 0 } home ? Path.Combine(home, "hub")
-        : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "huggingface", "hub"));
+        : Path.Combine(ModelFiles.HomeFolder(instead: "HF_HUB_CACHE"), ".cache", "huggingface", "hub"));
 
     /// <summary>The folder of a repository's cache entry.</summary>
     public string RepositoryFolder(string repository) => Path.Combine(Root, "models--" + repository.Replace("/", "--", StringComparison.Ordinal));
@@ -40,7 +40,7 @@ public sealed class HuggingFaceCache(string root)
         var reference = Path.Combine(repositoryFolder, "refs", revision);
         if (File.Exists(reference))
         {
-            var commit = File.ReadAllText(reference).Trim();
+            var commit = ModelFiles.ReadText(reference, maxBytes: 4096).Trim();
             return IsCommit(commit) ? commit : null;
         }
         return IsCommit(revision) ? revision : null;

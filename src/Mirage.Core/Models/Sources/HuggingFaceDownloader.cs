@@ -14,10 +14,13 @@ public readonly record struct DownloadProgress(string File, long Done, long? Tot
 /// <summary>
 /// Downloads a checkpoint from the Hugging Face hub (or any server with its <c>resolve/</c> URL
 /// layout, named by <c>HF_ENDPOINT</c>) into the hub cache, as <c>huggingface_hub</c> lays it out:
-/// each file once, in <c>blobs/ETAG</c>, checked against its ETag (sha256 for LFS files, the git
+/// each file once, in <c>blobs/HASH</c>, checked against its ETag (sha256 for LFS files, the git
 /// blob id for others), linked from <c>snapshots/COMMIT/NAME</c>, and the revision recorded in
 /// <c>refs/</c>. Only the files a loader reads are fetched. An interrupted download resumes from
 /// its <c>.incomplete</c> file. <c>HF_TOKEN</c> is sent to the endpoint, never to a redirect's host.
+/// The server is not trusted: a file that cannot be verified is refused (unless
+/// <see cref="VerifyFiles"/> is off), no file grows past its declared size or <see cref="MaxFileBytes"/>,
+/// and a server that stalls or trickles is dropped after <see cref="StallTimeout"/>.
 /// </summary>
 public sealed class HuggingFaceDownloader
 {
@@ -39,14 +42,37 @@ public sealed class HuggingFaceDownloader
     }
 
     /// <summary>A downloader for the environment: <c>HF_ENDPOINT</c> (default https://huggingface.co), <c>HF_TOKEN</c>, the cache of <see cref="HuggingFaceCache.FromEnvironment"/>.</summary>
-    public static HuggingFaceDownloader FromEnvironment() => new(
-        new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, ConnectTimeout = TimeSpan.FromSeconds(20) }) { Timeout = Timeout.InfiniteTimeSpan },
-        HuggingFaceCache.FromEnvironment(),
-        new Uri((Environment.GetEnvironmentVariable("HF_ENDPOINT") is { Length: > 0 } endpoint ? endpoint : "https://huggingface.co").TrimEnd('/') + "/"),
-        Environment.GetEnvironmentVariable("HF_TOKEN") is { Length: > 0 } token ? token : null);
+    /// <exception cref="MirageException"><c>HF_ENDPOINT</c> is not an http(s) URL, or the cache folder is a file.</exception>
+    public static HuggingFaceDownloader FromEnvironment()
+    {
+        var endpoint = Environment.GetEnvironmentVariable("HF_ENDPOINT") is { Length: > 0 } set ? set : "https://huggingface.co";
+        if (!Uri.TryCreate(endpoint.TrimEnd('/') + "/", UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+            throw new MirageException($"HF_ENDPOINT '{endpoint}' is not an http:// or https:// URL; unset it to use https://huggingface.co.");
+        var cache = HuggingFaceCache.FromEnvironment();
+        if (File.Exists(cache.Root))
+            throw new MirageException($"The Hugging Face cache '{cache.Root}' is a file, not a folder; point HF_HUB_CACHE (or HF_HOME) at a folder.");
+        return new HuggingFaceDownloader(
+            new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, ConnectTimeout = TimeSpan.FromSeconds(20) }) { Timeout = Timeout.InfiniteTimeSpan },
+            cache, url, Environment.GetEnvironmentVariable("HF_TOKEN") is { Length: > 0 } token ? token : null);
+    }
 
     /// <summary>The endpoint files come from.</summary>
     public Uri Endpoint => _endpoint;
+
+    /// <summary>A server that sends no headers, or less than <see cref="StallBytes"/> of a file, within this time is dropped (default 60 s).</summary>
+    public TimeSpan StallTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>The least a download must bring per <see cref="StallTimeout"/> (1 KiB): a trickle is a stall.</summary>
+    public const int StallBytes = 1024;
+
+    /// <summary>The largest file accepted (default 128 GiB): a declared size above it is refused, and a file without one stops there.</summary>
+    public long MaxFileBytes { get; set; } = 128L << 30;
+
+    /// <summary>
+    /// Whether every file must match a hash the server gives (default true). Off, a file whose ETag
+    /// is not a sha256 or git blob id is accepted unchecked and stored under the sha256 of its bytes.
+    /// </summary>
+    public bool VerifyFiles { get; set; } = true;
 
     /// <summary>Downloads <paramref name="repository"/> at <paramref name="revision"/>; returns its snapshot folder.</summary>
     /// <exception cref="MirageException">The server cannot be reached, refuses, lacks a needed file, or sends bytes that fail their check.</exception>
@@ -64,9 +90,9 @@ public sealed class HuggingFaceDownloader
             if (commit is not null && info.Value.Commit != commit)
                 throw new MirageException($"The revision '{revision}' of {reference.Name} moved while downloading (commit {commit} then {info.Value.Commit}); run mirage pull again.");
             commit = info.Value.Commit;
-            var blob = Path.Combine(folder, "blobs", info.Value.ETag);
-            if (!File.Exists(blob))
-                await DownloadAsync(info.Value, blob, file, progress, cancellationToken).ConfigureAwait(false);
+            var blob = info.Value.Hash is { } hash ? Path.Combine(folder, "blobs", hash) : null;
+            if (blob is null || !ModelFiles.IsRegularFile(blob, followLinks: false))
+                blob = await DownloadAsync(info.Value, Path.Combine(folder, "blobs"), file, progress, cancellationToken).ConfigureAwait(false);
             Link(Path.Combine(folder, "snapshots", commit, file), blob);
             return true;
         }
@@ -82,14 +108,13 @@ public sealed class HuggingFaceDownloader
                 await Fetch(shard, required: true).ConfigureAwait(false);
         }
         if (revision != commit)
-        {
-            Directory.CreateDirectory(Path.Combine(folder, "refs"));
-            File.WriteAllText(Path.Combine(folder, "refs", revision), commit);
-        }
+            ModelFiles.Replace(Path.Combine(folder, "refs", revision), commit!);
         return Path.Combine(folder, "snapshots", commit!);
     }
 
-    private readonly record struct FileInfoOnServer(Uri Url, string Commit, string ETag, long? Size);
+    // Hash: the sha256 or git blob id the bytes must match (null when the server gave neither and
+    // verification is off).
+    private readonly record struct FileInfoOnServer(Uri Url, string Commit, string? Hash, long? Size);
 
     // The file's commit, ETag and size from a HEAD request (redirects not followed: the hub puts
     // the metadata of LFS files on the redirect itself); null for a missing optional file.
@@ -103,53 +128,88 @@ public sealed class HuggingFaceDownloader
         Refuse(response, repository, file);
         string? Header(string name) => response.Headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
         var commit = Header("X-Repo-Commit");
-        var etag = Normalize(Header("X-Linked-Etag") ?? response.Headers.ETag?.Tag);
-        if (commit is null || !HuggingFaceCache.IsCommit(commit) || etag is null)
-            throw new MirageException($"{url} did not say which commit and version it serves (X-Repo-Commit, ETag); is {_endpoint} a Hugging Face hub?");
+        if (commit is null || !HuggingFaceCache.IsCommit(commit))
+            throw new MirageException($"{url} did not say which commit it serves (X-Repo-Commit); is {_endpoint} a Hugging Face hub?");
+        var etag = Header("X-Linked-Etag") ?? response.Headers.ETag?.Tag;
+        var hash = AsHash(etag);
+        if (hash is null && VerifyFiles)
+            throw new MirageException($"{file} cannot be verified: {url} gave {(etag is null ? "no ETag" : $"the ETag {etag}")}, not a sha256 or git blob id; pass --no-verify to accept unverified files.");
         long? size = long.TryParse(Header("X-Linked-Size"), out var linked) ? linked : response.Content.Headers.ContentLength;
-        return new FileInfoOnServer(url, commit.ToLowerInvariant(), etag, size);
+        if (size is < 0 || size > MaxFileBytes)
+            throw new MirageException($"{file} is {size:N0} bytes by {url}'s account, over the limit of {MaxFileBytes:N0}; raise it with --max-file-gb if that is right.");
+        return new FileInfoOnServer(url, commit.ToLowerInvariant(), hash, size);
     }
 
-    // An ETag as a blob name: without W/ and quotes, and only if it is a plain token.
-    private static string? Normalize(string? etag)
+    // An ETag that names the content: a sha256 (LFS files) or a git blob id (others), in lower case.
+    private static string? AsHash(string? etag)
     {
         if (etag is null)
             return null;
-        var value = etag.StartsWith("W/", StringComparison.Ordinal) ? etag[2..] : etag;
-        value = value.Trim('"');
-        return value.Length is > 0 and <= 128 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_') ? value : null;
+        var value = (etag.StartsWith("W/", StringComparison.Ordinal) ? etag[2..] : etag).Trim('"');
+        return value.Length is 40 or 64 && value.All(char.IsAsciiHexDigit) ? value.ToLowerInvariant() : null;
     }
 
-    private async Task DownloadAsync(FileInfoOnServer info, string blob, string file, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    // Downloads into blobs/ and returns the blob: named by its verified hash, or by the sha256 of
+    // its bytes when it could not be verified.
+    private async Task<string> DownloadAsync(FileInfoOnServer info, string blobs, string file, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
-        var partial = blob + ".incomplete";
+        Directory.CreateDirectory(blobs);
+        var partial = Path.Combine(blobs, (info.Hash ?? "unverified-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(info.Url.ToString())))[..16]) + ".incomplete");
+        // A planted link would have the download written through it, outside the cache.
+        if (File.Exists(partial) && !ModelFiles.IsRegularFile(partial, followLinks: false))
+            File.Delete(partial);
         long done = File.Exists(partial) ? new FileInfo(partial).Length : 0;
-        if (info.Size is long known && done > known)
+        long limit = info.Size ?? MaxFileBytes;
+        if (done > limit)
         {
             File.Delete(partial);
             done = 0;
         }
         if (info.Size != done)
+            done = await ReceiveAsync(info, partial, file, done, limit, progress, cancellationToken).ConfigureAwait(false);
+        progress?.Report(new DownloadProgress(file, done, info.Size));
+        if (info.Size is long expected && done != expected)
+            throw new MirageException($"{file}: the download ended at {done:N0} of {expected:N0} bytes; run mirage pull again to resume it.");
+        var blob = Path.Combine(blobs, info.Hash is { } hash ? Verify(partial, hash, file) : Hash(partial, SHA256.Create(), prefix: null));
+        File.Move(partial, blob, overwrite: true);
+        return blob;
+    }
+
+    // Appends the response body to `partial` from byte `done` on; returns the bytes it then holds.
+    private async Task<long> ReceiveAsync(FileInfoOnServer info, string partial, string file, long done, long limit, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
+        using var request = Request(HttpMethod.Get, info.Url);
+        if (done > 0)
+            request.Headers.Range = new RangeHeaderValue(done, null);
+        using var response = await SendAsync(request, cancellationToken, followRedirects: true).ConfigureAwait(false);
+        Refuse(response, info.Url.ToString(), file);
+        if ((int)response.StatusCode is >= 300 and < 400)
+            throw new MirageException($"{info.Url} answered {(int)response.StatusCode} for {file} without saying where to (no Location); nothing was written.");
+        // A server that ignores the range sends the whole file again.
+        bool append = done > 0 && response.StatusCode == HttpStatusCode.PartialContent;
+        done = append ? done : 0;
+        await using var output = new FileStream(partial, append ? FileMode.Append : FileMode.Create, FileAccess.Write);
+        using var stalled = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stalled.CancelAfter(StallTimeout);
+        var buffer = new byte[1 << 16];
+        long reported = 0, sinceProgress = 0;
+        try
         {
-            using var request = Request(HttpMethod.Get, info.Url);
-            if (done > 0)
-                request.Headers.Range = new RangeHeaderValue(done, null);
-            using var response = await SendAsync(request, cancellationToken, followRedirects: true).ConfigureAwait(false);
-            Refuse(response, info.Url.ToString(), file);
-            // A server that ignores the range sends the whole file again.
-            bool append = done > 0 && response.StatusCode == HttpStatusCode.PartialContent;
-            done = append ? done : 0;
-            await using var output = new FileStream(partial, append ? FileMode.Append : FileMode.Create, FileAccess.Write);
-            await using var input = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            var buffer = new byte[1 << 16];
-            long reported = 0;
-            for (int read; (read = await input.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0;)
+            await using var input = await response.Content.ReadAsStreamAsync(stalled.Token).ConfigureAwait(false);
+            for (int read; (read = await input.ReadAsync(buffer, stalled.Token).ConfigureAwait(false)) > 0;)
             {
+                if (done + read > limit)
+                    throw new MirageException(info.Size is { } size
+                        ? $"{info.Url} sent more than its declared {size:N0} bytes; the download was stopped."
+                        : $"{info.Url} declared no size and sent more than {MaxFileBytes:N0} bytes; the download was stopped (raise the limit with --max-file-gb if that is right).");
                 await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                 done += read;
-                if (info.Size is long size && done > size)
-                    throw new MirageException($"{info.Url} sent more than its declared {size:N0} bytes; the download was stopped.");
+                // Enough bytes arrived in time: the stall clock starts again.
+                if ((sinceProgress += read) >= StallBytes)
+                {
+                    stalled.CancelAfter(StallTimeout);
+                    sinceProgress = 0;
+                }
                 if (done - reported >= 1 << 20)
                 {
                     progress?.Report(new DownloadProgress(file, done, info.Size));
@@ -157,36 +217,43 @@ public sealed class HuggingFaceDownloader
                 }
             }
         }
-        progress?.Report(new DownloadProgress(file, done, info.Size));
-        if (info.Size is long expected && done != expected)
-            throw new MirageException($"{file}: the download ended at {done:N0} of {expected:N0} bytes; run mirage pull again to resume it.");
-        Verify(partial, info.ETag, file);
-        File.Move(partial, blob, overwrite: true);
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new MirageException($"{info.Url} sent less than {StallBytes:N0} bytes of {file} in {StallTimeout.TotalSeconds:0.#} s; the download was stopped at {done:N0} bytes, run mirage pull again to resume it.");
+        }
+        catch (IOException e) when (e is HttpIOException || e.InnerException is System.Net.Sockets.SocketException)
+        {
+            throw new MirageException($"The connection broke while downloading {file} ({e.Message}) at {done:N0} bytes; run mirage pull again to resume it.", e);
+        }
+        return done;
     }
 
     // LFS files are named by their sha256, other files by their git blob id (sha1 of "blob N\0" + bytes).
-    private static void Verify(string path, string etag, string file)
+    private static string Verify(string path, string expected, string file)
     {
-        string? actual = null;
-        if (etag.Length == 64 && etag.All(char.IsAsciiHexDigit))
+        var actual = expected.Length == 64
+            ? Hash(path, SHA256.Create(), prefix: null)
+            : Hash(path, SHA1.Create(), prefix: Encoding.ASCII.GetBytes($"blob {new FileInfo(path).Length}\0"));
+        if (actual != expected)
         {
-            using var stream = File.OpenRead(path);
-            actual = Convert.ToHexStringLower(SHA256.HashData(stream));
+            File.Delete(path);
+            throw new MirageException($"{file}: the downloaded bytes do not match the server's checksum ({expected}, got {actual}); the file was discarded, run mirage pull again.");
         }
-        else if (etag.Length == 40 && etag.All(char.IsAsciiHexDigit))
+        return actual;
+    }
+
+    private static string Hash(string path, HashAlgorithm algorithm, byte[]? prefix)
+    {
+        using (algorithm)
         {
-            using var sha1 = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
-            sha1.AppendData(Encoding.ASCII.GetBytes($"blob {new FileInfo(path).Length}\0"));
+            if (prefix is not null)
+                algorithm.TransformBlock(prefix, 0, prefix.Length, null, 0);
             using var stream = File.OpenRead(path);
             var buffer = new byte[1 << 16];
             for (int read; (read = stream.Read(buffer)) > 0;)
-                sha1.AppendData(buffer, 0, read);
-            actual = Convert.ToHexStringLower(sha1.GetHashAndReset());
-        }
-        if (actual is not null && actual != etag.ToLowerInvariant())
-        {
-            File.Delete(path);
-            throw new MirageException($"{file}: the downloaded bytes do not match the server's checksum ({etag}, got {actual}); the file was discarded, run mirage pull again.");
+                algorithm.TransformBlock(buffer, 0, read, null, 0);
+            algorithm.TransformFinalBlock([], 0, 0);
+            return Convert.ToHexStringLower(algorithm.Hash!);
         }
     }
 
@@ -208,11 +275,14 @@ public sealed class HuggingFaceDownloader
         return request;
     }
 
+    // Sends and waits for the headers at most StallTimeout (redirects followed for GETs).
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken, bool followRedirects = false)
     {
+        using var stalled = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stalled.CancelAfter(StallTimeout);
         try
         {
-            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stalled.Token).ConfigureAwait(false);
             for (int hops = 0; followRedirects && (int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { } location; hops++)
             {
                 var next = location.IsAbsoluteUri ? location : new Uri(request.RequestUri!, location);
@@ -221,9 +291,13 @@ public sealed class HuggingFaceDownloader
                 response.Dispose();
                 using var again = Request(request.Method, next);
                 again.Headers.Range = request.Headers.Range;
-                response = await _http.SendAsync(again, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+                response = await _http.SendAsync(again, HttpCompletionOption.ResponseHeadersRead, stalled.Token).ConfigureAwait(false);
             }
             return response;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new MirageException($"{request.RequestUri} sent no answer in {StallTimeout.TotalSeconds:0.#} s; run mirage pull again later, or check HF_ENDPOINT.");
         }
         catch (HttpRequestException e)
         {

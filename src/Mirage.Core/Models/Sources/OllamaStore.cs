@@ -19,7 +19,7 @@ public sealed class OllamaStore(string root)
     /// <summary>The store the environment names.</summary>
     public static OllamaStore FromEnvironment() => new(
         Environment.GetEnvironmentVariable("OLLAMA_MODELS") is { Length: > 0 } models ? models
-        : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".ollama", "models"));
+        : Path.Combine(ModelFiles.HomeFolder(instead: "OLLAMA_MODELS"), ".ollama", "models"));
 
     /// <summary>The GGUF file of model <paramref name="name"/> (<c>NAME</c>, <c>NAMESPACE/NAME</c> or <c>HOST/NAMESPACE/NAME</c>) at <paramref name="tag"/>.</summary>
     /// <exception cref="MirageException">No such model (the message lists the models found), or a damaged manifest.</exception>
@@ -39,12 +39,10 @@ public sealed class OllamaStore(string root)
             throw new MirageException($"Ollama has no model '{name}:{tag}' (looked for {manifest}); "
                 + (found.Count == 0 ? $"no models were found under {Path.Combine(Root, "manifests")}." : $"found: {string.Join(", ", found)}."));
         }
-        if (new FileInfo(manifest).Length > MaxManifestBytes)
-            throw new MirageException($"'{manifest}' is larger than a manifest can be; the store is damaged.");
         string? digest;
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllText(manifest));
+            using var document = JsonDocument.Parse(ModelFiles.ReadBytes(manifest, MaxManifestBytes));
             digest = document.RootElement.TryGetProperty("layers", out var layers) && layers.ValueKind == JsonValueKind.Array
                 ? layers.EnumerateArray().Where(l => l.ValueKind == JsonValueKind.Object
                         && l.TryGetProperty("mediaType", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == ModelLayer)
