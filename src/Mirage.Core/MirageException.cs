@@ -23,6 +23,13 @@ public sealed class InvalidCheckpointException : MirageException
     public InvalidCheckpointException(string message, Exception inner) : base(message, inner) { }
 }
 
+/// <summary>A request would take more model work than its budget (<see cref="Citations.CitationOptions.MaxTokenPasses"/>); refused before that work starts.</summary>
+public sealed class CitationBudgetExceededException : MirageException
+{
+    /// <summary>Creates the exception; <paramref name="message"/> gives the estimate, the budget and what to change.</summary>
+    public CitationBudgetExceededException(string message) : base(message) { }
+}
+
 /// <summary>An input does not fit in the model's context window.</summary>
 public sealed class ContextLengthExceededException : MirageException
 {

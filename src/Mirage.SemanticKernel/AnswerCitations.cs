@@ -19,6 +19,10 @@ public enum CitationStatus
     TooLong,
     /// <summary>Citations took longer than the configured timeout.</summary>
     TimedOut,
+    /// <summary>More passages than <see cref="MirageCitationOptions.MaxPassages"/>: none are cited rather than only some.</summary>
+    TooManyPassages,
+    /// <summary>Citing would take more model work than <see cref="Core.Citations.CitationOptions.MaxTokenPasses"/> allows.</summary>
+    OverBudget,
     /// <summary>Attribution failed; <see cref="AnswerCitations.Reason"/> says why.</summary>
     Failed,
 }

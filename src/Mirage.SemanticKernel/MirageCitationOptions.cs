@@ -54,7 +54,7 @@ public sealed class MirageCitationOptions
     /// <summary>Kernel arguments that hold the user's question in a prompt function (first present wins); else the rendered prompt is the question.</summary>
     public List<string> QuestionArguments { get; set; } = ["question", "query", "input"];
 
-    /// <summary>Passages kept per request, in retrieval order.</summary>
+    /// <summary>The most passages one answer is cited against; with more, the answer goes out uncited (<see cref="CitationStatus.TooManyPassages"/>).</summary>
     [Range(1, 1000)]
     public int MaxPassages { get; set; } = 20;
 

@@ -45,7 +45,7 @@ public sealed class MirageCitationService
         CitationOptions? citationOptions = null, CancellationToken cancellationToken = default, IReadOnlyList<int>? answerTokenIds = null, GenerationTrace? trace = null)
     {
         var mode = answerModelId == AttributionModelId ? CitationMode.Faithful : CitationMode.Proxy;
-        var kept = passages.Take(Options.MaxPassages).ToList();
+        var kept = passages.ToList();
         AnswerCitations Empty(CitationStatus status, string reason, Exception? error = null)
         {
             trace?.Dispose();
@@ -56,6 +56,9 @@ public sealed class MirageCitationService
 
         if (string.IsNullOrWhiteSpace(answer))
             return Empty(CitationStatus.EmptyAnswer, "The answer is empty: there is nothing to cite.");
+        // Citing only the first passages would call the answer cited while the support may lie in the rest.
+        if (kept.Count > Options.MaxPassages)
+            return Empty(CitationStatus.TooManyPassages, $"{kept.Count} passages were retrieved; at most {Options.MaxPassages} are cited (MirageCitationOptions.MaxPassages): raise the limit or retrieve fewer.");
         if (kept.Count == 0)
             return Empty(CitationStatus.NoPassages, "No retrieval results were seen in this request, so there is nothing to cite; check which functions count as retrieval (MirageCitationOptions.RetrievalPlugins/RetrievalFunctions).");
 
@@ -88,6 +91,10 @@ public sealed class MirageCitationService
         catch (ContextLengthExceededException e)
         {
             return Empty(CitationStatus.TooLong, e.Message, e);
+        }
+        catch (CitationBudgetExceededException e)
+        {
+            return Empty(CitationStatus.OverBudget, e.Message, e);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -116,6 +116,13 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
         Assert.Equal(item.Output, late.Text);
         Assert.Equal(CitationStatus.TimedOut, late.GetCitations()!.Status);
 
+        // More passages than MaxPassages: none cited, rather than the first ones only.
+        var many = Enumerable.Range(0, 21).Select(i => new Mirage.Core.Citations.Passage($"p{i}", $"Note {i}", $"Note {i}.")).ToList();
+        var tooMany = await reader.Service().CiteAsync(item.Question, many, item.Output, reader.Model.ModelId);
+        Assert.Equal(CitationStatus.TooManyPassages, tooMany.Status);
+        Assert.Contains("21 passages were retrieved; at most 20 are cited (MirageCitationOptions.MaxPassages)", tooMany.Reason);
+        Assert.Equal(21, tooMany.Passages.Count);
+
         // The engine itself fails.
         var broken = new MirageCitationService(new FailingEngine(), reader.Model.ModelId);
         var failed = await Pipeline(broken, new RemoteModel(item.Output)).GetResponseAsync(RetrievedHistory(item));

@@ -19,4 +19,12 @@ public interface IAttributionMethod
 
     /// <summary>Scores every input position for every target of the request.</summary>
     AttributionResult Attribute(LanguageModel model, AttributionRequest request, TargetEvaluator evaluator);
+
+    /// <summary>
+    /// An upper bound of the work of attributing <paramref name="targets"/> targets in a
+    /// <paramref name="length"/>-token input, in token-passes (a token through one forward pass; a
+    /// backward pass counts twice), known before any pass runs, so a service can refuse work past
+    /// its budget. The default, a forward and a backward per target, suits gradient methods.
+    /// </summary>
+    long TokenPasses(int length, int targets, AttributionOptions options) => 3L * length * targets;
 }

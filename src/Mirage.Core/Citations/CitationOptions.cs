@@ -151,6 +151,14 @@ public sealed record CitationOptions
     /// <summary>How passages and the question are rendered.</summary>
     public PromptTemplate Prompt { get; init; } = new();
 
+    /// <summary>
+    /// A bound on one request's model work in token-passes (a token through one forward pass; a
+    /// backward pass counts twice), checked before the work that would pass it starts: ablation's
+    /// bound before any pass, CCI's once CTI has selected its tokens. Null (the default): no bound.
+    /// A service sets it so that one client cannot hold the model with a costly method.
+    /// </summary>
+    public long? MaxTokenPasses { get; init; }
+
     /// <summary>The method as people name it: <c>ablation</c>, or the CCI attribution method (<c>saliency</c>, ...).</summary>
     [JsonIgnore]
     public string MethodName => Method == CitationMethod.Ablation ? "ablation" : Pecore.CciMethod;
@@ -172,6 +180,8 @@ public sealed record CitationOptions
             throw new MirageException($"TopPercent must be in (0, 1], got {TopPercent}.");
         if (TopK < 1)
             throw new MirageException($"TopK must be at least 1, got {TopK}.");
+        if (MaxTokenPasses is < 1)
+            throw new MirageException($"MaxTokenPasses must be at least 1 when set, got {MaxTokenPasses}.");
         if (AtMostCitations is < 1)
             throw new MirageException($"AtMostCitations must be at least 1 when set, got {AtMostCitations}.");
         if (!Enum.IsDefined(Filter))

@@ -76,6 +76,16 @@ public sealed class MirageCitationEngine : ICitationEngine
         var clock = Stopwatch.StartNew();
         var inputs = requests.Select(r => CitationInput.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt, r.Request.AnswerTokenIds)).ToList();
         var tokenizeTime = clock.Elapsed / requests.Count;
+        // Work past a request's budget is refused before any pass: ablation's and verification's
+        // bound now, CCI's (which depends on the tokens CTI selects) in PECoRe, with what is left.
+        var cciBudgets = requests.Select((r, i) =>
+        {
+            if (r.Options.MaxTokenPasses is not { } budget)
+                return (long?)null;
+            long fixedCost = CitationBudget.Cti(inputs[i]) + CitationBudget.Ablation(inputs[i], r.Passages.Select(p => p.Text).ToList(), r.Options);
+            CitationBudget.Check(fixedCost, r.Options, $"Citing {Count(inputs[i].Sentences.Count, "sentence")} against {Count(inputs[i].Passages.Count, "passage")} by {r.Options.MethodName}{(r.Options.Verify is null ? "" : " with verification")}");
+            return budget - fixedCost;
+        }).ToList();
         // Ablation's full pass fills its KV cache and gives CTI its with-context logits, so CTI runs one
         // pass, not two; the trace of the generation that wrote the answer stands in for that pass.
         // CTI's no-context pass runs first, for every request in one batch: on llama.cpp each KV cache
@@ -102,7 +112,8 @@ public sealed class MirageCitationEngine : ICitationEngine
             }
             var pecore = _pecore.AnalyzeBatch(_model,
                 inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore,
-                    RunCci: requests[i].Options.Method == CitationMethod.Cci, ContextLogits: ablations[i]?.FullLogits ?? traceLogits[i], NoContextLogits: noContextLogits[i])).ToList(),
+                    RunCci: requests[i].Options.Method == CitationMethod.Cci, ContextLogits: ablations[i]?.FullLogits ?? traceLogits[i], NoContextLogits: noContextLogits[i],
+                    MaxCciTokenPasses: cciBudgets[i])).ToList(),
                 cancellationToken);
             // CTI has read the logits; the ablation rounds that follow need only their own passes.
             for (int i = 0; i < requests.Count; i++)
@@ -180,6 +191,8 @@ public sealed class MirageCitationEngine : ICitationEngine
     // The generation's logits over the answer, when it wrote exactly this input's answer after this prompt: CTI's with-context pass.
     private static TorchSharp.torch.Tensor? TraceLogits(GenerationTrace? trace, CitationInput input) =>
         trace is not null && trace.Covers(input.PromptIds, input.AnswerIds) ? trace.Logits.narrow(0, 0, input.AnswerIds.Length) : null;
+
+    private static string Count(int n, string noun) => $"{n} {noun}{(n == 1 ? "" : "s")}";
 
     private static IReadOnlyList<Passage> CheckRequest(CitationRequest request)
     {

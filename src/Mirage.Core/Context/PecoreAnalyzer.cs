@@ -74,7 +74,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
 
     private PecoreResult AnalyzeOne(LanguageModel model, PecoreInput input, Tensor contextLogits, Tensor noContextLogits, TimeSpan passTime, CancellationToken cancellationToken)
     {
-        var (contextPrompt, _, answer, eligible, options, forcedContrastIds, runCci, _, _) = input;
+        var (contextPrompt, _, answer, eligible, options, forcedContrastIds, runCci, _, _, budget) = input;
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var targets = tensor(answer.Select(i => (long)i).ToArray(), device: model.Device);
@@ -102,6 +102,11 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         if (steps.Length > 0)
         {
             var ids = contextPrompt.Concat(answer).ToArray();
+            long cost = engine.Methods.Get(options.CciMethod).TokenPasses(ids.Length, steps.Length, options.Attribution);
+            if (cost > budget)
+                throw new CitationBudgetExceededException(
+                    $"CCI by {options.CciMethod} on the {steps.Length} answer tokens CTI selected (of {answer.Count}), over {ids.Length} input tokens, would take up to {cost:N0} token-passes, "
+                    + $"more than the {budget:N0} left of the request's budget: choose a cheaper method (ablation, saliency), raise cti_std or set cti_top_k, or shorten the input.");
             var attributionTargets = steps.Select(t => new AttributionTarget(contextPrompt.Count + t, answer[t], contrastIds[t])).ToList();
             // Where the contrast equals the answer token, the contrast term is the no-context
             // log-probability: a constant row from the second pass, carrying no gradient.

@@ -13,6 +13,10 @@ namespace Mirage.Core.Context;
 /// ablation's full pass, which also fills its KV cache), or null to run that pass here. Not disposed here.
 /// </param>
 /// <param name="NoContextLogits">The no-context teacher-forced logits <c>[N, V]</c> when the caller ran that pass, or null to run it here. Not disposed here.</param>
+/// <param name="MaxCciTokenPasses">
+/// CCI's budget in token-passes (see <see cref="Attribution.IAttributionMethod.TokenPasses"/>): once CTI
+/// has selected its tokens, CCI that would take more is refused before it starts. Null: no bound.
+/// </param>
 public sealed record PecoreInput(
     IReadOnlyList<int> ContextPrompt,
     IReadOnlyList<int> NoContextPrompt,
@@ -22,5 +26,6 @@ public sealed record PecoreInput(
     IReadOnlyList<int>? ForcedContrastIds = null,
     bool RunCci = true,
     TorchSharp.torch.Tensor? ContextLogits = null,
-    TorchSharp.torch.Tensor? NoContextLogits = null);
+    TorchSharp.torch.Tensor? NoContextLogits = null,
+    long? MaxCciTokenPasses = null);
 

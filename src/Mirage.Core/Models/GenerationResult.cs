@@ -17,7 +17,8 @@ public enum FinishReason
 /// <summary>One generated token as it arrives, with the text it adds (held back while a stop string may be forming).</summary>
 /// <param name="Id">The token id.</param>
 /// <param name="TextDelta">New text safe to show now.</param>
-public sealed record GeneratedToken(int Id, string TextDelta);
+/// <param name="Finish">On the last token only: why generation ended.</param>
+public sealed record GeneratedToken(int Id, string TextDelta, FinishReason? Finish = null);
 
 /// <summary>A finished generation.</summary>
 /// <param name="Text">The continuation (cut before a stop string, without the EOS token).</param>

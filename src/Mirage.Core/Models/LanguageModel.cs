@@ -395,7 +395,7 @@ public sealed class LanguageModel : IDisposable
                     delta += stream.Stopped || eos ? "" : stream.Flush();
                 report.Decode = clock.Elapsed;
                 report.Ids.Add(next);
-                yield return new GeneratedToken(next, delta);
+                yield return new GeneratedToken(next, delta, last ? report.FinishReason : null);
                 if (last)
                 {
                     finished = true;

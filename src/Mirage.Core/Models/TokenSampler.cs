@@ -5,13 +5,18 @@ namespace Mirage.Core.Models;
 /// <summary>Picks the next token from last-position logits: argmax, or temperature + top-p sampling.</summary>
 internal sealed class TokenSampler : IDisposable
 {
+    // Below this temperature sampling is argmax up to float precision, and dividing by it overflows.
+    private const double GreedyBelow = 1e-6;
+    // A top-p this small keeps the most likely token only; smaller ones round to 0 in float32, which would keep none.
+    private const double SmallestTopP = 1e-6;
+
     private readonly GenerationOptions _options;
     private readonly Generator? _generator;
 
     public TokenSampler(GenerationOptions options, Device device)
     {
         _options = options;
-        if (options.Temperature > 0)
+        if (options.Temperature >= GreedyBelow)
             _generator = new Generator((ulong)(options.Seed ?? Random.Shared.NextInt64()), device);
     }
 
@@ -27,7 +32,7 @@ internal sealed class TokenSampler : IDisposable
         {
             var (sorted, order) = probabilities.sort(descending: true);
             // Drop tokens once the mass before them already reaches top-p; the first always stays.
-            var drop = (sorted.cumsum(0) - sorted) >= _options.TopP;
+            var drop = (sorted.cumsum(0) - sorted) >= Math.Max(_options.TopP, SmallestTopP);
             sorted = sorted.masked_fill(drop, 0);
             var choice = sorted.multinomial(1, generator: _generator);
             return (int)order[choice].item<long>();

@@ -19,7 +19,7 @@ internal static class ServeCommand
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype on the torch engine: auto, float32, bfloat16, float16 or float64." };
         dtype.AcceptOnlyFromAmong([.. Mirage.Core.Models.ComputeOptions.DTypeNames]);
         var command = new Command("serve", "Run Mirage as an HTTP service: /v1/citations, OpenAI-compatible /v1/chat/completions, /v1/models, /health, and a page at /. "
-            + "Other settings as --Server:Name=value (MaxQueueLength, Concurrency, RequestTimeoutSeconds, MaxRequestBodyBytes, MaxPassages, MaxTokens, ApiKeys:0, LogContent, ShutdownTimeoutSeconds, ServeWithoutModel).")
+            + "Other settings as --Server:Name=value (MaxQueueLength, Concurrency, RequestTimeoutSeconds, MaxRequestBodyBytes, MaxPassages, MaxTokens, MaxTokenPasses, Methods:0, PerClientConcurrency, PerClientRequestsPerMinute, ApiKeys:0, LogContent, ShutdownTimeoutSeconds, ServeWithoutModel).")
         {
             urls, model, engine, dtype,
         };
@@ -43,9 +43,9 @@ internal static class ServeCommand
                 _ = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
                 await app.StartAsync(cancellationToken);
             }
-            catch (Exception e) when (e is OptionsValidationException or IOException or InvalidOperationException)
+            catch (Exception e) when (e is OptionsValidationException or IOException or InvalidOperationException or FormatException)
             {
-                // An invalid setting or a port in use: one line, not the host's stack trace.
+                // An invalid setting, a malformed --urls or a port in use: one line, not the host's stack trace.
                 await error.WriteLineAsync($"error: {StartupProblem(e)}");
                 return MirageCli.UserError;
             }
@@ -67,6 +67,7 @@ internal static class ServeCommand
     private static string StartupProblem(Exception e) => e switch
     {
         OptionsValidationException invalid => string.Join(" ", invalid.Failures.Select(f => f.Replace("DataAnnotation validation failed for 'ServerOptions' members: ", "Invalid setting "))),
+        FormatException => $"{e.Message}; --urls takes addresses such as http://127.0.0.1:5088 (several separated by ';').",
         _ => e.Message,
     };
 }

@@ -39,6 +39,11 @@ internal static class ApiRequests
         {
             return (null, Problem(e.StatusCode, e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "Request too large" : "Bad request", e.Message));
         }
+        catch (IOException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Kestrel's words for a body it cannot frame (a chunk size past 64 bits, say).
+            return (null, Problem(StatusCodes.Status400BadRequest, "Bad request", $"The request body could not be read: {e.Message}"));
+        }
     }
 
     /// <summary>
@@ -58,6 +63,11 @@ internal static class ApiRequests
         }
         if (message.Contains("null", StringComparison.OrdinalIgnoreCase) && e.InnerException is null && message.Contains("doesn't allow", StringComparison.Ordinal))
             return $"'{path}' must not be null.";
+        // The reader checks a string's UTF-8 only when the string is read, and reports it as a failed conversion.
+        if (e.InnerException is InvalidOperationException { Message: var inner } && inner.Contains("UTF-8", StringComparison.Ordinal))
+            return $"'{(path.Length > 0 ? path : "$")}' is not valid UTF-8.";
+        if (path.Length == 0 && message.Contains("could not be converted", StringComparison.Ordinal))
+            return "The body must be a JSON object.";
         if (path.Length > 0 && TypeAt(request, path) is { } expected && message.Contains("could not be converted", StringComparison.Ordinal))
             return $"'{path}' must be {Describe(expected)}.";
         var cut = message.IndexOf(" Path: ", StringComparison.Ordinal);

@@ -2,6 +2,8 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
@@ -153,7 +155,10 @@ internal static class ChatCompletionsEndpoint
         foreach (var tool in request.Messages.Where(m => m.Role == "tool"))
             collector.Add(loaded.Citations.Extractor.Extract(tool.Text));
         var passages = collector.Snapshot();
-        var citationOptions = request.Citations?.ToOptions() ?? new CitationOptions();
+        // Passages from tool messages count against the same limit as those sent in 'passages'.
+        if (passages.Count > options.MaxPassages)
+            throw new Core.MirageException($"{passages.Count} passages (in 'passages' and tool messages); at most {options.MaxPassages} are accepted (Server:MaxPassages).");
+        var citationOptions = (request.Citations ?? new CitationSettings()).ToOptions(options);
         var conversation = request.Messages.Select(m => new ChatMessage(m.Role, m.Text)).ToList();
         // Refused from its length alone when it cannot fit, before tokenizing it (as citation prompts are).
         if (passages.Count == 0 && loaded.Model.Tokenizer.MinimumTokens(conversation.Sum(m => (long)m.Content.Length)) is var fewest && fewest >= loaded.Model.ContextLength)
@@ -243,6 +248,7 @@ internal static class ChatCompletionsEndpoint
         await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
         var text = new StringBuilder();
         var ids = new List<int>();
+        var finish = Core.Models.FinishReason.Length;
         GenerationTrace? trace = null;
         try
         {
@@ -252,6 +258,7 @@ internal static class ChatCompletionsEndpoint
             foreach (var token in tokens)
             {
                 ids.Add(token.Id);
+                finish = token.Finish ?? finish;
                 // Leading whitespace is not sent (a non-streamed answer leaves it out as well).
                 var delta = text.Length == 0 ? token.TextDelta.TrimStart() : token.TextDelta;
                 if (delta.Length == 0)
@@ -260,7 +267,7 @@ internal static class ChatCompletionsEndpoint
                 await Send(new JsonObject { ["content"] = delta });
             }
         }
-        catch (Exception e) when (response.HasStarted && e is not OperationCanceledException)
+        catch (Exception e) when (response.HasStarted && !http.RequestAborted.IsCancellationRequested)
         {
             await SendError(e);
             return true;
@@ -277,12 +284,12 @@ internal static class ChatCompletionsEndpoint
             var citations = await CiteAsync(loaded, job, text.ToString(), ids, trace, telemetry, cancellationToken);
             await Send(new JsonObject { ["annotations"] = Annotations(citations), ["mirage"] = Summary(citations) });
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (!http.RequestAborted.IsCancellationRequested)
         {
             await SendError(e);
             return true;
         }
-        await Send([], "stop");
+        await Send([], FinishReason(finish));
         if (job.IncludeUsage)
         {
             // OpenAI's usage chunk: no choices, the counts of the whole stream.
@@ -296,13 +303,24 @@ internal static class ChatCompletionsEndpoint
         await response.WriteAsync("data: [DONE]\n\n", cancellationToken);
         return true;
 
-        // Once the stream has begun its status is sent: a failure becomes an error event, then the stream ends.
+        // Once the stream has begun its status is sent: a failure, the time limit or shutdown becomes an
+        // error event, then [DONE]. The request's token may be what was cancelled, so these last bytes
+        // get a few seconds of their own.
         async Task SendError(Exception error)
         {
-            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Message);
-            var message = error is Core.MirageException ? error.Message : "The server failed while answering; the answer above is incomplete.";
-            var problem = new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = error is Core.MirageException ? "invalid_request_error" : "server_error" } };
-            await response.WriteAsync($"data: {problem.ToJsonString()}\n\ndata: [DONE]\n\n", cancellationToken);
+            bool stopping = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested;
+            var (message, type) = error switch
+            {
+                OperationCanceledException when stopping => ("The server is shutting down; the answer above is incomplete. Retry against a running instance.", "server_error"),
+                OperationCanceledException => ("The answer ran past the request time limit (Server:RequestTimeoutSeconds); the answer above is incomplete.", "timeout"),
+                Core.MirageException => (error.Message, "invalid_request_error"),
+                _ => ("The server failed while answering; the answer above is incomplete.", "server_error"),
+            };
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, message);
+            var problem = new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = type } };
+            using var last = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await response.WriteAsync($"data: {problem.ToJsonString()}\n\ndata: [DONE]\n\n", last.Token);
+            await response.Body.FlushAsync(last.Token);
         }
     }
 

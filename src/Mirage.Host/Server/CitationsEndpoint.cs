@@ -25,8 +25,8 @@ public sealed record PassageInput(string Text, string? Id = null, string? Title 
 public sealed record CitationSettings(string? Filter = null, double? TopPercent = null, int? TopK = null, int? AtMostCitations = null, double? CtiStd = null, string? NoContext = null,
     string? Method = null, string? ScoredTokens = null, bool? Verify = null, bool? Evidence = null)
 {
-    /// <summary>The engine options these settings give.</summary>
-    public CitationOptions ToOptions()
+    /// <summary>The engine options these settings give, within the deployment's <paramref name="server"/> settings (methods allowed, work budget).</summary>
+    public CitationOptions ToOptions(ServerOptions server)
     {
         var defaults = new CitationOptions();
         var filter = Filter switch
@@ -63,6 +63,9 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
             Pecore = defaults.Pecore with { CtiStdThreshold = CtiStd ?? defaults.Pecore.CtiStdThreshold },
         };
         options = Method is null ? options : options.WithMethod(Method);
+        if (server.Methods.Count > 0 && !server.Methods.Contains(options.MethodName))
+            throw new MirageException($"Method '{options.MethodName}' is turned off on this server; use {string.Join(", ", server.Methods)} (Server:Methods).");
+        options = options with { MaxTokenPasses = server.MaxTokenPasses };
         options.Validate();
         return options;
     }
@@ -89,7 +92,7 @@ internal static class CitationsEndpoint
         CitationOptions citationOptions;
         try
         {
-            citationOptions = request!.Options?.ToOptions() ?? new CitationOptions();
+            citationOptions = (request!.Options ?? new CitationSettings()).ToOptions(options);
         }
         catch (Exception e) when (e is MirageException or ArgumentException)
         {

@@ -28,12 +28,22 @@ public static class MirageServer
         if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
             builder.WebHost.UseUrls(DefaultUrl);
         var section = builder.Configuration.GetSection(ServerOptions.SectionName);
-        var settings = section.Get<ServerOptions>() ?? new ServerOptions();
+        ServerOptions settings;
+        try
+        {
+            settings = section.Get<ServerOptions>() ?? new ServerOptions();
+        }
+        catch (InvalidOperationException e)
+        {
+            // "Failed to convert configuration value 'x' at 'Server:MaxPassages' to type 'System.Int32'."
+            throw new Core.MirageException($"A setting cannot be read: {e.Message}", e);
+        }
         builder.Services.AddOptions<ServerOptions>().Bind(section).ValidateDataAnnotations().ValidateOnStart();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = settings.MaxRequestBodyBytes);
         // The host waits for the queue's own drain deadline, plus a margin to finish responses.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(settings.ShutdownTimeoutSeconds + 5));
         builder.Services.AddProblemDetails();
+        builder.Services.AddClientLimits(settings);
         builder.Services.AddSingleton<ServerTelemetry>();
         builder.AddServerOpenTelemetry();
         builder.Services.AddSingleton<ModelHost>();
@@ -54,6 +64,7 @@ public static class MirageServer
         });
         app.UseMiddleware<RequestLogging>();
         app.UseMiddleware<ApiKeyAuthentication>();
+        app.UseClientLimits(settings);
         app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
         app.MapPost("/v1/citations", CitationsEndpoint.HandleAsync);
         app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);

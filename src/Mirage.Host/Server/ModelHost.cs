@@ -49,7 +49,7 @@ public sealed class ModelHost(IOptions<ServerOptions> options, IHostApplicationL
                 logger.LogWarning("{Note}", note);
             var engine = new MirageCitationEngine(model);
             logger.LogInformation("Loaded {Model} ({Parameters:N0} parameters) from {Directory} on {Engine}", model.ModelId, model.ParameterCount, directory, ModelEngines.NameOf(model.Engine));
-            return new LoadedModel(model, engine, new MirageLocalChatClient(model), new MirageCitationService(engine, model.ModelId));
+            return new LoadedModel(model, engine, new MirageLocalChatClient(model), new MirageCitationService(engine, model.ModelId, new MirageCitationOptions { MaxPassages = options.Value.MaxPassages }));
         }, CancellationToken.None);
         // A bad model folder is the operator's to fix, and its message says how; a stack helps only for a fault of Mirage's.
         _loading.ContinueWith(t => logger.LogError(t.Exception!.GetBaseException() is Core.MirageException ? null : t.Exception,

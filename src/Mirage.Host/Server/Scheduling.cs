@@ -57,6 +57,10 @@ internal static class Scheduling
         {
             return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Too many tokens", e.Message));
         }
+        catch (CitationBudgetExceededException e)
+        {
+            return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Over budget", $"{e.Message} (Server:MaxTokenPasses)"));
+        }
         catch (MirageException e)
         {
             return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", e.Message));

@@ -66,6 +66,26 @@ public sealed class ServerOptions : IValidatableObject
     [Range(0, 600)]
     public double ShutdownTimeoutSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// One request's bound on model work, in token-passes (a token through one forward pass; a
+    /// backward pass counts twice), checked before that work starts; over it, 400 naming the budget.
+    /// The default fits passage ablation on a full 1,024-token context with 20 passages; integrated
+    /// gradients over every answer token of a long answer is past it.
+    /// </summary>
+    [Range(1, long.MaxValue)]
+    public long MaxTokenPasses { get; set; } = 1_000_000;
+
+    /// <summary>The citation methods requests may ask for (empty: all of them); others get 400.</summary>
+    public List<string> Methods { get; set; } = [];
+
+    /// <summary>Requests one client (its API key, or its address without keys) may have in the queue or running at once; 0: no limit beyond the queue's.</summary>
+    [Range(0, 100_000)]
+    public int PerClientConcurrency { get; set; }
+
+    /// <summary>Requests one client may start per minute; 0: no limit.</summary>
+    [Range(0, 1_000_000)]
+    public int PerClientRequestsPerMinute { get; set; }
+
     /// <summary>Seconds a client told 429 should wait.</summary>
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 1;
@@ -77,6 +97,10 @@ public sealed class ServerOptions : IValidatableObject
             yield return new ValidationResult($"Server:Engine is '{Engine}'; choose one of {string.Join(", ", Mirage.Core.Models.ModelEngines.Names)}.", [nameof(Engine)]);
         if (!Mirage.Core.Models.ComputeOptions.DTypeNames.Contains(DType.ToLowerInvariant()))
             yield return new ValidationResult($"Server:DType is '{DType}'; choose one of {string.Join(", ", Mirage.Core.Models.ComputeOptions.DTypeNames)}.", [nameof(DType)]);
+        foreach (var method in Methods.Where(m => !Mirage.Core.Citations.CitationOptions.MethodNames.Contains(m)))
+            yield return new ValidationResult($"Server:Methods names '{method}'; the methods are {string.Join(", ", Mirage.Core.Citations.CitationOptions.MethodNames)}.", [nameof(Methods)]);
+        if (Methods.Count > 0 && !Methods.Contains(new Mirage.Core.Citations.CitationOptions().MethodName))
+            yield return new ValidationResult($"Server:Methods leaves out '{new Mirage.Core.Citations.CitationOptions().MethodName}', the method a request gets when it names none; include it.", [nameof(Methods)]);
         for (int i = 0; i < ApiKeys.Count; i++)
         {
             if (string.IsNullOrWhiteSpace(ApiKeys[i]))

@@ -89,6 +89,52 @@ public sealed class RequestValidationTests
     }
 
     [Fact]
+    public async Task InvalidUtf8InTheAnswer_AndABodyThatIsNoObject_AreNamedAsSuch()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var content = new ByteArrayContent(Encoding.Latin1.GetBytes($"{{\"question\": \"q\", \"passages\": {Passages}, \"answer\": \"a\xFF\"}}"));
+        content.Headers.ContentType = new("application/json");
+        var response = await server.Http.PostAsync("/v1/citations", content, Token);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("'answer' is not valid UTF-8.", JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["detail"]!.GetValue<string>());
+
+        foreach (var body in new[] { "[1, 2]", "\"text\"", "42" })
+        {
+            var (status, text) = await Post(server, "/v1/citations", body);
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Equal("The body must be a JSON object.", JsonNode.Parse(text)!["detail"]!.GetValue<string>());
+        }
+    }
+
+    [Theory]
+    [InlineData("\"temperature\": 1e-300")]
+    [InlineData("\"temperature\": 5e-324")]
+    [InlineData("\"temperature\": 1, \"top_p\": 1e-46")]
+    [InlineData("\"temperature\": 1, \"top_p\": 5e-324")]
+    public async Task TinyTemperaturesAndTopPs_SampleTheMostLikelyToken_NotAServerError(string sampling)
+    {
+        await using var server = await RunningServer.StartAsync();
+        var greedy = JsonNode.Parse((await Post(server, "/v1/chat/completions", $"{{\"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], \"max_tokens\": 8}}")).Body)!;
+        var (status, body) = await Post(server, "/v1/chat/completions", $"{{\"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], \"max_tokens\": 8, {sampling}}}");
+        Assert.True(status == HttpStatusCode.OK, body);
+        Assert.Equal(greedy["choices"]![0]!["message"]!["content"]!.GetValue<string>(), JsonNode.Parse(body)!["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AChunkSizeThatOverflows_Gets400()
+    {
+        await using var server = await RunningServer.StartAsync();
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(server.Address.Host, server.Address.Port, Token);
+        var stream = client.GetStream();
+        var request = "POST /v1/citations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n{}\r\n0\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(request), Token);
+        var buffer = new byte[4096];
+        int read = await stream.ReadAsync(buffer, Token);
+        Assert.StartsWith("HTTP/1.1 400", Encoding.ASCII.GetString(buffer, 0, read));
+    }
+
+    [Fact]
     public async Task AStreamedPromptLongerThanTheContext_Gets400_NotAStreamThatStops()
     {
         await using var server = await RunningServer.StartAsync();
@@ -100,6 +146,46 @@ public sealed class RequestValidationTests
             Assert.Equal(HttpStatusCode.BadRequest, status);
             Assert.Contains("context", JsonNode.Parse(body)!["detail"]!.GetValue<string>());
         }
+    }
+
+    [Fact]
+    public async Task PassagesInToolMessages_CountAgainstMaxPassages_OnBothKindsOfChat()
+    {
+        await using var server = await RunningServer.StartAsync();
+        var retrieved = new JsonArray(Enumerable.Range(1, 25).Select(i => (JsonNode)new JsonObject { ["title"] = $"Note {i}", ["text"] = $"Note {i} says nothing of use." }).ToArray());
+        foreach (var stream in new[] { false, true })
+        {
+            var body = new JsonObject
+            {
+                ["messages"] = new JsonArray(
+                    new JsonObject { ["role"] = "user", ["content"] = "What do the notes say?" },
+                    new JsonObject { ["role"] = "tool", ["tool_call_id"] = "call-1", ["content"] = retrieved.ToJsonString() }),
+                ["stream"] = stream,
+                ["max_tokens"] = 4,
+            };
+            var (status, text) = await Post(server, "/v1/chat/completions", body.ToJsonString());
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Contains("25 passages (in 'passages' and tool messages); at most 20 are accepted (Server:MaxPassages)", JsonNode.Parse(text)!["detail"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
+    public async Task ARaisedMaxPassages_IsTheCitationLimitToo_NotTwentySilently()
+    {
+        await using var server = await RunningServer.StartAsync("--Server:MaxPassages=30");
+        var passages = new JsonArray(Enumerable.Range(1, 22).Select(i => (JsonNode)new JsonObject { ["id"] = $"note-{i}", ["title"] = $"Note {i}", ["text"] = $"Note {i}." })
+            .Concat(RunningServer.Passages.Select(p => JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(p))!)).ToArray());
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = RunningServer.Question }),
+            ["passages"] = passages,
+        };
+        var (status, text) = await Post(server, "/v1/chat/completions", body.ToJsonString());
+        Assert.True(status == HttpStatusCode.OK, text);
+        // The supporting passages are 23rd to 27th: they are cited, not cut at twenty.
+        var response = JsonNode.Parse(text)!;
+        Assert.Equal("cited", response["mirage"]!["status"]!.GetValue<string>());
+        Assert.Contains(response["choices"]![0]!["message"]!["annotations"]!.AsArray(), a => !a!.ToJsonString().Contains("note-", StringComparison.Ordinal));
     }
 
     [Fact]

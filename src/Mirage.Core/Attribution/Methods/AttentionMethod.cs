@@ -16,6 +16,9 @@ public sealed class AttentionMethod : IAttributionMethod
     public AttributionCapabilities Capabilities { get; } = new(Gradients: false, AttentionWeights: true, Perturbation: false);
 
     /// <inheritdoc />
+    public long TokenPasses(int length, int targets, AttributionOptions options) => length;
+
+    /// <inheritdoc />
     public AttributionResult Attribute(LanguageModel model, AttributionRequest request, TargetEvaluator evaluator)
     {
         var options = request.Options ?? new AttributionOptions();

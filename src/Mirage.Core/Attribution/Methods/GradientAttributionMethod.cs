@@ -17,6 +17,9 @@ public abstract class GradientAttributionMethod : IAttributionMethod
     /// <inheritdoc />
     public AttributionCapabilities Capabilities { get; } = new(Gradients: true, AttentionWeights: false, Perturbation: false);
 
+    /// <inheritdoc />
+    public virtual long TokenPasses(int length, int targets, AttributionOptions options) => 3L * length * targets;
+
     /// <summary>Per-dimension scores <c>[T, C]</c> from the gradient and the input embeddings.</summary>
     protected abstract Tensor ScoreDimensions(Tensor gradient, Tensor embeddings);
 

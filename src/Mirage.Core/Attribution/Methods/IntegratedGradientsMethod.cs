@@ -17,6 +17,9 @@ public sealed class IntegratedGradientsMethod : GradientAttributionMethod
     public override string Name => "integrated_gradients";
 
     /// <inheritdoc />
+    public override long TokenPasses(int length, int targets, AttributionOptions options) => base.TokenPasses(length, targets, options) * options.IntegrationSteps;
+
+    /// <inheritdoc />
     protected override Tensor ScoreDimensions(Tensor gradient, Tensor embeddings) => gradient * embeddings;
 
     /// <inheritdoc />

@@ -18,6 +18,9 @@ public sealed class OcclusionMethod : IAttributionMethod
     public AttributionCapabilities Capabilities { get; } = new(Gradients: false, AttentionWeights: false, Perturbation: true);
 
     /// <inheritdoc />
+    public long TokenPasses(int length, int targets, AttributionOptions options) => (long)((options.OcclusionSpans?.Count ?? length) + 1) * length;
+
+    /// <inheritdoc />
     public AttributionResult Attribute(LanguageModel model, AttributionRequest request, TargetEvaluator evaluator)
     {
         var options = request.Options ?? new AttributionOptions();
