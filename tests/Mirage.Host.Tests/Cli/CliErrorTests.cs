@@ -82,6 +82,17 @@ public sealed class CliErrorTests
     }
 
     [Theory]
+    [InlineData("error: Invalid url: 'notaurl'; --urls takes addresses such as http://127.0.0.1:5088", "serve", "--urls", "notaurl")]
+    [InlineData("error: A setting cannot be read: Failed to convert configuration value 'abc' at 'Server:MaxPassages'", "serve", "--urls", "http://127.0.0.1:0", "--Server:MaxPassages=abc")]
+    public async Task Serve_AMalformedAddressOrSetting_IsOneLine_NotUnexpected(string expected, params string[] args)
+    {
+        var (exitCode, _, error) = await CliRunner.RunAsync(args);
+        Assert.Equal(1, exitCode);
+        Assert.StartsWith(expected, error);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
+    [Theory]
     [InlineData("notaurl", new[] { "pull", "some-org/some-model" }, "error: HF_ENDPOINT 'notaurl' is not an http:// or https:// URL")]
     [InlineData(null, new[] { "pull", "some-org/some-model", "--max-file-gb", "-1" }, "error: --max-file-gb must be a positive number of GB, got -1.")]
     [InlineData(null, new[] { "pull", "hf:some-org/some-model@v1" }, "error: Cannot reach http://127.0.0.1:")]

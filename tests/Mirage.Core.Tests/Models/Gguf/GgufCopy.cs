@@ -8,9 +8,10 @@ internal static class GgufCopy
     /// <summary>
     /// <paramref name="source"/> with every tensor dequantized to F32 (the same weights, no block
     /// types), and only the metadata keys <paramref name="keepKey"/> accepts (all by default), with
-    /// <paramref name="replace"/>'s values written over those of the same keys.
+    /// <paramref name="replace"/>'s values written over those of the same keys, and <paramref name="extra"/> tensors after the file's.
     /// </summary>
-    public static string Dequantized(string source, string destination, Func<string, bool>? keepKey = null, IReadOnlyDictionary<string, object>? replace = null)
+    public static string Dequantized(string source, string destination, Func<string, bool>? keepKey = null, IReadOnlyDictionary<string, object>? replace = null,
+        IEnumerable<GgufTensor>? extra = null)
     {
         static object Plain(object value) => value switch
         {
@@ -24,7 +25,7 @@ internal static class GgufCopy
         using var file = GgufFile.Open(source);
         GgufWriter.Write(destination, file.Metadata.Where(p => keepKey?.Invoke(p.Key) ?? true)
                 .Select(p => new KeyValuePair<string, object>(p.Key, replace?.GetValueOrDefault(p.Key) ?? Plain(p.Value))),
-            file.Tensors.Select(t => new GgufTensor(t.Name, file.Dequantize(t), t.Shape, GgufType.F32)).ToList());
+            [.. file.Tensors.Select(t => new GgufTensor(t.Name, file.Dequantize(t), t.Shape, GgufType.F32)), .. extra ?? []]);
         return destination;
     }
 }

@@ -253,6 +253,20 @@ public sealed class GgufFileTests : IDisposable
     }
 
     [Fact]
+    public void RopeFactorsOfTheWrongCount_AreRefusedBeforeTheyAreDecoded()
+    {
+        var source = _temp.File("reader.gguf");
+        GgufConverter.FromHuggingFace(SharedAssets.EmbeddedReader, source);
+        var path = GgufCopy.Dequantized(source, _temp.File("rope.gguf"), extra: [new GgufTensor("rope_freqs.weight", new float[1 << 22], [1 << 22], GgufType.F32)]);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var error = Assert.Throws<InvalidCheckpointException>(() => GgufCheckpoint.Open(path).Dispose());
+        Assert.Contains("rope_freqs.weight holds 4,194,304 factors", error.Message);
+        // 16 MiB of factors were never turned into floats.
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 8L << 20);
+    }
+
+    [Fact]
     public void RandomByteFlips_AreRefusedCleanly_OrRead()
     {
         var path = _temp.File("model.gguf");
