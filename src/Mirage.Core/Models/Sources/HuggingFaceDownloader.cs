@@ -81,6 +81,14 @@ public sealed class HuggingFaceDownloader
         var reference = ModelReference.Parse("hf:" + repository + "@" + revision);
         var folder = _cache.RepositoryFolder(reference.Name);
         string? commit = null;
+        // Every folder written below is a plain folder inside the repository's: a planted link to a
+        // folder elsewhere would carry the writes out of the cache.
+        void RefuseLinks(string directory)
+        {
+            for (var at = directory; at is not null && at.Length >= folder.Length; at = Path.GetDirectoryName(at))
+                if (new DirectoryInfo(at).LinkTarget is { } target)
+                    throw new MirageException($"'{at}' in the Hugging Face cache is a link (to {target}); mirage pull writes only into plain folders of the cache. Remove the link and pull again.");
+        }
 
         async Task<bool> Fetch(string file, bool required)
         {
@@ -90,6 +98,8 @@ public sealed class HuggingFaceDownloader
             if (commit is not null && info.Value.Commit != commit)
                 throw new MirageException($"The revision '{revision}' of {reference.Name} moved while downloading (commit {commit} then {info.Value.Commit}); run mirage pull again.");
             commit = info.Value.Commit;
+            RefuseLinks(Path.Combine(folder, "blobs"));
+            RefuseLinks(Path.GetDirectoryName(Path.Combine(folder, "snapshots", commit, file))!);
             var blob = info.Value.Hash is { } hash ? Path.Combine(folder, "blobs", hash) : null;
             if (blob is null || !ModelFiles.IsRegularFile(blob, followLinks: false))
                 blob = await DownloadAsync(info.Value, Path.Combine(folder, "blobs"), file, progress, cancellationToken).ConfigureAwait(false);
@@ -108,7 +118,10 @@ public sealed class HuggingFaceDownloader
                 await Fetch(shard, required: true).ConfigureAwait(false);
         }
         if (revision != commit)
+        {
+            RefuseLinks(Path.GetDirectoryName(Path.Combine(folder, "refs", revision))!);
             ModelFiles.Replace(Path.Combine(folder, "refs", revision), commit!);
+        }
         return Path.Combine(folder, "snapshots", commit!);
     }
 

@@ -154,6 +154,18 @@ public sealed class HostileHubTests : IDisposable
         Assert.Equal(Commit, File.ReadAllText(Path.Combine(refs, "main")));
     }
 
+    [Fact]
+    public async Task APlantedLinkedFolder_IsRefused_NothingWrittenOutside()
+    {
+        var outside = Directory.CreateDirectory(Path.Combine(_temp.Path, "elsewhere")).FullName;
+        var repository = Directory.CreateDirectory(Path.Combine(Cache, "models--org--model")).FullName;
+        Directory.CreateSymbolicLink(Path.Combine(repository, "snapshots"), outside);
+        using var hub = new HostileHub(_repository, (_, _, _, _) => Task.CompletedTask, answers: _ => false);
+
+        Assert.Contains("snapshots' in the Hugging Face cache is a link", await Refused(hub));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
+    }
+
     private delegate Task WeightsBody(Stream stream, byte[] bytes, CancellationToken stopping);
 
     // A handler that misbehaves for model.safetensors only: its HEAD carries `head` (and the true
