@@ -34,7 +34,7 @@ public static class AblationCitations
     /// <param name="options">The settings (<see cref="CitationOptions.Ablation"/>, <see cref="CitationOptions.AtMostCitations"/>).</param>
     /// <param name="cancellationToken">Checked before each forward pass.</param>
     public static (IReadOnlyList<CitedSentence> Sentences, IReadOnlyList<SentenceAblation> Measured) Build(
-        ContextAblation ablation, IReadOnlyList<SentenceSpan> sentences, IReadOnlyList<AnswerToken> tokens, IReadOnlyList<float> noContextLogProbs,
+        ContextAblation ablation, IReadOnlyList<SentenceSpan> sentences, IReadOnlyList<AnswerToken> tokens, IReadOnlyList<double> noContextLogProbs,
         IReadOnlyList<PassageSpan> passages, IReadOnlyList<string> passageTexts, CitationOptions options, CancellationToken cancellationToken = default)
     {
         int count = passages.Count, cap = Math.Min(count, options.AtMostCitations ?? count);
@@ -122,9 +122,9 @@ public static class AblationCitations
 
     // Hierarchical ablation: each sentence of a cited passage removed in turn (every other passage
     // kept), scored once per passage for all answer sentences that cite it.
-    private sealed class Evidence(ContextAblation ablation, IReadOnlyList<string> texts, float[] full, CancellationToken cancellationToken)
+    private sealed class Evidence(ContextAblation ablation, IReadOnlyList<string> texts, double[] full, CancellationToken cancellationToken)
     {
-        private readonly Dictionary<int, (SentenceSpan Sentence, float[] Without)[]> _byPassage = [];
+        private readonly Dictionary<int, (SentenceSpan Sentence, double[] Without)[]> _byPassage = [];
 
         public IReadOnlyList<PassageEvidence> Of(int passage, IReadOnlyList<int> scored, double minDrop)
         {
@@ -158,10 +158,10 @@ public static class AblationCitations
         public List<double> Gains { get; } = [];
         public List<double> Drops { get; } = [];
         public List<List<(int Token, double Drop)>> Triggers { get; } = [];
-        public float[]? Last { get; private set; }
+        public double[]? Last { get; private set; }
         public double Drop => Drops.Count == 0 ? 0 : Drops[^1];
 
-        public void Add(int passage, float[] after, float[] before, float[] full)
+        public void Add(int passage, double[] after, double[] before, double[] full)
         {
             double drop = ContextAblation.Sum(full, Scored) - ContextAblation.Sum(after, Scored);
             Gains.Add(drop - Drop);

@@ -20,7 +20,7 @@ public sealed class ContextAblation : IDisposable
     private readonly Func<IReadOnlyList<Passage>, CancellationToken, int[]> _promptIds;
     private readonly ICachedSequence? _sequence;
     private readonly bool _ownsSequence = true;
-    private readonly Dictionary<string, float[]> _scored = [];
+    private readonly Dictionary<string, double[]> _scored = [];
     private int _validPrefix;
     private readonly bool _keepLogits;
 
@@ -90,7 +90,7 @@ public sealed class ContextAblation : IDisposable
     public int PassageCount { get; }
 
     /// <summary>Per answer token, its log-probability with every passage.</summary>
-    public float[] Full { get; }
+    public double[] Full { get; }
 
     /// <summary>With <c>keepLogits</c> on the cached path: the full input's logits predicting each answer token, <c>[A, V]</c>; owned by this runner.</summary>
     public Tensor? FullLogits { get; private set; }
@@ -112,7 +112,7 @@ public sealed class ContextAblation : IDisposable
     /// Per mask (true = the passage stays), per answer token: its log-probability with only the kept
     /// passages in the prompt. A mask seen before is not run again. Cancellation is checked before each pass.
     /// </summary>
-    public IReadOnlyList<float[]> Score(IReadOnlyList<bool[]> masks, CancellationToken cancellationToken = default)
+    public IReadOnlyList<double[]> Score(IReadOnlyList<bool[]> masks, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(masks);
         foreach (var mask in masks)
@@ -127,7 +127,7 @@ public sealed class ContextAblation : IDisposable
     /// Per span, per answer token: its log-probability with that span's characters removed from its
     /// passage's text (every passage kept): hierarchical ablation, a sentence inside a passage.
     /// </summary>
-    public IReadOnlyList<float[]> ScoreWithout(IReadOnlyList<(int Passage, int Start, int End)> spans, CancellationToken cancellationToken = default)
+    public IReadOnlyList<double[]> ScoreWithout(IReadOnlyList<(int Passage, int Start, int End)> spans, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spans);
         foreach (var (p, start, end) in spans)
@@ -141,7 +141,7 @@ public sealed class ContextAblation : IDisposable
     }
 
     // Scores each keyed variant of the passages not scored before, longest shared prefix first.
-    private IReadOnlyList<float[]> ScoreVariants(IReadOnlyList<(string Key, Func<IReadOnlyList<Passage>> Shown)> variants, CancellationToken cancellationToken)
+    private IReadOnlyList<double[]> ScoreVariants(IReadOnlyList<(string Key, Func<IReadOnlyList<Passage>> Shown)> variants, CancellationToken cancellationToken)
     {
         var pending = variants.DistinctBy(v => v.Key).Where(v => !_scored.ContainsKey(v.Key))
             .Select(v => (v.Key, Ids: _promptIds(v.Shown(), cancellationToken)))
@@ -157,7 +157,7 @@ public sealed class ContextAblation : IDisposable
     }
 
     /// <summary>The summed log-probability of the answer tokens <paramref name="tokens"/> in <paramref name="logProbs"/>.</summary>
-    public static double Sum(float[] logProbs, IEnumerable<int> tokens) => tokens.Sum(t => (double)logProbs[t]);
+    public static double Sum(double[] logProbs, IEnumerable<int> tokens) => tokens.Sum(t => logProbs[t]);
 
     /// <summary>A mask keeping every passage except <paramref name="removed"/>.</summary>
     public static bool[] Without(int passages, IEnumerable<int> removed)
@@ -187,7 +187,7 @@ public sealed class ContextAblation : IDisposable
         return shared;
     }
 
-    private float[] Ablated(int[] ids, int shared)
+    private double[] Ablated(int[] ids, int shared)
     {
         if (shared > _validPrefix)
         {
@@ -201,10 +201,10 @@ public sealed class ContextAblation : IDisposable
     }
 
     // Runs prompt[start..] + answer after the sequence's first `start` tokens; the answer tokens' log-probabilities.
-    private float[] Continue(int[] prompt, int start) =>
+    private double[] Continue(int[] prompt, int start) =>
         Run(prompt.Concat(_input.AnswerIds).ToArray(), start, logitsFrom: prompt.Length - 1 - start)!;
 
-    private float[] Whole(int[] prompt)
+    private double[] Whole(int[] prompt)
     {
         ForwardPasses++;
         TokensRun += prompt.Length + _input.AnswerIds.Length;
@@ -213,7 +213,7 @@ public sealed class ContextAblation : IDisposable
 
     // Runs sequence[start..] through the cached sequence; with logitsFrom, the answer tokens' log-probabilities
     // predicted from that input position on.
-    private float[]? Run(int[] sequence, int start, int? logitsFrom)
+    private double[]? Run(int[] sequence, int start, int? logitsFrom)
     {
         using var scope = NewDisposeScope();
         var tail = sequence[start..];
@@ -229,11 +229,11 @@ public sealed class ContextAblation : IDisposable
     }
 
     // The answer tokens' log-probabilities under logits [A, V] predicting them.
-    private float[] LogProbs(Tensor logits)
+    private double[] LogProbs(Tensor logits)
     {
         using var scope = NewDisposeScope();
         var targets = tensor(_input.AnswerIds.Select(i => (long)i).ToArray(), device: _model.Device);
-        return TokenLogProbs.Of(logits, targets).to(ScalarType.Float32).cpu().data<float>().ToArray();
+        return TokenLogProbs.Of(logits, targets).to(ScalarType.Float64).cpu().data<double>().ToArray();
     }
 
     private static string Key(bool[] mask) => string.Concat(mask.Select(k => k ? '1' : '0'));

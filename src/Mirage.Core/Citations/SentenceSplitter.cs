@@ -6,17 +6,42 @@ namespace Mirage.Core.Citations;
 public readonly record struct SentenceSpan(int Start, int End, string Text);
 
 /// <summary>
-/// Splits an answer into sentences on its characters (never by re-tokenising), at line breaks and
-/// after '.', '!', '?' or '…' (with closing quotes or brackets) followed by whitespace, except
-/// where a period does not end a sentence: abbreviations ("Dr.", "e.g.", "No. 5"), initials
-/// ("J. Smith"), acronyms before a lower-case word ("the U.S. in 1990"), list markers ("1. "),
-/// and any terminator followed by a lower-case word ("'Why?' she asked"). Decimals and URLs have no space after their
-/// periods, so they never split. Surrounding whitespace is not part of a sentence.
+/// Splits an answer into sentences on its characters (never by re-tokenising), at line breaks,
+/// after '.', '!', '?' or '…' (with closing quotes or brackets) followed by whitespace, and after
+/// '。', '！' or '？' (which need none), except where a period does not end a sentence:
+/// abbreviations ("Dr.", "e.g.", "No. 5"), initials and acronyms unless a word that starts
+/// sentences follows ("J. Smith", "the U.S. Embassy", but "Plan B. It"), day ordinals before a month
+/// ("Am 3. Oktober"), list markers ("1. ", "b. "), and any terminator followed by a lower-case
+/// word ("'Why?' she asked") that is not a list marker. Decimals and URLs have no space after
+/// their periods, so they never split. Surrounding whitespace is not part of a sentence.
 /// </summary>
 public static partial class SentenceSplitter
 {
-    [GeneratedRegex(@"(?<end>[.!?…]+[""'”’)\]]*)(?=\s)|(?<line>[\r\n]+)")]
+    [GeneratedRegex(@"(?<end>[.!?…]+[""'”’)\]]*)(?=\s)|(?<wide>[。！？]+[」』）”’]*)|(?<line>[\r\n]+)")]
     private static partial Regex Candidate();
+
+    // "b. Serve it": a lower-case list marker, which starts a sentence although it is lower case.
+    [GeneratedRegex(@"^[a-z][.)]\s+\S")]
+    private static partial Regex LowerListMarker();
+
+    // Initials run together ("U.S", "U.K", "e.g" is an abbreviation): letters each followed by a period.
+    [GeneratedRegex(@"^(\p{L}\.)+\p{L}$")]
+    private static partial Regex Acronym();
+
+    // Words that begin sentences and never follow an initial in a name: after "Plan B." or "the
+    // U.S.", one of them means the period ended the sentence.
+    private static readonly HashSet<string> SentenceStarters = new(StringComparer.Ordinal)
+    {
+        "A", "An", "The", "It", "Its", "This", "That", "These", "Those", "There", "Then", "Thus", "He", "She", "They", "We", "I", "You",
+        "His", "Her", "Their", "Our", "My", "In", "On", "At", "After", "Before", "But", "And", "So", "However", "Also", "When", "While",
+        "If", "As", "For", "Of", "To", "With", "Both", "Each", "Some", "No", "Yes", "Why", "What", "How", "Who", "Where",
+    };
+
+    // Month names that follow a day's ordinal with a period (German: "am 3. Oktober").
+    private static readonly HashSet<string> Months = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Januar", "Jänner", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember",
+    };
 
     // Abbreviations that never end a sentence in an answer (titles, Latin, common shortenings).
     private static readonly HashSet<string> Abbreviations = new(StringComparer.OrdinalIgnoreCase)
@@ -39,9 +64,10 @@ public static partial class SentenceSplitter
         int start = 0;
         foreach (Match candidate in Candidate().Matches(text))
         {
-            if (candidate.Groups["line"].Success)
+            if (candidate.Groups["line"].Success || candidate.Groups["wide"].Success)
             {
-                Add(text, start, candidate.Index, sentences);
+                int end = candidate.Groups["line"].Success ? candidate.Index : candidate.Index + candidate.Length;
+                Add(text, start, end, sentences);
                 start = candidate.Index + candidate.Length;
             }
             else if (EndsSentence(text, start, candidate.Groups["end"]))
@@ -63,9 +89,13 @@ public static partial class SentenceSplitter
             return true;
         char next = text[after];
         if (char.IsLower(next))
-            return false;
+            return LowerListMarker().IsMatch(text.AsSpan(after));
         if (end.Value != ".")
             return true;
+        int nextEnd = after;
+        while (nextEnd < text.Length && char.IsLetter(text[nextEnd]))
+            nextEnd++;
+        var nextWord = text[after..nextEnd];
 
         // The word the period closes, without opening quotes or brackets.
         int wordStart = end.Index;
@@ -76,9 +106,13 @@ public static partial class SentenceSplitter
             return true;
         if (Abbreviations.Contains(word) || (char.IsDigit(next) && BeforeNumbers.Contains(word)))
             return false;
-        // An initial ("J. Smith") or a list marker at the start of the sentence ("1. ", "b. ").
-        if (word.Length == 1 && char.IsUpper(word[0]))
+        // An initial ("J. Smith") or acronym ("the U.S. Embassy"), unless a sentence starts after it ("Plan B. It").
+        if ((word.Length == 1 && char.IsUpper(word[0])) || Acronym().IsMatch(word))
+            return SentenceStarters.Contains(nextWord);
+        // A day's ordinal before its month ("Am 3. Oktober").
+        if (word.Length <= 2 && word.All(char.IsAsciiDigit) && Months.Contains(nextWord))
             return false;
+        // A list marker at the start of the sentence ("1. ", "b. ").
         bool marker = word.All(char.IsAsciiDigit) || (word.Length == 1 && char.IsLetter(word[0]));
         return !(marker && string.IsNullOrWhiteSpace(text[sentenceStart..wordStart]));
     }

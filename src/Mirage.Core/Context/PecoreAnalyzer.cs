@@ -83,7 +83,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
             noContextLogits.narrow(0, start, count), options.KlDirection)));
         var scores = metric.to(ScalarType.Float64).cpu().data<double>().ToArray();
         var contrastIds = forcedContrastIds?.ToArray() ?? noContextLogits.argmax(-1).cpu().data<long>().ToArray().Select(i => (int)i).ToArray();
-        float[] LogProbs(Tensor logits) => TokenLogProbs.Of(logits, targets).to(ScalarType.Float32).cpu().data<float>().ToArray();
+        double[] LogProbs(Tensor logits) => TokenLogProbs.Of(logits, targets).to(ScalarType.Float64).cpu().data<double>().ToArray();
         var contextLogProbs = LogProbs(contextLogits);
         var noContextLogProbs = LogProbs(noContextLogits);
 

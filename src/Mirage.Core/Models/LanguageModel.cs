@@ -224,13 +224,13 @@ public sealed class LanguageModel : IDisposable
     /// Runs prompt + continuation through the model in one pass and returns, for each continuation
     /// token, its log-probability given everything before it.
     /// </summary>
-    public float[] ScoreContinuation(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation) => ScoreContinuations([(prompt, continuation)])[0];
+    public double[] ScoreContinuation(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation) => ScoreContinuations([(prompt, continuation)])[0];
 
     /// <summary>
     /// Scores several (prompt, continuation) pairs in one right-padded batch; the numbers equal
     /// those of <see cref="ScoreContinuation"/> one at a time, up to floating-point reordering.
     /// </summary>
-    public IReadOnlyList<float[]> ScoreContinuations(IReadOnlyList<(IReadOnlyList<int> Prompt, IReadOnlyList<int> Continuation)> pairs)
+    public IReadOnlyList<double[]> ScoreContinuations(IReadOnlyList<(IReadOnlyList<int> Prompt, IReadOnlyList<int> Continuation)> pairs)
     {
         ArgumentNullException.ThrowIfNull(pairs);
         if (pairs.Count == 0)
@@ -239,8 +239,8 @@ public sealed class LanguageModel : IDisposable
         var logits = cat(TeacherForceLogits(pairs).ToList(), 0); // [sum N_b, V]
         // Each continuation token's log-probability, all pairs in one pass and one copy to managed memory.
         var targets = tensor(pairs.SelectMany(p => p.Continuation).Select(t => (long)t).ToArray(), device: Device);
-        var flat = TokenLogProbs.Of(logits, targets).to(ScalarType.Float32).cpu().data<float>().ToArray();
-        var result = new List<float[]>();
+        var flat = TokenLogProbs.Of(logits, targets).to(ScalarType.Float64).cpu().data<double>().ToArray();
+        var result = new List<double[]>();
         int offset = 0;
         foreach (var (_, continuation) in pairs)
         {

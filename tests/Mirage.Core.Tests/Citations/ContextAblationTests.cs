@@ -69,7 +69,7 @@ public sealed class ContextAblationTests : IDisposable
         using var blind = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, windowed, name: "windowed"));
         var template = new PromptTemplate { Template = "{passages}\n{question}", PassageTemplate = "{text}", UntitledPassageTemplate = "{text}", PassageSeparator = " " };
         const string question = "the the the the the the the the the the the the";
-        float[][] Shifts(LanguageModel model)
+        double[][] Shifts(LanguageModel model)
         {
             var input = CitationInput.Prepare(model, question, Passages, "the cat.", template);
             using var ablation = ContextAblation.Start(model, input, question, Passages, template);

@@ -26,6 +26,18 @@ public sealed class SentenceSplitterAndPromptTests
     [InlineData("Wait... what happened? Nothing… Really!", "Wait... what happened?|Nothing…|Really!")]
     [InlineData("It lives in the U.S. It is big.", "It lives in the U.S.|It is big.")]
     [InlineData("The Smith et al. study found it. (See Chapter 2.) Good.", "The Smith et al. study found it.|(See Chapter 2.)|Good.")]
+    [InlineData("She got a grade of A. Then she left.", "She got a grade of A.|Then she left.")]
+    [InlineData("We chose Plan B. It worked.", "We chose Plan B.|It worked.")]
+    [InlineData("Vitamin C. The rest was water.", "Vitamin C.|The rest was water.")]
+    [InlineData("John F. Kennedy spoke. E. Smith listened.", "John F. Kennedy spoke.|E. Smith listened.")]
+    [InlineData("He went to the U.S. Embassy in Paris. It was closed.", "He went to the U.S. Embassy in Paris.|It was closed.")]
+    [InlineData("The U.K. Parliament met. The U.K. It is.", "The U.K. Parliament met.|The U.K.|It is.")]
+    [InlineData("Am 3. Oktober 1990 kam die Einheit. Am 9. November fiel die Mauer.", "Am 3. Oktober 1990 kam die Einheit.|Am 9. November fiel die Mauer.")]
+    [InlineData("He was born in 1990. Then he moved.", "He was born in 1990.|Then he moved.")]
+    [InlineData("巴黎是首都。它很大！真的吗？是的", "巴黎是首都。|它很大！|真的吗？|是的")]
+    [InlineData("a. Cool it. b. Serve it.", "a. Cool it.|b. Serve it.")]
+    [InlineData("Steps: a) Cool it. b) Serve it.", "Steps: a) Cool it.|b) Serve it.")]
+    [InlineData("It said \"go.\" a. First.", "It said \"go.\"|a. First.")]
     public void Split_KeepsAbbreviationsDecimalsInitialsUrlsAndListMarkers_WithExactOffsets(string answer, string expected)
     {
         var sentences = SentenceSplitter.Split(answer);
