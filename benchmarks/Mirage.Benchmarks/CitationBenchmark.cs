@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Mirage.Core.Attribution.StepFunctions;
 using Mirage.Core.Citations;
-using Mirage.Core.Context;
+using Mirage.Core.Pecore;
 using Mirage.Core.Models;
 using static TorchSharp.torch;
 
@@ -40,7 +40,7 @@ internal static class CitationBenchmark
         var engine = new MirageCitationEngine(model);
 
         // Generating as many tokens as the answer has, from the same prompt: what citing is compared with.
-        var prompt = CitationInput.AnswerPrompt(model, request.Question, passages, new PromptTemplate());
+        var prompt = PreparedCitation.AnswerPrompt(model, request.Question, passages, new PromptTemplate());
         model.Generate(prompt, new GenerationOptions { MaxTokens = 4, StopAtEos = false }); // warm-up
         long before = PeakMemory.Reset();
         var clock = Stopwatch.StartNew();

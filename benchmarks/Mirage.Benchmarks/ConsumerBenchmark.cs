@@ -127,7 +127,7 @@ internal static class ConsumerBenchmark
         var cited = string.Join(" ", result.Sentences.Select(s => $"[{string.Join(",", s.Citations.Select(c => c.PassageId))}]"));
 
         // Leave-one-out alone, the passes llama.cpp repeats below.
-        var input = CitationInput.Prepare(model, job.Question, job.Passages, job.Answer, options.Prompt);
+        var input = PreparedCitation.Prepare(model, job.Question, job.Passages, job.Answer, options.Prompt);
         clock.Restart();
         using (var ablation = ContextAblation.Start(model, input, job.Question, job.Passages, options.Prompt))
         {
@@ -141,7 +141,7 @@ internal static class ConsumerBenchmark
             int generated = 0;
             if (job.Generate > 0)
             {
-                var prompt = CitationInput.AnswerPrompt(model, job.Question, job.Passages, options.Prompt);
+                var prompt = PreparedCitation.AnswerPrompt(model, job.Question, job.Passages, options.Prompt);
                 clock.Restart();
                 var plain = model.Generate(prompt, new GenerationOptions { MaxTokens = job.Generate, StopAtEos = false });
                 generate = clock.Elapsed.TotalSeconds;

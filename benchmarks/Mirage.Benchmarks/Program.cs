@@ -24,7 +24,7 @@ var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 60, Desc
 var queue = new Option<int>("--queue") { DefaultValueFactory = _ => 64, Description = "load: the server's queue length (Server:MaxQueueLength)." };
 var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1, Description = "load: requests a worker cites as one batch (Server:BatchSize)." };
 var loadModel = new Option<string?>("--model") { Description = "load: model folder (default: the embedded reader)." };
-var root = new RootCommand("Mirage benchmarks: runtime speed, citation cost against the reference-shaped loop, and the HTTP service under load")
+var root = new RootCommand("Mirage benchmarks: runtime speed, citation cost against the reference-shaped loop, training steps, the HTTP service under load, GGUF loading, attention kernels, and memory and time on consumer hardware")
 {
     shared, forwardTokens, scoredTokens, promptTokens, generated, repeats, skipLarge, suite, include8B, clients, seconds, queue, batch, loadModel, measureLoad, measureConsumer,
 };

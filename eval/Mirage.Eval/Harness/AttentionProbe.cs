@@ -1,6 +1,6 @@
 using Mirage.Core.Attribution;
 using Mirage.Core.Citations;
-using Mirage.Core.Context;
+using Mirage.Core.Pecore;
 using Mirage.Core.Models;
 using Mirage.Eval.Data;
 using static TorchSharp.torch;
@@ -43,8 +43,8 @@ public static class AttentionProbe
 
         foreach (var item in items)
         {
-            var input = CitationInput.Prepare(model, item.Question, item.ToPassages(), item.Output, template);
-            var cti = pecore.AnalyzeBatch(model, [new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, new PecoreOptions(), RunCci: false)])[0];
+            var input = PreparedCitation.Prepare(model, item.Question, item.ToPassages(), item.Output, template);
+            var cti = pecore.AnalyzeBatch(model, [new PecoreAnswer(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, new PecoreOptions(), RunCci: false)])[0];
             var (mass, peak) = PassageAttention(model, input); // [layer, head, answer token, passage]: summed over the passage's tokens, and its largest
             var lengths = input.Passages.Select(p => (double)(p.TokenEnd - p.TokenStart)).ToArray();
             int sentences = input.Sentences.Count, passages = input.Passages.Count;
@@ -85,7 +85,7 @@ public static class AttentionProbe
 
     // One forward pass with attention weights; per layer, head, answer token and passage: the
     // attention the position predicting that token pays to the passage's tokens, in all and at most.
-    private static (double[,,,] Mass, double[,,,] Peak) PassageAttention(LanguageModel model, CitationInput input)
+    private static (double[,,,] Mass, double[,,,] Peak) PassageAttention(LanguageModel model, PreparedCitation input)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();

@@ -44,12 +44,12 @@ public sealed class FaithfulnessMeter(LanguageModel model, PromptTemplate templa
     public Session Start(AlceItem item)
     {
         var passages = item.ToPassages();
-        var input = CitationInput.Prepare(model, item.Question, passages, item.Output, template);
+        var input = PreparedCitation.Prepare(model, item.Question, passages, item.Output, template);
         return new Session(ContextAblation.Start(model, input, item.Question, passages, template), input, new Random(seed));
     }
 
     /// <summary>The measurements of one item, shared by every citer's citations of it.</summary>
-    public sealed class Session(ContextAblation ablation, CitationInput input, Random random) : IDisposable
+    public sealed class Session(ContextAblation ablation, PreparedCitation input, Random random) : IDisposable
     {
         /// <summary>Per sentence: its faithfulness, or null when it cites nothing.</summary>
         public IReadOnlyList<SentenceFaithfulness?> Measure(IReadOnlyList<int[]> cited)

@@ -94,7 +94,7 @@ public static class AblationCitations
             var drops = leaveOneOut.Select(without => ContextAblation.Sum(full, state.Scored) - ContextAblation.Sum(without, state.Scored)).ToList();
             cited.Add(new CitedSentence(s, sentences[s].Start, sentences[s].End, sentences[s].Text, citations));
             double citedDrop = members.Count == 0 ? 0 : ContextAblation.Sum(full, state.Scored)
-                - ContextAblation.Sum(ablation.Score([ContextAblation.Without(count, members.Select(k => state.Removed[k]))])[0], state.Scored);
+                - ContextAblation.Sum(ablation.Score([ContextAblation.Without(count, members.Select(k => state.Removed[k]))], cancellationToken)[0], state.Scored);
             measured.Add(new SentenceAblation(s, state.Scored, state.Effect, drops, citedDrop));
         }
         return (cited, measured);

@@ -8,7 +8,7 @@ namespace Mirage.Core.Citations;
 public static class CitationBudget
 {
     /// <summary>CTI's two teacher-forced passes: with the passages and without them.</summary>
-    public static long Cti(CitationInput input) => (long)input.PromptIds.Length + input.NoContextIds.Length + 2L * input.AnswerTokens.Count;
+    public static long Cti(PreparedCitation input) => (long)input.PromptIds.Length + input.NoContextIds.Length + 2L * input.AnswerTokens.Count;
 
     /// <summary>
     /// Passage ablation (<see cref="AblationCitations"/>) and verification: leave-one-out, the
@@ -16,7 +16,7 @@ public static class CitationBudget
     /// set per sentence and remaining passage, and no more than there are distinct sets), pruning,
     /// each cited set's drop, evidence sentences, and two passes per verified sentence.
     /// </summary>
-    public static long Ablation(CitationInput input, IReadOnlyList<string> passageTexts, CitationOptions options)
+    public static long Ablation(PreparedCitation input, IReadOnlyList<string> passageTexts, CitationOptions options)
     {
         long length = input.PromptIds.Length + input.AnswerTokens.Count;
         int passages = input.Passages.Count, sentences = input.Sentences.Count;

@@ -59,9 +59,9 @@ public static class CitationBuilder
         var cues = result.Cues.ToDictionary(c => c.TokenIndex, c => c.Scores);
         var scores = result.Tokens.Select(t => t.Cti).ToList();
         var eligible = result.Tokens.Select(t => !t.Special).ToList();
-        double threshold = Context.TokenSelection.MeanStdThreshold(
+        double threshold = Pecore.TokenSelection.MeanStdThreshold(
             result.Tokens.Where(t => !t.Special).Select(t => t.Cti).ToList(), options.Pecore.CtiStdThreshold, options.Pecore.CtiStdDdof);
-        var chosen = Context.TokenSelection.Select(scores, eligible, threshold, options.Pecore.CtiTopK);
+        var chosen = Pecore.TokenSelection.Select(scores, eligible, threshold, options.Pecore.CtiTopK);
         var tokens = result.Tokens.Select(t => t with { Selected = chosen[t.Index] && cues.ContainsKey(t.Index) }).ToList();
         var sentences = result.Sentences.Select(s => new SentenceSpan(s.Start, s.End, s.Text)).ToList();
         return result with

@@ -1,5 +1,5 @@
 using System.Text.Json.Serialization;
-using Mirage.Core.Context;
+using Mirage.Core.Pecore;
 
 namespace Mirage.Core.Citations;
 

@@ -23,7 +23,7 @@ public sealed record CitationResult(
     IReadOnlyList<AnswerToken> Tokens,
     IReadOnlyList<PassageSpan> Passages,
     IReadOnlyList<ContextCues> Cues,
-    AttributionInputs Inputs,
+    ModelInputs Inputs,
     double CtiThreshold,
     CitationOptions Options,
     CitationCost Cost)
@@ -83,7 +83,7 @@ public sealed record ContextCues(int TokenIndex, double TargetValue, float[] Sco
 /// The inputs exactly as the model saw them: prompt ids then answer ids in each setting, where the
 /// answer starts, and the with-context prompt's text with each prompt token's [start, end) in it.
 /// </summary>
-public sealed record AttributionInputs(
+public sealed record ModelInputs(
     IReadOnlyList<int> WithContextIds,
     IReadOnlyList<int> NoContextIds,
     int WithContextAnswerStart,

@@ -15,7 +15,7 @@ namespace Mirage.Core.Citations;
 public sealed class ContextAblation : IDisposable
 {
     private readonly LanguageModel _model;
-    private readonly CitationInput _input;
+    private readonly PreparedCitation _input;
     private readonly IReadOnlyList<Passage> _passages;
     private readonly Func<IReadOnlyList<Passage>, CancellationToken, int[]> _promptIds;
     private readonly ICachedSequence? _sequence;
@@ -24,7 +24,7 @@ public sealed class ContextAblation : IDisposable
     private int _validPrefix;
     private readonly bool _keepLogits;
 
-    private ContextAblation(LanguageModel model, CitationInput input, IReadOnlyList<Passage> passages, Func<IReadOnlyList<Passage>, CancellationToken, int[]> promptIds, bool reuseCache, bool keepLogits,
+    private ContextAblation(LanguageModel model, PreparedCitation input, IReadOnlyList<Passage> passages, Func<IReadOnlyList<Passage>, CancellationToken, int[]> promptIds, bool reuseCache, bool keepLogits,
         GenerationTrace? trace)
     {
         _keepLogits = keepLogits;
@@ -70,7 +70,7 @@ public sealed class ContextAblation : IDisposable
     /// <paramref name="trace"/>, the generation that wrote the answer, replaces the full pass when it
     /// covers this input's prompt and answer and its cache is still unused (<see cref="GenerationTrace"/>).
     /// </summary>
-    public static ContextAblation Start(LanguageModel model, CitationInput input, string question, IReadOnlyList<Passage> passages, PromptTemplate template,
+    public static ContextAblation Start(LanguageModel model, PreparedCitation input, string question, IReadOnlyList<Passage> passages, PromptTemplate template,
         bool reuseCache = true, bool keepLogits = false, GenerationTrace? trace = null)
     {
         ArgumentNullException.ThrowIfNull(model);

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Mirage.Core.Attribution;
-using Mirage.Core.Context;
+using Mirage.Core.Pecore;
 using Mirage.Core.Models;
 using Mirage.Core.Tokenization;
 
@@ -74,7 +74,7 @@ public sealed class MirageCitationEngine : ICitationEngine
     private List<CitationResult> Cite(IReadOnlyList<(CitationRequest Request, IReadOnlyList<Passage> Passages, CitationOptions Options)> requests, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        var inputs = requests.Select(r => CitationInput.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt, r.Request.AnswerTokenIds)).ToList();
+        var inputs = requests.Select(r => PreparedCitation.Prepare(_model, r.Request.Question, r.Passages, r.Request.Answer, r.Options.Prompt, r.Request.AnswerTokenIds)).ToList();
         var tokenizeTime = clock.Elapsed / requests.Count;
         // Work past a request's budget is refused before any pass: ablation's and verification's
         // bound now, CCI's (which depends on the tokens CTI selects) in PECoRe, with what is left.
@@ -111,7 +111,7 @@ public sealed class MirageCitationEngine : ICitationEngine
                 ablationStart[i] = clock.Elapsed;
             }
             var pecore = _pecore.AnalyzeBatch(_model,
-                inputs.Select((input, i) => new PecoreInput(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore,
+                inputs.Select((input, i) => new PecoreAnswer(input.PromptIds, input.NoContextIds, input.AnswerIds, input.Eligible, requests[i].Options.Pecore,
                     RunCci: requests[i].Options.Method == CitationMethod.Cci, ContextLogits: ablations[i]?.FullLogits ?? traceLogits[i], NoContextLogits: noContextLogits[i],
                     MaxCciTokenPasses: cciBudgets[i])).ToList(),
                 cancellationToken);
@@ -142,7 +142,7 @@ public sealed class MirageCitationEngine : ICitationEngine
 
     // `started`: the ablation runner of an ablation request, whose full pass took `startTime`; a
     // request that only verifies starts its own here.
-    private CitationResult Result(CitationRequest request, IReadOnlyList<Passage> passages, CitationOptions options, CitationInput input, PecoreResult pecore, TimeSpan tokenizeTime,
+    private CitationResult Result(CitationRequest request, IReadOnlyList<Passage> passages, CitationOptions options, PreparedCitation input, PecoreResult pecore, TimeSpan tokenizeTime,
         ContextAblation? started, TimeSpan startTime, CancellationToken cancellationToken)
     {
         var citationClock = Stopwatch.StartNew();
@@ -172,7 +172,7 @@ public sealed class MirageCitationEngine : ICitationEngine
         double ablationMs = ablationPasses == 0 ? 0 : (ablationSection + startTime).TotalMilliseconds;
         var cues = pecore.CciScores.OrderBy(c => c.Key).Select(c => new ContextCues(c.Key, pecore.CciTargetValues[c.Key], c.Value)).ToList();
 
-        var inputs = new AttributionInputs(
+        var inputs = new ModelInputs(
             input.PromptIds.Concat(input.AnswerIds).ToArray(), input.NoContextIds.Concat(input.AnswerIds).ToArray(),
             input.PromptIds.Length, input.NoContextIds.Length, input.WithContext.Text,
             input.PromptTokens.Select(t => new[] { t.Start, t.End }).ToList());
@@ -189,7 +189,7 @@ public sealed class MirageCitationEngine : ICitationEngine
     }
 
     // The generation's logits over the answer, when it wrote exactly this input's answer after this prompt: CTI's with-context pass.
-    private static TorchSharp.torch.Tensor? TraceLogits(GenerationTrace? trace, CitationInput input) =>
+    private static TorchSharp.torch.Tensor? TraceLogits(GenerationTrace? trace, PreparedCitation input) =>
         trace is not null && trace.Covers(input.PromptIds, input.AnswerIds) ? trace.Logits.narrow(0, 0, input.AnswerIds.Length) : null;
 
     private static string Count(int n, string noun) => $"{n} {noun}{(n == 1 ? "" : "s")}";

@@ -5,8 +5,9 @@ namespace Mirage.Core.Models;
 
 /// <summary>
 /// The facts of a decoder-only checkpoint that the forward pass needs, read from its Hugging Face
-/// <c>config.json</c>. Llama, Qwen2 and Mistral share one shape; the differences are data here
-/// (attention biases, sliding windows, RoPE scaling), not separate code paths.
+/// <c>config.json</c>. Every supported family runs through one forward pass; what differs between
+/// them (norm offsets, soft-capping, fused projections, q/k norms, biases, sliding windows, RoPE
+/// variants) is data here, not separate code paths.
 /// </summary>
 public sealed record ModelConfig
 {
@@ -17,7 +18,7 @@ public sealed record ModelConfig
     public required string Architecture { get; init; }
     /// <summary>Width of the residual stream.</summary>
     public required int HiddenSize { get; init; }
-    /// <summary>Width of the SwiGLU feed-forward layer.</summary>
+    /// <summary>Width of the gated feed-forward layer (SwiGLU or GeGLU).</summary>
     public required int IntermediateSize { get; init; }
     /// <summary>Number of decoder layers.</summary>
     public required int NumLayers { get; init; }

@@ -2,7 +2,7 @@ using System.CommandLine;
 using Mirage.Core;
 using Mirage.Core.Attribution;
 using Mirage.Core.Citations;
-using Mirage.Core.Context;
+using Mirage.Core.Pecore;
 
 namespace Mirage.Host.Cli;
 

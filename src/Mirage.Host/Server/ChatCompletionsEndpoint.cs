@@ -164,7 +164,7 @@ internal static class ChatCompletionsEndpoint
         if (passages.Count == 0 && loaded.Model.Tokenizer.MinimumTokens(conversation.Sum(m => (long)m.Content.Length)) is var fewest && fewest >= loaded.Model.ContextLength)
             throw new Core.ContextLengthExceededException($"The conversation is at least {fewest:N0} tokens, more than {loaded.Model.ModelId}'s {loaded.Model.ContextLength}-token context; shorten the messages.");
         int[] prompt = passages.Count > 0
-            ? CitationInput.AnswerPrompt(loaded.Model, question, passages, citationOptions.Prompt, cancellationToken)
+            ? PreparedCitation.AnswerPrompt(loaded.Model, question, passages, citationOptions.Prompt, cancellationToken)
             : ConversationPrompt.Encode(loaded.Model.Tokenizer, conversation, cancellationToken);
         var stops = request.Stop switch
         {

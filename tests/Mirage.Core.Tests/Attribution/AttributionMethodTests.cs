@@ -217,8 +217,6 @@ public sealed class AttributionMethodTests : IDisposable
     {
         public string Name => "uniform";
 
-        public AttributionCapabilities Capabilities { get; } = new(false, false, false);
-
         public AttributionResult Attribute(LanguageModel model, AttributionRequest request, TargetEvaluator evaluator) =>
             new(Name, request.Targets,
                 request.Targets.Select(t => Enumerable.Range(0, request.Ids.Count).Select(j => j < t.Position ? 1f / t.Position : 0f).ToArray()).ToList(),

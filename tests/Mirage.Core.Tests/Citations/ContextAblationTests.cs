@@ -33,7 +33,7 @@ public sealed class ContextAblationTests : IDisposable
     {
         using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, TinyCheckpoint.Config() with { MaxPositionEmbeddings = 512 }));
         var template = new PromptTemplate { Instruction = "Answer." };
-        var input = CitationInput.Prepare(model, "where?", Passages, "the cat sat in Paris. The bird sang.", template);
+        var input = PreparedCitation.Prepare(model, "where?", Passages, "the cat sat in Paris. The bird sang.", template);
         using var cached = ContextAblation.Start(model, input, "where?", Passages, template);
         using var whole = ContextAblation.Start(model, input, "where?", Passages, template, reuseCache: false);
         var fromCache = cached.Score(Masks);
@@ -71,7 +71,7 @@ public sealed class ContextAblationTests : IDisposable
         const string question = "the the the the the the the the the the the the";
         double[][] Shifts(LanguageModel model)
         {
-            var input = CitationInput.Prepare(model, question, Passages, "the cat.", template);
+            var input = PreparedCitation.Prepare(model, question, Passages, "the cat.", template);
             using var ablation = ContextAblation.Start(model, input, question, Passages, template);
             return ablation.Score(Masks).Select(run => run.Select((v, t) => v - ablation.Full[t]).ToArray()).ToArray();
         }
@@ -87,7 +87,7 @@ public sealed class ContextAblationTests : IDisposable
     {
         using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, TinyCheckpoint.Config() with { MaxPositionEmbeddings = 512 }));
         var template = new PromptTemplate();
-        var input = CitationInput.Prepare(model, "q", Passages, "the cat.", template);
+        var input = PreparedCitation.Prepare(model, "q", Passages, "the cat.", template);
         using var ablation = ContextAblation.Start(model, input, "q", Passages, template);
         Assert.Contains("3 entries; the prompt has 4 passages", Assert.Throws<ArgumentException>(() => ablation.Score([new bool[3]])).Message);
 

@@ -11,7 +11,7 @@ public sealed class GenerationTraceTests
     private static (GenerationResult Generated, CitationRequest Request) Ask(LanguageModel model, CitationOptions options)
     {
         var passages = ReaderSample.Passages();
-        var prompt = CitationInput.AnswerPrompt(model, ReaderSample.Question, passages, options.Prompt);
+        var prompt = PreparedCitation.AnswerPrompt(model, ReaderSample.Question, passages, options.Prompt);
         var generated = model.Generate(prompt, new GenerationOptions { MaxTokens = 96, StopStrings = ["\n"], KeepTrace = true });
         return (generated, new CitationRequest(ReaderSample.Question, passages, generated.Text.Trim(), options, generated.TokenIds));
     }
@@ -85,7 +85,7 @@ public sealed class GenerationTraceTests
     public void Generate_KeepsATraceOnlyWhenAsked()
     {
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
-        var prompt = CitationInput.AnswerPrompt(model, ReaderSample.Question, ReaderSample.Passages(), new PromptTemplate());
+        var prompt = PreparedCitation.AnswerPrompt(model, ReaderSample.Question, ReaderSample.Passages(), new PromptTemplate());
         Assert.Null(model.Generate(prompt, new GenerationOptions { MaxTokens = 4 }).Trace);
         using var trace = model.Generate(prompt, new GenerationOptions { MaxTokens = 4, StopAtEos = false, KeepTrace = true }).Trace;
         Assert.Equal(4, trace!.TokenIds.Count);
@@ -96,7 +96,7 @@ public sealed class GenerationTraceTests
     public void AStreamHandsOverItsTrace_OnlyWhenReadToItsEnd()
     {
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
-        var prompt = CitationInput.AnswerPrompt(model, ReaderSample.Question, ReaderSample.Passages(), new PromptTemplate());
+        var prompt = PreparedCitation.AnswerPrompt(model, ReaderSample.Question, ReaderSample.Passages(), new PromptTemplate());
         var options = new GenerationOptions { MaxTokens = 6, StopAtEos = false, KeepTrace = true };
         using var generated = model.Generate(prompt, options).Trace;
 

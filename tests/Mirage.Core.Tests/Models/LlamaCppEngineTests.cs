@@ -88,8 +88,8 @@ public sealed class LlamaCppEngineTests : IDisposable
         using var llama = Load(gguf, ModelEngine.LlamaCpp);
         using var torch = Load(gguf, ModelEngine.Torch);
         var passages = ReaderSample.Passages();
-        var prompt = CitationInput.AnswerPrompt(llama, ReaderSample.Question, passages, new CitationOptions().Prompt);
-        Assert.Equal(prompt, CitationInput.AnswerPrompt(torch, ReaderSample.Question, passages, new CitationOptions().Prompt));
+        var prompt = PreparedCitation.AnswerPrompt(llama, ReaderSample.Question, passages, new CitationOptions().Prompt);
+        Assert.Equal(prompt, PreparedCitation.AnswerPrompt(torch, ReaderSample.Question, passages, new CitationOptions().Prompt));
 
         var options = new GenerationOptions { MaxTokens = 40, StopStrings = ["\n"] };
         var answer = llama.Generate(prompt, options);
@@ -109,7 +109,7 @@ public sealed class LlamaCppEngineTests : IDisposable
         using var torch = Load(gguf, ModelEngine.Torch);
         var options = new CitationOptions { Verify = new VerificationOptions() };
         var passages = ReaderSample.Passages();
-        var prompt = CitationInput.AnswerPrompt(llama, ReaderSample.Question, passages, options.Prompt);
+        var prompt = PreparedCitation.AnswerPrompt(llama, ReaderSample.Question, passages, options.Prompt);
         var generated = llama.Generate(prompt, new GenerationOptions { MaxTokens = 96, StopStrings = ["\n"], KeepTrace = true });
         using var trace = generated.Trace;
         var request = new CitationRequest(ReaderSample.Question, passages, generated.Text.Trim(), options, generated.TokenIds);
@@ -173,7 +173,7 @@ public sealed class LlamaCppEngineTests : IDisposable
         Assert.Equal(ModelEngine.Torch, model.Engine);
         Assert.Contains("llama.cpp could not load", model.EngineNote);
         Assert.Contains("context_length", model.EngineNote);
-        Assert.Contains("Lousdrur", model.Generate(CitationInput.AnswerPrompt(model, ReaderSample.Question, ReaderSample.Passages(), new CitationOptions().Prompt),
+        Assert.Contains("Lousdrur", model.Generate(PreparedCitation.AnswerPrompt(model, ReaderSample.Question, ReaderSample.Passages(), new CitationOptions().Prompt),
             new GenerationOptions { MaxTokens = 12 }).Text);
 
         var error = Assert.Throws<InvalidCheckpointException>(() => LanguageModel.Load(refused, new ComputeOptions { Engine = ModelEngine.LlamaCpp }));

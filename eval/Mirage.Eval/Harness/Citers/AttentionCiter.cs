@@ -18,7 +18,7 @@ public sealed class AttentionCiter(LanguageModel model, AttributionEngine engine
     /// <inheritdoc />
     public Task<IReadOnlyList<int[]>> CiteAsync(AlceItem item, IReadOnlyList<SentenceSpan> sentences, CancellationToken cancellationToken = default)
     {
-        var input = CitationInput.Prepare(model, item.Question, item.ToPassages(), item.Output, template);
+        var input = PreparedCitation.Prepare(model, item.Question, item.ToPassages(), item.Output, template);
         int offset = input.PromptIds.Length;
         var targets = input.AnswerIds.Select((id, i) => new AttributionTarget(offset + i, id)).ToList();
         var scores = engine.Attribute(model, "attention", new AttributionRequest(input.PromptIds.Concat(input.AnswerIds).ToArray(), targets)).Scores;

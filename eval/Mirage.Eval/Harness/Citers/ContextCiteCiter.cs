@@ -27,7 +27,7 @@ public sealed class ContextCiteCiter(LanguageModel model, PromptTemplate templat
     public Task<IReadOnlyList<int[]>> CiteAsync(AlceItem item, IReadOnlyList<SentenceSpan> sentences, CancellationToken cancellationToken = default)
     {
         var passages = item.ToPassages();
-        var input = CitationInput.Prepare(model, item.Question, passages, item.Output, template);
+        var input = PreparedCitation.Prepare(model, item.Question, passages, item.Output, template);
         using var ablation = ContextAblation.Start(model, input, item.Question, passages, template);
         // Seeded by the item, so a run is repeatable and items do not share masks.
         var random = new Random(unchecked(seed * 1000003 ^ StableHash(item.Id)));

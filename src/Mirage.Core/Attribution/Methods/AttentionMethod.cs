@@ -13,9 +13,6 @@ public sealed class AttentionMethod : IAttributionMethod
     public string Name => "attention";
 
     /// <inheritdoc />
-    public AttributionCapabilities Capabilities { get; } = new(Gradients: false, AttentionWeights: true, Perturbation: false);
-
-    /// <inheritdoc />
     public long TokenPasses(int length, int targets, AttributionOptions options) => length;
 
     /// <inheritdoc />
@@ -25,7 +22,7 @@ public sealed class AttentionMethod : IAttributionMethod
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         int first = request.Targets.Min(t => t.Position), last = request.Targets.Max(t => t.Position);
-        var input = MethodInputs.EmbedPrefix(model, request.Ids, last);
+        var input = MethodTensors.EmbedPrefix(model, request.Ids, last);
         using var output = model.Forward(new ForwardRequest(input, arange(last, device: model.Device).unsqueeze(0), LogitsFrom: first - 1, OutputAttentions: true));
 
         var layers = output.Attentions!;
@@ -40,7 +37,7 @@ public sealed class AttentionMethod : IAttributionMethod
 
         var queries = tensor(request.Targets.Select(t => (long)t.Position - 1).ToArray(), device: model.Device);
         var rows = combined.index_select(0, queries);                             // [K, T]
-        var logits = output.Logits[0].index_select(0, MethodInputs.TargetRows(request, first, model.Device));
+        var logits = output.Logits[0].index_select(0, MethodTensors.TargetRows(request, first, model.Device));
         var values = evaluator.Evaluate(logits, Enumerable.Range(0, request.Targets.Count).ToArray()).to(ScalarType.Float64).cpu().data<double>().ToArray();
         var scores = Enumerable.Range(0, request.Targets.Count).Select(k => ScorePostprocessing.Finish(rows[k], options, request.Ids.Count)).ToArray();
         return new AttributionResult(Name, request.Targets, scores, values, ForwardPasses: 1, BackwardPasses: 0);

@@ -15,9 +15,6 @@ public abstract class GradientAttributionMethod : IAttributionMethod
     public abstract string Name { get; }
 
     /// <inheritdoc />
-    public AttributionCapabilities Capabilities { get; } = new(Gradients: true, AttentionWeights: false, Perturbation: false);
-
-    /// <inheritdoc />
     public virtual long TokenPasses(int length, int targets, AttributionOptions options) => 3L * length * targets;
 
     /// <summary>Per-dimension scores <c>[T, C]</c> from the gradient and the input embeddings.</summary>
@@ -51,9 +48,9 @@ public abstract class GradientAttributionMethod : IAttributionMethod
         using var scope = NewDisposeScope();
         using var _ = enable_grad();
         int first = request.Targets.Min(t => t.Position), last = request.Targets.Max(t => t.Position);
-        var embeddings = MethodInputs.EmbedPrefix(model, request.Ids, last).requires_grad_(true); // [1, L, C]
+        var embeddings = MethodTensors.EmbedPrefix(model, request.Ids, last).requires_grad_(true); // [1, L, C]
         using var output = model.Forward(new ForwardRequest(embeddings, arange(last, device: model.Device).unsqueeze(0), LogitsFrom: first - 1));
-        var rows = output.Logits[0].index_select(0, MethodInputs.TargetRows(request, first, model.Device)); // [K, V]
+        var rows = output.Logits[0].index_select(0, MethodTensors.TargetRows(request, first, model.Device)); // [K, V]
         var f = evaluator.Evaluate(rows, Enumerable.Range(0, request.Targets.Count).ToArray());                                                       // [K]
         var fValues = f.detach().to(ScalarType.Float64).cpu().data<double>().ToArray();
         for (int k = 0; k < request.Targets.Count; k++)

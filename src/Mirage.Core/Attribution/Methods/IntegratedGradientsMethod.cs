@@ -34,7 +34,7 @@ public sealed class IntegratedGradientsMethod : GradientAttributionMethod
         {
             using var scope = NewDisposeScope();
             var target = request.Targets[k];
-            var input = MethodInputs.EmbedPrefix(model, request.Ids, target.Position)[0]; // [L, C]; baseline is zeros
+            var input = MethodTensors.EmbedPrefix(model, request.Ids, target.Position)[0]; // [L, C]; baseline is zeros
             var averaged = zeros_like(input);
             for (int start = 0; start < nodes.Length; start += options.ChunkSize)
             {

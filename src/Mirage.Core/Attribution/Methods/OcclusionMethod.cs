@@ -15,9 +15,6 @@ public sealed class OcclusionMethod : IAttributionMethod
     public string Name => "occlusion";
 
     /// <inheritdoc />
-    public AttributionCapabilities Capabilities { get; } = new(Gradients: false, AttentionWeights: false, Perturbation: true);
-
-    /// <inheritdoc />
     public long TokenPasses(int length, int targets, AttributionOptions options) => (long)((options.OcclusionSpans?.Count ?? length) + 1) * length;
 
     /// <inheritdoc />
@@ -33,8 +30,8 @@ public sealed class OcclusionMethod : IAttributionMethod
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var all = Enumerable.Range(0, request.Targets.Count).ToArray();
-        var rowsAt = MethodInputs.TargetRows(request, first, model.Device);
-        var input = MethodInputs.EmbedPrefix(model, request.Ids, last); // [1, L, C]
+        var rowsAt = MethodTensors.TargetRows(request, first, model.Device);
+        var input = MethodTensors.EmbedPrefix(model, request.Ids, last); // [1, L, C]
         var positions = arange(last, device: model.Device).unsqueeze(0);
 
         Tensor Values(Tensor embeddings) // [R, L, C] -> [R, K]

@@ -1,7 +1,7 @@
 using Mirage.Core.Attribution;
 using Mirage.Core.Attribution.StepFunctions;
 
-namespace Mirage.Core.Context;
+namespace Mirage.Core.Pecore;
 
 /// <summary>PECoRe's settings: how context-sensitive tokens are found (CTI) and explained (CCI).</summary>
 public sealed record PecoreOptions

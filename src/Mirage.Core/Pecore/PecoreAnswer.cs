@@ -1,4 +1,4 @@
-namespace Mirage.Core.Context;
+namespace Mirage.Core.Pecore;
 
 /// <summary>One answer for <see cref="PecoreAnalyzer"/>: the prompt with and without context, the answer and the settings.</summary>
 /// <param name="ContextPrompt">Prompt ids with the context.</param>
@@ -17,7 +17,7 @@ namespace Mirage.Core.Context;
 /// CCI's budget in token-passes (see <see cref="Attribution.IAttributionMethod.TokenPasses"/>): once CTI
 /// has selected its tokens, CCI that would take more is refused before it starts. Null: no bound.
 /// </param>
-public sealed record PecoreInput(
+public sealed record PecoreAnswer(
     IReadOnlyList<int> ContextPrompt,
     IReadOnlyList<int> NoContextPrompt,
     IReadOnlyList<int> Answer,

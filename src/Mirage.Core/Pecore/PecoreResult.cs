@@ -1,4 +1,4 @@
-namespace Mirage.Core.Context;
+namespace Mirage.Core.Pecore;
 
 /// <summary>What PECoRe found for one answer.</summary>
 /// <param name="CtiScores">The CTI metric per answer token.</param>

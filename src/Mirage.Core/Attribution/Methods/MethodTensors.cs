@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Mirage.Core.Attribution.Methods;
 
 /// <summary>The inputs and outputs every method takes the same way: the embedded prefix and the target rows.</summary>
-internal static class MethodInputs
+internal static class MethodTensors
 {
     /// <summary>Embeddings of the first <paramref name="length"/> ids as a fresh leaf, <c>[1, L, C]</c>.</summary>
     public static Tensor EmbedPrefix(LanguageModel model, IReadOnlyList<int> ids, int length) =>

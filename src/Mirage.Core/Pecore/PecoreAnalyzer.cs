@@ -4,7 +4,7 @@ using Mirage.Core.Attribution.StepFunctions;
 using Mirage.Core.Models;
 using static TorchSharp.torch;
 
-namespace Mirage.Core.Context;
+namespace Mirage.Core.Pecore;
 
 /// <summary>
 /// PECoRe (Sarti et al., 2024) over a supplied answer. CTI: teacher-force the answer once with and
@@ -37,7 +37,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
         PecoreOptions options,
         IReadOnlyList<int>? forcedContrastIds = null,
         CancellationToken cancellationToken = default) =>
-        AnalyzeBatch(model, [new PecoreInput(contextPrompt, noContextPrompt, answer, eligible, options, forcedContrastIds)], cancellationToken)[0];
+        AnalyzeBatch(model, [new PecoreAnswer(contextPrompt, noContextPrompt, answer, eligible, options, forcedContrastIds)], cancellationToken)[0];
 
     /// <summary>
     /// Runs PECoRe for several answers: the CTI passes of all of them run as two right-padded
@@ -45,7 +45,7 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
     /// Each result equals what <see cref="Analyze"/> gives for its input alone, up to
     /// floating-point reordering in the batched passes.
     /// </summary>
-    public IReadOnlyList<PecoreResult> AnalyzeBatch(LanguageModel model, IReadOnlyList<PecoreInput> inputs, CancellationToken cancellationToken = default)
+    public IReadOnlyList<PecoreResult> AnalyzeBatch(LanguageModel model, IReadOnlyList<PecoreAnswer> inputs, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         foreach (var input in inputs)
@@ -65,14 +65,14 @@ public sealed class PecoreAnalyzer(AttributionEngine engine)
     }
 
     // The logits each input brings, and one batched pass for those that bring none.
-    private static List<Tensor> Fill(LanguageModel model, IReadOnlyList<PecoreInput> inputs, Func<PecoreInput, Tensor?> given, Func<PecoreInput, IReadOnlyList<int>> prompt)
+    private static List<Tensor> Fill(LanguageModel model, IReadOnlyList<PecoreAnswer> inputs, Func<PecoreAnswer, Tensor?> given, Func<PecoreAnswer, IReadOnlyList<int>> prompt)
     {
         var missing = model.TeacherForceLogits(inputs.Where(i => given(i) is null).Select(i => (prompt(i), i.Answer)).ToList());
         int next = 0;
         return inputs.Select(i => given(i) ?? missing[next++]).ToList();
     }
 
-    private PecoreResult AnalyzeOne(LanguageModel model, PecoreInput input, Tensor contextLogits, Tensor noContextLogits, TimeSpan passTime, CancellationToken cancellationToken)
+    private PecoreResult AnalyzeOne(LanguageModel model, PecoreAnswer input, Tensor contextLogits, Tensor noContextLogits, TimeSpan passTime, CancellationToken cancellationToken)
     {
         var (contextPrompt, _, answer, eligible, options, forcedContrastIds, runCci, _, _, budget) = input;
         var clock = Stopwatch.StartNew();

@@ -1,4 +1,4 @@
-namespace Mirage.Core.Context;
+namespace Mirage.Core.Pecore;
 
 /// <summary>Selecting answer tokens by their scores: pure functions over plain arrays.</summary>
 public static class TokenSelection

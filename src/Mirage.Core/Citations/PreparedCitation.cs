@@ -17,7 +17,7 @@ namespace Mirage.Core.Citations;
 /// <param name="Passages">Each passage's token range in the with-context prompt.</param>
 /// <param name="Sentences">The answer's sentences.</param>
 /// <param name="SentenceOf">Per answer token, the index of its sentence.</param>
-public sealed record CitationInput(
+public sealed record PreparedCitation(
     RenderedPrompt WithContext,
     IReadOnlyList<TextToken> PromptTokens,
     int[] PromptIds,
@@ -70,7 +70,7 @@ public sealed record CitationInput(
     /// Renders and tokenizes a request for <paramref name="model"/>; <paramref name="passages"/> must
     /// carry ids. Throws <see cref="ContextLengthExceededException"/> when the input exceeds the model's context.
     /// </summary>
-    public static CitationInput Prepare(LanguageModel model, string question, IReadOnlyList<Passage> passages, string answer, PromptTemplate template, IReadOnlyList<int>? generatedIds = null)
+    public static PreparedCitation Prepare(LanguageModel model, string question, IReadOnlyList<Passage> passages, string answer, PromptTemplate template, IReadOnlyList<int>? generatedIds = null)
     {
         var tokenizer = model.Tokenizer;
         var withContext = template.Render(question, passages, withContext: true, tokenizer.ChatTemplate);
@@ -89,7 +89,7 @@ public sealed record CitationInput(
                 + $"{length - model.ContextLength} more than {model.ModelId}'s {model.ContextLength}-token context. " + WhatToShorten(question, passages, answer));
         var special = tokenizer.SpecialTokens.Values.ToHashSet();
         var sentences = SentenceSplitter.Split(answer);
-        return new CitationInput(withContext, promptTokens, promptIds, noContextIds, answerTokens,
+        return new PreparedCitation(withContext, promptTokens, promptIds, noContextIds, answerTokens,
             answerTokens.Select(t => !special.Contains(t.Id)).ToArray(), LocatePassages(passages, withContext, promptTokens),
             sentences, AssignSentences(answer, answerTokens, sentences));
     }
