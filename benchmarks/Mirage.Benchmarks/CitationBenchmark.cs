@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Mirage.Core.Attribution.StepFunctions;
 using Mirage.Core.Citations;
-using Mirage.Core.Pecore;
 using Mirage.Core.Models;
+using Mirage.Core.Pecore;
 using static TorchSharp.torch;
 
 namespace Mirage.Benchmarks;

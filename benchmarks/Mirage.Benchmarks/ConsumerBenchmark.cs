@@ -5,7 +5,6 @@ using Mirage.Core.Citations;
 using Mirage.Core.Models;
 using Mirage.Core.Models.Gguf;
 using Mirage.Core.Tokenization;
-using static TorchSharp.torch;
 
 namespace Mirage.Benchmarks;
 

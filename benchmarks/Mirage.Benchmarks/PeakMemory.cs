@@ -27,10 +27,10 @@ internal static partial class PeakMemory
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        MallocTrim(0);
+        _ = MallocTrim(0); // 1 when memory was released: either way the reading that follows is what counts
         File.WriteAllText("/proc/self/clear_refs", "5");
         return Read(Resident());
     }
 
-    private static long Read(Regex field) => long.Parse(field.Match(File.ReadAllText("/proc/self/status")).Groups[1].Value) * 1024;
+    private static long Read(Regex field) => long.Parse(field.Match(File.ReadAllText("/proc/self/status")).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) * 1024;
 }

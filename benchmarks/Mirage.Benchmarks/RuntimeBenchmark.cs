@@ -9,7 +9,14 @@ internal sealed record RuntimeMeasurement(string Model, string DType, long Param
 
 internal static class RuntimeBenchmark
 {
+    /// <summary>Forward throughput, prefill time and decoding speed of the model in <paramref name="directory"/> at <paramref name="dtype"/>, each the median of <paramref name="repeats"/> runs.</summary>
+    /// <param name="directory">The checkpoint folder.</param>
+    /// <param name="dtype">The compute dtype.</param>
+    /// <param name="forwardTokens">Tokens in the timed forward pass.</param>
     /// <param name="scoredTokens">How many of the forward tokens are the scored continuation (the rest is prompt), as when citing an answer.</param>
+    /// <param name="promptTokens">Prompt length for the generation timing.</param>
+    /// <param name="generatedTokens">Tokens generated after it.</param>
+    /// <param name="repeats">Runs per measurement.</param>
     public static RuntimeMeasurement Measure(string directory, ScalarType dtype, int forwardTokens, int scoredTokens, int promptTokens, int generatedTokens, int repeats)
     {
         using var model = LanguageModel.Load(directory, new ComputeOptions { DType = dtype });

@@ -42,7 +42,7 @@ public sealed class MirageCitationService
     /// service's to dispose: it goes once the engine is done with it, also when a timeout returned first.
     /// </summary>
     public async Task<AnswerCitations> CiteAsync(string question, IReadOnlyList<Passage> passages, string answer, string? answerModelId,
-        CitationOptions? citationOptions = null, CancellationToken cancellationToken = default, IReadOnlyList<int>? answerTokenIds = null, GenerationTrace? trace = null)
+        CitationOptions? citationOptions = null, IReadOnlyList<int>? answerTokenIds = null, GenerationTrace? trace = null, CancellationToken cancellationToken = default)
     {
         var mode = answerModelId == AttributionModelId ? CitationMode.Faithful : CitationMode.Proxy;
         var kept = passages.ToList();

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.AI;
-using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
 using Mirage.Core.Citations;
 

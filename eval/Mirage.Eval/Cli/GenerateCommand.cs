@@ -7,6 +7,8 @@ namespace Mirage.Eval.Cli;
 /// <summary><c>mirage-eval generate</c>: write generated reader items as ALCE JSON with gold provenance.</summary>
 internal static class GenerateCommand
 {
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     public static Command Create()
     {
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "Seed; the same seed gives the same items." };
@@ -29,7 +31,7 @@ internal static class GenerateCommand
             var items = generator.Generate(parse.GetValue(count)).ToList();
             var path = parse.GetRequiredValue(output);
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            File.WriteAllText(path, JsonSerializer.Serialize(items, new JsonSerializerOptions { WriteIndented = true }));
+            File.WriteAllText(path, JsonSerializer.Serialize(items, Indented));
             Console.Error.WriteLine($"wrote {items.Count} items to {path}");
             return 0;
         });

@@ -3,7 +3,13 @@ using System.Text;
 namespace Mirage.Eval.Data;
 
 /// <summary>Which part of the data an item belongs to.</summary>
-public enum DataSplit { Train, Test }
+public enum DataSplit
+{
+    /// <summary>Items the reader trains on.</summary>
+    Train,
+    /// <summary>Held-out items, with entities that never occur in training.</summary>
+    Test,
+}
 
 /// <summary>Shape of generated items.</summary>
 public sealed record ReaderDataShape

@@ -11,7 +11,7 @@ namespace Mirage.Eval.Data;
 /// </summary>
 public static class SourceGold
 {
-    /// <summary>Per sentence of <paramref name="answer"/>: its source passages (0-based) and whether it is a confusion; null when the item's passages state no fact the generator's way.</summary>
+    /// <summary>Per sentence of the answer (<paramref name="sentences"/>), given the item's <paramref name="docs"/>: its source passages (0-based) and whether it is a confusion; null when the item's passages state no fact the generator's way.</summary>
     public static (IReadOnlyList<int[]> Gold, IReadOnlyList<bool> Confusions)? For(IReadOnlyList<AlceDoc> docs, IReadOnlyList<SentenceSpan> sentences)
     {
         var stated = docs.Select(d => SentenceSplitter.Split(d.Text).Select(s => ReaderDataGenerator.ReadFact(s.Text)).OfType<Fact>().ToList()).ToList();

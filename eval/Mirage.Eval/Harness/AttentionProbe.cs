@@ -1,7 +1,7 @@
 using Mirage.Core.Attribution;
 using Mirage.Core.Citations;
-using Mirage.Core.Pecore;
 using Mirage.Core.Models;
+using Mirage.Core.Pecore;
 using Mirage.Eval.Data;
 using static TorchSharp.torch;
 

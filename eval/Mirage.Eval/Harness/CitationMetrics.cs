@@ -13,7 +13,21 @@ public sealed record PrecisionRecall(double Precision, double Recall)
 /// How one sentence's citations compare with its gold passages. <c>Abstained</c>: no gold and no
 /// citation (right); <c>Spurious</c>: no gold but cited; <c>Missed</c>: gold but not cited.
 /// </summary>
-public enum SentenceOutcome { Exact, Partial, Wrong, Missed, Spurious, Abstained }
+public enum SentenceOutcome
+{
+    /// <summary>Cites exactly the gold passages.</summary>
+    Exact,
+    /// <summary>Cites some gold passages, or gold and others.</summary>
+    Partial,
+    /// <summary>Cites only passages outside the gold.</summary>
+    Wrong,
+    /// <summary>Has gold passages but cites none.</summary>
+    Missed,
+    /// <summary>Has no gold passage but cites one.</summary>
+    Spurious,
+    /// <summary>Has no gold passage and cites none.</summary>
+    Abstained,
+}
 
 /// <summary>One item's counts for the exact metrics and its ALCE scores.</summary>
 /// <param name="Citations">Citations made (after ALCE's cap of 3 per sentence for the ALCE scores; all for exact ones).</param>

@@ -52,7 +52,7 @@ public static class GeneratedAnswers
             if (!cached.TryGetValue(item.Id, out var answer))
             {
                 var started = Stopwatch.GetTimestamp();
-                var prompt = PreparedCitation.AnswerPrompt(model, item.Question, item.ToPassages(), template);
+                var prompt = PreparedCitation.AnswerPrompt(model, item.Question, item.ToPassages(), template, cancellationToken);
                 var text = model.Generate(prompt, new GenerationOptions { MaxTokens = maxTokens, StopStrings = ["\n"] }, cancellationToken).Text.Trim();
                 answer = new GeneratedAnswer(item.Id, text, Stopwatch.GetElapsedTime(started).TotalSeconds);
             }

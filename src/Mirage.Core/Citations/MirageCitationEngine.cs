@@ -1,8 +1,7 @@
 using System.Diagnostics;
 using Mirage.Core.Attribution;
-using Mirage.Core.Pecore;
 using Mirage.Core.Models;
-using Mirage.Core.Tokenization;
+using Mirage.Core.Pecore;
 
 namespace Mirage.Core.Citations;
 
@@ -202,7 +201,7 @@ public sealed class MirageCitationEngine : ICitationEngine
             throw new MirageException("The question is missing (an empty string is allowed).");
         if (request.Passages is null || request.Passages.Count == 0)
             throw new MirageException("No passages were given: citations need at least one passage.");
-        var normalized = request.Passages.Select((p, i) => p with { Id = string.IsNullOrWhiteSpace(p.Id) ? (i + 1).ToString() : p.Id }).ToList();
+        var normalized = request.Passages.Select((p, i) => p with { Id = string.IsNullOrWhiteSpace(p.Id) ? (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : p.Id }).ToList();
         for (int i = 0; i < normalized.Count; i++)
         {
             if (string.IsNullOrWhiteSpace(normalized[i].Text))

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Mirage.Core.Models.Safetensors;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mirage.Core.Models;

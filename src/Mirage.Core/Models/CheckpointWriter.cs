@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Mirage.Core.Models.Llama;
 using Mirage.Core.Models.Safetensors;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mirage.Core.Models;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Mirage.Core.Models.Gguf;
-using Mirage.Core.Models.LlamaCpp;
 using Mirage.Core.Models.Llama;
+using Mirage.Core.Models.LlamaCpp;
 using Mirage.Core.Models.Sources;
 using Mirage.Core.Tokenization;
 using TorchSharp;

@@ -9,7 +9,7 @@ namespace Mirage.Core.Models;
 /// out of memory or hang), sizes are checked before a byte is read, and a write replaces the
 /// directory entry instead of following a link planted there.
 /// </summary>
-public static class ModelFiles
+public static partial class ModelFiles
 {
     /// <summary>The most a JSON or text file of a model may hold (256 MiB; the largest tokenizer.json files are ~35 MB).</summary>
     public const long MaxTextBytes = 256L << 20;
@@ -36,8 +36,8 @@ public static class ModelFiles
         return ((BitConverter.ToUInt16(status, 28) & 0xF000) == 0x8000, (long)BitConverter.ToUInt64(status, 40)); // S_IFREG
     }
 
-    [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
-    private static extern int StatX(int directory, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] status);
+    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int StatX(int directory, string path, int flags, uint mask, [Out] byte[] status);
 
     /// <summary>
     /// Throws unless <paramref name="path"/> is a regular file of at most <paramref name="maxBytes"/>;

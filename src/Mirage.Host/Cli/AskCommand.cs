@@ -26,7 +26,7 @@ internal static class AskCommand
             var docs = PassageFile.Read(parse.GetRequiredValue(passages));
             using var lm = await model.LoadAsync(parse, cancellationToken);
             var options = new CitationOptions();
-            var ids = PreparedCitation.AnswerPrompt(lm, parse.GetRequiredValue(question), docs, options.Prompt);
+            var ids = PreparedCitation.AnswerPrompt(lm, parse.GetRequiredValue(question), docs, options.Prompt, cancellationToken);
             var generated = lm.Generate(ids, new GenerationOptions { MaxTokens = parse.GetValue(maxTokens), StopStrings = ["\n"], KeepTrace = true }, cancellationToken);
             using var trace = generated.Trace;
             var answer = generated.Text.Trim();

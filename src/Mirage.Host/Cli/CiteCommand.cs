@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Mirage.Core;
 using Mirage.Core.Attribution;
 using Mirage.Core.Citations;
 using Mirage.Core.Pecore;

@@ -330,7 +330,7 @@ internal static class ChatCompletionsEndpoint
     {
         // A conversation without passages was not generated from the citation prompt: its ids do not continue it.
         var ids = job.Passages.Count > 0 ? generatedIds : null;
-        var citations = await loaded.Citations.CiteAsync(job.Question, job.Passages, answer, loaded.Model.ModelId, job.Citations, cancellationToken, ids, trace);
+        var citations = await loaded.Citations.CiteAsync(job.Question, job.Passages, answer, loaded.Model.ModelId, job.Citations, ids, trace, cancellationToken);
         if (citations.Details is { } details)
             telemetry.Record(details);
         return citations;

@@ -19,7 +19,7 @@ public sealed class CitationBudgetTests
         var passages = ReaderSample.Passages();
         var result = await new MirageCitationEngine(model).CiteAsync(new CitationRequest(ReaderSample.Question, passages, answer, options), Token);
 
-        var input = PreparedCitation.Prepare(model, ReaderSample.Question, passages.Select((p, i) => p with { Id = p.Id ?? (i + 1).ToString() }).ToList(), answer, options.Prompt);
+        var input = PreparedCitation.Prepare(model, ReaderSample.Question, passages.Select((p, i) => p with { Id = p.Id ?? (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToList(), answer, options.Prompt);
         long length = input.PromptIds.Length + input.AnswerTokens.Count;
         long boundPasses = CitationBudget.Ablation(input, passages.Select(p => p.Text).ToList(), options) / length;
         // Forward passes beyond CTI's two are ablation's and verification's.

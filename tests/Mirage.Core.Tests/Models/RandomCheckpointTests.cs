@@ -161,7 +161,7 @@ public sealed class RandomCheckpointTests : IDisposable
         var bf16 = TinyCheckpoint.Write(_temp, config, new RandomCheckpointOptions { FileDType = ScalarType.BFloat16, PerturbNormsAndBiases = true }, "bf16");
         var f32 = Path.Combine(_temp.Path, "f32");
         Directory.CreateDirectory(f32);
-        foreach (var file in Directory.GetFiles(bf16).Where(f => !f.EndsWith(".safetensors")))
+        foreach (var file in Directory.GetFiles(bf16).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
             File.Copy(file, Path.Combine(f32, Path.GetFileName(file)));
         using (var source = SafetensorsFile.Open(Path.Combine(bf16, "model.safetensors")))
         {
@@ -193,7 +193,7 @@ public sealed class RandomCheckpointTests : IDisposable
         using (var model = TinyCheckpoint.Load(directory))
             withBias = TinyCheckpoint.Logits(model, ids);
 
-        RewriteWeights(weights, (name, t) => name.EndsWith("_proj.bias") ? zeros_like(t) : t.clone());
+        RewriteWeights(weights, (name, t) => name.EndsWith("_proj.bias", StringComparison.Ordinal) ? zeros_like(t) : t.clone());
         using (var model = TinyCheckpoint.Load(directory))
             Assert.True(TinyCheckpoint.MaxDifference(withBias, TinyCheckpoint.Logits(model, ids)) > 1e-3);
 

@@ -60,7 +60,7 @@ public sealed class ReaderDataGeneratorTests
         {
             Assert.InRange(item.Docs.Count, 3, 6);
             Assert.InRange(item.GoldCitations!.Count, 1, 3);
-            var entity = item.Facts!.First()!.Entity;
+            var entity = item.Facts![0]!.Entity;
             // Always a distractor whose name shares one of the entity's two name words.
             Assert.Contains(item.Docs, d => d.Title != entity && d.Title.Split(' ').Length == 2 && d.Title.Split(' ').Intersect(entity.Split(' ')).Count() == 1);
         });
@@ -79,7 +79,7 @@ public sealed class ReaderDataGeneratorTests
     public void NoTestFactOccursInTraining_AndUnseenValuesOnlyInTest()
     {
         var trainText = string.Join("\n", Train.SelectMany(i => i.Docs.Select(d => d.Text).Append(i.Output)));
-        int Count(string pattern) => Regex.Matches(trainText, pattern).Count;
+        int Count(string pattern) => Regex.Count(trainText, pattern);
         // A test entity is never the subject of a training sentence: it occurs in training only as a
         // training person's employer (an organisation), or not at all (a person).
         var testEntities = Test.SelectMany(i => i.Facts!).OfType<Fact>().Select(f => f.Entity).Distinct().ToList();

@@ -44,7 +44,7 @@ public sealed class ReaderTrainingTests : IDisposable
         var directory = Path.Combine(_temp.Path, "reader");
         var options = new ReaderTrainingOptions { OutputDirectory = directory, Steps = 12, BatchSize = 4, Merges = 200, Hidden = 64, Layers = 2, EvalEvery = 12, EvalItems = 2 };
         ReaderTraining.Run(options, log);
-        var losses = log.ToString().Split('\n').Where(l => l.StartsWith("step ") && l.Contains("loss")).Select(l => double.Parse(l.Split("loss ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        var losses = log.ToString().Split('\n').Where(l => l.StartsWith("step ", StringComparison.Ordinal) && l.Contains("loss")).Select(l => double.Parse(l.Split("loss ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.Equal(2, losses.Count);
         Assert.True(losses[1] < losses[0], $"loss went from {losses[0]} to {losses[1]}");
         Assert.Contains("held-out exact match", log.ToString());

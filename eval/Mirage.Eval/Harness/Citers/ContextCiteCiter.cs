@@ -32,7 +32,7 @@ public sealed class ContextCiteCiter(LanguageModel model, PromptTemplate templat
         // Seeded by the item, so a run is repeatable and items do not share masks.
         var random = new Random(unchecked(seed * 1000003 ^ StableHash(item.Id)));
         var drawn = Enumerable.Range(0, masks).Select(_ => passages.Select(_ => random.Next(2) == 1).ToArray()).ToList();
-        var scores = ablation.Score(drawn);
+        var scores = ablation.Score(drawn, cancellationToken);
         var rows = drawn.Select(m => m.Select(k => k ? 1.0 : 0.0).ToArray()).ToList();
         var cited = new List<int[]>();
         for (int s = 0; s < sentences.Count; s++)

@@ -32,14 +32,14 @@ public static class GgufConverter
     /// <exception cref="MirageException">An architecture or tokenizer GGUF cannot hold, or a type Mirage does not write.</exception>
     public static void FromHuggingFace(string directory, string output, GgufType type = GgufType.F32)
     {
-        if (!FileTypes.ContainsKey(type))
+        if (!FileTypes.TryGetValue(type, out var fileType))
             throw new MirageException($"Mirage writes GGUF files as F32, F16, BF16 or Q8_0, not {type}; quantize further with llama.cpp.");
         var config = ModelConfig.Load(directory);
         var arch = ArchitectureOf(config);
 
         var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
-        var (metadata, extra) = Metadata(config, name, FileTypes[type], GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));
+        var (metadata, extra) = Metadata(config, name, fileType, GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));
 
         var shards = CheckpointLoader.Open(CheckpointLoader.FindWeightFiles(directory));
         try

@@ -168,7 +168,7 @@ public sealed class SafetensorsFile : ICheckpointTensors, IDisposable
         long expected = elements > long.MaxValue / elementSize ? -1 : elements * elementSize;
         if (end - begin != expected)
             throw new InvalidCheckpointException(
-                $"{Where()}: shape [{string.Join(", ", shape)}] of {dtype} needs {(expected < 0 ? "more than 2^63" : expected.ToString("N0"))} bytes but data_offsets span {end - begin:N0}.");
+                $"{Where()}: shape [{string.Join(", ", shape)}] of {dtype} needs {(expected < 0 ? "more than 2^63" : expected.ToString("N0", System.Globalization.CultureInfo.InvariantCulture))} bytes but data_offsets span {end - begin:N0}.");
         return new SafetensorsTensorInfo(name, dtype, scalarType, shape, begin, end);
     }
 

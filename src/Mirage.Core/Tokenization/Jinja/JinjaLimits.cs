@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Mirage.Core.Tokenization;
 
 namespace Mirage.Core.Tokenization.Jinja;
 

@@ -55,7 +55,7 @@ public sealed class HostileHubTests : IDisposable
         using var hub = new HostileHub(_repository, Weights(async (stream, bytes, stopping) =>
         {
             await HostileHub.WriteHead(stream, "200 OK", $"Content-Length: {bytes.Length}");
-            await stream.WriteAsync(bytes.AsMemory(0, 4096));
+            await stream.WriteAsync(bytes.AsMemory(0, 4096), stopping);
             await Task.Delay(Timeout.Infinite, stopping);
         }));
         var message = await Refused(hub);
@@ -70,7 +70,7 @@ public sealed class HostileHubTests : IDisposable
             await HostileHub.WriteHead(stream, "200 OK", $"Content-Length: {bytes.Length}");
             for (int i = 0; i < bytes.Length; i++)
             {
-                await stream.WriteAsync(bytes.AsMemory(i, 1));
+                await stream.WriteAsync(bytes.AsMemory(i, 1), stopping);
                 await Task.Delay(200, stopping);
             }
         }));
@@ -88,12 +88,12 @@ public sealed class HostileHubTests : IDisposable
     [Fact]
     public async Task AFileWithoutADeclaredSize_StopsAtTheCap()
     {
-        using var hub = new HostileHub(_repository, Weights(async (stream, _, _) =>
+        using var hub = new HostileHub(_repository, Weights(async (stream, _, stopping) =>
         {
             await HostileHub.WriteHead(stream, "200 OK");
             var chunk = new byte[1 << 16];
             for (int i = 0; i < 64; i++)
-                await stream.WriteAsync(chunk);
+                await stream.WriteAsync(chunk, stopping);
         }, head: "", lengthOnHead: false));
         Assert.Contains("declared no size and sent more than 1,048,576 bytes; the download was stopped", await Refused(hub));
         Assert.All(Directory.GetFiles(Blobs), f => Assert.InRange(new FileInfo(f).Length, 0, 1 << 20));
@@ -105,7 +105,7 @@ public sealed class HostileHubTests : IDisposable
         using var hub = new HostileHub(_repository, Weights(async (stream, bytes, stopping) =>
         {
             await HostileHub.WriteHead(stream, "200 OK", $"Content-Length: {bytes.Length}");
-            await stream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+            await stream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2), stopping);
         }));
         Assert.Contains("run mirage pull again to resume it", await Refused(hub));
     }
@@ -131,7 +131,7 @@ public sealed class HostileHubTests : IDisposable
         using var hub = new HostileHub(_repository, Weights(async (stream, bytes, stopping) =>
         {
             await HostileHub.WriteHead(stream, "302 Found", $"Content-Length: {bytes.Length}");
-            await stream.WriteAsync(bytes);
+            await stream.WriteAsync(bytes, stopping);
         }));
         Assert.Contains("answered 302 for model.safetensors without saying where to (no Location); nothing was written", await Refused(hub));
         var weights = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(_repository, "model.safetensors"))));
@@ -186,7 +186,7 @@ public sealed class HostileHubTests : IDisposable
             else
             {
                 await HostileHub.WriteHead(stream, "200 OK", $"Content-Length: {bytes.Length}");
-                await stream.WriteAsync(bytes);
+                await stream.WriteAsync(bytes, stopping);
             }
         };
 

@@ -203,7 +203,7 @@ public sealed class HuggingFaceDownloaderTests : IDisposable
                     response.AddHeader("ETag", $"\"{(file.EndsWith(".safetensors", StringComparison.Ordinal) ? Sha256(bytes) : GitBlobId(bytes))}\"");
                     if (Path.GetFileName(file) == Corrupt)
                         bytes[0] ^= 1;
-                    long from = request.Headers["Range"] is { } range ? long.Parse(range["bytes=".Length..].TrimEnd('-')) : 0;
+                    long from = request.Headers["Range"] is { } range ? long.Parse(range["bytes=".Length..].TrimEnd('-'), System.Globalization.CultureInfo.InvariantCulture) : 0;
                     response.StatusCode = from > 0 ? 206 : 200;
                     response.ContentLength64 = bytes.Length - from;
                     if (request.HttpMethod == "GET")
