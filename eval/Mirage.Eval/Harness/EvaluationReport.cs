@@ -33,7 +33,7 @@ public static class EvaluationReport
         {
             md.AppendLine("Faithfulness, measured on the model without gold, in nats over each cited sentence's tokens: *necessity* = how much removing "
                 + "its cited passages lowers it; *sufficiency* = how it fares with only them (0: as with all passages); *win rate* = how often "
-                + "removing the cited passages lowers it more than removing as many passages at random (ALGORITHMS.md section 5).");
+                + "removing the cited passages lowers it more than removing as many passages at random (docs/algorithms.md, section 5).");
             if (summary.Citers.Any(c => c.Confusions is not null))
                 md.AppendLine().Append("*Confusions*: the generated sentences whose value the model took from another entity's passage, scored against that passage.");
             md.AppendLine().AppendLine();

@@ -6,7 +6,7 @@ using Mirage.Eval.Data;
 namespace Mirage.Eval.Harness;
 
 /// <summary>
-/// One cited sentence's faithfulness (ALGORITHMS.md section 5), in nats over all its tokens:
+/// One cited sentence's faithfulness (docs/algorithms.md, section 5), in nats over all its tokens:
 /// necessity and sufficiency of its citations, the mean necessity of same-size passage sets drawn
 /// at random, and whether the citations beat them.
 /// </summary>

@@ -4,7 +4,7 @@ namespace Mirage.Eval.Harness;
 
 /// <summary>
 /// Decides whether a set of an item's passages, read together, entails one of its answer
-/// sentences: the judge behind ALCE's citation recall and precision (ALGORITHMS.md section 4).
+/// sentences: the judge behind ALCE's citation recall and precision (docs/algorithms.md, section 4).
 /// </summary>
 public interface IEntailmentJudge
 {

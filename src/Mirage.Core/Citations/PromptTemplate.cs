@@ -20,7 +20,7 @@ public enum PromptFormat
 [JsonConverter(typeof(JsonStringEnumConverter<NoContextRule>))]
 public enum NoContextRule
 {
-    /// <summary>Remove the <c>{passages}</c> block only, keeping the text around it as written (MIRAGE's code and ALGORITHMS.md; default).</summary>
+    /// <summary>Remove the <c>{passages}</c> block only, keeping the text around it as written (as MIRAGE's code does, docs/algorithms.md; default).</summary>
     Literal,
     /// <summary>Remove the block and the whitespace right after it (Mirage's rule before this option).</summary>
     Trim,

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Mirage.Core.Attribution.StepFunctions;
 
 /// <summary>
-/// The built-in step functions (ALGORITHMS.md section 1), each a few lines over
+/// The built-in step functions (docs/algorithms.md, section 1), each a few lines over
 /// <see cref="StepFunctionArgs"/>; contrastive ones are built from the plain ones.
 /// </summary>
 public static class StepFunctionLibrary
