@@ -111,10 +111,13 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
         Assert.Equal(CitationStatus.TooLong, tooLong.GetCitations()!.Status);
         Assert.Contains("context", tooLong.GetCitations()!.Reason);
 
-        // Citations slower than the timeout.
-        var late = await Pipeline(reader.Service(o => o.TimeoutSeconds = 0.01), new RemoteModel(item.Output)).GetResponseAsync(RetrievedHistory(item));
+        // Citations slower than the timeout: an engine that answers only when cancelled, so the
+        // timeout is what ends the wait, whatever the machine's speed.
+        var stalled = new StalledEngine();
+        var late = await Pipeline(new MirageCitationService(stalled, reader.Model.ModelId, new MirageCitationOptions { TimeoutSeconds = 0.2 }), new RemoteModel(item.Output)).GetResponseAsync(RetrievedHistory(item));
         Assert.Equal(item.Output, late.Text);
         Assert.Equal(CitationStatus.TimedOut, late.GetCitations()!.Status);
+        Assert.True(await stalled.Cancelled.Task.WaitAsync(TimeSpan.FromSeconds(30)));
 
         // More passages than MaxPassages: none cited, rather than the first ones only.
         var many = Enumerable.Range(0, 21).Select(i => new Mirage.Core.Citations.Passage($"p{i}", $"Note {i}", $"Note {i}.")).ToList();
@@ -134,6 +137,19 @@ public sealed class ChatClientMiddlewareTests(ReaderFixture reader)
         var strict = Pipeline(new MirageCitationService(new FailingEngine(), reader.Model.ModelId, new MirageCitationOptions { Strict = true }), new RemoteModel(item.Output));
         var error = await Assert.ThrowsAsync<MirageCitationException>(() => strict.GetResponseAsync(RetrievedHistory(item)));
         Assert.Equal(CitationStatus.Failed, error.Status);
+    }
+
+    /// <summary>An engine that works until it is cancelled, and says when it was.</summary>
+    private sealed class StalledEngine : ICitationEngine
+    {
+        public TaskCompletionSource<bool> Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<CitationResult> CiteAsync(CitationRequest request, CancellationToken cancellationToken = default)
+        {
+            await using var _ = cancellationToken.Register(() => Cancelled.TrySetResult(true));
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            throw new InvalidOperationException("unreachable");
+        }
     }
 
     /// <summary>An engine whose backend is down, to exercise the failure path.</summary>

@@ -44,6 +44,12 @@ public sealed class SemanticKernelFilterTests(ReaderFixture reader)
             CitationAssertions.CiteTheGeneratedIds(citations, GeneratedTokenIds.From(result.GetValue<ChatMessageContent>()!.Metadata));
             // Ids are the search results' links.
             Assert.All(citations.Sentences.SelectMany(s => s.Citations), c => Assert.Equal(ReaderFixture.Link(item, c.PassageIndex), c.PassageId));
+            // Each sentence that states a fact cites a passage its value is written in (source gold, from the item's facts).
+            var gold = SourceGold.For(item.Docs, citations.Sentences.Select(s => new SentenceSpan(s.Start, s.End, s.Text)).ToList());
+            Assert.NotNull(gold);
+            for (int s = 0; s < citations.Sentences.Count; s++)
+                if (gold.Value.Gold[s].Length > 0)
+                    Assert.Contains(citations.Sentences[s].Citations, c => gold.Value.Gold[s].Contains(c.PassageIndex));
         }
     }
 
@@ -89,7 +95,9 @@ public sealed class SemanticKernelFilterTests(ReaderFixture reader)
         {
             var citations = results[i].GetCitations()!;
             await CitationAssertions.AreTheEnginesCitations(citations, reader, items[i], results[i].ToString());
-            Assert.All(citations.Sentences.SelectMany(s => s.Citations), c => Assert.StartsWith(ReaderFixture.Link(items[i], 0)[..^1], c.PassageId));
+            var cited = citations.Sentences.SelectMany(s => s.Citations).ToList();
+            Assert.NotEmpty(cited);
+            Assert.All(cited, c => Assert.StartsWith(ReaderFixture.Link(items[i], 0)[..^1], c.PassageId));
         }
     }
 

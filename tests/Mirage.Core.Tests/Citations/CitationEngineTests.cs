@@ -164,7 +164,14 @@ public sealed class CitationEngineTests : IDisposable
     public async Task ConcurrentCalls_AreSerialisedAndEachGetsItsOwnAnswer()
     {
         var answers = new[] { "Paris is nice.", "Rome is old.", "Both are capitals." };
-        var results = await Task.WhenAll(answers.Select(a => Cite(a)));
+        // While something else holds the model, no citation runs: they wait for the model's gate.
+        await _model.ComputeGate.WaitAsync(TestContext.Current.CancellationToken);
+        var calls = answers.Select(a => Cite(a)).ToList();
+        var all = Task.WhenAll(calls);
+        Assert.NotSame(all, await Task.WhenAny(all, Task.Delay(500, TestContext.Current.CancellationToken)));
+        Assert.All(calls, c => Assert.False(c.IsCompleted));
+        _model.ComputeGate.Release();
+        var results = await all;
         Assert.Equal(answers, results.Select(r => r.Answer));
         Assert.All(results, r => Assert.Equal(r.Answer.Replace(" ", ""), string.Concat(r.Tokens.Select(t => t.Text)).Replace(" ", "")));
     }
