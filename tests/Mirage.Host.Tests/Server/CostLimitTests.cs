@@ -75,7 +75,7 @@ public sealed class CostLimitTests
         int tries = 0;
         do
             second = await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, key: "alice");
-        while (second.StatusCode == HttpStatusCode.OK && ++tries < 50); // until the first request's lease is taken
+        while (second.StatusCode == HttpStatusCode.OK && ++tries < 150 && await Pause()); // until the server has taken the first request in
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
         Assert.NotNull(second.Headers.RetryAfter);
         Assert.Contains("1 at once (Server:PerClientConcurrency)", await Detail(second));
@@ -91,6 +91,21 @@ public sealed class CostLimitTests
             again = await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, key: "alice");
         while (again.StatusCode == HttpStatusCode.TooManyRequests && ++tries < 100 && await Pause());
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+    }
+
+    [Fact]
+    public async Task AClientPastItsRequestsPerMinute_Gets429_WithRetryAfter_WhileAnotherClientIsServed()
+    {
+        await using var server = await RunningServer.StartAsync("--Server:PerClientRequestsPerMinute=1", "--Server:ApiKeys:0=alice", "--Server:ApiKeys:1=bob");
+        var body = new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer };
+        Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("/v1/citations", body, key: "alice")).StatusCode);
+        var refused = await server.PostAsync("/v1/citations", body, key: "alice");
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.InRange(refused.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 1, 60);
+        Assert.Contains("1 a minute (Server:PerClientRequestsPerMinute)", await Detail(refused));
+        Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("/v1/citations", body, key: "bob")).StatusCode);
+        // Health and the model list are not counted.
+        Assert.Equal(HttpStatusCode.OK, (await server.Http.GetAsync("/health", Token)).StatusCode);
     }
 
     [Fact]
