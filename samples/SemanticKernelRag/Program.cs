@@ -6,8 +6,8 @@ using Microsoft.SemanticKernel.ChatCompletion;
 using Microsoft.SemanticKernel.Data;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
+using Mirage.Extensions.AI.ChatClients;
 using Mirage.SemanticKernel;
-using Mirage.SemanticKernel.ChatClients;
 
 using var model = await LanguageModel.LoadAsync(args.Length > 0 ? args[0] : LanguageModel.EmbeddedReaderDirectory);
 

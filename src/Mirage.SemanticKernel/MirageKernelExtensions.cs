@@ -1,7 +1,9 @@
 using Microsoft.SemanticKernel;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
+using Mirage.Core.Integration;
 using Mirage.SemanticKernel.Filters;
+using Mirage.SemanticKernel.Passages;
 
 namespace Mirage.SemanticKernel;
 
@@ -14,7 +16,7 @@ public static class MirageKernelExtensions
         ArgumentNullException.ThrowIfNull(model);
         var options = new MirageCitationOptions();
         configure?.Invoke(options);
-        return kernel.UseMirageCitations(new MirageCitationService(new MirageCitationEngine(model), model.ModelId, options));
+        return kernel.UseMirageCitations(new MirageCitationService(new MirageCitationEngine(model), model.ModelId, options, [new SemanticKernelPassageReader()]));
     }
 
     /// <summary>Adds Mirage's filter to <paramref name="kernel"/> with an existing service.</summary>

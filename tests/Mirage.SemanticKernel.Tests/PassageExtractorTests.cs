@@ -1,12 +1,11 @@
 using System.Text.Json;
 using Microsoft.SemanticKernel.Data;
-using Mirage.SemanticKernel.Passages;
 
 namespace Mirage.SemanticKernel.Tests;
 
 public sealed class PassageExtractorTests
 {
-    private readonly PassageExtractor _extractor = new(new PassageMapping());
+    private readonly PassageExtractor _extractor = new(new PassageMapping(), [new SemanticKernelPassageReader()]);
 
     private sealed record Chunk(string Key, string Content, string? Source);
 
@@ -43,7 +42,7 @@ public sealed class PassageExtractorTests
             Point(new() { Uuid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26" }, ("Text", new() { StringValue = "A second chunk." }), ("page", new() { IntegerValue = 3 })),
             Point(new() { Num = 7 }, ("vector_only", new() { DoubleValue = 1.5 })),
         ];
-        Assert.True(PassageExtractor.IsSearchResult(points));
+        Assert.True(_extractor.IsSearchResult(points));
         var passages = _extractor.Extract(points);
         Assert.Equal(["42", "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"], passages.Select(p => p.Id));
         Assert.Equal(["Lousdrur Rourti works for Cimgun Labs.", "A second chunk."], passages.Select(p => p.Text));
@@ -52,7 +51,7 @@ public sealed class PassageExtractorTests
         // Payload fields come from the mapping (options), case-insensitively.
         var retrieved = new Qdrant.Client.Grpc.RetrievedPoint { Id = new() { Num = 9 } };
         retrieved.Payload["chunk_text"] = new() { StringValue = "Mapped text." };
-        var mapped = new PassageExtractor(new PassageMapping { Text = ["chunk_text"] }).Extract(new[] { retrieved });
+        var mapped = new PassageExtractor(new PassageMapping { Text = ["chunk_text"] }, [new SemanticKernelPassageReader()]).Extract(new[] { retrieved });
         Assert.Equal(("9", "Mapped text."), (mapped.Single().Id, mapped.Single().Text));
     }
 

@@ -2,7 +2,6 @@ using Microsoft.Extensions.AI;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
 using Mirage.Eval.Data;
-using Mirage.SemanticKernel.ChatClients;
 using Mirage.SemanticKernel.Tests;
 using Mirage.Tests;
 
@@ -34,7 +33,7 @@ public sealed class ReaderFixture : IDisposable
     {
         var options = new MirageCitationOptions();
         configure?.Invoke(options);
-        return new MirageCitationService(Engine, Model.ModelId, options);
+        return new MirageCitationService(Engine, Model.ModelId, options, [new SemanticKernelPassageReader()]);
     }
 
     /// <summary>Held-out items (never seen in training) with their gold provenance; one per question, so a question finds its own documents.</summary>

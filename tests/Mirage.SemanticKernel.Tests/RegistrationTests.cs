@@ -33,7 +33,7 @@ public sealed class RegistrationTests
         var kernel = host.Services.GetRequiredService<Kernel>();
         Assert.Contains(kernel.FunctionInvocationFilters, f => f is MirageFunctionInvocationFilter);
         Assert.Equal("reader", host.Services.GetRequiredService<MirageCitationService>().AttributionModelId);
-        Assert.NotNull(host.Services.GetRequiredService<IChatClient>().GetService<ChatClients.MirageCitationChatClient>());
+        Assert.NotNull(host.Services.GetRequiredService<IChatClient>().GetService<MirageCitationChatClient>());
         await host.StopAsync(TestContext.Current.CancellationToken);
     }
 

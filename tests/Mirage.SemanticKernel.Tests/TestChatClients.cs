@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
-using Mirage.SemanticKernel.Passages;
 
 namespace Mirage.SemanticKernel.Tests;
 

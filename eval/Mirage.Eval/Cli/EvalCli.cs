@@ -9,11 +9,12 @@ public static class EvalCli
     public const string Invocation = "dotnet run --project eval/Mirage.Eval -c Release --";
 
     /// <summary>Builds the root command with every verb.</summary>
-    public static RootCommand CreateRootCommand(TextWriter output) => new("Mirage evaluation: reader data and citation-quality harness")
+    public static RootCommand CreateRootCommand(TextWriter output) => new("Mirage evaluation: reader data, the citation-quality harness, and training the reader")
     {
         GenerateCommand.Create(),
         ScoreReaderCommand.Create(),
         RunCommand.Create(output),
         ProbeAttentionCommand.Create(output),
+        TrainReaderCommand.Create(output),
     };
 }

@@ -17,7 +17,6 @@ public static class MirageCli
         root.Subcommands.Add(InspectCommand.Create(output, error));
         root.Subcommands.Add(CiteCommand.Create(output, error));
         root.Subcommands.Add(AskCommand.Create(output, error));
-        root.Subcommands.Add(TrainReaderCommand.Create(output));
         root.Subcommands.Add(ServeCommand.Create(error));
         root.Subcommands.Add(PullCommand.Create(output, error));
         root.Subcommands.Add(ConvertCommand.Create(output));

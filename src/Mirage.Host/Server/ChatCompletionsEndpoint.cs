@@ -8,8 +8,7 @@ using Microsoft.Extensions.Options;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
 using Mirage.Core.Tokenization;
-using Mirage.SemanticKernel;
-using Mirage.SemanticKernel.Passages;
+using Mirage.Core.Integration;
 
 namespace Mirage.Host.Server;
 

@@ -4,8 +4,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
-using Mirage.SemanticKernel;
-using Mirage.SemanticKernel.ChatClients;
+using Mirage.Core.Integration;
+using Mirage.Extensions.AI.ChatClients;
 
 namespace Mirage.Host.Server;
 

@@ -4,7 +4,8 @@ using System.Text;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
-using Mirage.SemanticKernel.Passages;
+using Mirage.Core.Integration;
+using Mirage.Extensions.AI;
 using FunctionInvocationContext = Microsoft.SemanticKernel.FunctionInvocationContext;
 
 namespace Mirage.SemanticKernel.Filters;
@@ -37,7 +38,7 @@ public sealed class MirageFunctionInvocationFilter(MirageCitationService service
         }
 
         var value = context.Result.GetValue<object>();
-        if (PassageExtractor.IsSearchResult(value) || service.Options.CountsAsRetrieval(context.Function))
+        if (service.Extractor.IsSearchResult(value) || service.Options.CountsAsRetrieval(context.Function.PluginName, context.Function.Name))
         {
             var (passages, handOn) = await service.Extractor.ExtractAsync(value, context.CancellationToken).ConfigureAwait(false);
             collector.Add(passages);

@@ -1,7 +1,6 @@
 using System.ComponentModel.DataAnnotations;
-using Microsoft.SemanticKernel;
 
-namespace Mirage.SemanticKernel;
+namespace Mirage.Core.Integration;
 
 /// <summary>
 /// Settings of Mirage's Semantic Kernel filter and chat-client middleware. Bindable from
@@ -19,10 +18,10 @@ public sealed class MirageCitationOptions
     public string? ModelPath { get; set; }
 
     /// <summary>
-    /// What runs the attribution model: <see cref="Core.Models.ModelEngine.Auto"/> (llama.cpp for a GGUF
+    /// What runs the attribution model: <see cref="Models.ModelEngine.Auto"/> (llama.cpp for a GGUF
     /// file when <see cref="Method"/> needs forward passes only, TorchSharp otherwise), TorchSharp or llama.cpp.
     /// </summary>
-    public Core.Models.ModelEngine Engine { get; set; } = Core.Models.ModelEngine.Auto;
+    public Models.ModelEngine Engine { get; set; } = Models.ModelEngine.Auto;
 
     /// <summary>The TorchSharp engine's compute dtype (<c>auto</c>, <c>float32</c>, <c>bfloat16</c>, <c>float16</c> or <c>float64</c>).</summary>
     public string DType { get; set; } = "auto";
@@ -59,7 +58,7 @@ public sealed class MirageCitationOptions
     public int MaxPassages { get; set; } = 20;
 
     /// <summary>How sentences are cited: passage ablation (the default, chosen on Mirage's development split) or MIRAGE's context cues.</summary>
-    public Core.Citations.CitationMethod Method { get; set; } = new Core.Citations.CitationOptions().Method;
+    public Citations.CitationMethod Method { get; set; } = new Citations.CitationOptions().Method;
 
     /// <summary>Measure each cited sentence's necessity and sufficiency and flag citations that fail (<c>CitedSentence.Support</c>); costs two forward passes per cited sentence.</summary>
     public bool Verify { get; set; }
@@ -74,7 +73,12 @@ public sealed class MirageCitationOptions
 
     private static readonly string[] RetrievalHints = ["search", "retriev", "lookup", "document"];
 
-    internal bool CountsAsRetrieval(string? plugin, string function)
+    /// <summary>
+    /// Whether a function (or tool) is retrieval: the predicate when set; else, with names configured,
+    /// one of them (plugin, function, or plugin.function); else a name that mentions search,
+    /// retrieval, lookup or documents.
+    /// </summary>
+    public bool CountsAsRetrieval(string? plugin, string function)
     {
         if (IsRetrievalFunction is { } predicate)
             return predicate(plugin, function);
@@ -86,8 +90,6 @@ public sealed class MirageCitationOptions
         }
         return RetrievalHints.Any(h => function.Contains(h, StringComparison.OrdinalIgnoreCase) || (plugin?.Contains(h, StringComparison.OrdinalIgnoreCase) ?? false));
     }
-
-    internal bool CountsAsRetrieval(KernelFunction function) => CountsAsRetrieval(function.PluginName, function.Name);
 }
 
 /// <summary>Which properties of a retrieved record hold a passage's parts (candidates in order, case-insensitive).</summary>

@@ -1,6 +1,6 @@
 using Mirage.Core.Citations;
 
-namespace Mirage.SemanticKernel.Passages;
+namespace Mirage.Core.Integration;
 
 /// <summary>
 /// The passages retrieved during one request. The outermost Mirage filter or middleware opens it;

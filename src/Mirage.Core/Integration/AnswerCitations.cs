@@ -1,9 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Mirage.Core;
 using Mirage.Core.Citations;
 
-namespace Mirage.SemanticKernel;
+namespace Mirage.Core.Integration;
 
 /// <summary>What became of an answer's citations.</summary>
 [JsonConverter(typeof(SnakeCaseEnumConverter<CitationStatus>))]
@@ -71,6 +70,19 @@ public sealed record AnswerCitations(
 
     /// <summary>The passage a citation points at.</summary>
     public Passage PassageOf(Citation citation) => Passages[citation.PassageIndex];
+
+    /// <summary>
+    /// The citations stored under <see cref="MetadataKey"/> in a result's metadata or additional
+    /// properties: the record itself, or its JSON after a bridge or a cache carried it; else null.
+    /// </summary>
+    public static AnswerCitations? From(IEnumerable<KeyValuePair<string, object?>>? properties) =>
+        properties?.FirstOrDefault(p => p.Key == MetadataKey).Value switch
+        {
+            AnswerCitations citations => citations,
+            JsonElement json => json.Deserialize<AnswerCitations>(MirageJson.Options),
+            string json => MirageJson.Deserialize<AnswerCitations>(json),
+            _ => null,
+        };
 
     /// <summary>This result as JSON (snake_case, as every Mirage result).</summary>
     public string ToJson() => MirageJson.Serialize(this);

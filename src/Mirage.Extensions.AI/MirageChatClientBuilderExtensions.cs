@@ -1,8 +1,9 @@
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
-using Mirage.SemanticKernel.ChatClients;
+using Mirage.Core.Integration;
+using Mirage.Extensions.AI.ChatClients;
 
-namespace Mirage.SemanticKernel;
+namespace Mirage.Extensions.AI;
 
 /// <summary>Adds Mirage citations to a Microsoft.Extensions.AI chat pipeline.</summary>
 public static class MirageChatClientBuilderExtensions

@@ -1,10 +1,10 @@
 using System.Text.Json;
 
-namespace Mirage.SemanticKernel;
+namespace Mirage.Core.Integration;
 
 /// <summary>
 /// The token ids a Mirage model generated for an answer, carried beside its text (M.E.AI
-/// <c>AdditionalProperties</c>, Semantic Kernel <c>Metadata</c>) by <see cref="ChatClients.MirageLocalChatClient"/>,
+/// <c>AdditionalProperties</c>, Semantic Kernel <c>Metadata</c>) by Mirage.Extensions.AI's <c>MirageLocalChatClient</c>,
 /// so that citations teacher-force exactly what was generated instead of re-tokenising the text.
 /// A streamed answer carries, on each update, the ids of that update's text.
 /// </summary>

@@ -2,9 +2,9 @@ using System.CommandLine;
 using Mirage.Core.Models;
 using Mirage.Eval.Reader;
 
-namespace Mirage.Host.Cli;
+namespace Mirage.Eval.Cli;
 
-/// <summary><c>mirage train-reader</c>: train the small reader model on generated data (resumable).</summary>
+/// <summary><c>mirage-eval train-reader</c>: train the small reader model on generated data (resumable).</summary>
 internal static class TrainReaderCommand
 {
     public static Command Create(TextWriter output)

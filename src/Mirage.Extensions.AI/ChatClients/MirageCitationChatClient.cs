@@ -2,9 +2,9 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Extensions.AI;
 using Mirage.Core.Citations;
-using Mirage.SemanticKernel.Passages;
+using Mirage.Core.Integration;
 
-namespace Mirage.SemanticKernel.ChatClients;
+namespace Mirage.Extensions.AI.ChatClients;
 
 /// <summary>
 /// Microsoft.Extensions.AI middleware that cites each final answer. Passages come from the tool
@@ -85,7 +85,7 @@ public sealed class MirageCitationChatClient(IChatClient innerClient, MirageCita
         var names = contents.OfType<FunctionCallContent>().GroupBy(c => c.CallId).ToDictionary(g => g.Key, g => g.First().Name);
         foreach (var result in contents.OfType<FunctionResultContent>())
         {
-            if (PassageExtractor.IsSearchResult(result.Result) || service.Options.CountsAsRetrieval(null, names.GetValueOrDefault(result.CallId, "")))
+            if (service.Extractor.IsSearchResult(result.Result) || service.Options.CountsAsRetrieval(null, names.GetValueOrDefault(result.CallId, "")))
             {
                 foreach (var passage in service.Extractor.Extract(result.Result))
                     yield return passage;

@@ -1,9 +1,7 @@
-using Mirage.Core;
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
-using Mirage.SemanticKernel.Passages;
 
-namespace Mirage.SemanticKernel;
+namespace Mirage.Core.Integration;
 
 /// <summary>
 /// The one place the filter and the middleware cite an answer: it runs the citation engine
@@ -14,13 +12,16 @@ public sealed class MirageCitationService
 {
     private readonly ICitationEngine _engine;
 
-    /// <summary>Creates the service over an engine whose model is <paramref name="attributionModelId"/>.</summary>
-    public MirageCitationService(ICitationEngine engine, string attributionModelId, MirageCitationOptions? options = null)
+    /// <summary>
+    /// Creates the service over an engine whose model is <paramref name="attributionModelId"/>;
+    /// <paramref name="readers"/> read the result types of retrieval libraries into passages.
+    /// </summary>
+    public MirageCitationService(ICitationEngine engine, string attributionModelId, MirageCitationOptions? options = null, IEnumerable<IPassageReader>? readers = null)
     {
         _engine = engine ?? throw new ArgumentNullException(nameof(engine));
         AttributionModelId = attributionModelId ?? throw new ArgumentNullException(nameof(attributionModelId));
         Options = options ?? new MirageCitationOptions();
-        Extractor = new PassageExtractor(Options.Mapping);
+        Extractor = new PassageExtractor(Options.Mapping, readers);
     }
 
     /// <summary>The settings.</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.AI;
+using Mirage.Core.Integration;
 
-namespace Mirage.SemanticKernel;
+namespace Mirage.Extensions.AI;
 
 /// <summary>Mirage citations as Microsoft.Extensions.AI <see cref="CitationAnnotation"/>s, the shape OpenAI and Anthropic providers fill.</summary>
 public static class CitationAnnotations

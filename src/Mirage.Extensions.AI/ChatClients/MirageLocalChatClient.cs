@@ -1,11 +1,12 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.AI;
+using Mirage.Core.Integration;
 using Mirage.Core.Models;
 using ConversationPrompt = Mirage.Core.Tokenization.ConversationPrompt;
 using CoreChatMessage = Mirage.Core.Tokenization.ChatMessage;
 
-namespace Mirage.SemanticKernel.ChatClients;
+namespace Mirage.Extensions.AI.ChatClients;
 
 /// <summary>
 /// The Mirage model runtime as an <see cref="IChatClient"/>: the conversation goes through the
