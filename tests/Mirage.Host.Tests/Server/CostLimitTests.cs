@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Mirage.Host.Tests.Server;
 
@@ -15,13 +16,6 @@ public sealed class CostLimitTests
         answer = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 4)),
         options = new { method = "integrated_gradients", cti_std = -5 },
     };
-
-    // The server notices a closed connection on its own schedule: retries are spaced out.
-    private static async Task<bool> Pause()
-    {
-        await Task.Delay(100, Token);
-        return true;
-    }
 
     private static async Task<string> Detail(HttpResponseMessage response) =>
         JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["detail"]!.GetValue<string>();
@@ -64,33 +58,30 @@ public sealed class CostLimitTests
     public async Task AClientAtItsConcurrencyLimit_Gets429_WhileAnotherClientIsServed()
     {
         await using var server = await RunningServer.StartAsync("--Server:PerClientConcurrency=1", "--Server:ApiKeys:0=alice", "--Server:ApiKeys:1=bob");
-        // Alice's first request is in flight for as long as its body is unfinished: the test, not
-        // the machine's speed, decides when it ends.
-        using var first = new System.Net.Sockets.TcpClient();
-        await first.ConnectAsync(server.Address.Host, server.Address.Port, Token);
-        var head = $"POST /v1/citations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer alice\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"question\":";
-        await first.GetStream().WriteAsync(System.Text.Encoding.ASCII.GetBytes(head), Token);
+        var body = new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer };
+        // The test holds the model, so Alice's first request stays in flight until the test lets go.
+        var model = server.App.Services.GetRequiredService<Mirage.Host.Server.ModelHost>().Current!.Model;
+        await model.ComputeGate.WaitAsync(Token);
+        var trace = System.Diagnostics.ActivityTraceId.CreateRandom();
+        using var started = RunningServer.WhenCiteStarts(trace);
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/citations") { Content = System.Net.Http.Json.JsonContent.Create(body) };
+        request.Headers.Authorization = new("Bearer", "alice");
+        request.Headers.Add("traceparent", $"00-{trace}-{System.Diagnostics.ActivitySpanId.CreateRandom()}-01");
+        var first = server.Http.SendAsync(request, Token);
+        // A worker has taken it up (and waits for the model): it holds Alice's one permit.
+        await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
 
-        HttpResponseMessage second;
-        int tries = 0;
-        do
-            second = await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, key: "alice");
-        while (second.StatusCode == HttpStatusCode.OK && ++tries < 150 && await Pause()); // until the server has taken the first request in
+        var second = await server.PostAsync("/v1/citations", body, key: "alice");
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
         Assert.NotNull(second.Headers.RetryAfter);
         Assert.Contains("1 at once (Server:PerClientConcurrency)", await Detail(second));
 
-        var other = await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, key: "bob");
-        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
-
-        // Alice leaves; her next request is let in.
-        first.Close();
-        HttpResponseMessage again;
-        tries = 0;
-        do
-            again = await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, key: "alice");
-        while (again.StatusCode == HttpStatusCode.TooManyRequests && ++tries < 100 && await Pause());
-        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        // Bob is let in (he waits for the model, not for a limit), and everyone is served once the model is free.
+        var other = server.PostAsync("/v1/citations", body, key: "bob");
+        model.ComputeGate.Release();
+        Assert.Equal(HttpStatusCode.OK, (await first).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await other).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("/v1/citations", body, key: "alice")).StatusCode);
     }
 
     [Fact]
