@@ -11,8 +11,8 @@ namespace Mirage.Core.Models;
 /// </summary>
 public sealed record ModelConfig
 {
-    /// <summary>The <c>architectures</c> values this runtime can run.</summary>
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"];
+    /// <summary>The <c>architectures</c> values this runtime can run (see <see cref="ModelFamily.All"/>).</summary>
+    public static IReadOnlyList<string> SupportedArchitectures { get; } = ModelFamily.All.Select(f => f.Architecture).ToList();
 
     /// <summary>The architecture name, one of <see cref="SupportedArchitectures"/>.</summary>
     public required string Architecture { get; init; }
@@ -138,7 +138,7 @@ public sealed record ModelConfig
         int rotaryDim = (int)(headDim * partial);
         if (partial > 1 || rotaryDim % 2 != 0 || rotaryDim == 0)
             throw new InvalidCheckpointException($"'{source}': partial_rotary_factor {partial} of head_dim {headDim} must give an even number of rotated dimensions, at most head_dim.");
-        bool isQwen2 = architecture == "Qwen2ForCausalLM", isGemma3 = architecture == "Gemma3ForCausalLM", isGemma = isGemma3 || architecture == "Gemma2ForCausalLM";
+        var family = ModelFamily.ByArchitecture(architecture)!;
         var activation = Str(root, "hidden_activation", source) ?? Str(root, "hidden_act", source) ?? "silu";
         if (activation is not ("silu" or "gelu_pytorch_tanh"))
             throw new InvalidCheckpointException($"'{source}': hidden activation '{activation}' is not supported; supported: silu, gelu_pytorch_tanh.");
@@ -159,21 +159,21 @@ public sealed record ModelConfig
             RopeTheta = Double(root, "rope_theta", source, min: 0, exclusive: true) ?? 10000,
             PartialRotaryFactor = partial,
             RopeScaling = ParseRopeScaling(root, source, rotaryDim),
-            QkvBias = isQwen2 || attentionBias,
-            OutputBias = !isQwen2 && attentionBias,
-            QkNorm = architecture == "Qwen3ForCausalLM" || isGemma3,
-            FusedProjections = architecture == "Phi3ForCausalLM",
-            NormOffset = isGemma ? 1 : 0,
-            ScaleEmbeddings = isGemma,
-            SandwichNorms = isGemma,
+            QkvBias = family.QkvBias || attentionBias,
+            OutputBias = !family.QkvBias && attentionBias,
+            QkNorm = family.QkNorm,
+            FusedProjections = family.FusedProjections,
+            NormOffset = family.Gemma ? 1 : 0,
+            ScaleEmbeddings = family.Gemma,
+            SandwichNorms = family.Gemma,
             HiddenActivation = activation,
             AttentionScale = Double(root, "query_pre_attn_scalar", source, min: 0, exclusive: true) is double scalar ? 1 / Math.Sqrt(scalar) : null,
-            AttentionSoftcap = isGemma ? Cap("attn_logit_softcapping") : null,
-            FinalSoftcap = isGemma ? Cap("final_logit_softcapping") : null,
-            LocalRopeTheta = isGemma3 ? Double(root, "rope_local_base_freq", source, min: 0, exclusive: true) ?? 10000 : null,
+            AttentionSoftcap = family.Gemma ? Cap("attn_logit_softcapping") : null,
+            FinalSoftcap = family.Gemma ? Cap("final_logit_softcapping") : null,
+            LocalRopeTheta = family.LocalRopeTheta ? Double(root, "rope_local_base_freq", source, min: 0, exclusive: true) ?? 10000 : null,
             MlpBias = Bool(root, "mlp_bias", source) ?? false,
-            TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? isGemma,
-            SlidingWindows = ParseSlidingWindows(root, architecture, layers, source),
+            TieWordEmbeddings = Bool(root, "tie_word_embeddings", source) ?? family.Gemma,
+            SlidingWindows = ParseSlidingWindows(root, family, layers, source),
             BosTokenId = ReadIds(root, "bos_token_id", source).Cast<int?>().FirstOrDefault(),
             EosTokenIds = ReadIds(root, "eos_token_id", source),
             TorchDtype = Str(root, "torch_dtype", source) ?? Str(root, "dtype", source),
@@ -190,7 +190,7 @@ public sealed record ModelConfig
         var json = new JsonObject
         {
             ["architectures"] = new JsonArray(Architecture),
-            ["model_type"] = Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "MistralForCausalLM" => "mistral", "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama" },
+            ["model_type"] = ModelFamily.Of(this).ModelType,
             ["hidden_size"] = HiddenSize,
             ["intermediate_size"] = IntermediateSize,
             ["num_hidden_layers"] = NumLayers,
@@ -225,7 +225,7 @@ public sealed record ModelConfig
             ["eos_token_id"] = EosTokenIds.Count == 1 ? EosTokenIds[0] : new JsonArray(EosTokenIds.Select(id => (JsonNode)id).ToArray()),
             ["torch_dtype"] = TorchDtype,
         };
-        if (Architecture != "Qwen2ForCausalLM")
+        if (!ModelFamily.Of(this).QkvBias)
             json["attention_bias"] = QkvBias;
         if (AttentionScale is double scale)
             json["query_pre_attn_scalar"] = 1 / (scale * scale);
@@ -331,7 +331,7 @@ public sealed record ModelConfig
         };
     }
 
-    private static int?[] ParseSlidingWindows(JsonObject root, string architecture, int layers, string source)
+    private static int?[] ParseSlidingWindows(JsonObject root, ModelFamily family, int layers, string source)
     {
         int? window = Int(root, "sliding_window", source);
         if (window <= 0)
@@ -346,26 +346,23 @@ public sealed record ModelConfig
                 windows[i] = types[i] == "sliding_attention" ? window : null;
             return windows;
         }
-        // Mistral and Phi-3 slide in every layer, Gemma 2 in every other one from the first, Gemma 3
-        // in all but every sliding_window_pattern-th (6).
-        if (architecture is "Gemma2ForCausalLM" or "Gemma3ForCausalLM")
+        switch (family.Sliding)
         {
-            int pattern = architecture == "Gemma2ForCausalLM" ? 2 : Int(root, "sliding_window_pattern", source) ?? 6;
-            if (pattern < 1)
-                throw new InvalidCheckpointException($"'{source}': 'sliding_window_pattern' must be positive, got {pattern}.");
-            for (int i = 0; i < layers; i++)
-                windows[i] = (i + 1) % pattern != 0 ? window : null;
-        }
-        else if (architecture is "MistralForCausalLM" or "Phi3ForCausalLM")
-        {
-            Array.Fill(windows, window);
-        }
-        else if (architecture == "Qwen2ForCausalLM" && (Bool(root, "use_sliding_window", source) ?? false))
-        {
-            // Qwen2 slides only from layer max_window_layers on.
-            int first = Int(root, "max_window_layers", source) ?? layers;
-            for (int i = Math.Max(0, first); i < layers; i++)
-                windows[i] = window;
+            case SlidingLayers.AllButEveryNth:
+                int pattern = Int(root, "sliding_window_pattern", source) ?? family.SlidingPattern;
+                if (pattern < 1)
+                    throw new InvalidCheckpointException($"'{source}': 'sliding_window_pattern' must be positive, got {pattern}.");
+                for (int i = 0; i < layers; i++)
+                    windows[i] = (i + 1) % pattern != 0 ? window : null;
+                break;
+            case SlidingLayers.All:
+                Array.Fill(windows, window);
+                break;
+            case SlidingLayers.FromMaxWindowLayers when Bool(root, "use_sliding_window", source) ?? false:
+                int first = Int(root, "max_window_layers", source) ?? layers;
+                for (int i = Math.Max(0, first); i < layers; i++)
+                    windows[i] = window;
+                break;
         }
         return windows;
     }

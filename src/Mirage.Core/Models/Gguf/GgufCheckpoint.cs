@@ -11,16 +11,6 @@ namespace Mirage.Core.Models.Gguf;
 /// </summary>
 public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
 {
-    /// <summary>GGUF architectures this runtime runs, with the Hugging Face architecture each becomes.</summary>
-    public static readonly IReadOnlyDictionary<string, string> Architectures = new Dictionary<string, string>
-    {
-        ["llama"] = "LlamaForCausalLM",
-        ["qwen2"] = "Qwen2ForCausalLM",
-        ["qwen3"] = "Qwen3ForCausalLM",
-        ["phi3"] = "Phi3ForCausalLM",
-        ["gemma2"] = "Gemma2ForCausalLM",
-        ["gemma3"] = "Gemma3ForCausalLM",
-    };
 
     private readonly Dictionary<string, GgufTensorInfo> _byName;
 
@@ -105,8 +95,8 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
     private static ModelConfig ReadConfig(GgufFile file)
     {
         var arch = file.Get("general.architecture", "");
-        if (!Architectures.TryGetValue(arch, out var architecture))
-            throw new InvalidCheckpointException($"'{file.Path}' holds a '{arch}' model; GGUF architectures Mirage runs: {string.Join(", ", Architectures.Keys)}.");
+        var family = ModelFamily.ByGgufArchitecture(arch)
+            ?? throw new InvalidCheckpointException($"'{file.Path}' holds a '{arch}' model; GGUF architectures Mirage runs: {string.Join(", ", ModelFamily.All.Where(f => f.ReadsGguf).Select(f => f.GgufArchitecture))}.");
         var embedding = file.Tensors.FirstOrDefault(t => t.Name == "token_embd.weight")
             ?? throw new InvalidCheckpointException($"'{file.Path}' has no token_embd.weight tensor.");
         int heads = file.Get($"{arch}.attention.head_count", 0);
@@ -115,7 +105,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             : throw new InvalidCheckpointException($"'{file.Path}': metadata '{key}' is {value}; it must be a finite number.");
         var config = new JsonObject
         {
-            ["architectures"] = new JsonArray(architecture),
+            ["architectures"] = new JsonArray(family.Architecture),
             ["hidden_size"] = file.Get($"{arch}.embedding_length", 0),
             ["intermediate_size"] = file.Get($"{arch}.feed_forward_length", 0),
             ["num_hidden_layers"] = file.Get($"{arch}.block_count", 0),
@@ -126,7 +116,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             ["rms_norm_eps"] = Number($"{arch}.attention.layer_norm_rms_epsilon", 1e-5),
             ["rope_theta"] = Number($"{arch}.rope.freq_base", 10000.0),
             ["tie_word_embeddings"] = file.Tensors.All(t => t.Name != "output.weight"),
-            ["attention_bias"] = arch != "qwen2" && file.Tensors.Any(t => t.Name == "blk.0.attn_q.bias"),
+            ["attention_bias"] = !family.QkvBias && file.Tensors.Any(t => t.Name == "blk.0.attn_q.bias"),
             ["bos_token_id"] = file.Metadata.ContainsKey("tokenizer.ggml.bos_token_id") ? file.Get("tokenizer.ggml.bos_token_id", 0) : null,
             ["eos_token_id"] = file.Metadata.ContainsKey("tokenizer.ggml.eos_token_id") ? file.Get("tokenizer.ggml.eos_token_id", 0) : null,
         };
@@ -137,7 +127,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             config["partial_rotary_factor"] = (double)rotated / headDim;
         if (file.Metadata.ContainsKey($"{arch}.attention.sliding_window"))
             config["sliding_window"] = file.Get($"{arch}.attention.sliding_window", 0);
-        if (arch is "gemma2" or "gemma3")
+        if (family.Gemma)
         {
             config["hidden_act"] = "gelu_pytorch_tanh";
             foreach (var key in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
@@ -157,7 +147,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
         using var scope = NewDisposeScope();
         var result = File.Dequantize(info, dtype ?? ScalarType.Float32);
         File.Release(info);
-        int heads = Config.Architecture == "LlamaForCausalLM" ? GgufNames.PermutedHeads(name, Config) : 0;
+        int heads = ModelFamily.Of(Config).PermutesQk ? GgufNames.PermutedHeads(name, Config) : 0;
         // GGUF keeps each head's RoPE pairs interleaved (row 2i, 2i+1); the runtime rotates halves (rows i, i + d/2).
         if (heads > 0)
             result = Unpermute(result, heads);

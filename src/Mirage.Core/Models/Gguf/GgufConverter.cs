@@ -11,17 +11,6 @@ namespace Mirage.Core.Models.Gguf;
 /// </summary>
 public static class GgufConverter
 {
-    private static readonly Dictionary<string, string> Architectures = new()
-    {
-        ["LlamaForCausalLM"] = "llama",
-        ["MistralForCausalLM"] = "llama",
-        ["Qwen2ForCausalLM"] = "qwen2",
-        ["Qwen3ForCausalLM"] = "qwen3",
-        ["Phi3ForCausalLM"] = "phi3",
-        ["Gemma2ForCausalLM"] = "gemma2",
-        ["Gemma3ForCausalLM"] = "gemma3",
-    };
-
     // llama.cpp's general.file_type for each output type.
     private static readonly Dictionary<GgufType, uint> FileTypes = new()
     {
@@ -35,8 +24,6 @@ public static class GgufConverter
         if (!FileTypes.TryGetValue(type, out var fileType))
             throw new MirageException($"Mirage writes GGUF files as F32, F16, BF16 or Q8_0, not {type}; quantize further with llama.cpp.");
         var config = ModelConfig.Load(directory);
-        var arch = ArchitectureOf(config);
-
         var tokenizer = TextTokenizer.Load(directory, config.EosTokenIds, config.BosTokenId);
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
         var (metadata, extra) = Metadata(config, name, fileType, GgufTokenizer.Metadata(directory, tokenizer, config.VocabSize));
@@ -52,7 +39,7 @@ public static class GgufConverter
                     continue;
                 var stored = shape.Length < 2 ? GgufType.F32 : type == GgufType.Q8_0 && shape[^1] % 32 != 0 ? GgufType.F16 : type;
                 var shard = shards.First(s => s.Shapes.ContainsKey(tensorName));
-                tensors.Add(new GgufTensorData(gguf, shape, stored, () => GgufWriter.Quantize(stored, Values(shard, tensorName, config, arch))));
+                tensors.Add(new GgufTensorData(gguf, shape, stored, () => GgufWriter.Quantize(stored, Values(shard, tensorName, config))));
             }
             GgufWriter.WriteBlocks(output, metadata, [.. extra.Select(t => t.ToData()), .. tensors]);
         }
@@ -63,11 +50,11 @@ public static class GgufConverter
     }
 
     // One tensor as GGUF stores it: Q/K rows in llama's interleaved order, Gemma's norms with their offset added.
-    private static float[] Values(ICheckpointTensors shard, string name, ModelConfig config, string arch)
+    private static float[] Values(ICheckpointTensors shard, string name, ModelConfig config)
     {
         using var scope = NewDisposeScope();
         var values = shard.Read(name, ScalarType.Float32);
-        int heads = arch == "llama" ? GgufNames.PermutedHeads(name, config) : 0;
+        int heads = ModelFamily.Of(config).PermutesQk ? GgufNames.PermutedHeads(name, config) : 0;
         if (heads > 0)
             values = GgufCheckpoint.Permute(values, heads);
         if (config.NormOffset != 0 && name.EndsWith("norm.weight", StringComparison.Ordinal))
@@ -81,7 +68,7 @@ public static class GgufConverter
     /// </summary>
     internal static (List<KeyValuePair<string, object>> Metadata, List<GgufTensor> Extra) Metadata(ModelConfig config, string name, uint fileType, IEnumerable<KeyValuePair<string, object>> tokenizer)
     {
-        var arch = ArchitectureOf(config);
+        var arch = ModelFamily.Of(config).GgufArchitecture;
         var metadata = new List<KeyValuePair<string, object>>
         {
             new("general.architecture", arch),
@@ -135,10 +122,6 @@ public static class GgufConverter
 
         return (metadata, extra);
     }
-
-    private static string ArchitectureOf(ModelConfig config) => Architectures.TryGetValue(config.Architecture, out var arch)
-        ? arch
-        : throw new MirageException($"{config.Architecture} cannot be converted to GGUF yet; convertible: {string.Join(", ", Architectures.Keys)}.");
 
     // llama.cpp's order: embeddings, then layer by layer, then the output.
     private static (int, int, string) Order(string name) =>
