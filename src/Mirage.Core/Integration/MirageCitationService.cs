@@ -66,13 +66,8 @@ public sealed class MirageCitationService
         var timeout = TimeSpan.FromSeconds(Options.TimeoutSeconds);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
-        var options = citationOptions ?? new CitationOptions
-        {
-            Method = Options.Method,
-            Verify = Options.Verify ? new VerificationOptions() : null,
-            TopPercent = Options.TopPercent,
-            AtMostCitations = Options.AtMostCitations,
-        };
+        var options = citationOptions ?? CitationSettingNames.Apply(new CitationOptions { Method = Options.Method },
+            verify: Options.Verify, topPercent: Options.TopPercent, atMostCitations: Options.AtMostCitations);
         var work = _engine.CiteAsync(new CitationRequest(question ?? "", kept, answer, options, answerTokenIds) { Trace = trace }, limit.Token);
         // The engine may still read the trace after a timeout returns: it goes when the engine is done.
         var lent = trace;
@@ -86,7 +81,10 @@ public sealed class MirageCitationService
         }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            _ = work.ContinueWith(static t => t.Exception, TaskScheduler.Default); // observed: the engine stops at its next cancellation check
+            // The wait can end a moment before the limit's own timer fires, and the limit is disposed on
+            // return, which would leave the engine running: cancel it here, so it stops at its next check.
+            await limit.CancelAsync().ConfigureAwait(false);
+            _ = work.ContinueWith(static t => t.Exception, TaskScheduler.Default);
             return Empty(CitationStatus.TimedOut, $"Citations took longer than the {timeout.TotalSeconds:0.###} s timeout (MirageCitationOptions.TimeoutSeconds); the answer went out without them.", e);
         }
         catch (ContextLengthExceededException e)

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Mirage.Core.Attribution;
 using Mirage.Core.Citations;
-using Mirage.Core.Pecore;
 
 namespace Mirage.Host.Cli;
 
@@ -17,24 +16,24 @@ internal static class CiteCommand
         var format = CitationOutput.CreateFormatOption();
         var outFile = new Option<string?>("--out") { Description = "Write to this file instead of standard output." };
         var method = new Option<string>("--method") { Description = "How sentences are cited: a CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion), or ablation (the passages whose removal takes the sentence's support away; the default).", DefaultValueFactory = _ => new CitationOptions().MethodName };
-        var scoredTokens = new Option<string>("--scored-tokens") { Description = "Tokens ablation and verification score: all or selected (by CTI).", DefaultValueFactory = _ => "all" };
-        scoredTokens.AcceptOnlyFromAmong("selected", "all");
+        var scoredTokens = new Option<string>("--scored-tokens") { Description = $"Tokens ablation and verification score: {CitationSettingNames.Choices(CitationSettingNames.ScoredTokenChoices)} (by CTI).", DefaultValueFactory = _ => "all" };
+        scoredTokens.AcceptOnlyFromAmong(CitationSettingNames.Spellings(CitationSettingNames.ScoredTokenChoices));
         var evidence = new Option<bool>("--evidence") { Description = "With ablation: also remove each sentence of every cited passage and show the sentences the citation rests on." };
         var verify = new Option<bool>("--verify") { Description = "Measure each cited sentence's necessity and sufficiency by ablation, and flag citations that fail." };
-        var filter = new Option<string>("--filter") { Description = "CCI filter: top-percent, top-k or mean.", DefaultValueFactory = _ => "top-percent" };
+        var filter = new Option<string>("--filter") { Description = $"CCI filter: {CitationSettingNames.Choices(CitationSettingNames.Filters)} ('-' or '_').", DefaultValueFactory = _ => "top-percent" };
         var topPercent = new Option<double>("--top-percent") { Description = "p for the top-percent filter.", DefaultValueFactory = _ => 0.05 };
         var topK = new Option<int>("--top-k") { Description = "k for the top-k filter.", DefaultValueFactory = _ => 3 };
         var atMost = new Option<int>("--at-most") { Description = "Most citations per sentence.", DefaultValueFactory = _ => 3 };
         var template = new Option<string?>("--prompt-template") { Description = "Prompt with {instruction}, {passages} and {question} (default: MIRAGE style)." };
         var passageTemplate = new Option<string?>("--passage-template") { Description = "One passage with {index}, {title}, {text} (default: 'Document [{index}](Title: {title}): {text}')." };
         var separator = new Option<string?>("--passage-separator") { Description = "Between passages (default: a newline)." };
-        var promptFormat = new Option<string>("--prompt-format") { Description = "auto (the model's chat template if it has one), plain or chat.", DefaultValueFactory = _ => "auto" };
-        promptFormat.AcceptOnlyFromAmong("auto", "plain", "chat");
+        var promptFormat = new Option<string>("--prompt-format") { Description = $"{CitationSettingNames.Choices(CitationSettingNames.PromptFormats)}: auto uses the model's chat template if it has one.", DefaultValueFactory = _ => "auto" };
+        promptFormat.AcceptOnlyFromAmong(CitationSettingNames.Spellings(CitationSettingNames.PromptFormats));
         var noContext = new Option<string>("--no-context") { Description = "The no-context input: literal (the prompt without the passage block, as MIRAGE's reference) or trim (also drop the whitespace after it).", DefaultValueFactory = _ => "literal" };
-        noContext.AcceptOnlyFromAmong("literal", "trim");
+        noContext.AcceptOnlyFromAmong(CitationSettingNames.Spellings(CitationSettingNames.NoContextRules));
         var ctiThreshold = new Option<double>("--cti-std") { Description = "CTI selection: mean + k * std, this k.", DefaultValueFactory = _ => 1.0 };
         method.AcceptOnlyFromAmong([.. CitationOptions.MethodNames]);
-        filter.AcceptOnlyFromAmong("top-percent", "top-k", "mean");
+        filter.AcceptOnlyFromAmong(CitationSettingNames.Spellings(CitationSettingNames.Filters));
 
         var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");
         model.AddTo(command);
@@ -42,22 +41,10 @@ internal static class CiteCommand
             command.Options.Add(option);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var request = new CitationRequest(parse.GetRequiredValue(question), PassageFile.Read(parse.GetRequiredValue(passages)), parse.GetRequiredValue(answer),
-                new CitationOptions
-                {
-                    Ablation = new AblationOptions { Tokens = Enum.Parse<ScoredTokens>(parse.GetRequiredValue(scoredTokens), ignoreCase: true), Evidence = parse.GetValue(evidence) },
-                    Verify = parse.GetValue(verify) ? new VerificationOptions() : null,
-                    Pecore = new PecoreOptions { CtiStdThreshold = parse.GetValue(ctiThreshold) },
-                    Filter = parse.GetRequiredValue(filter) switch { "top-k" => CciFilter.TopK, "mean" => CciFilter.Mean, _ => CciFilter.TopPercent },
-                    TopPercent = parse.GetValue(topPercent),
-                    TopK = parse.GetValue(topK),
-                    AtMostCitations = parse.GetValue(atMost),
-                    Prompt = Prompt(parse.GetValue(template), parse.GetValue(passageTemplate), parse.GetValue(separator)) with
-                    {
-                        Format = Enum.Parse<PromptFormat>(parse.GetRequiredValue(promptFormat), ignoreCase: true),
-                        NoContext = Enum.Parse<NoContextRule>(parse.GetRequiredValue(noContext), ignoreCase: true),
-                    },
-                }.WithMethod(parse.GetRequiredValue(method)));
+            var options = CitationSettingNames.Apply(new CitationOptions { Prompt = Prompt(parse.GetValue(template), parse.GetValue(passageTemplate), parse.GetValue(separator)) },
+                parse.GetRequiredValue(method), parse.GetRequiredValue(filter), parse.GetValue(topPercent), parse.GetValue(topK), parse.GetValue(atMost), parse.GetValue(ctiThreshold),
+                parse.GetRequiredValue(noContext), parse.GetRequiredValue(scoredTokens), parse.GetValue(verify), parse.GetValue(evidence), parse.GetRequiredValue(promptFormat));
+            var request = new CitationRequest(parse.GetRequiredValue(question), PassageFile.Read(parse.GetRequiredValue(passages)), parse.GetRequiredValue(answer), options);
             using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: request.Options!.Method == CitationMethod.Cci);
             var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());
             var result = await engine.CiteAsync(request, cancellationToken);

@@ -28,41 +28,7 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
     /// <summary>The engine options these settings give, within the deployment's <paramref name="server"/> settings (methods allowed, work budget).</summary>
     public CitationOptions ToOptions(ServerOptions server)
     {
-        var defaults = new CitationOptions();
-        var filter = Filter switch
-        {
-            null => defaults.Filter,
-            "top_percent" => CciFilter.TopPercent,
-            "top_k" => CciFilter.TopK,
-            "mean" => CciFilter.Mean,
-            _ => throw new MirageException($"Unknown filter '{Filter}'; use top_percent, top_k or mean."),
-        };
-        var noContext = NoContext switch
-        {
-            null => defaults.Prompt.NoContext,
-            "literal" => NoContextRule.Literal,
-            "trim" => NoContextRule.Trim,
-            _ => throw new MirageException($"Unknown no_context '{NoContext}'; use literal or trim."),
-        };
-        var scored = ScoredTokens switch
-        {
-            null => defaults.Ablation.Tokens,
-            "all" => Core.Citations.ScoredTokens.All,
-            "selected" => Core.Citations.ScoredTokens.Selected,
-            _ => throw new MirageException($"Unknown scored_tokens '{ScoredTokens}'; use all or selected."),
-        };
-        var options = defaults with
-        {
-            Ablation = defaults.Ablation with { Tokens = scored, Evidence = Evidence ?? defaults.Ablation.Evidence },
-            Verify = Verify == true ? new VerificationOptions() : null,
-            Prompt = defaults.Prompt with { NoContext = noContext },
-            Filter = filter,
-            TopPercent = TopPercent ?? defaults.TopPercent,
-            TopK = TopK ?? defaults.TopK,
-            AtMostCitations = AtMostCitations ?? defaults.AtMostCitations,
-            Pecore = defaults.Pecore with { CtiStdThreshold = CtiStd ?? defaults.Pecore.CtiStdThreshold },
-        };
-        options = Method is null ? options : options.WithMethod(Method);
+        var options = CitationSettingNames.Apply(new CitationOptions(), Method, Filter, TopPercent, TopK, AtMostCitations, CtiStd, NoContext, ScoredTokens, Verify, Evidence);
         if (server.Methods.Count > 0 && !server.Methods.Contains(options.MethodName))
             throw new MirageException($"Method '{options.MethodName}' is turned off on this server; use {string.Join(", ", server.Methods)} (Server:Methods).");
         options = options with { MaxTokenPasses = server.MaxTokenPasses };
