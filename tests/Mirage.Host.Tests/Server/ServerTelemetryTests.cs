@@ -78,15 +78,17 @@ public sealed class ServerTelemetryTests
         var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=0");
         var trace = ActivityTraceId.CreateRandom();
         using var started = RunningServer.WhenCiteStarts(trace);
-        // Saliency's backward passes keep the work running well past the stop (ablation might finish first).
-        var essay = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30));
-        var request = server.PostTracedAsync(new { question = RunningServer.Question, passages = RunningServer.Passages, answer = essay, options = new { method = "saliency" } }, trace, Token);
+        // The test holds the model, so the work is still running when the stop runs out of time, on any machine.
+        var model = server.App.Services.GetRequiredService<Mirage.Host.Server.ModelHost>().Current!.Model;
+        await model.ComputeGate.WaitAsync(Token);
+        var request = server.PostTracedAsync(new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, trace, Token);
         await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
         var stopping = server.App.StopAsync(Token);
         var response = await request;
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Contains("stopped", JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["detail"]!.GetValue<string>());
         await stopping;
+        model.ComputeGate.Release();
         await server.DisposeAsync();
     }
 
@@ -136,18 +138,18 @@ public sealed class ServerTelemetryTests
         var spans = new List<Activity>();
         var metrics = new List<MetricSnapshot>();
         var server = await StartAsync(spans, metrics);
-        // A long answer cited by saliency (a backward pass per selected token): attributing it takes
-        // seconds, so the client leaves while it runs.
-        var essay = string.Join(" ", Enumerable.Repeat(RunningServer.Answer, 30));
+        // The test holds the model, so the work is still waiting for it when the client leaves, on any machine.
+        var model = server.App.Services.GetRequiredService<Mirage.Host.Server.ModelHost>().Current!.Model;
+        await model.ComputeGate.WaitAsync(Token);
         var trace = ActivityTraceId.CreateRandom();
         using var leave = CancellationTokenSource.CreateLinkedTokenSource(Token);
         using var started = RunningServer.WhenCiteStarts(trace);
-        var request = server.PostTracedAsync(new { question = RunningServer.Question, passages = RunningServer.Passages, answer = essay, options = new { method = "saliency" } }, trace, leave.Token);
-        // Leave once the model is working on it.
+        var request = server.PostTracedAsync(new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, trace, leave.Token);
+        // Leave once a worker has it.
         await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
-        await Task.Delay(TimeSpan.FromMilliseconds(100), Token);
         await leave.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
+        model.ComputeGate.Release();
 
         // The worker is free again; the cancelled work left a span marked so, and never finished attributing.
         var next = await server.PostAsync("/v1/citations", Body(RunningServer.Answer));

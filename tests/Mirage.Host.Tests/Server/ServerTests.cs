@@ -151,12 +151,18 @@ public sealed class ServerTests
     public async Task Shutdown_LetsInFlightWorkFinish_AndThenRefusesNewWork()
     {
         var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=30");
-        var inFlight = Enumerable.Range(0, 3).Select(_ => server.PostAsync("/v1/citations", CitationBody(RunningServer.Answer))).ToList();
-        await Task.Delay(20, Token);
+        // The test holds the model, so the request is in flight (a worker has it) when the stop begins.
+        var model = ((Mirage.Host.Server.ModelHost)server.App.Services.GetService(typeof(Mirage.Host.Server.ModelHost))!).Current!.Model;
+        await model.ComputeGate.WaitAsync(Token);
+        var trace = System.Diagnostics.ActivityTraceId.CreateRandom();
+        using var started = RunningServer.WhenCiteStarts(trace);
+        var inFlight = server.PostTracedAsync(CitationBody(RunningServer.Answer), trace, Token);
+        await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
         var queue = server.App.Services.GetService(typeof(Mirage.Host.Server.WorkQueue)) as Mirage.Host.Server.WorkQueue;
-        await server.App.StopAsync(Token);
-        foreach (var response in await Task.WhenAll(inFlight))
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var stopping = server.App.StopAsync(Token);
+        model.ComputeGate.Release();
+        await stopping;
+        Assert.Equal(HttpStatusCode.OK, (await inFlight).StatusCode);
         Assert.Null(queue!.TryEnqueue(_ => Task.FromResult(0), Token));
         await server.DisposeAsync();
     }

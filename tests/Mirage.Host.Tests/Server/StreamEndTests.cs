@@ -9,14 +9,18 @@ public sealed class StreamEndTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
-    // Integrated gradients over every answer token: seconds of work after the tokens are sent.
-    private static object SlowChat => new
+    // A streamed answer with passages: its citations come after the tokens.
+    private static object CitedChat => new
     {
         messages = new[] { new { role = "user", content = RunningServer.Question } },
         passages = RunningServer.Passages,
         stream = true,
-        citations = new { method = "integrated_gradients", cti_std = -5 },
     };
+
+    // Once the answer's tokens are out, the test takes the model, so the citations wait for it: the
+    // time limit or the shutdown, not the machine's speed, ends the stream.
+    private static Mirage.Core.Models.LanguageModel Model(RunningServer server) =>
+        ((Mirage.Host.Server.ModelHost)server.App.Services.GetService(typeof(Mirage.Host.Server.ModelHost))!).Current!.Model;
 
     private static async Task<(StreamReader Reader, HttpResponseMessage Response)> OpenAsync(RunningServer server, object body)
     {
@@ -40,11 +44,13 @@ public sealed class StreamEndTests
     [Fact]
     public async Task AStreamCutByTheTimeLimit_EndsWithAnErrorEventAndDone()
     {
-        await using var server = await RunningServer.StartAsync("--Server:RequestTimeoutSeconds=2", "--Server:MaxTokenPasses=1000000000");
-        var (reader, response) = await OpenAsync(server, SlowChat);
+        await using var server = await RunningServer.StartAsync("--Server:RequestTimeoutSeconds=2");
+        var model = Model(server);
+        var (reader, response) = await OpenAsync(server, CitedChat);
         using (response)
         {
-            var rest = await AfterFirstTokenAsync(reader, () => Task.CompletedTask);
+            var rest = await AfterFirstTokenAsync(reader, () => model.ComputeGate.WaitAsync(Token));
+            model.ComputeGate.Release();
             var events = rest.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal("data: [DONE]", events[^1].Trim());
             var error = JsonNode.Parse(events[^2].Trim()["data: ".Length..])!["error"]!;
@@ -56,16 +62,18 @@ public sealed class StreamEndTests
     [Fact]
     public async Task AStreamCutByShutdown_EndsWithAnErrorEventAndDone()
     {
-        var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=0", "--Server:MaxTokenPasses=1000000000");
-        var (reader, response) = await OpenAsync(server, SlowChat);
+        var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=0");
+        var model = Model(server);
+        var (reader, response) = await OpenAsync(server, CitedChat);
         Task? stopping = null;
         using (response)
         {
-            var rest = await AfterFirstTokenAsync(reader, () =>
+            var rest = await AfterFirstTokenAsync(reader, async () =>
             {
+                await model.ComputeGate.WaitAsync(Token);
                 stopping = server.App.StopAsync(Token);
-                return Task.CompletedTask;
             });
+            model.ComputeGate.Release();
             var events = rest.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal("data: [DONE]", events[^1].Trim());
             var error = JsonNode.Parse(events[^2].Trim()["data: ".Length..])!["error"]!;
