@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mirage.Core.Attribution.StepFunctions;
@@ -44,7 +45,11 @@ public static class StepFunctionLibrary
     }
 
     /// <summary>P-CXMI: log2 p(y_t) - log2 p'(y_t), the pointwise conditional mutual information in bits.</summary>
-    public static Tensor Pcxmi(StepFunctionArgs a) => (LogProbability(a) - LogProbability(a with { Logits = a.ContrastLogits ?? a.Logits })) / Math.Log(2);
+    public static Tensor Pcxmi(StepFunctionArgs a)
+    {
+        using var ln2 = Math.Log(2).ToScalar();
+        return (LogProbability(a) - LogProbability(a with { Logits = a.ContrastLogits ?? a.Logits })) / ln2;
+    }
 
     private static StepFunctionArgs Contrast(StepFunctionArgs a) =>
         a with { Logits = a.ContrastLogits ?? a.Logits, Targets = a.ContrastTargets ?? a.Targets };

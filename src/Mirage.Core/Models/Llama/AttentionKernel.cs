@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -26,16 +27,21 @@ internal static class AttentionKernel
         {
             // SDPA divides by sqrt(D); another scale is folded into the queries.
             double sqrtD = Math.Sqrt(q.shape[3]);
-            var scaled = scale == 1 / sqrtD ? q : q * (scale * sqrtD);
+            using var factor = (scale * sqrtD).ToScalar(); // disposed here, not left to the finalizer mid-call
+            var scaled = scale == 1 / sqrtD ? q : q * factor;
             return (F.scaled_dot_product_attention(scaled, k, v, mask, is_casual: mask is null && q.shape[2] > 1), null);
         }
         ArgumentNullException.ThrowIfNull(mask);
         // The [B, H, T, S] intermediates go as soon as the weights exist (autograd keeps what it needs),
         // rather than piling up layer after layer in the caller's scope.
         using var scope = NewDisposeScope();
-        var scores = q.matmul(k.transpose(-2, -1)).mul_(scale);                  // [B, H, T, S]
+        using var scaleScalar = scale.ToScalar();
+        var scores = q.matmul(k.transpose(-2, -1)).mul_(scaleScalar);            // [B, H, T, S]
         if (softcap is double cap)
-            scores = (scores / cap).tanh() * cap;                                // before the mask, as Gemma 2 (tanh keeps its output for backward)
+        {
+            using var capScalar = cap.ToScalar();
+            scores = (scores / capScalar).tanh() * capScalar;                    // before the mask, as Gemma 2 (tanh keeps its output for backward)
+        }
         var weights = scores.add_(mask).softmax(-1, Precision.Accumulate(q.dtype)).to(q.dtype);
         var output = weights.matmul(v);                                          // [B, H, T, D]
         return (output.MoveToOuterDisposeScope(), outputWeights ? weights.MoveToOuterDisposeScope() : null);

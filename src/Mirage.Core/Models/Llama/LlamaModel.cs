@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -24,12 +25,15 @@ internal static class Precision
 internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
-    private readonly double _eps, _offset;
+    // Held for the module's life: a Scalar converted implicitly per call is left to the finalizer,
+    // which may free it while native code still reads it (TorchSharp frees scalars on the GC thread).
+    private readonly Scalar _eps, _offset;
+    private readonly bool _hasOffset;
 
     public RmsNorm(int size, ModelConfig c, ScalarType dtype, Device device) : base(nameof(RmsNorm))
     {
         weight = new Parameter(empty(size, dtype, device));
-        (_eps, _offset) = (c.RmsNormEps, c.NormOffset);
+        (_eps, _offset, _hasOffset) = (c.RmsNormEps.ToScalar(), c.NormOffset.ToScalar(), c.NormOffset != 0);
         RegisterComponents();
     }
 
@@ -37,9 +41,19 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var xf = x.to(Precision.Accumulate(x.dtype));                          // [B, T, C]
-        var normed = xf * rsqrt(xf.pow(2).mean([-1], keepdim: true) + _eps);   // [B, T, C]
-        var result = _offset == 0 ? weight * normed.to(x.dtype) : (normed * (weight.to(xf.dtype) + _offset)).to(x.dtype);
+        var normed = xf * rsqrt(xf.square().mean([-1], keepdim: true) + _eps); // [B, T, C]
+        var result = !_hasOffset ? weight * normed.to(x.dtype) : (normed * (weight.to(xf.dtype) + _offset)).to(x.dtype);
         return result.MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _eps.Dispose();
+            _offset.Dispose();
+        }
+        base.Dispose(disposing);
     }
 }
 
@@ -327,7 +341,10 @@ internal sealed class LlamaForCausalLM : nn.Module
         x = model.norm.forward(x);
         var logits = (lm_head is null ? F.linear(x, EmbeddingMatrix) : lm_head.forward(x)).to(Precision.Accumulate(x.dtype)); // [B, T, V]
         if (_config.FinalSoftcap is double cap)
-            logits = (logits / cap).tanh() * cap;
+        {
+            using var capScalar = cap.ToScalar(); // disposed here, so not left to the finalizer mid-call
+            logits = (logits / capScalar).tanh() * capScalar;
+        }
 
         logits.MoveToOuterDisposeScope();
         attentions?.ForEach(t => t.MoveToOuterDisposeScope());
