@@ -50,11 +50,30 @@ internal static class CitationsEndpoint
     public static async Task<IResult> HandleAsync(HttpContext http, ModelHost host, WorkQueue queue, IOptions<ServerOptions> settings)
     {
         var options = settings.Value;
-        var (request, error) = await ApiRequests.ReadAsync<CitationsRequest>(http.Request, http.RequestAborted);
+        var (prepared, error) = await PrepareAsync(http, host, options);
         if (error is not null)
             return error;
+        var (loaded, citationRequest) = prepared!.Value;
+        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueueCitation(loaded, citationRequest, ct));
+        if (outcome.Error is not null)
+            return outcome.Error;
+        var result = outcome.Value!;
+        if (string.Equals(http.Request.Query["format"], "html", StringComparison.OrdinalIgnoreCase))
+            return MirageServer.HtmlPage(http, Cli.CitationHtml.Render(result), Cli.CitationHtml.ContentSecurityPolicy);
+        return Results.Content(ToJson(result).ToJsonString(MirageJson.Options), "application/json; charset=utf-8");
+    }
+
+    /// <summary>
+    /// Reads, checks and turns a request body into the engine's request, within the server's
+    /// limits; the error response instead when the body is wrong or the model is not ready.
+    /// </summary>
+    public static async Task<((LoadedModel Model, CitationRequest Request)? Prepared, IResult? Error)> PrepareAsync(HttpContext http, ModelHost host, ServerOptions options)
+    {
+        var (request, error) = await ApiRequests.ReadAsync<CitationsRequest>(http.Request, http.RequestAborted);
+        if (error is not null)
+            return (null, error);
         if (Validate(request!, options) is { } invalid)
-            return invalid;
+            return (null, invalid);
         CitationOptions citationOptions;
         try
         {
@@ -62,22 +81,19 @@ internal static class CitationsEndpoint
         }
         catch (Exception e) when (e is MirageException or ArgumentException)
         {
-            return ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid options", e.Message);
+            return (null, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid options", e.Message));
         }
         if (host.Current is not { } loaded)
-            return ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable);
+            return (null, ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));
+        return ((loaded, new CitationRequest(request.Question, PassageInput.ToPassages(request.Passages), request.Answer, citationOptions)), null);
+    }
 
-        var passages = PassageInput.ToPassages(request.Passages);
-        var citationRequest = new CitationRequest(request.Question, passages, request.Answer, citationOptions);
-        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueueCitation(loaded, citationRequest, ct));
-        if (outcome.Error is not null)
-            return outcome.Error;
-        var result = outcome.Value!;
-        if (string.Equals(http.Request.Query["format"], "html", StringComparison.OrdinalIgnoreCase))
-            return MirageServer.HtmlPage(http, Cli.CitationHtml.Render(result), Cli.CitationHtml.ContentSecurityPolicy);
+    /// <summary>The engine's result as JSON, with OpenAI-style annotations.</summary>
+    public static JsonObject ToJson(CitationResult result)
+    {
         var json = JsonSerializer.SerializeToNode(result, MirageJson.Options)!.AsObject();
         json["annotations"] = Annotations(result);
-        return Results.Content(json.ToJsonString(MirageJson.Options), "application/json; charset=utf-8");
+        return json;
     }
 
     private static IResult? Validate(CitationsRequest request, ServerOptions options)

@@ -49,6 +49,7 @@ public static class MirageServer
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         builder.Services.AddSingleton<WorkQueue>();
+        builder.Services.AddSingleton<CitationJobs>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<WorkQueue>());
         builder.Services.AddHealthChecks().AddCheck<ModelHost>("model", tags: ["ready"]);
         configure?.Invoke(builder);
@@ -68,6 +69,9 @@ public static class MirageServer
         app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
         app.MapPost("/v1/citations", CitationsEndpoint.HandleAsync);
         app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
+        app.MapPost("/v1/citations/jobs", (HttpContext http, ModelHost host, CitationJobs jobs) => jobs.CreateAsync(http, host));
+        app.MapGet("/v1/citations/jobs/{id}", (string id, CitationJobs jobs) => jobs.Get(id));
+        app.MapDelete("/v1/citations/jobs/{id}", (string id, CitationJobs jobs) => jobs.Delete(id));
         app.MapGet("/v1/models", (ModelHost host) => host.Current is { } loaded
             ? Results.Json(new { @object = "list", data = new[] { new { id = loaded.Model.ModelId, @object = "model", created = 0, owned_by = "mirage" } } })
             : ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));

@@ -86,6 +86,10 @@ public sealed class ServerOptions : IValidatableObject
     [Range(0, 1_000_000)]
     public int PerClientRequestsPerMinute { get; set; }
 
+    /// <summary>How long a finished asynchronous citation job (<c>/v1/citations/jobs</c>) keeps its result.</summary>
+    [Range(1, 7 * 24 * 3600)]
+    public double JobResultSeconds { get; set; } = 3600;
+
     /// <summary>Seconds a client told 429 should wait.</summary>
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 1;
