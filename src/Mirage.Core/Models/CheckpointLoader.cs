@@ -42,7 +42,6 @@ internal static class CheckpointLoader
     /// </summary>
     public static IReadOnlyList<string> ShardNames(string indexPath)
     {
-        ModelFiles.CheckRegular(indexPath, MaxIndexBytes, "an index");
         try
         {
             using var index = JsonDocument.Parse(ModelFiles.ReadBytes(indexPath, MaxIndexBytes));

@@ -70,8 +70,7 @@ internal sealed class CitationJobs(WorkQueue queue, IOptions<ServerOptions> sett
             if (key is not null)
                 _byKey.TryRemove(key, out _);
             cancel.Dispose();
-            http.Response.Headers.RetryAfter = options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return ApiRequests.Problem(StatusCodes.Status429TooManyRequests, "Too many requests", $"{options.MaxQueueLength} requests are already waiting for the model; retry after {options.RetryAfterSeconds} s.");
+            return Scheduling.QueueFull(http, options);
         }
         _jobs[job.Id] = job;
         _ = work.ContinueWith(t => Finish(job, t), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
@@ -106,14 +105,11 @@ internal sealed class CitationJobs(WorkQueue queue, IOptions<ServerOptions> sett
         }
         else
         {
-            var error = work.Exception?.GetBaseException();
-            var (status, title, detail) = error switch
+            const string Cancelled = "The job was cancelled, by DELETE, past Server:RequestTimeoutSeconds, or by shutdown.";
+            var (status, title, detail) = work.Exception?.GetBaseException() switch
             {
-                null => (StatusCodes.Status499ClientClosedRequest, "Cancelled", "The job was cancelled, by DELETE, past Server:RequestTimeoutSeconds, or by shutdown."),
-                ContextLengthExceededException e => (StatusCodes.Status400BadRequest, "Too many tokens", e.Message),
-                CitationBudgetExceededException e => (StatusCodes.Status400BadRequest, "Over budget", $"{e.Message} (Server:MaxTokenPasses)"),
-                MirageException e => (StatusCodes.Status400BadRequest, "Invalid request", e.Message),
-                OperationCanceledException => (StatusCodes.Status499ClientClosedRequest, "Cancelled", "The job was cancelled, by DELETE, past Server:RequestTimeoutSeconds, or by shutdown."),
+                null or OperationCanceledException => (StatusCodes.Status499ClientClosedRequest, "Cancelled", Cancelled),
+                MirageException e when Scheduling.InputProblem(e) is var (inputTitle, inputDetail) => (StatusCodes.Status400BadRequest, inputTitle, inputDetail),
                 _ => (StatusCodes.Status500InternalServerError, "Failed", "The server failed while citing."),
             };
             job.Error = new JsonObject { ["status"] = status, ["title"] = title, ["detail"] = detail };

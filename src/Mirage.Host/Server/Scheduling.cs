@@ -31,10 +31,7 @@ internal static class Scheduling
         limit.CancelAfter(timeout);
         var queued = enqueue(limit.Token);
         if (queued is null)
-        {
-            http.Response.Headers.RetryAfter = options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return (default, ApiRequests.Problem(StatusCodes.Status429TooManyRequests, "Too many requests", $"{options.MaxQueueLength} requests are already waiting for the model; retry after {options.RetryAfterSeconds} s."));
-        }
+            return (default, QueueFull(http, options));
         try
         {
             return (await queued, null);
@@ -53,17 +50,25 @@ internal static class Scheduling
         {
             return (default, ApiRequests.Problem(StatusCodes.Status504GatewayTimeout, "Timed out", $"The request took longer than {timeout.TotalSeconds:0.###} s (Server:RequestTimeoutSeconds), waiting included."));
         }
-        catch (ContextLengthExceededException e)
-        {
-            return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Too many tokens", e.Message));
-        }
-        catch (CitationBudgetExceededException e)
-        {
-            return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Over budget", $"{e.Message} (Server:MaxTokenPasses)"));
-        }
         catch (MirageException e)
         {
-            return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", e.Message));
+            var (title, detail) = InputProblem(e);
+            return (default, ApiRequests.Problem(StatusCodes.Status400BadRequest, title, detail));
         }
     }
+
+    /// <summary>429 with <c>Retry-After</c>: the queue is at <see cref="ServerOptions.MaxQueueLength"/>.</summary>
+    public static IResult QueueFull(HttpContext http, ServerOptions options)
+    {
+        http.Response.Headers.RetryAfter = options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return ApiRequests.Problem(StatusCodes.Status429TooManyRequests, "Too many requests", $"{options.MaxQueueLength} requests are already waiting for the model; retry after {options.RetryAfterSeconds} s.");
+    }
+
+    /// <summary>The title and detail of the 400 a request's own input earns (too long, over budget, or otherwise invalid).</summary>
+    public static (string Title, string Detail) InputProblem(MirageException error) => error switch
+    {
+        ContextLengthExceededException => ("Too many tokens", error.Message),
+        CitationBudgetExceededException => ("Over budget", $"{error.Message} (Server:MaxTokenPasses)"),
+        _ => ("Invalid request", error.Message),
+    };
 }

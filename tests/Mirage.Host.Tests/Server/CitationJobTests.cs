@@ -65,7 +65,7 @@ public sealed class CitationJobTests
     {
         await using var server = await RunningServer.StartAsync();
         // The test holds the model, so the job cannot finish before it is cancelled.
-        var model = ((Mirage.Host.Server.ModelHost)server.App.Services.GetService(typeof(Mirage.Host.Server.ModelHost))!).Current!.Model;
+        var model = server.Model;
         await model.ComputeGate.WaitAsync(Token);
         var id = (await Json(await server.PostAsync("/v1/citations/jobs", Body)))["id"]!.GetValue<string>();
         var deleted = await server.Http.DeleteAsync($"/v1/citations/jobs/{id}", Token);

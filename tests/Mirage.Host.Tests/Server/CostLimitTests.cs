@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Mirage.Host.Tests.Server;
 
@@ -60,7 +59,7 @@ public sealed class CostLimitTests
         await using var server = await RunningServer.StartAsync("--Server:PerClientConcurrency=1", "--Server:ApiKeys:0=alice", "--Server:ApiKeys:1=bob");
         var body = new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer };
         // The test holds the model, so Alice's first request stays in flight until the test lets go.
-        var model = server.App.Services.GetRequiredService<Mirage.Host.Server.ModelHost>().Current!.Model;
+        var model = server.Model;
         await model.ComputeGate.WaitAsync(Token);
         var trace = System.Diagnostics.ActivityTraceId.CreateRandom();
         using var started = RunningServer.WhenCiteStarts(trace);

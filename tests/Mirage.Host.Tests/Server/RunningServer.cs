@@ -24,6 +24,9 @@ internal sealed class RunningServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
+    /// <summary>The loaded model; a test that takes its <c>ComputeGate</c> holds every request's work until it lets go.</summary>
+    public Mirage.Core.Models.LanguageModel Model => App.Services.GetRequiredService<ModelHost>().Current!.Model;
+
     public static Task<RunningServer> StartAsync(params string[] settings) => StartAsync(null, settings);
 
     /// <summary>Starts a server; <paramref name="configure"/> may add services (exporters) to its builder.</summary>

@@ -79,7 +79,7 @@ public sealed class ServerTelemetryTests
         var trace = ActivityTraceId.CreateRandom();
         using var started = RunningServer.WhenCiteStarts(trace);
         // The test holds the model, so the work is still running when the stop runs out of time, on any machine.
-        var model = server.App.Services.GetRequiredService<Mirage.Host.Server.ModelHost>().Current!.Model;
+        var model = server.Model;
         await model.ComputeGate.WaitAsync(Token);
         var request = server.PostTracedAsync(new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer }, trace, Token);
         await started.Started.WaitAsync(TimeSpan.FromSeconds(60), Token);
@@ -139,7 +139,7 @@ public sealed class ServerTelemetryTests
         var metrics = new List<MetricSnapshot>();
         var server = await StartAsync(spans, metrics);
         // The test holds the model, so the work is still waiting for it when the client leaves, on any machine.
-        var model = server.App.Services.GetRequiredService<Mirage.Host.Server.ModelHost>().Current!.Model;
+        var model = server.Model;
         await model.ComputeGate.WaitAsync(Token);
         var trace = ActivityTraceId.CreateRandom();
         using var leave = CancellationTokenSource.CreateLinkedTokenSource(Token);

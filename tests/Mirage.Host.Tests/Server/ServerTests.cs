@@ -152,7 +152,7 @@ public sealed class ServerTests
     {
         var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=30");
         // The test holds the model, so the request is in flight (a worker has it) when the stop begins.
-        var model = ((Mirage.Host.Server.ModelHost)server.App.Services.GetService(typeof(Mirage.Host.Server.ModelHost))!).Current!.Model;
+        var model = server.Model;
         await model.ComputeGate.WaitAsync(Token);
         var trace = System.Diagnostics.ActivityTraceId.CreateRandom();
         using var started = RunningServer.WhenCiteStarts(trace);

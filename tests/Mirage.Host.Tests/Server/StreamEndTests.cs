@@ -4,7 +4,11 @@ using System.Text.Json.Nodes;
 
 namespace Mirage.Host.Tests.Server;
 
-/// <summary>A streamed answer always ends with what the README promises: a finish reason, or an error event, then [DONE].</summary>
+/// <summary>
+/// A streamed answer always ends with what the README promises: a finish reason, or an error event,
+/// then [DONE]. Once the answer's tokens are out, the tests take the model, so the citations wait for
+/// it: the time limit or the shutdown, not the machine's speed, ends the stream.
+/// </summary>
 public sealed class StreamEndTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
@@ -16,11 +20,6 @@ public sealed class StreamEndTests
         passages = RunningServer.Passages,
         stream = true,
     };
-
-    // Once the answer's tokens are out, the test takes the model, so the citations wait for it: the
-    // time limit or the shutdown, not the machine's speed, ends the stream.
-    private static Mirage.Core.Models.LanguageModel Model(RunningServer server) =>
-        ((Mirage.Host.Server.ModelHost)server.App.Services.GetService(typeof(Mirage.Host.Server.ModelHost))!).Current!.Model;
 
     private static async Task<(StreamReader Reader, HttpResponseMessage Response)> OpenAsync(RunningServer server, object body)
     {
@@ -45,7 +44,7 @@ public sealed class StreamEndTests
     public async Task AStreamCutByTheTimeLimit_EndsWithAnErrorEventAndDone()
     {
         await using var server = await RunningServer.StartAsync("--Server:RequestTimeoutSeconds=2");
-        var model = Model(server);
+        var model = server.Model;
         var (reader, response) = await OpenAsync(server, CitedChat);
         using (response)
         {
@@ -63,7 +62,7 @@ public sealed class StreamEndTests
     public async Task AStreamCutByShutdown_EndsWithAnErrorEventAndDone()
     {
         var server = await RunningServer.StartAsync("--Server:ShutdownTimeoutSeconds=0");
-        var model = Model(server);
+        var model = server.Model;
         var (reader, response) = await OpenAsync(server, CitedChat);
         Task? stopping = null;
         using (response)
