@@ -145,7 +145,7 @@ internal static class CitationBenchmark
     private static Tensor LastLogits(LanguageModel model, int[] ids)
     {
         var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
-        using var output = model.Forward(new ForwardRequest(model.Embed(input), arange(ids.Length, device: model.Device).unsqueeze(0), LogitsFrom: ids.Length - 1));
+        using var output = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Length, model.Device).unsqueeze(0), LogitsFrom: ids.Length - 1));
         return output.Logits[0].clone();
     }
 

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mirage.Core.Models;
@@ -25,15 +26,19 @@ internal static class AttentionMask
     {
         using var scope = NewDisposeScope();
         long t = x.shape[1], s = cached + t;
-        var queries = arange(cached, s, device: x.device).unsqueeze(1); // [T, 1]
-        var keys = arange(0, s, device: x.device).unsqueeze(0);         // [1, S]
-        var allowed = keys <= queries;                                  // [T, S] causal
+        var queries = TorchScalars.Range(cached, s, x.device).unsqueeze(1); // [T, 1]
+        var keys = TorchScalars.Range(s, x.device).unsqueeze(0);            // [1, S]
+        var allowed = keys <= queries;                                      // [T, S] causal
         if (window is int w)
-            allowed = allowed & (queries - keys < w);
+        {
+            using var reach = w.ToScalar();
+            allowed = allowed & (queries - keys).lt(reach);
+        }
         var full = allowed.unsqueeze(0).unsqueeze(0);                   // [1, 1, T, S]
         if (keyMask is not null)
             full = full & keyMask.to(ScalarType.Bool).unsqueeze(1).unsqueeze(1); // [B, 1, T, S]
-        var mask = zeros(full.shape, x.dtype, x.device).masked_fill(full.logical_not(), MinValue(x.dtype));
+        using var blocked = MinValue(x.dtype).ToScalar();
+        var mask = zeros(full.shape, x.dtype, x.device).masked_fill(full.logical_not(), blocked);
         return mask.MoveToOuterDisposeScope();
     }
 

@@ -45,8 +45,8 @@ public static class CheckpointWriter
             bool isNorm = name.EndsWith("norm.weight", StringComparison.Ordinal);
             bool isBias = name.EndsWith(".bias", StringComparison.Ordinal);
             Tensor value = isNorm || isBias
-                ? (isNorm ? ones(parameter.shape) * (1 - config.NormOffset) : zeros(parameter.shape)) + (options.PerturbNormsAndBiases ? normal(0, 0.1, parameter.shape, generator: generator) : zeros(parameter.shape))
-                : normal(0, options.InitStd, parameter.shape, generator: generator);
+                ? (isNorm ? ones(parameter.shape).Times(1 - config.NormOffset) : zeros(parameter.shape)).Plus(options.PerturbNormsAndBiases ? randn(parameter.shape, generator: generator).Times(0.1) : zeros(parameter.shape))
+                : randn(parameter.shape, generator: generator).Times(options.InitStd);
             tensors.Add(new(name, value.to(options.FileDType)));
         }
         File.WriteAllText(Path.Combine(directory, "config.json"), (config with { TorchDtype = ComputeOptions.NameOf(options.FileDType) }).ToJson());

@@ -268,7 +268,7 @@ public sealed class LanguageModel : IDisposable
         if (_llama is not null)
             return pairs.Select(p => TeacherForceOnSequence(p.Prompt, p.Continuation).MoveToOuterDisposeScope()).ToList();
         var ids = PadRight(pairs.Select(p => p.Prompt.Concat(p.Continuation).ToArray()).ToList()); // [B, T]
-        var positions = arange(ids.shape[1], device: Device).unsqueeze(0).expand(ids.shape[0], -1);
+        var positions = TorchScalars.Range(ids.shape[1], Device).unsqueeze(0).expand(ids.shape[0], -1);
         // The LM head runs only from the earliest position that predicts a continuation token.
         int first = pairs.Min(p => p.Prompt.Count) - 1;
         using var output = Forward(new ForwardRequest(Embed(ids), positions, LogitsFrom: first));
@@ -296,7 +296,7 @@ public sealed class LanguageModel : IDisposable
         var embeddings = Embed(ids).detach();                                     // [1, T, C]
         if (trackEmbeddingGradients)
             embeddings.requires_grad_(true);
-        var positions = arange(ids.shape[1], device: Device).unsqueeze(0);      // [1, T]
+        var positions = TorchScalars.Range(ids.shape[1], Device).unsqueeze(0);  // [1, T]
         using var output = Forward(new ForwardRequest(embeddings, positions, LogitsFrom: prompt.Count - 1));
         var logits = output.Logits.narrow(1, 0, continuation.Count);                         // [1, N, V]
         var predicting = logits[0];                                                          // [N, V]

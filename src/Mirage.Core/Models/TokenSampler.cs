@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mirage.Core.Models;
@@ -27,13 +28,14 @@ internal sealed class TokenSampler : IDisposable
         if (_generator is null)
             return (int)logits.argmax().item<long>();
 
-        var probabilities = (logits / _options.Temperature).softmax(-1); // [V]
+        var probabilities = logits.DividedBy(_options.Temperature).softmax(-1); // [V]
         if (_options.TopP < 1)
         {
             var (sorted, order) = probabilities.sort(descending: true);
             // Drop tokens once the mass before them already reaches top-p; the first always stays.
-            var drop = (sorted.cumsum(0) - sorted) >= Math.Max(_options.TopP, SmallestTopP);
-            sorted = sorted.masked_fill(drop, 0);
+            using var topP = Math.Max(_options.TopP, SmallestTopP).ToScalar();
+            var drop = (sorted.cumsum(0) - sorted).ge(topP);
+            sorted = sorted.masked_fill(drop, TorchScalars.Zero);
             var choice = sorted.multinomial(1, generator: _generator);
             return (int)order[choice].item<long>();
         }

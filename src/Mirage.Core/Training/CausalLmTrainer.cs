@@ -90,7 +90,7 @@ public sealed class CausalLmTrainer : IDisposable
         foreach (var (name, parameter) in model.named_parameters())
         {
             if (name.EndsWith("norm.weight", StringComparison.Ordinal))
-                parameter.fill_(1);
+                parameter.fill_(TorchScalars.One);
             else if (name.EndsWith(".bias", StringComparison.Ordinal))
                 parameter.zero_();
             else
@@ -148,7 +148,7 @@ public sealed class CausalLmTrainer : IDisposable
         }
         var input = tensor(ids, [batch.Count, length]);
         var mask = tensor(weights, [batch.Count, length]);
-        var positions = arange(length).unsqueeze(0).expand(batch.Count, -1);
+        var positions = TorchScalars.Range(length).unsqueeze(0).expand(batch.Count, -1);
         // Right padding needs no mask: causal attention keeps it from reaching real tokens.
         using var output = _model.Forward(new ForwardRequest(_model.Embed(input), positions));
         var logits = output.Logits.narrow(1, 0, length - 1);                              // [B, T-1, V]

@@ -37,7 +37,7 @@ public sealed class AttributionMethodTests : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        using var output = model.Forward(new ForwardRequest(embeddings.unsqueeze(0), arange(embeddings.shape[0]).unsqueeze(0)));
+        using var output = model.Forward(new ForwardRequest(embeddings.unsqueeze(0), TorchScalars.Range(embeddings.shape[0]).unsqueeze(0)));
         var logits = output.Logits[0, target.Position - 1].unsqueeze(0);
         var args = new StepFunctionArgs(logits, tensor(new long[] { target.TokenId }), tensor(new long[] { target.ContrastTokenId ?? target.TokenId }));
         return _engine.StepFunctions.Get(stepFunction)(args).item<double>();
@@ -53,8 +53,8 @@ public sealed class AttributionMethodTests : IDisposable
         {
             using var plus = embeddings.clone();
             using var minus = embeddings.clone();
-            plus[j, c] = plus[j, c] + h;
-            minus[j, c] = minus[j, c] - h;
+            plus[j, c] = plus[j, c].Plus(h);
+            minus[j, c] = minus[j, c].Plus(-h);
             gradient[j, c] = (TargetValue(plus, target, stepFunction) - TargetValue(minus, target, stepFunction)) / (2 * h);
         }
         return gradient;

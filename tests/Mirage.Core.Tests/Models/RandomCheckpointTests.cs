@@ -30,7 +30,7 @@ public sealed class RandomCheckpointTests : IDisposable
         {
             int count = start == 0 ? prefill : 1;
             var input = tensor(ids[start..(start + count)].Select(i => (long)i).ToArray()).unsqueeze(0);
-            using var output = model.Forward(new ForwardRequest(model.Embed(input), arange(start, start + count).unsqueeze(0), Cache: cache));
+            using var output = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(start, start + count).unsqueeze(0), Cache: cache));
             var step = TinyCheckpoint.ToArray(output.Logits[0]);
             for (int t = 0; t < count; t++)
             for (int v = 0; v < step.GetLength(1); v++)
@@ -52,7 +52,7 @@ public sealed class RandomCheckpointTests : IDisposable
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var input = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
-        using var output = model.Forward(new ForwardRequest(model.Embed(input), arange(ids.Length).unsqueeze(0), LogitsFrom: from));
+        using var output = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Length).unsqueeze(0), LogitsFrom: from));
         var tail = TinyCheckpoint.ToArray(output.Logits[0]);
         Assert.Equal(ids.Length - from, tail.GetLength(0));
         for (int t = from; t < ids.Length; t++)
@@ -105,7 +105,7 @@ public sealed class RandomCheckpointTests : IDisposable
         using var _ = no_grad();
         var ids = tensor(new long[] { 0, 0, 0, 0, 0 }.Concat(shortIds.Select(i => (long)i)).Concat(longIds.Select(i => (long)i)).ToArray(), [2, 9]);
         var mask = tensor(Enumerable.Range(0, 18).Select(i => i >= 5).ToArray(), [2, 9]);
-        var positions = (mask.to(ScalarType.Int64).cumsum(1) - 1).clamp_min(0);
+        var positions = mask.to(ScalarType.Int64).cumsum(1).sub(TorchScalars.One).clamp_min(TorchScalars.Zero);
         using var output = model.Forward(new ForwardRequest(model.Embed(ids), positions, mask));
         var batched = TinyCheckpoint.ToArray(output.Logits[.., -1]);
 
@@ -124,7 +124,7 @@ public sealed class RandomCheckpointTests : IDisposable
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var input = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
-        var positions = arange(ids.Length).unsqueeze(0);
+        var positions = TorchScalars.Range(ids.Length).unsqueeze(0);
         using var fused = model.Forward(new ForwardRequest(model.Embed(input), positions));
         using var explicitPath = model.Forward(new ForwardRequest(model.Embed(input), positions, OutputAttentions: true, OutputHiddenStates: true));
 

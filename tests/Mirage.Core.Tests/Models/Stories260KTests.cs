@@ -159,7 +159,7 @@ public sealed class Stories260KTests
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var input = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
-        using var output = model.Forward(new ForwardRequest(model.Embed(input), arange(ids.Length).unsqueeze(0)));
+        using var output = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Length).unsqueeze(0)));
         return output.Logits[0, -1].to(ScalarType.Float64).data<double>().ToArray();
     }
 }

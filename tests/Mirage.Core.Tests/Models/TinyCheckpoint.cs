@@ -38,7 +38,7 @@ internal static class TinyCheckpoint
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var input = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
-        using var output = model.Forward(new ForwardRequest(model.Embed(input), arange(ids.Count).unsqueeze(0)));
+        using var output = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Count).unsqueeze(0)));
         return ToArray(output.Logits[0]);
     }
 

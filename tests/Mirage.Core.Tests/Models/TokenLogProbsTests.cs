@@ -12,7 +12,7 @@ public sealed class TokenLogProbsTests
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(5);
-        var logits = randn([rows, vocabulary], ScalarType.Float64, generator: generator) * 4;
+        var logits = randn([rows, vocabulary], ScalarType.Float64, generator: generator).Times(4);
         var targets = randint(0, vocabulary, [rows], generator: generator);
         var expected = logits.log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1);
 

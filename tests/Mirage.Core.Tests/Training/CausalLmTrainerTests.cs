@@ -44,7 +44,7 @@ public sealed class CausalLmTrainerTests : IDisposable
         using (var model = LanguageModel.Load(directory, new ComputeOptions { DType = ScalarType.Float32 }))
         using (var scope = NewDisposeScope())
         {
-            var embeddings = model.Embed(arange(TinyCheckpoint.Config().VocabSize).unsqueeze(0));
+            var embeddings = model.Embed(TorchScalars.Range(TinyCheckpoint.Config().VocabSize).unsqueeze(0));
             var rounding = (embeddings - embeddings.to(ScalarType.BFloat16).to(ScalarType.Float32)).abs().max().item<float>();
             Assert.True(rounding > 0, "saved weights are all bfloat16 values: the masters were not saved");
         }

@@ -23,7 +23,7 @@ public sealed class AttentionMethod : IAttributionMethod
         using var _ = no_grad();
         int first = request.Targets.Min(t => t.Position), last = request.Targets.Max(t => t.Position);
         var input = MethodTensors.EmbedPrefix(model, request.Ids, last);
-        using var output = model.Forward(new ForwardRequest(input, arange(last, device: model.Device).unsqueeze(0), LogitsFrom: first - 1, OutputAttentions: true));
+        using var output = model.Forward(new ForwardRequest(input, TorchScalars.Range(last, model.Device).unsqueeze(0), LogitsFrom: first - 1, OutputAttentions: true));
 
         var layers = output.Attentions!;
         var chosen = options.AttentionLayer is int layer

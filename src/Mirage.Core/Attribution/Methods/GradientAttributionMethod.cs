@@ -49,7 +49,7 @@ public abstract class GradientAttributionMethod : IAttributionMethod
         using var _ = enable_grad();
         int first = request.Targets.Min(t => t.Position), last = request.Targets.Max(t => t.Position);
         var embeddings = MethodTensors.EmbedPrefix(model, request.Ids, last).requires_grad_(true); // [1, L, C]
-        using var output = model.Forward(new ForwardRequest(embeddings, arange(last, device: model.Device).unsqueeze(0), LogitsFrom: first - 1));
+        using var output = model.Forward(new ForwardRequest(embeddings, TorchScalars.Range(last, model.Device).unsqueeze(0), LogitsFrom: first - 1));
         var rows = output.Logits[0].index_select(0, MethodTensors.TargetRows(request, first, model.Device)); // [K, V]
         var f = evaluator.Evaluate(rows, Enumerable.Range(0, request.Targets.Count).ToArray());                                                       // [K]
         var fValues = f.detach().to(ScalarType.Float64).cpu().data<double>().ToArray();
@@ -80,9 +80,9 @@ public abstract class GradientAttributionMethod : IAttributionMethod
                 for (int j = 0; j < request.Targets[chunk[r]].Position; j++)
                     ids[r * length + j] = request.Ids[j];
             var embeddings = model.Embed(tensor(ids, [chunk.Length, length], device: model.Device)).detach().requires_grad_(true); // [R, L, C]
-            var positions = arange(length, device: model.Device).unsqueeze(0).expand(chunk.Length, -1);
+            var positions = TorchScalars.Range(length, model.Device).unsqueeze(0).expand(chunk.Length, -1);
             using var output = model.Forward(new ForwardRequest(embeddings, positions));
-            var rows = output.Logits.index([arange(chunk.Length, device: model.Device), tensor(chunk.Select(k => (long)request.Targets[k].Position - 1).ToArray(), device: model.Device)]); // [R, V]
+            var rows = output.Logits.index([TorchScalars.Range(chunk.Length, model.Device), tensor(chunk.Select(k => (long)request.Targets[k].Position - 1).ToArray(), device: model.Device)]); // [R, V]
             var f = evaluator.Evaluate(rows, chunk);
             f.sum().backward();
             var fValues = f.detach().to(ScalarType.Float64).cpu().data<double>().ToArray();

@@ -44,12 +44,12 @@ public sealed class IntegratedGradientsMethod : GradientAttributionMethod
                 int count = Math.Min(options.ChunkSize, nodes.Length - start);
                 var alphas = tensor(nodes[start..(start + count)], input.dtype, model.Device).view(-1, 1, 1);
                 var path = (alphas * input.unsqueeze(0)).detach().requires_grad_(true);             // [R, L, C]
-                var positions = arange(target.Position, device: model.Device).unsqueeze(0).expand(count, -1);
+                var positions = TorchScalars.Range(target.Position, model.Device).unsqueeze(0).expand(count, -1);
                 using var output = model.Forward(new ForwardRequest(path, positions, LogitsFrom: target.Position - 1));
                 var f = evaluator.Evaluate(output.Logits[.., 0], Enumerable.Repeat(k, count).ToArray()); // [R]
                 f.sum().backward();
                 var w = tensor(weights[start..(start + count)], input.dtype, model.Device).view(-1, 1, 1);
-                averaged.add_((path.grad! * w).sum(dim: 0)); // literal 0 would bind to sum(ScalarType)
+                averaged.PlusInPlace((path.grad! * w).sum(dim: 0)); // literal 0 would bind to sum(ScalarType)
                 passes++;
             }
             scores[k] = ScorePostprocessing.Finish(ScorePostprocessing.Reduce(ScoreDimensions(averaged, input), options.Reduction), options, request.Ids.Count);
@@ -62,7 +62,7 @@ public sealed class IntegratedGradientsMethod : GradientAttributionMethod
     {
         using var _ = no_grad();
         int position = request.Targets[k].Position;
-        using var output = model.Forward(new ForwardRequest(input.unsqueeze(0), arange(position, device: model.Device).unsqueeze(0), LogitsFrom: position - 1));
+        using var output = model.Forward(new ForwardRequest(input.unsqueeze(0), TorchScalars.Range(position, model.Device).unsqueeze(0), LogitsFrom: position - 1));
         return evaluator.Evaluate(output.Logits[.., 0], [k]).to(ScalarType.Float64).item<double>();
     }
 }

@@ -32,7 +32,7 @@ public sealed class OcclusionMethod : IAttributionMethod
         var all = Enumerable.Range(0, request.Targets.Count).ToArray();
         var rowsAt = MethodTensors.TargetRows(request, first, model.Device);
         var input = MethodTensors.EmbedPrefix(model, request.Ids, last); // [1, L, C]
-        var positions = arange(last, device: model.Device).unsqueeze(0);
+        var positions = TorchScalars.Range(last, model.Device).unsqueeze(0);
 
         Tensor Values(Tensor embeddings) // [R, L, C] -> [R, K]
         {
@@ -60,7 +60,7 @@ public sealed class OcclusionMethod : IAttributionMethod
             for (int r = 0; r < chunk.Length; r++)
             {
                 var (start, end) = chunk[r];
-                scores.narrow(1, start, end - start).add_(effect[r].unsqueeze(1) / (end - start));
+                scores.narrow(1, start, end - start).PlusInPlace(effect[r].unsqueeze(1).DividedBy(end - start));
             }
             passes++;
         }

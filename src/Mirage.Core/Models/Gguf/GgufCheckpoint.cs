@@ -153,7 +153,7 @@ public sealed class GgufCheckpoint : ICheckpointTensors, IDisposable
             result = Unpermute(result, heads);
         // llama.cpp's Gemma files store norm weights with their offset added (it multiplies plainly).
         if (Config.NormOffset != 0 && name.EndsWith("norm.weight", StringComparison.Ordinal))
-            result = (result.to(ScalarType.Float32) - Config.NormOffset).to(result.dtype);
+            result = result.to(ScalarType.Float32).Plus(-Config.NormOffset).to(result.dtype);
         return result.to(device ?? CPU).MoveToOuterDisposeScope();
     }
 

@@ -58,7 +58,7 @@ public static class GgufConverter
         if (heads > 0)
             values = GgufCheckpoint.Permute(values, heads);
         if (config.NormOffset != 0 && name.EndsWith("norm.weight", StringComparison.Ordinal))
-            values = values + config.NormOffset;
+            values = values.Plus(config.NormOffset);
         return values.contiguous().data<float>().ToArray();
     }
 

@@ -42,7 +42,7 @@ internal static class AttentionKernel
             using var capScalar = cap.ToScalar();
             scores = (scores / capScalar).tanh() * capScalar;                    // before the mask, as Gemma 2 (tanh keeps its output for backward)
         }
-        var weights = scores.add_(mask).softmax(-1, Precision.Accumulate(q.dtype)).to(q.dtype);
+        var weights = scores.PlusInPlace(mask).softmax(-1, Precision.Accumulate(q.dtype)).to(q.dtype);
         var output = weights.matmul(v);                                          // [B, H, T, D]
         return (output.MoveToOuterDisposeScope(), outputWeights ? weights.MoveToOuterDisposeScope() : null);
     }

@@ -41,8 +41,8 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var xf = x.to(Precision.Accumulate(x.dtype));                          // [B, T, C]
-        var normed = xf * rsqrt(xf.square().mean([-1], keepdim: true) + _eps); // [B, T, C]
-        var result = !_hasOffset ? weight * normed.to(x.dtype) : (normed * (weight.to(xf.dtype) + _offset)).to(x.dtype);
+        var normed = xf * rsqrt(xf.Squared().mean([-1], keepdim: true).Plus(_eps)); // [B, T, C]
+        var result = !_hasOffset ? weight * normed.to(x.dtype) : (normed * weight.to(xf.dtype).Plus(_offset)).to(x.dtype);
         return result.MoveToOuterDisposeScope();
     }
 
@@ -108,7 +108,7 @@ internal sealed class RotaryEmbedding : IDisposable
         var full = cat([angles, angles], -1).unsqueeze(1);                                   // [B, 1, T, R]
         var (cos, sin) = (full.cos(), full.sin());
         if (_attentionFactor != 1)
-            (cos, sin) = (cos * _attentionFactor, sin * _attentionFactor);
+            (cos, sin) = (cos.Times(_attentionFactor), sin.Times(_attentionFactor));
         return (cos.to(dtype).MoveToOuterDisposeScope(), sin.to(dtype).MoveToOuterDisposeScope());
     }
 
@@ -119,7 +119,7 @@ internal sealed class RotaryEmbedding : IDisposable
         var part = rotated == all ? x : x.narrow(-1, 0, rotated);
         long half = rotated / 2;
         var turned = cat([-part.narrow(-1, half, half), part.narrow(-1, 0, half)], -1); // [B, H, T, R]
-        var result = part * cos + turned * sin;
+        var result = (part * cos).Plus(turned * sin);
         return rotated == all ? result : cat([result, x.narrow(-1, rotated, all - rotated)], -1);
     }
 
@@ -237,13 +237,13 @@ internal sealed class LlamaDecoderLayer : nn.Module
         var (attended, weights) = self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, explicitAttention, outputWeights);
         if (pre_feedforward_layernorm is null || post_feedforward_layernorm is null)
         {
-            x = x + attended;                                                                            // [B, T, C]
-            x = x + mlp.forward(post_attention_layernorm.forward(x));                                    // [B, T, C]
+            x = x.Plus(attended);                                                                        // [B, T, C]
+            x = x.Plus(mlp.forward(post_attention_layernorm.forward(x)));                                // [B, T, C]
         }
         else
         {
-            x = x + post_attention_layernorm.forward(attended);                                          // [B, T, C]
-            x = x + post_feedforward_layernorm.forward(mlp.forward(pre_feedforward_layernorm.forward(x))); // [B, T, C]
+            x = x.Plus(post_attention_layernorm.forward(attended));                                      // [B, T, C]
+            x = x.Plus(post_feedforward_layernorm.forward(mlp.forward(pre_feedforward_layernorm.forward(x)))); // [B, T, C]
         }
         return (x, weights);
     }

@@ -27,7 +27,7 @@ internal sealed class TorchSequence(LlamaForCausalLM network, KvCache cache, Dev
             using var chunkScope = NewDisposeScope();
             int count = Math.Min(ChunkTokens, ids.Count - start);
             var input = tensor(ids.Skip(start).Take(count).Select(i => (long)i).ToArray(), device: device).unsqueeze(0); // [1, T]
-            var positions = arange(Length, Length + count, device: device).unsqueeze(0);                                // [1, T]
+            var positions = TorchScalars.Range(Length, Length + count, device).unsqueeze(0);                              // [1, T]
             // A chunk before the first scored position only fills the cache (its head runs on one position).
             bool scored = logitsFrom is not null && start + count > from;
             using var output = network.Forward(new ForwardRequest(network.Embed(input), positions, Cache: cache, LogitsFrom: scored ? Math.Max(0, from - start) : count - 1));

@@ -1,4 +1,5 @@
 using System.Text;
+using Mirage.Core.Models;
 using Mirage.Core.Models.Safetensors;
 using Mirage.Tests;
 using static TorchSharp.torch;
@@ -32,7 +33,7 @@ public sealed class SafetensorsFileTests : IDisposable
     {
         var path = _temp.File("roundtrip.safetensors");
         using var a = randn(3, 5).to(dtype);
-        using var b = arange(7).to(dtype);
+        using var b = TorchScalars.Range(7).to(dtype);
         SafetensorsWriter.Write(path, [new("b", b), new("a.weight", a)], new Dictionary<string, string> { ["format"] = "pt" });
 
         using var file = SafetensorsFile.Open(path);
@@ -65,7 +66,7 @@ public sealed class SafetensorsFileTests : IDisposable
             // Both tensors are views of one storage (the file mapped once), not copies.
             Assert.Equal(mappedA.storage<float>().data_ptr(), mappedB.storage<float>().data_ptr());
             Assert.NotEqual(mappedA.storage<float>().data_ptr(), copied.storage<double>().data_ptr());
-            mappedA.add_(1); // copy-on-write: the process's pages change, the file does not
+            mappedA.add_(TorchScalars.One, TorchScalars.One); // copy-on-write: the process's pages change, the file does not
         }
 
         using var reopened = SafetensorsFile.Open(path);
@@ -92,7 +93,7 @@ public sealed class SafetensorsFileTests : IDisposable
     public void Write_OverAFileAModelHasMapped_LeavesTheMappedTensorsTheirOldValues()
     {
         var path = _temp.File("rewritten.safetensors");
-        using var before = arange(1024, dtype: ScalarType.Float32);
+        using var before = TorchScalars.Range(1024).to(ScalarType.Float32);
         SafetensorsWriter.Write(path, [new("w", before)]);
         using var file = SafetensorsFile.Open(path);
         using var mapped = file.Read("w");
