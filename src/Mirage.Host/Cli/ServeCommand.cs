@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mirage.Host.Server;
+using Mirage.Host.Server.Scaling;
 
 namespace Mirage.Host.Cli;
 
@@ -18,10 +19,13 @@ internal static class ServeCommand
         engine.AcceptOnlyFromAmong([.. Mirage.Core.Models.ModelEngines.Names]);
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype on the torch engine: auto, float32, bfloat16, float16 or float64." };
         dtype.AcceptOnlyFromAmong([.. Mirage.Core.Models.ComputeOptions.DTypeNames]);
+        var role = new Option<string>("--role") { Description = "all (one process, the default), api (HTTP; jobs go to workers over NATS) or worker (runs a model's jobs from NATS)." };
+        role.AcceptOnlyFromAmong([.. ServerRoles.Names]);
+        var nats = new Option<string>("--nats") { Description = "The NATS servers for --role api and worker, comma-separated (nats://HOST:4222); credentials go in Nats:* settings." };
         var command = new Command("serve", "Run Mirage as an HTTP service: /v1/citations, OpenAI-compatible /v1/chat/completions, /v1/models, /health, and a page at /. "
             + "Other settings as --Server:Name=value (MaxQueueLength, Concurrency, RequestTimeoutSeconds, MaxRequestBodyBytes, MaxPassages, MaxTokens, MaxTokenPasses, Methods:0, PerClientConcurrency, PerClientRequestsPerMinute, ApiKeys:0, LogContent, ShutdownTimeoutSeconds, ServeWithoutModel).")
         {
-            urls, model, engine, dtype,
+            urls, model, engine, dtype, role, nats,
         };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (parse, cancellationToken) =>
@@ -36,6 +40,10 @@ internal static class ServeCommand
                 args.Add($"--Server:Engine={engineName}");
             if (parse.GetValue(dtype) is { } dtypeName)
                 args.Add($"--Server:DType={dtypeName}");
+            if (parse.GetValue(role) is { } roleName)
+                args.Add($"--Server:Role={roleName}");
+            if (parse.GetValue(nats) is { } servers)
+                args.Add($"--Nats:Url={servers}");
             // A failed start is reported below in one line; the host would log it again with its stack.
             await using var app = MirageServer.Build([.. args], builder => builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical));
             try
@@ -49,8 +57,8 @@ internal static class ServeCommand
                 await error.WriteLineAsync($"error: {StartupProblem(e)}");
                 return MirageCli.UserError;
             }
-            var host = app.Services.GetRequiredService<ModelHost>();
-            if (!app.Services.GetRequiredService<IOptions<ServerOptions>>().Value.ServeWithoutModel && !await host.WaitUntilLoadedAsync(cancellationToken))
+            var host = app.Services.GetService<ModelHost>();
+            if (host is not null && !app.Services.GetRequiredService<IOptions<ServerOptions>>().Value.ServeWithoutModel && !await host.WaitUntilLoadedAsync(cancellationToken))
             {
                 await error.WriteLineAsync($"error: {host.Unavailable} (--Server:ServeWithoutModel=true keeps serving, with /health saying why)");
                 await app.StopAsync(CancellationToken.None);
@@ -66,7 +74,7 @@ internal static class ServeCommand
 
     private static string StartupProblem(Exception e) => e switch
     {
-        OptionsValidationException invalid => string.Join(" ", invalid.Failures.Select(f => f.Replace("DataAnnotation validation failed for 'ServerOptions' members: ", "Invalid setting "))),
+        OptionsValidationException invalid => string.Join(" ", invalid.Failures.Select(f => f.Replace("DataAnnotation validation failed for 'ServerOptions' members: ", "Invalid setting ").Replace("DataAnnotation validation failed for 'NatsOptions' members: ", "Invalid setting "))),
         FormatException => $"{e.Message}; --urls takes addresses such as http://127.0.0.1:5088 (several separated by ';').",
         _ => e.Message,
     };

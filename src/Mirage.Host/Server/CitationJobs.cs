@@ -90,11 +90,15 @@ internal sealed class CitationJobs(WorkQueue queue, IOptions<ServerOptions> sett
         return Results.Content(job.ToJson().ToJsonString(), "application/json; charset=utf-8", statusCode: StatusCodes.Status202Accepted);
     }
 
-    private static IResult Accepted(Job job) => new WithLocation(
-        Results.Content(new JsonObject { ["id"] = job.Id, ["status"] = job.Status }.ToJsonString(), "application/json; charset=utf-8", statusCode: StatusCodes.Status202Accepted),
-        $"/v1/citations/jobs/{job.Id}");
+    private static IResult Accepted(Job job) => Accepted(job.Id, job.Status);
 
-    private static IResult NotFound(string id) => ApiRequests.Problem(StatusCodes.Status404NotFound, "Not found", $"No citation job '{id}' (finished jobs are kept for Server:JobResultSeconds).");
+    /// <summary>202 with the job's id and status, and its <c>Location</c>.</summary>
+    internal static IResult Accepted(string id, string status) => new WithLocation(
+        Results.Content(new JsonObject { ["id"] = id, ["status"] = status }.ToJsonString(), "application/json; charset=utf-8", statusCode: StatusCodes.Status202Accepted),
+        $"/v1/citations/jobs/{id}");
+
+    /// <summary>404 for a job id nobody knows (or whose result expired).</summary>
+    internal static IResult NotFound(string id) => ApiRequests.Problem(StatusCodes.Status404NotFound, "Not found", $"No citation job '{id}' (finished jobs are kept for Server:JobResultSeconds).");
 
     private static void Finish(Job job, Task<CitationResult> work)
     {

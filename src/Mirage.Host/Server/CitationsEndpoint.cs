@@ -37,8 +37,12 @@ public sealed record CitationSettings(string? Filter = null, double? TopPercent 
     }
 }
 
-/// <summary>Body of <c>POST /v1/citations</c>.</summary>
-public sealed record CitationsRequest(string Question, IReadOnlyList<PassageInput> Passages, string Answer, CitationSettings? Options = null);
+/// <summary>Body of <c>POST /v1/citations</c>; <paramref name="Model"/> picks among the models workers serve (optional with one).</summary>
+public sealed record CitationsRequest(string Question, IReadOnlyList<PassageInput> Passages, string Answer, CitationSettings? Options = null, string? Model = null)
+{
+    /// <summary>The engine's request, with <paramref name="options"/> already checked against the server's settings.</summary>
+    public CitationRequest ToEngineRequest(CitationOptions options) => new(Question, PassageInput.ToPassages(Passages), Answer, options);
+}
 
 /// <summary>
 /// <c>POST /v1/citations</c>: cite a given answer against passages. The response is the engine's
@@ -64,29 +68,46 @@ internal static class CitationsEndpoint
     }
 
     /// <summary>
-    /// Reads, checks and turns a request body into the engine's request, within the server's
-    /// limits; the error response instead when the body is wrong or the model is not ready.
+    /// Reads, checks and turns a request body into the engine's request for the loaded model,
+    /// within the server's limits; the error response instead when the body is wrong, it names
+    /// another model, or the model is not ready.
     /// </summary>
     public static async Task<((LoadedModel Model, CitationRequest Request)? Prepared, IResult? Error)> PrepareAsync(HttpContext http, ModelHost host, ServerOptions options)
+    {
+        var (read, error) = await ReadAsync(http, options);
+        if (error is not null)
+            return (null, error);
+        var (request, citationOptions) = read!.Value;
+        if (host.Current is not { } loaded)
+            return (null, ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));
+        if (request.Model is { } model && model != loaded.Model.ModelId)
+            return (null, UnknownModel(model, [loaded.Model.ModelId]));
+        return ((loaded, request.ToEngineRequest(citationOptions)), null);
+    }
+
+    /// <summary>Reads and checks a request body within the server's limits (no model needed); the error response instead.</summary>
+    public static async Task<((CitationsRequest Request, CitationOptions Options)? Read, IResult? Error)> ReadAsync(HttpContext http, ServerOptions options)
     {
         var (request, error) = await ApiRequests.ReadAsync<CitationsRequest>(http.Request, http.RequestAborted);
         if (error is not null)
             return (null, error);
         if (Validate(request!, options) is { } invalid)
             return (null, invalid);
-        CitationOptions citationOptions;
         try
         {
-            citationOptions = (request!.Options ?? new CitationSettings()).ToOptions(options);
+            return ((request!, (request!.Options ?? new CitationSettings()).ToOptions(options)), null);
         }
         catch (Exception e) when (e is MirageException or ArgumentException)
         {
             return (null, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid options", e.Message));
         }
-        if (host.Current is not { } loaded)
-            return (null, ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));
-        return ((loaded, new CitationRequest(request.Question, PassageInput.ToPassages(request.Passages), request.Answer, citationOptions)), null);
     }
+
+    /// <summary>404 for a model nobody here serves, naming those that are served.</summary>
+    public static IResult UnknownModel(string model, IReadOnlyCollection<string> served) =>
+        ApiRequests.Problem(StatusCodes.Status404NotFound, "Unknown model", served.Count == 0
+            ? $"No worker serves '{model}', nor any other model now."
+            : $"No worker serves '{model}'; served: {string.Join(", ", served)}.");
 
     /// <summary>The engine's result as JSON, with OpenAI-style annotations.</summary>
     public static JsonObject ToJson(CitationResult result)

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
+using Mirage.Host.Server.Scaling;
 
 namespace Mirage.Host.Server;
 
@@ -46,12 +47,34 @@ public static class MirageServer
         builder.Services.AddClientLimits(settings);
         builder.Services.AddSingleton<ServerTelemetry>();
         builder.AddServerOpenTelemetry();
-        builder.Services.AddSingleton<ModelHost>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
-        builder.Services.AddSingleton<WorkQueue>();
-        builder.Services.AddSingleton<CitationJobs>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<WorkQueue>());
-        builder.Services.AddHealthChecks().AddCheck<ModelHost>("model", tags: ["ready"]);
+        var health = builder.Services.AddHealthChecks();
+        if (settings.Role != ServerRoles.Api)
+        {
+            builder.Services.AddSingleton<ModelHost>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
+            health.AddCheck<ModelHost>("model", tags: ["ready"]);
+        }
+        if (settings.Role == ServerRoles.All)
+        {
+            builder.Services.AddSingleton<WorkQueue>();
+            builder.Services.AddSingleton<CitationJobs>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<WorkQueue>());
+        }
+        else
+        {
+            builder.Services.AddOptions<NatsOptions>().Bind(builder.Configuration.GetSection(NatsOptions.SectionName)).ValidateDataAnnotations()
+                .Validate(o => !string.IsNullOrWhiteSpace(o.Url), $"Nats:Url is not set; --role {settings.Role} needs --nats nats://HOST:4222.").ValidateOnStart();
+            builder.Services.AddSingleton<JobBus>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<JobBus>());
+            health.AddCheck<JobBus>("nats", tags: ["ready"]);
+        }
+        if (settings.Role == ServerRoles.Api)
+            builder.Services.AddSingleton<RemoteCitations>();
+        if (settings.Role == ServerRoles.Worker)
+        {
+            builder.Services.AddHostedService<CitationWorker>();
+            builder.Services.AddHostedService<WorkerRegistry>();
+        }
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -66,15 +89,10 @@ public static class MirageServer
         app.UseMiddleware<RequestLogging>();
         app.UseMiddleware<ApiKeyAuthentication>();
         app.UseClientLimits(settings);
-        app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
-        app.MapPost("/v1/citations", CitationsEndpoint.HandleAsync);
-        app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
-        app.MapPost("/v1/citations/jobs", (HttpContext http, ModelHost host, CitationJobs jobs) => jobs.CreateAsync(http, host));
-        app.MapGet("/v1/citations/jobs/{id}", (string id, CitationJobs jobs) => jobs.Get(id));
-        app.MapDelete("/v1/citations/jobs/{id}", (string id, CitationJobs jobs) => jobs.Delete(id));
-        app.MapGet("/v1/models", (ModelHost host) => host.Current is { } loaded
-            ? Results.Json(new { @object = "list", data = new[] { new { id = loaded.Model.ModelId, @object = "model", created = 0, owned_by = "mirage" } } })
-            : ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));
+        if (settings.Role == ServerRoles.All)
+            MapSingleProcess(app);
+        else if (settings.Role == ServerRoles.Api)
+            MapApi(app);
         // Readiness says why it is not ready (still loading, or the load's error), not only that.
         app.MapHealthChecks("/health", new HealthCheckOptions
         {
@@ -84,6 +102,33 @@ public static class MirageServer
         });
         app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = _ => false });
         return app;
+    }
+
+    // One process: the model, its queue and the in-memory jobs.
+    private static void MapSingleProcess(WebApplication app)
+    {
+        app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
+        app.MapPost("/v1/citations", CitationsEndpoint.HandleAsync);
+        app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
+        app.MapPost("/v1/citations/jobs", (HttpContext http, ModelHost host, CitationJobs jobs) => jobs.CreateAsync(http, host));
+        app.MapGet("/v1/citations/jobs/{id}", (string id, CitationJobs jobs) => jobs.Get(id));
+        app.MapDelete("/v1/citations/jobs/{id}", (string id, CitationJobs jobs) => jobs.Delete(id));
+        app.MapGet("/v1/models", (ModelHost host) => host.Current is { } loaded
+            ? Results.Json(new { @object = "list", data = new[] { new { id = loaded.Model.ModelId, @object = "model", created = 0, owned_by = "mirage" } } })
+            : ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));
+    }
+
+    // The api role: the same routes, with the work done by workers over NATS.
+    private static void MapApi(WebApplication app)
+    {
+        app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
+        app.MapPost("/v1/citations", (HttpContext http, RemoteCitations citations) => citations.CiteAsync(http));
+        app.MapPost("/v1/chat/completions", () => ApiRequests.Problem(StatusCodes.Status501NotImplemented, "Not served by the api role",
+            "Chat completions do not go through NATS yet; serve them from a process with --role all."));
+        app.MapPost("/v1/citations/jobs", (HttpContext http, RemoteCitations citations) => citations.CreateJobAsync(http));
+        app.MapGet("/v1/citations/jobs/{id}", (string id, RemoteCitations citations, CancellationToken cancellationToken) => citations.GetJobAsync(id, cancellationToken));
+        app.MapDelete("/v1/citations/jobs/{id}", (string id, RemoteCitations citations, CancellationToken cancellationToken) => citations.DeleteJobAsync(id, cancellationToken));
+        app.MapGet("/v1/models", (RemoteCitations citations, CancellationToken cancellationToken) => citations.ModelsAsync(cancellationToken));
     }
 
     /// <summary>An HTML response under its Content-Security-Policy (which also forbids framing by other sites).</summary>

@@ -8,6 +8,12 @@ public sealed class ServerOptions : IValidatableObject
     /// <summary>The configuration section.</summary>
     public const string SectionName = "Server";
 
+    /// <summary>
+    /// <c>all</c> (one process, the default), <c>api</c> or <c>worker</c> (several processes sharing
+    /// jobs over NATS JetStream; both need <c>Nats:Url</c>). See <see cref="Scaling.ServerRoles"/>.
+    /// </summary>
+    public string Role { get; set; } = Scaling.ServerRoles.All;
+
     /// <summary>The model: a folder, a GGUF file, hf:ORG/NAME or ollama:NAME (see <c>--model</c>); null: the embedded reader.</summary>
     public string? ModelPath { get; set; }
 
@@ -97,6 +103,8 @@ public sealed class ServerOptions : IValidatableObject
     /// <inheritdoc />
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        if (!Scaling.ServerRoles.Names.Contains(Role))
+            yield return new ValidationResult($"Server:Role is '{Role}'; choose one of {string.Join(", ", Scaling.ServerRoles.Names)}.", [nameof(Role)]);
         if (!Mirage.Core.Models.ModelEngines.Names.Contains(Engine.ToLowerInvariant()))
             yield return new ValidationResult($"Server:Engine is '{Engine}'; choose one of {string.Join(", ", Mirage.Core.Models.ModelEngines.Names)}.", [nameof(Engine)]);
         if (!Mirage.Core.Models.ComputeOptions.DTypeNames.Contains(DType.ToLowerInvariant()))

@@ -51,6 +51,18 @@ public sealed class ServeProcessTests
         Assert.DoesNotContain("\n", error);
     }
 
+    [Theory]
+    [InlineData("api", null, "Nats:Url is not set; --role api needs --nats nats://HOST:4222.")]
+    [InlineData("worker", "http://mirage:s3cret@10.0.0.1:4222", "Nats:Url names 'http://***@10.0.0.1:4222'; give nats://HOST:PORT")]
+    public async Task AScaleOutRoleWithoutAUsableNatsUrl_EndsWithOneLine_WithoutTheSecret(string role, string? nats, string expected)
+    {
+        var (exitCode, error) = await RunToEnd(["serve", "--urls", "http://127.0.0.1:0", "--role", role, .. nats is null ? Array.Empty<string>() : ["--nats", nats]]);
+        Assert.Equal(1, exitCode);
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("s3cret", error);
+        Assert.DoesNotContain("\n", error);
+    }
+
     [Fact]
     public async Task ServeWithoutModel_KeepsServing_AndHealthSaysWhyItIsNotReady()
     {

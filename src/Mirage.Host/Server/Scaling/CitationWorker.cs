@@ -1,0 +1,188 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Mirage.Core;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Mirage.Host.Server.Scaling;
+
+/// <summary>
+/// The worker role: pulls its model's jobs from the JetStream work queue through a durable consumer
+/// shared by every worker of that model, runs each, stores the result in the job bucket, and only
+/// then acknowledges it. While a job runs it reports progress every third of the ack wait, so only a
+/// dead worker's job goes to another worker. A job that ended already (its worker died after storing
+/// the result) is acknowledged without running it again; one delivered more than
+/// <see cref="NatsOptions.MaxAttempts"/> times ends failed, naming the setting.
+/// </summary>
+internal sealed class CitationWorker(JobBus bus, ModelHost host, IOptions<ServerOptions> server, IOptions<NatsOptions> nats, ILogger<CitationWorker> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!await host.WaitUntilLoadedAsync(stoppingToken))
+            return;
+        var loaded = host.Current!;
+        var connected = await bus.ReadyAsync(stoppingToken);
+        var key = JobBus.ModelKey(loaded.Model.ModelId);
+        var consumer = await connected.JetStream.CreateOrUpdateConsumerAsync(nats.Value.Stream, new ConsumerConfig($"workers-{key}")
+        {
+            DurableName = $"workers-{key}",
+            FilterSubject = JobBus.JobSubject(key),
+            AckPolicy = ConsumerConfigAckPolicy.Explicit,
+            AckWait = TimeSpan.FromSeconds(nats.Value.AckWaitSeconds),
+            // One delivery past the attempts, to record that the job ran out of them.
+            MaxDeliver = nats.Value.MaxAttempts + 1,
+        }, stoppingToken);
+        logger.LogInformation("Worker {Worker} takes jobs for {Model} from {Stream}", WorkerRegistry.WorkerId, loaded.Model.ModelId, nats.Value.Stream);
+        await Task.WhenAll(Enumerable.Range(0, server.Value.Concurrency).Select(_ => PullAsync(consumer, connected, loaded, stoppingToken)));
+    }
+
+    private async Task PullAsync(INatsJSConsumer consumer, JobBus.Connected connected, LoadedModel loaded, CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                var message = await consumer.NextAsync<byte[]>(opts: new NatsJSNextOpts { Expires = TimeSpan.FromSeconds(5) }, cancellationToken: stopping);
+                if (message is not null)
+                    await HandleAsync(message, connected, loaded, stopping);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (NatsException e)
+            {
+                // A lost connection or a restarting server: the client reconnects; unacknowledged jobs are redelivered.
+                logger.LogWarning("Taking jobs from NATS failed: {Reason}", nats.Value.Redact(e.Message));
+                await Task.Delay(TimeSpan.FromSeconds(1), stopping).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    private async Task HandleAsync(INatsJSMsg<byte[]> message, JobBus.Connected connected, LoadedModel loaded, CancellationToken stopping)
+    {
+        JobMessage job;
+        try
+        {
+            job = JobMessage.FromBytes(message.Data ?? []);
+        }
+        catch (JsonException e)
+        {
+            logger.LogError("A job on {Subject} is not a Mirage job ({Reason}); dropped", message.Subject, e.Message);
+            await message.AckTerminateAsync(cancellationToken: CancellationToken.None);
+            return;
+        }
+        if (await JobBus.ReadAsync(connected, job.Id, stopping) is not { } current || current.State.Ended)
+        {
+            // Ended already (by this job's earlier worker, or a cancel), or expired: nothing to do twice.
+            await message.AckAsync(cancellationToken: CancellationToken.None);
+            return;
+        }
+        var (state, revision) = current;
+        var attempts = (int)(message.Metadata?.NumDelivered ?? 1);
+        if (attempts > nats.Value.MaxAttempts)
+        {
+            await EndAsync(connected, message, state.Fail(StatusCodes.Status500InternalServerError, "Failed",
+                $"The job was tried {nats.Value.MaxAttempts} times and each time its worker stopped before it ended (Nats:MaxAttempts); it is not tried again."), revision);
+            return;
+        }
+        if (DateTimeOffset.UtcNow >= job.Deadline)
+        {
+            await EndAsync(connected, message, state.Fail(StatusCodes.Status504GatewayTimeout, "Timed out", "The job waited past its deadline (Server:RequestTimeoutSeconds) before a worker took it."), revision);
+            return;
+        }
+        if (await JobBus.TryWriteAsync(connected, state with { Status = JobState.Running, Worker = WorkerRegistry.WorkerId }, revision, stopping) is not { } running)
+        {
+            // A cancel got there first; the next delivery (or none) sees how it ended.
+            await message.NakAsync(cancellationToken: CancellationToken.None);
+            return;
+        }
+
+        using var work = new CancellationTokenSource(job.Deadline - DateTimeOffset.UtcNow);
+        using var done = new CancellationTokenSource();
+        bool cancelledByClient = false;
+        var watchers = Task.WhenAll(
+            ReportProgressAsync(message, done.Token),
+            WatchCancelAsync(connected.Connection, job.Id, () => { cancelledByClient = true; work.Cancel(); }, done.Token));
+        // Shutdown lets the job finish within Server:ShutdownTimeoutSeconds, then hands it back.
+        using var shutdown = stopping.Register(() => work.CancelAfter(TimeSpan.FromSeconds(server.Value.ShutdownTimeoutSeconds)));
+        JobState ended;
+        try
+        {
+            var request = JsonSerializer.Deserialize<CitationsRequest>(job.Request, ApiRequests.Json)!;
+            var result = await loaded.Engine.CiteAsync(request.ToEngineRequest((request.Options ?? new CitationSettings()).ToOptions(server.Value)), work.Token);
+            ended = state with { Status = JobState.Done, Result = CitationsEndpoint.ToJson(result), Worker = WorkerRegistry.WorkerId };
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancelledByClient && DateTimeOffset.UtcNow < job.Deadline)
+        {
+            await done.CancelAsync();
+            await watchers;
+            await JobBus.TryWriteAsync(connected, state with { Status = JobState.Queued }, running, CancellationToken.None);
+            await message.NakAsync(cancellationToken: CancellationToken.None);
+            logger.LogInformation("Job {Job} handed back on shutdown", job.Id);
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+            ended = cancelledByClient
+                ? state.Fail(StatusCodes.Status499ClientClosedRequest, "Cancelled", "The job was cancelled, by DELETE or by its client leaving.")
+                : state.Fail(StatusCodes.Status504GatewayTimeout, "Timed out", "The job ran past its deadline (Server:RequestTimeoutSeconds).");
+        }
+        catch (MirageException e)
+        {
+            var (title, detail) = Scheduling.InputProblem(e);
+            ended = state.Fail(StatusCodes.Status400BadRequest, title, detail);
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException)
+        {
+            ended = state.Fail(StatusCodes.Status400BadRequest, "Invalid request", e.Message);
+        }
+        await done.CancelAsync();
+        await watchers;
+        await EndAsync(connected, message, ended with { Worker = WorkerRegistry.WorkerId }, running);
+    }
+
+    // The end is stored before the ack, so a worker that dies between the two leaves a job the next delivery finds ended.
+    private static async Task EndAsync(JobBus.Connected connected, INatsJSMsg<byte[]> message, JobState ended, ulong revision)
+    {
+        // A failed write means another writer (a cancel) ended the job first; its end stands.
+        await JobBus.TryWriteAsync(connected, ended, revision, CancellationToken.None);
+        await message.AckAsync(cancellationToken: CancellationToken.None);
+    }
+
+    private async Task ReportProgressAsync(INatsJSMsg<byte[]> message, CancellationToken done)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(nats.Value.AckWaitSeconds / 3));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(done))
+                await message.AckProgressAsync(cancellationToken: done);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (NatsException e)
+        {
+            logger.LogWarning("Reporting progress on a job failed: {Reason}", nats.Value.Redact(e.Message));
+        }
+    }
+
+    private static async Task WatchCancelAsync(INatsConnection connection, string id, Action cancel, CancellationToken done)
+    {
+        try
+        {
+            await foreach (var _ in connection.SubscribeAsync<byte[]>(JobBus.CancelSubject(id), cancellationToken: done))
+            {
+                cancel();
+                return;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

@@ -1,0 +1,155 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using NATS.Client.KeyValueStore;
+
+namespace Mirage.Host.Server.Scaling;
+
+/// <summary>
+/// The api's and the workers' shared view of NATS: one connection, the work-queue stream jobs wait
+/// in, the bucket that holds each job's state and result, and the bucket of live workers. Connects
+/// in the background (the servers may come up after the service) and reconnects on its own;
+/// requests wait for it within their own time limit.
+/// </summary>
+internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions> server, IHostApplicationLifetime lifetime, ILogger<JobBus> logger)
+    : IHostedService, IHealthCheck, IAsyncDisposable
+{
+    public const string JobsBucket = "mirage-jobs", WorkersBucket = "mirage-workers";
+
+    private readonly TaskCompletionSource<Connected> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private NatsConnection? _connection;
+
+    /// <summary>The connection and what lives on it, once set up.</summary>
+    public sealed record Connected(NatsConnection Connection, INatsJSContext JetStream, INatsKVStore Jobs, INatsKVStore Workers);
+
+    /// <summary>The subject jobs for a model are published on.</summary>
+    public static string JobSubject(string modelKey) => $"mirage.jobs.{modelKey}";
+
+    /// <summary>The subject a cancel of a job is announced on.</summary>
+    public static string CancelSubject(string id) => $"mirage.cancel.{id}";
+
+    /// <summary>
+    /// A model id as a subject token and key part: letters, digits, '-' and '_' kept (others become
+    /// '_'), at most 40 of them, then 8 hex digits of the id's hash so two ids never share a key.
+    /// </summary>
+    public static string ModelKey(string modelId)
+    {
+        var safe = new string([.. modelId.Take(40).Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_')]);
+        return $"{safe}-{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(modelId)))[..8]}";
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _connection = new NatsConnection(nats.Value.ToNatsOpts($"mirage-{server.Value.Role}-{Environment.MachineName}"));
+        _ = Task.Run(() => SetUpAsync(_connection, lifetime.ApplicationStopping), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The set-up bus, waiting for it within <paramref name="cancellationToken"/>.</summary>
+    public Task<Connected> ReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
+
+    /// <summary>Whether the bus is set up and connected now.</summary>
+    public bool IsConnected => _ready.Task.IsCompletedSuccessfully && _connection?.ConnectionState == NatsConnectionState.Open;
+
+    private async Task SetUpAsync(NatsConnection connection, CancellationToken stopping)
+    {
+        var options = nats.Value;
+        for (int attempt = 1; !stopping.IsCancellationRequested; attempt++)
+        {
+            try
+            {
+                await connection.ConnectAsync();
+                var js = new NatsJSContext(connection);
+                await EnsureStreamAsync(js, options, stopping);
+                var kv = new NatsKVContext(js);
+                var storage = NatsKVStorageType.File;
+                var jobs = await kv.CreateOrUpdateStoreAsync(new NatsKVConfig(JobsBucket)
+                {
+                    Description = "Mirage citation jobs: state and result, by job id",
+                    History = 1,
+                    MaxAge = TimeSpan.FromSeconds(server.Value.JobResultSeconds),
+                    Storage = storage,
+                    NumberOfReplicas = options.Replicas,
+                }, stopping);
+                var workers = await kv.CreateOrUpdateStoreAsync(new NatsKVConfig(WorkersBucket)
+                {
+                    Description = "Mirage workers alive, by model key and worker id",
+                    History = 1,
+                    MaxAge = TimeSpan.FromSeconds(options.HeartbeatSeconds * 3),
+                    Storage = storage,
+                    NumberOfReplicas = options.Replicas,
+                }, stopping);
+                logger.LogInformation("Connected to NATS at {Servers}: stream {Stream}, buckets {Jobs} and {Workers}", options.RedactedUrl, options.Stream, JobsBucket, WorkersBucket);
+                _ready.TrySetResult(new Connected(connection, js, jobs, workers));
+                return;
+            }
+            catch (Exception e) when (e is NatsException or TimeoutException or OperationCanceledException && !stopping.IsCancellationRequested)
+            {
+                // Never the URL with its user info, nor the password: the redacted list only.
+                logger.LogWarning("NATS at {Servers} is not ready (try {Attempt}): {Reason}", options.RedactedUrl, attempt, options.Redact(e.Message));
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(5, attempt)), stopping).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+        _ready.TrySetCanceled(stopping);
+    }
+
+    // The api owns the stream's limits (its queue length); a worker creates the stream only when it is missing.
+    private async Task EnsureStreamAsync(NatsJSContext js, NatsOptions options, CancellationToken cancellationToken)
+    {
+        var config = new StreamConfig(options.Stream, ["mirage.jobs.>"])
+        {
+            Description = "Mirage citation jobs waiting for a worker",
+            Retention = StreamConfigRetention.Workqueue,
+            Storage = StreamConfigStorage.File,
+            MaxMsgs = server.Value.MaxQueueLength,
+            Discard = StreamConfigDiscard.New,
+            NumReplicas = options.Replicas,
+            DuplicateWindow = TimeSpan.FromMinutes(2),
+        };
+        if (server.Value.Role == ServerRoles.Api)
+        {
+            await js.CreateOrUpdateStreamAsync(config, cancellationToken);
+            return;
+        }
+        try
+        {
+            await js.GetStreamAsync(options.Stream, cancellationToken: cancellationToken);
+        }
+        catch (NatsJSApiException e) when (e.Error.Code == 404)
+        {
+            await js.CreateStreamAsync(config, cancellationToken);
+        }
+    }
+
+    /// <summary>A job's state and its revision, or null when the bucket has none (never queued, or expired).</summary>
+    public static async Task<(JobState State, ulong Revision)?> ReadAsync(Connected bus, string id, CancellationToken cancellationToken)
+    {
+        var entry = await bus.Jobs.TryGetEntryAsync<byte[]>(id, cancellationToken: cancellationToken);
+        return entry.Success && entry.Value.Value is { Length: > 0 } bytes ? (JobState.FromBytes(bytes), entry.Value.Revision) : null;
+    }
+
+    /// <summary>Replaces revision <paramref name="revision"/> of the job's state; the new revision, or null when another write came first.</summary>
+    public static async Task<ulong?> TryWriteAsync(Connected bus, JobState state, ulong revision, CancellationToken cancellationToken)
+    {
+        var written = await bus.Jobs.TryUpdateAsync(state.Id, state.ToBytes(), revision, cancellationToken: cancellationToken);
+        return written.Success ? written.Value : null;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(IsConnected ? HealthCheckResult.Healthy($"connected to NATS ({nats.Value.Stream})")
+            : HealthCheckResult.Degraded($"not connected to NATS at {nats.Value.RedactedUrl}"));
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection is not null)
+            await _connection.DisposeAsync();
+    }
+}

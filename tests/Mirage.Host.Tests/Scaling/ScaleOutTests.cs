@@ -1,0 +1,218 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Mirage.Host.Server.Scaling;
+using Mirage.Host.Tests.Server;
+
+namespace Mirage.Host.Tests.Scaling;
+
+/// <summary>
+/// <c>serve --role api</c> and <c>--role worker</c> over a real nats-server on loopback: the same
+/// answers as the single process, and nothing lost, crossed or doubled when a worker hangs or dies,
+/// the queue server restarts, or the api is replaced.
+/// </summary>
+public sealed class ScaleOutTests
+{
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    // Different answers to the same question, so a result given to the wrong request shows.
+    private static readonly string[] Answers =
+    [
+        "Lousdrur Rourti works for Cimgun Labs.",
+        "Lousdrur Rourti was born in Grouscelford.",
+        "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grouscelford.",
+        "Brensein Rourti works for Fervir Partners.",
+        "Caszais Rourti works for Dreinkai Systems.",
+        "Caszais Rourti was born in Grekbrothholm.",
+    ];
+
+    private static object Body(string answer, string? method = null, string? model = null) => new
+    {
+        question = RunningServer.Question,
+        passages = RunningServer.Passages,
+        answer,
+        options = method is null ? null : new { method },
+        model,
+    };
+
+    // A job slow enough (occlusion: about a second on the reader) to catch its worker mid-job.
+    private static object SlowBody(int i) => Body(Answers[i % Answers.Length], "occlusion");
+
+    // A result without its timings, which differ from run to run.
+    private static string Comparable(JsonNode result)
+    {
+        var copy = result.DeepClone();
+        Strip(copy);
+        return copy.ToJsonString();
+
+        static void Strip(JsonNode? node)
+        {
+            if (node is JsonObject obj)
+            {
+                foreach (var name in obj.Select(p => p.Key).Where(k => k.EndsWith("_ms", StringComparison.Ordinal)).ToList())
+                    obj.Remove(name);
+                foreach (var (_, child) in obj)
+                    Strip(child);
+            }
+            else if (node is JsonArray array)
+            {
+                foreach (var child in array)
+                    Strip(child);
+            }
+        }
+    }
+
+    private static async Task<Dictionary<string, string>> ReferenceAsync(IEnumerable<object> bodies)
+    {
+        await using var single = await RunningServer.StartAsync();
+        var reference = new Dictionary<string, string>();
+        foreach (var body in bodies)
+        {
+            var key = System.Text.Json.JsonSerializer.Serialize(body);
+            if (!reference.ContainsKey(key))
+                reference[key] = await (await single.PostAsync("/v1/citations", body)).Content.ReadAsStringAsync(Token);
+        }
+        return reference;
+    }
+
+    [Fact]
+    public async Task ApiAndWorker_AnswerAsTheSingleProcessDoes()
+    {
+        var bodies = Answers.Select(a => Body(a)).ToList();
+        var reference = await ReferenceAsync(bodies);
+        await using var cluster = await ScaleOut.StartAsync(workers: 1);
+
+        foreach (var body in bodies)
+        {
+            var response = await cluster.Api.PostAsync("/v1/citations", body);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var expected = reference[System.Text.Json.JsonSerializer.Serialize(body)];
+            Assert.Equal(Comparable(JsonNode.Parse(expected)!), Comparable(JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!));
+        }
+        var html = await cluster.Api.PostAsync("/v1/citations?format=html", bodies[0]);
+        Assert.Equal("text/html", html.Content.Headers.ContentType!.MediaType);
+        Assert.Contains("Cimgun Labs", await html.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+
+        // The same validation and statuses as one process; a model nobody serves is 404 naming the served one.
+        var empty = await cluster.Api.PostAsync("/v1/citations", new { question = "q", passages = Array.Empty<object>(), answer = "a" });
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        var unknown = await cluster.Api.PostAsync("/v1/citations", Body(Answers[0], model: "llama-70b"));
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("served: reader", await unknown.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+        var gradients = await cluster.Api.PostAsync("/v1/citations", Body(Answers[0], "integrated_gradients"));
+        Assert.Equal(HttpStatusCode.OK, gradients.StatusCode);
+
+        // Jobs: the same key gives the same job, its result the single process's, and a second api finds it by id.
+        var id = await cluster.SubmitAsync(bodies[2], idempotencyKey: "order-17");
+        Assert.Equal(id, await cluster.SubmitAsync(bodies[2], idempotencyKey: "order-17"));
+        var job = await cluster.WaitAsync(id);
+        Assert.Equal("done", job["status"]!.GetValue<string>());
+        Assert.Equal(Comparable(JsonNode.Parse(reference[System.Text.Json.JsonSerializer.Serialize(bodies[2])])!), Comparable(job["result"]!));
+        await cluster.ReplaceApiAsync();
+        Assert.Equal(job.ToJsonString(), JsonNode.Parse(await cluster.Api.Http.GetStringAsync($"/v1/citations/jobs/{id}", Token))!.ToJsonString());
+        Assert.Equal(HttpStatusCode.NotFound, (await cluster.Api.Http.GetAsync("/v1/citations/jobs/nosuchjob", Token)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AHungWorkersJob_GoesToAnotherWorker_AndEndsOnce_WithEveryOtherJobAnsweredOnce()
+    {
+        var bodies = Enumerable.Range(0, 12).Select(i => i == 0 ? SlowBody(0) : Body(Answers[i % Answers.Length])).ToList();
+        var reference = await ReferenceAsync(bodies);
+        await using var cluster = await ScaleOut.StartAsync(workers: 2, workerSettings: ["--Nats:AckWaitSeconds=2"]);
+
+        var slow = await cluster.SubmitAsync(bodies[0]);
+        var hung = await cluster.WhenRunningAsync(slow);
+        hung.Freeze();
+        var others = new List<string>();
+        foreach (var body in bodies.Skip(1))
+            others.Add(await cluster.SubmitAsync(body));
+
+        var job = await cluster.WaitAsync(slow);
+        Assert.Equal("done", job["status"]!.GetValue<string>());
+        var finisher = (await cluster.StateAsync(slow))!.Worker!;
+        Assert.DoesNotContain($"-{hung.ProcessId}-", finisher, StringComparison.Ordinal);
+
+        // The hung worker comes back and finishes too late: the job keeps the one end it had.
+        hung.Thaw();
+        for (int i = 0; i < others.Count; i++)
+        {
+            var other = await cluster.WaitAsync(others[i]);
+            Assert.Equal("done", other["status"]!.GetValue<string>());
+            Assert.Equal(Comparable(JsonNode.Parse(reference[System.Text.Json.JsonSerializer.Serialize(bodies[i + 1])])!), Comparable(other["result"]!));
+        }
+        await Task.Delay(TimeSpan.FromSeconds(2), Token);
+        var ended = (await cluster.StateAsync(slow))!;
+        Assert.Equal(finisher, ended.Worker);
+        Assert.Equal(Comparable(JsonNode.Parse(reference[System.Text.Json.JsonSerializer.Serialize(bodies[0])])!), Comparable(ended.Result!));
+    }
+
+    [Fact]
+    public async Task AJobPastItsAttempts_FailsNamingTheSetting_AndTheOthersSucceed()
+    {
+        await using var cluster = await ScaleOut.StartAsync(workers: 2, workerSettings: ["--Nats:AckWaitSeconds=2", "--Nats:MaxAttempts=1"]);
+        var poisoned = await cluster.SubmitAsync(SlowBody(1));
+        var worker = await cluster.WhenRunningAsync(poisoned);
+        worker.Kill();
+
+        var failed = await cluster.WaitAsync(poisoned);
+        Assert.Equal("failed", failed["status"]!.GetValue<string>());
+        Assert.Equal(500, failed["error"]!["status"]!.GetValue<int>());
+        Assert.Contains("Nats:MaxAttempts", failed["error"]!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        foreach (var answer in Answers)
+            Assert.Equal("done", (await cluster.WaitAsync(await cluster.SubmitAsync(Body(answer))))["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AFullBacklog_Answers429_ACancelEndsTheRunningJob_AndATimeoutIs504()
+    {
+        await using var cluster = await ScaleOut.StartAsync(workers: 1, apiSettings: ["--Server:MaxQueueLength=2", "--Server:RetryAfterSeconds=3"]);
+        var running = await cluster.SubmitAsync(SlowBody(0));
+        await cluster.WhenRunningAsync(running);
+        var waiting = await cluster.SubmitAsync(SlowBody(1));
+
+        var full = await cluster.Api.PostAsync("/v1/citations/jobs", SlowBody(2));
+        Assert.Equal(HttpStatusCode.TooManyRequests, full.StatusCode);
+        Assert.Equal("3", full.Headers.RetryAfter!.ToString());
+
+        var deleted = await cluster.Api.Http.DeleteAsync($"/v1/citations/jobs/{running}", Token);
+        Assert.Equal(HttpStatusCode.Accepted, deleted.StatusCode);
+        Assert.Equal(499, (await cluster.WaitAsync(running))["error"]!["status"]!.GetValue<int>());
+        Assert.Equal("done", (await cluster.WaitAsync(waiting))["status"]!.GetValue<string>());
+        // The cancelled job's worker stopped it and left its end alone.
+        Assert.Equal(JobState.Failed, (await cluster.StateAsync(running))!.Status);
+
+        await cluster.ReplaceApiAsync("--Server:RequestTimeoutSeconds=0.3");
+        var late = await cluster.Api.PostAsync("/v1/citations", SlowBody(3));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, late.StatusCode);
+    }
+
+    [Fact]
+    public async Task TheQueueServerRestartedMidRun_LosesNoJob()
+    {
+        await using var cluster = await ScaleOut.StartAsync(workers: 2);
+        var before = new List<string>();
+        for (int i = 0; i < 8; i++)
+            before.Add(await cluster.SubmitAsync(i % 4 == 0 ? SlowBody(i) : Body(Answers[i % Answers.Length])));
+
+        await cluster.Nats.RestartAsync();
+
+        var after = new List<string>();
+        for (int i = 0; i < 8; i++)
+            after.Add(await SubmitWhenBackAsync(cluster, Body(Answers[i % Answers.Length])));
+        foreach (var id in before.Concat(after))
+            Assert.Equal("done", (await cluster.WaitAsync(id))["status"]!.GetValue<string>());
+    }
+
+    // While the api reconnects, a submit may meet 503; a client retries.
+    private static async Task<string> SubmitWhenBackAsync(ScaleOut cluster, object body)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            var response = await cluster.Api.PostAsync("/v1/citations/jobs", body);
+            if (response.StatusCode == HttpStatusCode.Accepted)
+                return JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["id"]!.GetValue<string>();
+            Assert.True(attempt < 100 && response.StatusCode == HttpStatusCode.ServiceUnavailable, await response.Content.ReadAsStringAsync(Token));
+            await Task.Delay(100, Token);
+        }
+    }
+}
