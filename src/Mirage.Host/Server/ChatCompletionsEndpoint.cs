@@ -93,7 +93,11 @@ public sealed record ChatCompletionRequest(
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
-    private sealed record Job(int[] PromptIds, GenerationOptions Generation, string Question, IReadOnlyList<Passage> Passages, CitationOptions Citations, bool IncludeUsage);
+    /// <summary>A checked request, ready for the model: its prompt ids, generation and citation settings.</summary>
+    internal sealed record Job(int[] PromptIds, GenerationOptions Generation, string Question, IReadOnlyList<Passage> Passages, CitationOptions Citations, bool IncludeUsage);
+
+    /// <summary>Carries one server-sent event's data (a chunk's JSON, or <c>[DONE]</c>) to the client: the HTTP response, or NATS on its way to an api.</summary>
+    internal delegate Task ChunkSink(string data, CancellationToken cancellationToken);
 
     public static async Task<IResult> HandleAsync(HttpContext http, ModelHost host, WorkQueue queue, ServerTelemetry telemetry, IOptions<ServerOptions> settings)
     {
@@ -110,14 +114,22 @@ internal static class ChatCompletionsEndpoint
         // grow with the request, and a streamed answer must not start before its input is checked.
         if (request!.Stream)
         {
-            var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => StreamAsync(http, loaded, CreateJob(request, loaded, options, c), telemetry, c), ct));
+            var stopping = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(async c =>
+            {
+                http.Response.ContentType = "text/event-stream";
+                http.Response.Headers.CacheControl = "no-cache";
+                await StreamAsync(loaded, CreateJob(request, loaded, options, c), telemetry, HttpSink(http.Response), () => stopping.IsCancellationRequested, () => http.RequestAborted.IsCancellationRequested, c);
+                return true;
+            }, ct));
             return streamed.Error ?? Results.Empty;
         }
         var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => CompleteAsync(loaded, CreateJob(request, loaded, options, c), telemetry, c), ct));
         return outcome.Error ?? Results.Content(outcome.Value!.ToJsonString(), "application/json; charset=utf-8");
     }
 
-    private static IResult? Validate(ChatCompletionRequest request, ServerOptions options)
+    /// <summary>What is wrong with a request before any model sees it, as a 400; null when nothing is.</summary>
+    internal static IResult? Validate(ChatCompletionRequest request, ServerOptions options)
     {
         int? tokens = request.MaxCompletionTokens ?? request.MaxTokens;
         string? problem =
@@ -145,7 +157,8 @@ internal static class ChatCompletionsEndpoint
         { } other => $"'stop' must be a string or a list of strings, got {ApiRequests.Describe(other)}.",
     };
 
-    private static Job CreateJob(ChatCompletionRequest request, LoadedModel loaded, ServerOptions options, CancellationToken cancellationToken)
+    /// <summary>The prompt and settings for <paramref name="loaded"/>; throws MirageException for input the model cannot take.</summary>
+    internal static Job CreateJob(ChatCompletionRequest request, LoadedModel loaded, ServerOptions options, CancellationToken cancellationToken)
     {
         var question = request.Messages.Last(m => m.Role == "user").Text;
         // Retrieval results sent back as tool messages count too; the collector drops repeated text.
@@ -188,7 +201,8 @@ internal static class ChatCompletionsEndpoint
         return new Job(prompt, generation, question, passages, citationOptions, includeUsage);
     }
 
-    private static async Task<JsonObject> CompleteAsync(LoadedModel loaded, Job job, ServerTelemetry telemetry, CancellationToken cancellationToken)
+    /// <summary>The whole <c>chat.completion</c> body: generated, then cited.</summary>
+    internal static async Task<JsonObject> CompleteAsync(LoadedModel loaded, Job job, ServerTelemetry telemetry, CancellationToken cancellationToken)
     {
         using var span = ServerTelemetry.StartOperation("chat", loaded.Model.ModelId);
         GenerationResult generated;
@@ -225,14 +239,26 @@ internal static class ChatCompletionsEndpoint
         };
     }
 
-    private static async Task<bool> StreamAsync(HttpContext http, LoadedModel loaded, Job job, ServerTelemetry telemetry, CancellationToken cancellationToken)
+    /// <summary>A sink that writes each event to <paramref name="response"/> and flushes it.</summary>
+    internal static ChunkSink HttpSink(HttpResponse response) => async (data, cancellationToken) =>
+    {
+        await response.WriteAsync($"data: {data}\n\n", cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    };
+
+    /// <summary>
+    /// Streams the answer as chunks to <paramref name="send"/> as it is generated, then the chunk with
+    /// the annotations, the finish, usage when asked, and <c>[DONE]</c>. The prompt is checked before
+    /// the first chunk, so until then a failure is thrown (a plain error status); after it, a failure,
+    /// the time limit or shutdown (<paramref name="stopping"/>) becomes an <c>error</c> event and
+    /// <c>[DONE]</c>, unless the client is gone (<paramref name="clientGone"/>).
+    /// </summary>
+    internal static async Task StreamAsync(LoadedModel loaded, Job job, ServerTelemetry telemetry, ChunkSink send, Func<bool> stopping, Func<bool> clientGone, CancellationToken cancellationToken)
     {
         using var span = ServerTelemetry.StartOperation("chat", loaded.Model.ModelId);
-        var response = http.Response;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
         var id = $"chatcmpl-{Guid.NewGuid():N}";
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        bool started = false;
         async Task Send(JsonObject delta, string? finish = null)
         {
             var chunk = new JsonObject
@@ -240,8 +266,8 @@ internal static class ChatCompletionsEndpoint
                 ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = loaded.Model.ModelId,
                 ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["finish_reason"] = finish }),
             };
-            await response.WriteAsync($"data: {chunk.ToJsonString()}\n\n", cancellationToken);
-            await response.Body.FlushAsync(cancellationToken);
+            started = true;
+            await send(chunk.ToJsonString(), cancellationToken);
         }
 
         await loaded.Model.ComputeGate.WaitAsync(cancellationToken);
@@ -251,7 +277,7 @@ internal static class ChatCompletionsEndpoint
         GenerationTrace? trace = null;
         try
         {
-            // Checks the prompt before the first byte: until then a failure is still a plain error status.
+            // Checks the prompt before the first chunk: until then a failure is still a plain error status.
             var tokens = loaded.Model.GenerateTokens(job.PromptIds, job.Generation, kept => trace = kept, cancellationToken);
             await Send(new JsonObject { ["role"] = "assistant", ["content"] = "" });
             foreach (var token in tokens)
@@ -266,10 +292,10 @@ internal static class ChatCompletionsEndpoint
                 await Send(new JsonObject { ["content"] = delta });
             }
         }
-        catch (Exception e) when (response.HasStarted && !http.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (started && !clientGone())
         {
             await SendError(e);
-            return true;
+            return;
         }
         finally
         {
@@ -283,10 +309,10 @@ internal static class ChatCompletionsEndpoint
             var citations = await CiteAsync(loaded, job, text.ToString(), ids, trace, telemetry, cancellationToken);
             await Send(new JsonObject { ["annotations"] = Annotations(citations), ["mirage"] = Summary(citations) });
         }
-        catch (Exception e) when (!http.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (!clientGone())
         {
             await SendError(e);
-            return true;
+            return;
         }
         await Send([], FinishReason(finish));
         if (job.IncludeUsage)
@@ -297,31 +323,38 @@ internal static class ChatCompletionsEndpoint
                 ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = loaded.Model.ModelId, ["choices"] = new JsonArray(),
                 ["usage"] = new JsonObject { ["prompt_tokens"] = job.PromptIds.Length, ["completion_tokens"] = generated, ["total_tokens"] = job.PromptIds.Length + generated },
             };
-            await response.WriteAsync($"data: {usage.ToJsonString()}\n\n", cancellationToken);
+            await send(usage.ToJsonString(), cancellationToken);
         }
-        await response.WriteAsync("data: [DONE]\n\n", cancellationToken);
-        return true;
+        await send("[DONE]", cancellationToken);
 
         // Once the stream has begun its status is sent: a failure, the time limit or shutdown becomes an
         // error event, then [DONE]. The request's token may be what was cancelled, so these last bytes
         // get a few seconds of their own.
         async Task SendError(Exception error)
         {
-            bool stopping = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested;
             var (message, type) = error switch
             {
-                OperationCanceledException when stopping => ("The server is shutting down; the answer above is incomplete. Retry against a running instance.", "server_error"),
-                OperationCanceledException => ("The answer ran past the request time limit (Server:RequestTimeoutSeconds); the answer above is incomplete.", "timeout"),
+                OperationCanceledException when stopping() => (ShuttingDown, "server_error"),
+                OperationCanceledException => (TimedOut, "timeout"),
                 Core.MirageException => (error.Message, "invalid_request_error"),
                 _ => ("The server failed while answering; the answer above is incomplete.", "server_error"),
             };
             span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, message);
-            var problem = new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = type } };
             using var last = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await response.WriteAsync($"data: {problem.ToJsonString()}\n\ndata: [DONE]\n\n", last.Token);
-            await response.Body.FlushAsync(last.Token);
+            await send(ErrorEvent(message, type), last.Token);
+            await send("[DONE]", last.Token);
         }
     }
+
+    /// <summary>The error event's message when the time limit ends a stream.</summary>
+    internal const string TimedOut = "The answer ran past the request time limit (Server:RequestTimeoutSeconds); the answer above is incomplete.";
+
+    /// <summary>The error event's message when shutdown ends a stream.</summary>
+    internal const string ShuttingDown = "The server is shutting down; the answer above is incomplete. Retry against a running instance.";
+
+    /// <summary>A stream's <c>error</c> event (OpenAI's shape).</summary>
+    internal static string ErrorEvent(string message, string type) =>
+        new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = type } }.ToJsonString();
 
     // `trace`, the generation's, goes to the citation service, which disposes it.
     private static async Task<AnswerCitations> CiteAsync(LoadedModel loaded, Job job, string answer, IReadOnlyList<int> generatedIds, GenerationTrace? trace, ServerTelemetry telemetry,

@@ -69,10 +69,14 @@ public static class MirageServer
             health.AddCheck<JobBus>("nats", tags: ["ready"]);
         }
         if (settings.Role == ServerRoles.Api)
+        {
+            builder.Services.AddSingleton<RemoteJobs>();
             builder.Services.AddSingleton<RemoteCitations>();
+            builder.Services.AddSingleton<RemoteChat>();
+        }
         if (settings.Role == ServerRoles.Worker)
         {
-            builder.Services.AddHostedService<CitationWorker>();
+            builder.Services.AddHostedService<JobWorker>();
             builder.Services.AddHostedService<WorkerRegistry>();
         }
         configure?.Invoke(builder);
@@ -123,8 +127,7 @@ public static class MirageServer
     {
         app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
         app.MapPost("/v1/citations", (HttpContext http, RemoteCitations citations) => citations.CiteAsync(http));
-        app.MapPost("/v1/chat/completions", () => ApiRequests.Problem(StatusCodes.Status501NotImplemented, "Not served by the api role",
-            "Chat completions do not go through NATS yet; serve them from a process with --role all."));
+        app.MapPost("/v1/chat/completions", (HttpContext http, RemoteChat chat) => chat.HandleAsync(http));
         app.MapPost("/v1/citations/jobs", (HttpContext http, RemoteCitations citations) => citations.CreateJobAsync(http));
         app.MapGet("/v1/citations/jobs/{id}", (string id, RemoteCitations citations, CancellationToken cancellationToken) => citations.GetJobAsync(id, cancellationToken));
         app.MapDelete("/v1/citations/jobs/{id}", (string id, RemoteCitations citations, CancellationToken cancellationToken) => citations.DeleteJobAsync(id, cancellationToken));

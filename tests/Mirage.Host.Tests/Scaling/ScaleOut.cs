@@ -84,6 +84,24 @@ internal sealed class ScaleOut : IAsyncDisposable
         throw new TimeoutException($"Job {id} never ran.");
     }
 
+    /// <summary>The worker process running some job, once one is (for requests whose job id the client does not see).</summary>
+    public async Task<WorkerProcess> AnyRunningAsync()
+    {
+        var store = await new NatsKVContext(new NatsJSContext(_connection)).GetStoreAsync(JobBus.JobsBucket, Token);
+        for (int i = 0; i < 1000; i++)
+        {
+            await foreach (var entry in store.WatchAsync<byte[]>(opts: new() { IgnoreDeletes = true, OnNoData = _ => ValueTask.FromResult(true) }, cancellationToken: Token))
+            {
+                if (entry.Value is { Length: > 0 } bytes && JobState.FromBytes(bytes) is { Status: JobState.Running, Worker: { } worker })
+                    return Workers.Single(w => worker.Contains($"-{w.ProcessId}-", StringComparison.Ordinal));
+                if (entry.Delta == 0)
+                    break;
+            }
+            await Task.Delay(10, Token);
+        }
+        throw new TimeoutException("No job ever ran.");
+    }
+
     public async Task<string> SubmitAsync(object body, string? idempotencyKey = null)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/citations/jobs") { Content = JsonContent.Create(body) };

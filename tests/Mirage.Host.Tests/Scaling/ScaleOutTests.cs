@@ -38,7 +38,7 @@ public sealed class ScaleOutTests
     private static object SlowBody(int i) => Body(Answers[i % Answers.Length], "occlusion");
 
     // A result without its timings, which differ from run to run.
-    private static string Comparable(JsonNode result)
+    internal static string Comparable(JsonNode result)
     {
         var copy = result.DeepClone();
         Strip(copy);

@@ -18,6 +18,8 @@ internal sealed class WorkerProcess : IDisposable
 
     public int ProcessId => _process.Id;
 
+    public bool HasExited => _process.HasExited;
+
     /// <summary>What the worker logged, for a failing test's message.</summary>
     public string Output
     {
@@ -61,7 +63,19 @@ internal sealed class WorkerProcess : IDisposable
 
     public void Thaw() => Signal("CONT");
 
-    public void Kill() => _process.Kill(entireProcessTree: true);
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
+    /// <summary>SIGTERM, as a redeploy stops a process, then waits for it to exit; its exit code.</summary>
+    public async Task<int> StopAsync()
+    {
+        Signal("TERM");
+        await _process.WaitForExitAsync(TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        return _process.ExitCode;
+    }
 
     private void Signal(string signal)
     {

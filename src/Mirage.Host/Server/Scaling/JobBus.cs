@@ -31,6 +31,12 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
     /// <summary>The subject jobs for a model are published on.</summary>
     public static string JobSubject(string modelKey) => $"mirage.jobs.{modelKey}";
 
+    /// <summary>The subject a streamed answer's chunks travel on, from its worker to its api.</summary>
+    public static string StreamSubject(string id) => $"mirage.stream.{id}";
+
+    /// <summary>The header that numbers a stream's chunks from 1, so a lost one shows.</summary>
+    public const string SequenceHeader = "Mirage-Seq";
+
     /// <summary>The subject a cancel of a job is announced on.</summary>
     public static string CancelSubject(string id) => $"mirage.cancel.{id}";
 

@@ -9,6 +9,8 @@ namespace Mirage.Host.Server.Scaling;
 /// <c>/v1/citations</c> answers) or its error (problem details). The api writes it queued; a
 /// worker moves it to running and to its end; every write names the revision it replaces, so one
 /// job ends once, whichever writer (a worker, a redelivery, a cancel) gets there first.
+/// <c>streamed</c> is set before a streamed answer's first chunk goes out, so a redelivered copy
+/// fails instead of sending the answer again.
 /// </summary>
 internal sealed record JobState(
     [property: JsonPropertyName("id")] string Id,
@@ -16,7 +18,8 @@ internal sealed record JobState(
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("result")] JsonObject? Result = null,
     [property: JsonPropertyName("error")] JsonObject? Error = null,
-    [property: JsonPropertyName("worker")] string? Worker = null)
+    [property: JsonPropertyName("worker")] string? Worker = null,
+    [property: JsonPropertyName("streamed")] bool Streamed = false)
 {
     public const string Queued = "queued", Running = "running", Done = "done", Failed = "failed";
 
@@ -40,13 +43,19 @@ internal sealed record JobState(
     public static JobState FromBytes(byte[] bytes) => JsonSerializer.Deserialize<JobState>(bytes) ?? throw new JsonException("A job state is JSON null.");
 }
 
-/// <summary>A job on the work queue: the request as the client sent it, for a model, until a deadline.</summary>
+/// <summary>
+/// A job on the work queue: a citation (<c>/v1/citations</c>'s body) or a chat completion (its body,
+/// streamed or not), as the client sent it, for a model, until a deadline.
+/// </summary>
 internal sealed record JobMessage(
     [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("kind")] string Kind,
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("request")] JsonElement Request,
     [property: JsonPropertyName("deadline")] DateTimeOffset Deadline)
 {
+    public const string Citation = "citation", Chat = "chat";
+
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this);
 
     public static JobMessage FromBytes(byte[] bytes) => JsonSerializer.Deserialize<JobMessage>(bytes) ?? throw new JsonException("A job message is JSON null.");

@@ -1,4 +1,6 @@
+using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -11,14 +13,15 @@ using NATS.Client.JetStream.Models;
 namespace Mirage.Host.Server.Scaling;
 
 /// <summary>
-/// The worker role: pulls its model's jobs from the JetStream work queue through a durable consumer
-/// shared by every worker of that model, runs each, stores the result in the job bucket, and only
-/// then acknowledges it. While a job runs it reports progress every third of the ack wait, so only a
+/// The worker role: pulls its model's jobs (citations and chat completions) from the JetStream work
+/// queue through a durable consumer shared by every worker of that model, runs each, stores the
+/// result in the job bucket, and only then acknowledges it. A streamed answer's chunks go to its
+/// api over the job's stream subject as they are generated. While a job runs it reports progress every third of the ack wait, so only a
 /// dead worker's job goes to another worker. A job that ended already (its worker died after storing
 /// the result) is acknowledged without running it again; one delivered more than
 /// <see cref="NatsOptions.MaxAttempts"/> times ends failed, naming the setting.
 /// </summary>
-internal sealed class CitationWorker(JobBus bus, ModelHost host, IOptions<ServerOptions> server, IOptions<NatsOptions> nats, ILogger<CitationWorker> logger) : BackgroundService
+internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry telemetry, IOptions<ServerOptions> server, IOptions<NatsOptions> nats, ILogger<JobWorker> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -83,6 +86,12 @@ internal sealed class CitationWorker(JobBus bus, ModelHost host, IOptions<Server
             return;
         }
         var (state, revision) = current;
+        if (state.Streamed)
+        {
+            await EndAsync(connected, message, state.Fail(StatusCodes.Status500InternalServerError, "Failed",
+                "The worker streaming this answer stopped mid-answer; the part sent cannot be taken back, so the answer is not started again."), revision);
+            return;
+        }
         var attempts = (int)(message.Metadata?.NumDelivered ?? 1);
         if (attempts > nats.Value.MaxAttempts)
         {
@@ -113,9 +122,8 @@ internal sealed class CitationWorker(JobBus bus, ModelHost host, IOptions<Server
         JobState ended;
         try
         {
-            var request = JsonSerializer.Deserialize<CitationsRequest>(job.Request, ApiRequests.Json)!;
-            var result = await loaded.Engine.CiteAsync(request.ToEngineRequest((request.Options ?? new CitationSettings()).ToOptions(server.Value)), work.Token);
-            ended = state with { Status = JobState.Done, Result = CitationsEndpoint.ToJson(result), Worker = WorkerRegistry.WorkerId };
+            var (result, streamed) = await RunAsync(job, loaded, connected, state, running, r => running = r, () => cancelledByClient, stopping, work.Token);
+            ended = state with { Status = JobState.Done, Result = result, Streamed = streamed };
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancelledByClient && DateTimeOffset.UtcNow < job.Deadline)
         {
@@ -144,6 +152,41 @@ internal sealed class CitationWorker(JobBus bus, ModelHost host, IOptions<Server
         await done.CancelAsync();
         await watchers;
         await EndAsync(connected, message, ended with { Worker = WorkerRegistry.WorkerId }, running);
+    }
+
+    // The job's work by its kind: a citation's body, a chat completion's, or (streamed) null with its chunks sent.
+    private async Task<(JsonObject? Result, bool Streamed)> RunAsync(JobMessage job, LoadedModel loaded, JobBus.Connected connected, JobState state, ulong running, Action<ulong> revised,
+        Func<bool> cancelledByClient, CancellationToken stopping, CancellationToken cancellationToken)
+    {
+        switch (job.Kind)
+        {
+            case JobMessage.Citation:
+                var request = JsonSerializer.Deserialize<CitationsRequest>(job.Request, ApiRequests.Json)!;
+                var result = await loaded.Engine.CiteAsync(request.ToEngineRequest((request.Options ?? new CitationSettings()).ToOptions(server.Value)), cancellationToken);
+                return (CitationsEndpoint.ToJson(result), false);
+            case JobMessage.Chat:
+                var chat = JsonSerializer.Deserialize<ChatCompletionRequest>(job.Request, ApiRequests.Json)!;
+                var prepared = ChatCompletionsEndpoint.CreateJob(chat, loaded, server.Value, cancellationToken);
+                if (!chat.Stream)
+                    return (await ChatCompletionsEndpoint.CompleteAsync(loaded, prepared, telemetry, cancellationToken), false);
+                long sequence = 0;
+                async Task Publish(string data, CancellationToken token)
+                {
+                    // Marked streamed before the first chunk leaves, so a redelivery never sends a second answer.
+                    if (sequence == 0)
+                    {
+                        running = await JobBus.TryWriteAsync(connected, state with { Status = JobState.Running, Worker = WorkerRegistry.WorkerId, Streamed = true }, running, token)
+                            ?? throw new OperationCanceledException("The job ended before its answer started.");
+                        revised(running);
+                    }
+                    var headers = new NatsHeaders { [JobBus.SequenceHeader] = (++sequence).ToString(System.Globalization.CultureInfo.InvariantCulture) };
+                    await connected.Connection.PublishAsync(JobBus.StreamSubject(job.Id), Encoding.UTF8.GetBytes(data), headers: headers, cancellationToken: token);
+                }
+                await ChatCompletionsEndpoint.StreamAsync(loaded, prepared, telemetry, Publish, () => stopping.IsCancellationRequested, cancelledByClient, cancellationToken);
+                return (null, true);
+            default:
+                throw new JsonException($"Unknown job kind '{job.Kind}'.");
+        }
     }
 
     // The end is stored before the ack, so a worker that dies between the two leaves a job the next delivery finds ended.

@@ -1,0 +1,152 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using NATS.Client.JetStream;
+
+namespace Mirage.Host.Server.Scaling;
+
+/// <summary>
+/// The api role's side of a job: reach NATS, pick the model, write the job queued to the job bucket
+/// and publish it (the job id doubles as JetStream's message id, so a retried publish is stored
+/// once), wait for its end, cancel it. 429 with Retry-After when the stream holds
+/// <see cref="ServerOptions.MaxQueueLength"/> jobs, 503 while NATS or every worker is away, 404 for
+/// a model no live worker serves.
+/// </summary>
+internal sealed class RemoteJobs(JobBus bus, IOptions<ServerOptions> settings, IHostApplicationLifetime lifetime)
+{
+    private const int MaxMessagesExceeded = 10077;
+
+    /// <summary>A fresh job id.</summary>
+    public static string NewId() => Guid.NewGuid().ToString("N");
+
+    /// <summary>The job id an <c>Idempotency-Key</c> stands for, the same from every api.</summary>
+    public static string IdFor(string idempotencyKey) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("idempotency-key:" + idempotencyKey)))[..32];
+
+    /// <summary>The set-up bus within <paramref name="cancellationToken"/>, or 503 when NATS cannot be reached by then.</summary>
+    public async Task<(JobBus.Connected? Connected, IResult? Error)> ConnectAsync(HttpContext http, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await bus.ReadyAsync(cancellationToken), null);
+        }
+        catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
+        {
+            return (null, ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Queue not reachable", "The service cannot reach NATS; retry shortly."));
+        }
+    }
+
+    /// <summary>Queues job <paramref name="id"/> of <paramref name="kind"/> for <paramref name="requestedModel"/> (or the only model served).</summary>
+    public async Task<(JobState? State, IResult? Error)> SubmitAsync(HttpContext http, JobBus.Connected connected, string id, string kind, string? requestedModel, JsonElement request, CancellationToken cancellationToken)
+    {
+        var options = settings.Value;
+        var live = await WorkerRegistry.LiveModelsAsync(connected, cancellationToken);
+        string? model = requestedModel ?? (live.Count == 1 ? live[0] : null);
+        if (model is null)
+        {
+            return (null, live.Count == 0
+                ? ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "No worker", "No worker serves a model now; start one with: mirage serve --role worker --nats URL.")
+                : ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", $"Several models are served ({string.Join(", ", live)}); name one in 'model'."));
+        }
+        if (!live.Contains(model))
+            return (null, CitationsEndpoint.UnknownModel(model, live));
+
+        var state = new JobState(id, JobState.Queued, model);
+        var created = await connected.Jobs.TryCreateAsync(id, state.ToBytes(), cancellationToken: cancellationToken);
+        if (!created.Success)
+        {
+            // The same key raced in from another request: answer with that job.
+            return await JobBus.ReadAsync(connected, id, cancellationToken) is { } raced ? (raced.State, null) : (null, ApiRequests.Problem(StatusCodes.Status409Conflict, "Conflict", "The job could not be created; retry."));
+        }
+        var message = new JobMessage(id, kind, model, request, DateTimeOffset.UtcNow.AddSeconds(options.RequestTimeoutSeconds));
+        try
+        {
+            var ack = await connected.JetStream.PublishAsync(JobBus.JobSubject(JobBus.ModelKey(model)), message.ToBytes(), opts: new NatsJSPubOpts { MsgId = id }, cancellationToken: cancellationToken);
+            ack.EnsureSuccess();
+        }
+        catch (NatsJSApiException e) when (e.Error.ErrCode == MaxMessagesExceeded)
+        {
+            await connected.Jobs.TryDeleteAsync(id, cancellationToken: CancellationToken.None);
+            return (null, Scheduling.QueueFull(http, options));
+        }
+        return (state, null);
+    }
+
+    /// <summary>
+    /// Queues a job and waits for its end within the request's time; on a timeout or a client that
+    /// left, the job is cancelled on its worker and the answer is what one process answers then
+    /// (504, or 499 for the log); on shutdown, 503 (the job goes on, its result fetchable by id).
+    /// </summary>
+    public async Task<(JobState? State, IResult? Error)> RunAsync(HttpContext http, string kind, string? model, JsonElement request)
+    {
+        using var limit = RequestLimit(http);
+        var (connected, unreachable) = await ConnectAsync(http, limit.Token);
+        if (unreachable is not null)
+            return (null, unreachable);
+        var (state, error) = await SubmitAsync(http, connected!, NewId(), kind, model, request, limit.Token);
+        if (error is not null)
+            return (null, error);
+        try
+        {
+            return (await WaitForEndAsync(connected!, state!.Id, limit.Token), null);
+        }
+        catch (OperationCanceledException)
+        {
+            return (null, await AbandonAsync(http, connected!, state!.Id));
+        }
+    }
+
+    /// <summary>A token for a request's whole life: the client, shutdown and <see cref="ServerOptions.RequestTimeoutSeconds"/>.</summary>
+    public CancellationTokenSource RequestLimit(HttpContext http)
+    {
+        var limit = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        limit.CancelAfter(TimeSpan.FromSeconds(settings.Value.RequestTimeoutSeconds));
+        return limit;
+    }
+
+    /// <summary>What a request whose wait was cut short answers; the job is cancelled unless the api itself is stopping.</summary>
+    public async Task<IResult> AbandonAsync(HttpContext http, JobBus.Connected connected, string id)
+    {
+        if (http.RequestAborted.IsCancellationRequested)
+        {
+            await CancelAsync(connected, id, StatusCodes.Status499ClientClosedRequest, "Cancelled", "The client left.");
+            return Results.StatusCode(StatusCodes.Status499ClientClosedRequest);
+        }
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+            return ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Shutting down", "The service stopped before this request's work finished; retry against a running instance.");
+        var detail = $"The request took longer than {settings.Value.RequestTimeoutSeconds:0.###} s (Server:RequestTimeoutSeconds), waiting included.";
+        await CancelAsync(connected, id, StatusCodes.Status504GatewayTimeout, "Timed out", detail);
+        return ApiRequests.Problem(StatusCodes.Status504GatewayTimeout, "Timed out", detail);
+    }
+
+    /// <summary>The job's state once it has ended.</summary>
+    public static async Task<JobState> WaitForEndAsync(JobBus.Connected connected, string id, CancellationToken cancellationToken)
+    {
+        await foreach (var entry in connected.Jobs.WatchAsync<byte[]>(id, cancellationToken: cancellationToken))
+        {
+            if (entry.Value is { Length: > 0 } bytes && JobState.FromBytes(bytes) is { Ended: true } state)
+                return state;
+        }
+        throw new OperationCanceledException(cancellationToken);
+    }
+
+    /// <summary>Ends the job as cancelled unless it ended already, then tells its worker (if any) to stop.</summary>
+    public static async Task CancelAsync(JobBus.Connected connected, string id, int status, string title, string detail)
+    {
+        for (int attempt = 0; attempt < 5 && await JobBus.ReadAsync(connected, id, CancellationToken.None) is { State.Ended: false } current; attempt++)
+        {
+            if (await JobBus.TryWriteAsync(connected, current.State.Fail(status, title, detail), current.Revision, CancellationToken.None) is not null)
+                break;
+        }
+        await connected.Connection.PublishAsync(JobBus.CancelSubject(id), Array.Empty<byte>(), cancellationToken: CancellationToken.None);
+    }
+
+    /// <summary>A failed job's problem details as the response.</summary>
+    public static IResult Problem(JsonObject? error) => ApiRequests.Problem(
+        error?["status"]?.GetValue<int>() ?? StatusCodes.Status500InternalServerError,
+        error?["title"]?.GetValue<string>() ?? "Failed",
+        error?["detail"]?.GetValue<string>() ?? "The job failed.");
+}

@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Mirage.Host.Tests.Server;
+
+namespace Mirage.Host.Tests.Scaling;
+
+/// <summary>Chat completions through the api and worker roles: the single process's answers, streamed or not, and what a client sees when the worker dies mid-answer.</summary>
+public sealed partial class ScaleOutChatTests
+{
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    [GeneratedRegex("\"id\":\"chatcmpl-[0-9a-f]+\",|\"created\":[0-9]+,")]
+    private static partial Regex PerResponseFields();
+
+    internal static object Chat(string question, bool stream, string? citationMethod = null) => new
+    {
+        messages = new[] { new { role = "user", content = question } },
+        passages = RunningServer.Passages,
+        stream,
+        citations = citationMethod is null ? null : new { method = citationMethod },
+    };
+
+    /// <summary>The response body with its id and creation time (which differ per response) taken out.</summary>
+    internal static async Task<string> ComparableAsync(HttpResponseMessage response) =>
+        PerResponseFields().Replace(await response.Content.ReadAsStringAsync(Token), "");
+
+    [Fact]
+    public async Task ChatThroughWorkers_AnswersAsTheSingleProcess_StreamedOrNot()
+    {
+        string[] questions = ["Which organisation does Lousdrur Rourti work for?", "Where was Caszais Rourti born?"];
+        var reference = new List<string>();
+        await using (var single = await RunningServer.StartAsync())
+        {
+            foreach (var question in questions)
+            foreach (var stream in new[] { false, true })
+                reference.Add(await ComparableAsync(await single.PostAsync("/v1/chat/completions", Chat(question, stream))));
+        }
+        await using var cluster = await ScaleOut.StartAsync(workers: 1);
+        int i = 0;
+        foreach (var question in questions)
+        foreach (var stream in new[] { false, true })
+        {
+            var response = await cluster.Api.PostAsync("/v1/chat/completions", Chat(question, stream));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(stream ? "text/event-stream" : "application/json", response.Content.Headers.ContentType!.MediaType);
+            Assert.Equal(reference[i++], await ComparableAsync(response));
+        }
+
+        // Input the model refuses is a plain 400 before any chunk, as in one process.
+        var tooLong = await cluster.Api.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = new string('x', 200_000) } }, stream = true });
+        Assert.Equal(HttpStatusCode.BadRequest, tooLong.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await cluster.Api.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, model = "gpt-4o" })).StatusCode);
+    }
+
+    [Fact]
+    public async Task AWorkerThatHangsMidStream_EndsTheStreamWithAnError_AndAHungNonStreamedAnswerIsFinishedElsewhere()
+    {
+        await using var cluster = await ScaleOut.StartAsync(workers: 2, workerSettings: ["--Nats:AckWaitSeconds=2"]);
+
+        // Occlusion makes the citing after the tokens slow enough to freeze the worker mid-stream.
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = JsonContent.Create(Chat("Which organisation does Lousdrur Rourti work for?", stream: true, "occlusion")) };
+        using (var response = await cluster.Api.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Token))
+        {
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Token));
+            var events = new List<string>();
+            while (events.Count < 2 && await reader.ReadLineAsync(Token) is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                    events.Add(line["data: ".Length..]);
+            }
+            var streaming = await cluster.AnyRunningAsync();
+            streaming.Freeze();
+            while (await reader.ReadLineAsync(Token) is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                    events.Add(line["data: ".Length..]);
+            }
+            Assert.Equal("[DONE]", events[^1]);
+            Assert.Contains("stopped mid-answer", JsonNode.Parse(events[^2])!["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.DoesNotContain(events, e => e.Contains("annotations", StringComparison.Ordinal));
+            streaming.Thaw();
+        }
+
+        // Not streamed: the client sees only a longer wait.
+        var answer = cluster.Api.PostAsync("/v1/chat/completions", Chat("Where was Caszais Rourti born?", stream: false, "occlusion"));
+        var hung = await cluster.AnyRunningAsync();
+        hung.Freeze();
+        var completed = await answer;
+        Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+        var body = JsonNode.Parse(await completed.Content.ReadAsStringAsync(Token))!;
+        Assert.NotEmpty(body["choices"]![0]!["message"]!["annotations"]!.AsArray());
+        hung.Thaw();
+    }
+}
