@@ -70,6 +70,8 @@ public static class MirageServer
         }
         if (settings.Role == ServerRoles.Api)
         {
+            builder.Services.AddSingleton<JobWatch>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<JobWatch>());
             builder.Services.AddSingleton<RemoteJobs>();
             builder.Services.AddSingleton<RemoteCitations>();
             builder.Services.AddSingleton<RemoteChat>();
@@ -126,12 +128,12 @@ public static class MirageServer
     private static void MapApi(WebApplication app)
     {
         app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
-        app.MapPost("/v1/citations", (HttpContext http, RemoteCitations citations) => citations.CiteAsync(http));
-        app.MapPost("/v1/chat/completions", (HttpContext http, RemoteChat chat) => chat.HandleAsync(http));
-        app.MapPost("/v1/citations/jobs", (HttpContext http, RemoteCitations citations) => citations.CreateJobAsync(http));
-        app.MapGet("/v1/citations/jobs/{id}", (string id, RemoteCitations citations, CancellationToken cancellationToken) => citations.GetJobAsync(id, cancellationToken));
-        app.MapDelete("/v1/citations/jobs/{id}", (string id, RemoteCitations citations, CancellationToken cancellationToken) => citations.DeleteJobAsync(id, cancellationToken));
-        app.MapGet("/v1/models", (RemoteCitations citations, CancellationToken cancellationToken) => citations.ModelsAsync(cancellationToken));
+        app.MapPost("/v1/citations", (HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.CiteAsync(http)));
+        app.MapPost("/v1/chat/completions", (HttpContext http, RemoteJobs jobs, RemoteChat chat) => jobs.GuardAsync(http, () => chat.HandleAsync(http)));
+        app.MapPost("/v1/citations/jobs", (HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.CreateJobAsync(http)));
+        app.MapGet("/v1/citations/jobs/{id}", (string id, HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.GetJobAsync(id, http.RequestAborted)));
+        app.MapDelete("/v1/citations/jobs/{id}", (string id, HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.DeleteJobAsync(id, http.RequestAborted)));
+        app.MapGet("/v1/models", (HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.ModelsAsync(http.RequestAborted)));
     }
 
     /// <summary>An HTML response under its Content-Security-Policy (which also forbids framing by other sites).</summary>

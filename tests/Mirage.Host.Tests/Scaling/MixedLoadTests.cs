@@ -82,7 +82,7 @@ public sealed class MixedLoadTests
                 await Task.Delay(20, Token);
             var leaving = cluster.Workers.First(w => !w.HasExited);
             Assert.Equal(0, await leaving.StopAsync());
-            cluster.Workers.Add(await WorkerProcess.StartAsync(cluster.Nats.Url, workerSettings));
+            cluster.Workers.Add(await ServeProcess.StartWorkerAsync(cluster.Nats.Url, workerSettings));
         }, Token);
         await Task.WhenAll(Enumerable.Range(0, Total).Select(async i =>
         {

@@ -16,7 +16,7 @@ internal sealed class ScaleOut : IAsyncDisposable
 {
     private readonly NatsConnection _connection;
 
-    private ScaleOut(NatsServerProcess nats, RunningServer api, List<WorkerProcess> workers, NatsConnection connection)
+    private ScaleOut(NatsServerProcess nats, RunningServer api, List<ServeProcess> workers, NatsConnection connection)
     {
         Nats = nats;
         Api = api;
@@ -30,13 +30,13 @@ internal sealed class ScaleOut : IAsyncDisposable
 
     public RunningServer Api { get; private set; }
 
-    public List<WorkerProcess> Workers { get; }
+    public List<ServeProcess> Workers { get; }
 
     /// <summary>Starts NATS, <paramref name="workers"/> workers (with <paramref name="workerSettings"/>) and an api (with <paramref name="apiSettings"/>), ready when the api lists the reader.</summary>
     public static async Task<ScaleOut> StartAsync(int workers, string[]? workerSettings = null, string[]? apiSettings = null)
     {
         var nats = await NatsServerProcess.StartAsync();
-        var started = await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => WorkerProcess.StartAsync(nats.Url, workerSettings ?? [])));
+        var started = await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => ServeProcess.StartWorkerAsync(nats.Url, workerSettings ?? [])));
         var api = await RunningServer.StartAsync(["--Server:Role=api", $"--Nats:Url={nats.Url}", .. apiSettings ?? []]);
         var connection = new NatsConnection(NatsOpts.Default with { Url = nats.Url });
         var cluster = new ScaleOut(nats, api, [.. started], connection);
@@ -73,7 +73,7 @@ internal sealed class ScaleOut : IAsyncDisposable
     }
 
     /// <summary>The worker process that is running job <paramref name="id"/>, once one is.</summary>
-    public async Task<WorkerProcess> WhenRunningAsync(string id)
+    public async Task<ServeProcess> WhenRunningAsync(string id)
     {
         for (int i = 0; i < 1000; i++)
         {
@@ -85,7 +85,7 @@ internal sealed class ScaleOut : IAsyncDisposable
     }
 
     /// <summary>The worker process running some job, once one is (for requests whose job id the client does not see).</summary>
-    public async Task<WorkerProcess> AnyRunningAsync()
+    public async Task<ServeProcess> AnyRunningAsync()
     {
         var store = await new NatsKVContext(new NatsJSContext(_connection)).GetStoreAsync(JobBus.JobsBucket, Token);
         for (int i = 0; i < 1000; i++)

@@ -203,6 +203,84 @@ public sealed class ScaleOutTests
             Assert.Equal("done", (await cluster.WaitAsync(id))["status"]!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task TheApiKilledWithJobsInFlight_LeavesThemRunning_AndASecondApiHasTheirResults()
+    {
+        await using var cluster = await ScaleOut.StartAsync(workers: 1);
+        var ids = new List<string>();
+        using (var first = await ServeProcess.StartApiAsync(cluster.Nats.Url))
+        {
+            using var http = new HttpClient { BaseAddress = first.Address };
+            for (int i = 0; i < 4; i++)
+            {
+                var accepted = await http.PostAsync("/v1/citations/jobs", System.Net.Http.Json.JsonContent.Create(SlowBody(i)), Token);
+                Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+                ids.Add(JsonNode.Parse(await accepted.Content.ReadAsStringAsync(Token))!["id"]!.GetValue<string>());
+            }
+            first.Kill();
+        }
+        foreach (var id in ids)
+            Assert.Equal("done", (await cluster.WaitAsync(id))["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AWorkerStoppedMidJob_HandsItBack_AndAnotherFinishesIt()
+    {
+        await using var cluster = await ScaleOut.StartAsync(workers: 2, workerSettings: ["--Server:ShutdownTimeoutSeconds=0"]);
+        var id = await cluster.SubmitAsync(SlowBody(0));
+        var leaving = await cluster.WhenRunningAsync(id);
+        Assert.Equal(0, await leaving.StopAsync());
+        Assert.Contains("handed back on shutdown", leaving.Output, StringComparison.Ordinal);
+
+        Assert.Equal("done", (await cluster.WaitAsync(id))["status"]!.GetValue<string>());
+        Assert.DoesNotContain($"-{leaving.ProcessId}-", (await cluster.StateAsync(id))!.Worker!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AThreeNodeClusterWithThreeReplicas_LosesANode_AndNoJob()
+    {
+        var nodes = await NatsServerProcess.StartClusterAsync(3);
+        try
+        {
+            var urls = string.Join(",", nodes.Select(n => n.Url));
+            string[] settings = [$"--Nats:Url={urls}", "--Nats:Replicas=3"];
+            using var worker = await ServeProcess.StartWorkerAsync(nodes[1].Url, ["--Nats:AckWaitSeconds=2", .. settings]);
+            await using var api = await RunningServer.StartAsync(["--Server:Role=api", .. settings]);
+            async Task<string> Submit(object body)
+            {
+                for (int attempt = 0; ; attempt++)
+                {
+                    var response = await api.PostAsync("/v1/citations/jobs", body);
+                    if (response.StatusCode == HttpStatusCode.Accepted)
+                        return JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["id"]!.GetValue<string>();
+                    Assert.True(attempt < 200, await response.Content.ReadAsStringAsync(Token));
+                    await Task.Delay(100, Token);
+                }
+            }
+            var ids = new List<string>();
+            for (int i = 0; i < 10; i++)
+                ids.Add(await Submit(i % 5 == 0 ? SlowBody(i) : Body(Answers[i % Answers.Length])));
+            nodes[0].Kill();
+            for (int i = 0; i < 10; i++)
+                ids.Add(await Submit(Body(Answers[i % Answers.Length])));
+            foreach (var id in ids)
+            {
+                JsonNode job;
+                do
+                {
+                    job = JsonNode.Parse(await api.Http.GetStringAsync($"/v1/citations/jobs/{id}", Token))!;
+                    await Task.Delay(25, Token);
+                }
+                while (job["status"]!.GetValue<string>() is "queued" or "running");
+                Assert.Equal("done", job["status"]!.GetValue<string>());
+            }
+        }
+        finally
+        {
+            nodes.ForEach(n => n.Dispose());
+        }
+    }
+
     // While the api reconnects, a submit may meet 503; a client retries.
     private static async Task<string> SubmitWhenBackAsync(ScaleOut cluster, object body)
     {

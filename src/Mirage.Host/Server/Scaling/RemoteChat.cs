@@ -48,7 +48,7 @@ internal sealed class RemoteChat(RemoteJobs jobs, IOptions<ServerOptions> settin
         var (queued, refused) = await jobs.SubmitAsync(http, connected, id, JobMessage.Chat, request.Model, body, limit.Token);
         if (refused is not null)
             return refused;
-        var ended = RemoteJobs.WaitForEndAsync(connected, queued!.Id, limit.Token);
+        var ended = jobs.WaitForEndAsync(connected, queued!.Id, limit.Token);
         bool started = false;
         try
         {

@@ -10,7 +10,7 @@ namespace Mirage.Host.Server.Scaling;
 /// result, byte for byte what one process answers (timings aside); <c>/v1/citations/jobs</c>
 /// answers 202 at once, and any api finds the job by id in the job bucket.
 /// </summary>
-internal sealed class RemoteCitations(RemoteJobs jobs, JobBus bus, IOptions<ServerOptions> settings)
+internal sealed class RemoteCitations(RemoteJobs jobs, JobBus bus, JobWatch watch, IOptions<ServerOptions> settings)
 {
     /// <summary><c>POST /v1/citations</c>.</summary>
     public async Task<IResult> CiteAsync(HttpContext http)
@@ -73,8 +73,7 @@ internal sealed class RemoteCitations(RemoteJobs jobs, JobBus bus, IOptions<Serv
     /// <summary><c>GET /v1/models</c>: the models live workers serve.</summary>
     public async Task<IResult> ModelsAsync(CancellationToken cancellationToken)
     {
-        var connected = await bus.ReadyAsync(cancellationToken);
-        var models = await WorkerRegistry.LiveModelsAsync(connected, cancellationToken);
+        var models = await watch.LiveModelsAsync(cancellationToken);
         return Results.Json(new { @object = "list", data = models.Select(id => new { id, @object = "model", created = 0, owned_by = "mirage" }) });
     }
 }

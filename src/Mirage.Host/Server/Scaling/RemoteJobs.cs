@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using NATS.Client.Core;
 using NATS.Client.JetStream;
 
 namespace Mirage.Host.Server.Scaling;
@@ -16,7 +17,7 @@ namespace Mirage.Host.Server.Scaling;
 /// <see cref="ServerOptions.MaxQueueLength"/> jobs, 503 while NATS or every worker is away, 404 for
 /// a model no live worker serves.
 /// </summary>
-internal sealed class RemoteJobs(JobBus bus, IOptions<ServerOptions> settings, IHostApplicationLifetime lifetime)
+internal sealed class RemoteJobs(JobBus bus, JobWatch watch, IOptions<ServerOptions> settings, IHostApplicationLifetime lifetime)
 {
     private const int MaxMessagesExceeded = 10077;
 
@@ -43,7 +44,7 @@ internal sealed class RemoteJobs(JobBus bus, IOptions<ServerOptions> settings, I
     public async Task<(JobState? State, IResult? Error)> SubmitAsync(HttpContext http, JobBus.Connected connected, string id, string kind, string? requestedModel, JsonElement request, CancellationToken cancellationToken)
     {
         var options = settings.Value;
-        var live = await WorkerRegistry.LiveModelsAsync(connected, cancellationToken);
+        var live = await watch.LiveModelsAsync(cancellationToken);
         string? model = requestedModel ?? (live.Count == 1 ? live[0] : null);
         if (model is null)
         {
@@ -91,7 +92,7 @@ internal sealed class RemoteJobs(JobBus bus, IOptions<ServerOptions> settings, I
             return (null, error);
         try
         {
-            return (await WaitForEndAsync(connected!, state!.Id, limit.Token), null);
+            return (await watch.WhenEndedAsync(connected!, state!.Id, limit.Token), null);
         }
         catch (OperationCanceledException)
         {
@@ -123,14 +124,23 @@ internal sealed class RemoteJobs(JobBus bus, IOptions<ServerOptions> settings, I
     }
 
     /// <summary>The job's state once it has ended.</summary>
-    public static async Task<JobState> WaitForEndAsync(JobBus.Connected connected, string id, CancellationToken cancellationToken)
+    public Task<JobState> WaitForEndAsync(JobBus.Connected connected, string id, CancellationToken cancellationToken) => watch.WhenEndedAsync(connected, id, cancellationToken);
+
+    /// <summary>
+    /// Runs an api endpoint, answering 503 with Retry-After when NATS does not answer in time (a
+    /// node lost, the cluster electing a leader) rather than failing with 500.
+    /// </summary>
+    public async Task<IResult> GuardAsync(HttpContext http, Func<Task<IResult>> endpoint)
     {
-        await foreach (var entry in connected.Jobs.WatchAsync<byte[]>(id, cancellationToken: cancellationToken))
+        try
         {
-            if (entry.Value is { Length: > 0 } bytes && JobState.FromBytes(bytes) is { Ended: true } state)
-                return state;
+            return await endpoint();
         }
-        throw new OperationCanceledException(cancellationToken);
+        catch (Exception e) when (e is NatsException or TimeoutException && !http.Response.HasStarted)
+        {
+            http.Response.Headers.RetryAfter = settings.Value.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Queue not reachable", "NATS did not answer in time; retry shortly.");
+        }
     }
 
     /// <summary>Ends the job as cancelled unless it ended already, then tells its worker (if any) to stop.</summary>

@@ -5,22 +5,30 @@ using Mirage.Tests;
 namespace Mirage.Host.Tests.Scaling;
 
 /// <summary>
-/// A real <c>mirage serve --role worker</c> process on the embedded reader, ready once its
-/// <c>/health</c> says the model is loaded and NATS connected. It can be frozen (SIGSTOP: alive but
-/// silent, as a hung machine), thawed, or killed (SIGKILL).
+/// A real <c>mirage serve --role worker</c> (on the embedded reader) or <c>--role api</c> process,
+/// ready once its <c>/health</c> says the model is loaded (a worker) and NATS is connected. It can
+/// be frozen (SIGSTOP: alive but silent, as a hung machine), thawed, stopped (SIGTERM) or killed
+/// (SIGKILL).
 /// </summary>
-internal sealed class WorkerProcess : IDisposable
+internal sealed class ServeProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
 
-    private WorkerProcess(Process process) => _process = process;
+    private ServeProcess(Process process, Uri address)
+    {
+        _process = process;
+        Address = address;
+    }
+
+    /// <summary>Where its HTTP listens.</summary>
+    public Uri Address { get; }
 
     public int ProcessId => _process.Id;
 
     public bool HasExited => _process.HasExited;
 
-    /// <summary>What the worker logged, for a failing test's message.</summary>
+    /// <summary>What the process logged, for a failing test's message.</summary>
     public string Output
     {
         get
@@ -30,33 +38,39 @@ internal sealed class WorkerProcess : IDisposable
         }
     }
 
-    public static async Task<WorkerProcess> StartAsync(string natsUrl, params string[] settings)
+    public static Task<ServeProcess> StartWorkerAsync(string natsUrl, params string[] settings) =>
+        StartAsync(["serve", "--role", "worker", "--nats", natsUrl, "--model", SharedAssets.EmbeddedReader, .. settings]);
+
+    public static Task<ServeProcess> StartApiAsync(string natsUrl, params string[] settings) =>
+        StartAsync(["serve", "--role", "api", "--nats", natsUrl, .. settings]);
+
+    private static async Task<ServeProcess> StartAsync(string[] arguments)
     {
         int port = FreePort.Next();
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "mirage")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in (string[])["serve", "--role", "worker", "--nats", natsUrl, "--model", SharedAssets.EmbeddedReader, "--urls", $"http://127.0.0.1:{port}", .. settings])
+        foreach (var argument in (string[])[.. arguments, "--urls", $"http://127.0.0.1:{port}"])
             start.ArgumentList.Add(argument);
-        var worker = new WorkerProcess(Process.Start(start)!);
-        worker._process.OutputDataReceived += (_, e) => worker.Append(e.Data);
-        worker._process.ErrorDataReceived += (_, e) => worker.Append(e.Data);
-        worker._process.BeginOutputReadLine();
-        worker._process.BeginErrorReadLine();
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var started = new ServeProcess(Process.Start(start)!, new Uri($"http://127.0.0.1:{port}"));
+        started._process.OutputDataReceived += (_, e) => started.Append(e.Data);
+        started._process.ErrorDataReceived += (_, e) => started.Append(e.Data);
+        started._process.BeginOutputReadLine();
+        started._process.BeginErrorReadLine();
+        using var http = new HttpClient { BaseAddress = started.Address };
         for (int i = 0; i < 600; i++)
         {
-            if (worker._process.HasExited)
-                throw new InvalidOperationException($"The worker exited ({worker._process.ExitCode}):\n{worker.Output}");
+            if (started._process.HasExited)
+                throw new InvalidOperationException($"mirage serve exited ({started._process.ExitCode}):\n{started.Output}");
             try
             {
                 if ((await http.GetAsync("/health", TestContext.Current.CancellationToken)).IsSuccessStatusCode)
-                    return worker;
+                    return started;
             }
             catch (HttpRequestException)
             {
             }
             await Task.Delay(50, TestContext.Current.CancellationToken);
         }
-        throw new TimeoutException($"The worker did not become ready:\n{worker.Output}");
+        throw new TimeoutException($"mirage serve did not become ready:\n{started.Output}");
     }
 
     public void Freeze() => Signal("STOP");
