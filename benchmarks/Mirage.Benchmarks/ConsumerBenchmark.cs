@@ -255,6 +255,6 @@ internal static class ConsumerBenchmark
 
     private static long FolderBytes(string folder) => Directory.GetFiles(folder).Sum(f => new FileInfo(f).Length);
 
-    private static string CpuName() =>
+    internal static string CpuName() =>
         File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
 }

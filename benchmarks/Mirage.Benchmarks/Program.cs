@@ -14,13 +14,13 @@ var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ 
 var generated = new Option<int>("--generate") { DefaultValueFactory = _ => 64, Description = "Tokens to generate." };
 var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed repetitions (after one warm-up)." };
 var skipLarge = new Option<bool>("--skip-135m") { Description = "Only measure stories260K." };
-var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), load (the HTTP service under concurrent clients), gguf (GGUF load time, memory and dequantization speed), attention (SDPA against explicit attention by length and dtype), or consumer (citing a 0.5B-shaped model from a folder, GGUF F32 and Q4_K_M on both engines, peak memory against llama.cpp's own).", DefaultValueFactory = _ => "all" };
-suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load", "gguf", "attention", "consumer");
+var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), load (the HTTP service under concurrent clients), gguf (GGUF load time, memory and dequantization speed), attention (SDPA against explicit attention by length and dtype), consumer (citing a 0.5B-shaped model from a folder, GGUF F32 and Q4_K_M on both engines, peak memory against llama.cpp's own), or scaleout (the api and worker roles on NATS against one process: cost per request, throughput with 1-3 workers; needs nats-server).", DefaultValueFactory = _ => "all" };
+suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load", "gguf", "attention", "consumer", "scaleout");
 var include8B = new Option<bool>("--include-8b") { Description = "consumer: also a Llama-3.1-8B-shaped Q4_K_M file (4.9 GB written to the temporary folder; minutes per run on a laptop CPU)." };
 var measureLoad = new Option<string?>("--measure-load") { Description = "gguf: (internal) load this model in this process and print seconds and peak memory.", Hidden = true };
 var measureConsumer = new Option<string?>("--measure-consumer") { Description = "consumer: (internal) run one configuration in this process and print its report.", Hidden = true };
-var clients = new Option<int>("--clients") { DefaultValueFactory = _ => 8, Description = "load: concurrent clients." };
-var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 60, Description = "load: how long the clients run." };
+var clients = new Option<int>("--clients") { DefaultValueFactory = _ => 8, Description = "load, scaleout: concurrent clients." };
+var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 60, Description = "load, scaleout: how long the clients run (per row)." };
 var queue = new Option<int>("--queue") { DefaultValueFactory = _ => 64, Description = "load: the server's queue length (Server:MaxQueueLength)." };
 var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1, Description = "load: requests a worker cites as one batch (Server:BatchSize)." };
 var loadModel = new Option<string?>("--model") { Description = "load: model folder (default: the embedded reader)." };
@@ -48,6 +48,11 @@ root.SetAction(parse =>
     if (parse.GetRequiredValue(suite) == "load")
     {
         LoadBenchmark.RunAsync(parse.GetValue(clients), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(loadModel), parse.GetValue(queue), parse.GetValue(batch)).GetAwaiter().GetResult();
+        return 0;
+    }
+    if (parse.GetRequiredValue(suite) == "scaleout")
+    {
+        ScaleOutBenchmark.RunAsync(parse.GetValue(clients), TimeSpan.FromSeconds(parse.GetValue(seconds))).GetAwaiter().GetResult();
         return 0;
     }
     if (parse.GetRequiredValue(suite) == "attention")

@@ -32,10 +32,10 @@ internal sealed class ScaleOut : IAsyncDisposable
 
     public List<ServeProcess> Workers { get; }
 
-    /// <summary>Starts NATS, <paramref name="workers"/> workers (with <paramref name="workerSettings"/>) and an api (with <paramref name="apiSettings"/>), ready when the api lists the reader.</summary>
-    public static async Task<ScaleOut> StartAsync(int workers, string[]? workerSettings = null, string[]? apiSettings = null)
+    /// <summary>Starts NATS (with <paramref name="natsArguments"/>), <paramref name="workers"/> workers (with <paramref name="workerSettings"/>) and an api (with <paramref name="apiSettings"/>), ready when the api lists the reader.</summary>
+    public static async Task<ScaleOut> StartAsync(int workers, string[]? workerSettings = null, string[]? apiSettings = null, string[]? natsArguments = null)
     {
-        var nats = await NatsServerProcess.StartAsync();
+        var nats = await NatsServerProcess.StartAsync(natsArguments ?? []);
         var started = await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => ServeProcess.StartWorkerAsync(nats.Url, workerSettings ?? [])));
         var api = await RunningServer.StartAsync(["--Server:Role=api", $"--Nats:Url={nats.Url}", .. apiSettings ?? []]);
         var connection = new NatsConnection(NatsOpts.Default with { Url = nats.Url });

@@ -281,6 +281,26 @@ public sealed class ScaleOutTests
         }
     }
 
+    [Fact]
+    public async Task WhatNatsCannotCarry_IsRefusedNamingMaxPayload()
+    {
+        using var config = new Mirage.Tests.TempDirectory();
+        File.WriteAllText(config.File("nats.conf"), "max_payload: 8192\n");
+        await using var cluster = await ScaleOut.StartAsync(workers: 1, natsArguments: ["-c", config.File("nats.conf")]);
+
+        // A request past the server's limit is a 413 before it is queued.
+        var passages = Enumerable.Range(0, 8).Select(i => new { id = $"{i}", text = string.Concat(Enumerable.Repeat($"Passage {i} says little. ", 40)) }).ToArray();
+        var big = await cluster.Api.PostAsync("/v1/citations", new { question = RunningServer.Question, passages, answer = Answers[0] });
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, big.StatusCode);
+        Assert.Contains("max_payload", await big.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+
+        // A request under it whose result is over it fails naming the limit, at once, not after every retry.
+        var job = await cluster.WaitAsync(await cluster.SubmitAsync(Body(Answers[2])));
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal("Result too large", job["error"]!["title"]!.GetValue<string>());
+        Assert.Contains("max_payload", job["error"]!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
     // While the api reconnects, a submit may meet 503; a client retries.
     private static async Task<string> SubmitWhenBackAsync(ScaleOut cluster, object body)
     {

@@ -133,6 +133,9 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
         }
     }
 
+    /// <summary>The largest message the connected server takes (its max_payload; 1 MiB by default), less room for headers.</summary>
+    public static long MaxMessageBytes(Connected bus) => (bus.Connection.ServerInfo?.MaxPayload ?? 1 << 20) - 4096;
+
     /// <summary>A job's state and its revision, or null when the bucket has none (never queued, or expired).</summary>
     public static async Task<(JobState State, ulong Revision)?> ReadAsync(Connected bus, string id, CancellationToken cancellationToken)
     {

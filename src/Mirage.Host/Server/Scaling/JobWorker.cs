@@ -192,6 +192,12 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
     // The end is stored before the ack, so a worker that dies between the two leaves a job the next delivery finds ended.
     private static async Task EndAsync(JobBus.Connected connected, INatsJSMsg<byte[]> message, JobState ended, ulong revision)
     {
+        int size = ended.ToBytes().Length;
+        if (size > JobBus.MaxMessageBytes(connected))
+        {
+            ended = (ended with { Result = null }).Fail(StatusCodes.Status500InternalServerError, "Result too large",
+                $"The result is {size:N0} bytes; the queue's server stores at most {JobBus.MaxMessageBytes(connected):N0} (NATS max_payload). Send fewer or shorter passages, or raise max_payload.");
+        }
         // A failed write means another writer (a cancel) ended the job first; its end stands.
         await JobBus.TryWriteAsync(connected, ended, revision, CancellationToken.None);
         await message.AckAsync(cancellationToken: CancellationToken.None);

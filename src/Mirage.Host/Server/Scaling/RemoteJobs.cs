@@ -55,6 +55,12 @@ internal sealed class RemoteJobs(JobBus bus, JobWatch watch, IOptions<ServerOpti
         if (!live.Contains(model))
             return (null, CitationsEndpoint.UnknownModel(model, live));
 
+        var message = new JobMessage(id, kind, model, request, DateTimeOffset.UtcNow.AddSeconds(options.RequestTimeoutSeconds)).ToBytes();
+        if (message.Length > JobBus.MaxMessageBytes(connected))
+        {
+            return (null, ApiRequests.Problem(StatusCodes.Status413PayloadTooLarge, "Request too large",
+                $"The request is {message.Length:N0} bytes as a job; the queue's server takes at most {JobBus.MaxMessageBytes(connected):N0} (NATS max_payload). Send fewer or shorter passages, or raise max_payload."));
+        }
         var state = new JobState(id, JobState.Queued, model);
         var created = await connected.Jobs.TryCreateAsync(id, state.ToBytes(), cancellationToken: cancellationToken);
         if (!created.Success)
@@ -62,10 +68,9 @@ internal sealed class RemoteJobs(JobBus bus, JobWatch watch, IOptions<ServerOpti
             // The same key raced in from another request: answer with that job.
             return await JobBus.ReadAsync(connected, id, cancellationToken) is { } raced ? (raced.State, null) : (null, ApiRequests.Problem(StatusCodes.Status409Conflict, "Conflict", "The job could not be created; retry."));
         }
-        var message = new JobMessage(id, kind, model, request, DateTimeOffset.UtcNow.AddSeconds(options.RequestTimeoutSeconds));
         try
         {
-            var ack = await connected.JetStream.PublishAsync(JobBus.JobSubject(JobBus.ModelKey(model)), message.ToBytes(), opts: new NatsJSPubOpts { MsgId = id }, cancellationToken: cancellationToken);
+            var ack = await connected.JetStream.PublishAsync(JobBus.JobSubject(JobBus.ModelKey(model)), message, opts: new NatsJSPubOpts { MsgId = id }, cancellationToken: cancellationToken);
             ack.EnsureSuccess();
         }
         catch (NatsJSApiException e) when (e.Error.ErrCode == MaxMessagesExceeded)
