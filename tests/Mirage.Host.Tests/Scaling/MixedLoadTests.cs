@@ -10,6 +10,7 @@ namespace Mirage.Host.Tests.Scaling;
 /// jobs) while one worker is killed mid-job and another is stopped and replaced: every request gets
 /// exactly its own answer, the one a single process gives.
 /// </summary>
+[Collection(nameof(ScaleOut))]
 public sealed class MixedLoadTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;

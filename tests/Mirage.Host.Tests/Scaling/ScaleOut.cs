@@ -8,6 +8,10 @@ using NATS.Client.KeyValueStore;
 
 namespace Mirage.Host.Tests.Scaling;
 
+/// <summary>The scale-out tests start processes by the handful: one class at a time (beside the other tests), so a loaded machine still starts them in time.</summary>
+[CollectionDefinition(nameof(ScaleOut))]
+public sealed class ScaleOutCollection;
+
 /// <summary>
 /// One NATS server, an api (in this process) and worker processes, as a deployment runs them; with
 /// the job bucket open to the test, to see which worker holds a job.
@@ -36,13 +40,33 @@ internal sealed class ScaleOut : IAsyncDisposable
     public static async Task<ScaleOut> StartAsync(int workers, string[]? workerSettings = null, string[]? apiSettings = null, string[]? natsArguments = null)
     {
         var nats = await NatsServerProcess.StartAsync(natsArguments ?? []);
-        var started = await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => ServeProcess.StartWorkerAsync(nats.Url, workerSettings ?? [])));
+        var starting = Enumerable.Range(0, workers).Select(_ => ServeProcess.StartWorkerAsync(nats.Url, workerSettings ?? [])).ToList();
+        try
+        {
+            await Task.WhenAll(starting);
+        }
+        catch
+        {
+            // Nothing a failed start began outlives the test.
+            foreach (var worker in starting.Where(t => t.IsCompletedSuccessfully))
+                worker.Result.Dispose();
+            nats.Dispose();
+            throw;
+        }
         var api = await RunningServer.StartAsync(["--Server:Role=api", $"--Nats:Url={nats.Url}", .. apiSettings ?? []]);
         var connection = new NatsConnection(NatsOpts.Default with { Url = nats.Url });
-        var cluster = new ScaleOut(nats, api, [.. started], connection);
-        if (workers > 0)
-            await cluster.WaitForModelsAsync(["reader"]);
-        return cluster;
+        var cluster = new ScaleOut(nats, api, [.. starting.Select(t => t.Result)], connection);
+        try
+        {
+            if (workers > 0)
+                await cluster.WaitForModelsAsync(["reader"]);
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>Replaces the api with a new one on the same NATS (the old one stopped, as a redeploy does).</summary>
@@ -54,7 +78,7 @@ internal sealed class ScaleOut : IAsyncDisposable
 
     public async Task WaitForModelsAsync(string[] models)
     {
-        for (int i = 0; i < 400; i++)
+        for (int i = 0; i < 2400; i++)
         {
             var listed = JsonNode.Parse(await Api.Http.GetStringAsync("/v1/models", Token))!["data"]!.AsArray().Select(m => m!["id"]!.GetValue<string>());
             if (listed.SequenceEqual(models))
@@ -87,19 +111,26 @@ internal sealed class ScaleOut : IAsyncDisposable
     /// <summary>The worker process running some job, once one is (for requests whose job id the client does not see).</summary>
     public async Task<ServeProcess> AnyRunningAsync()
     {
+        var running = await FindAsync(s => s is { Status: JobState.Running, Worker: not null });
+        return Workers.Single(w => running.Worker!.Contains($"-{w.ProcessId}-", StringComparison.Ordinal));
+    }
+
+    /// <summary>The first job state in the bucket that <paramref name="match"/> accepts, once there is one.</summary>
+    public async Task<JobState> FindAsync(Func<JobState, bool> match)
+    {
         var store = await new NatsKVContext(new NatsJSContext(_connection)).GetStoreAsync(JobBus.JobsBucket, Token);
         for (int i = 0; i < 1000; i++)
         {
             await foreach (var entry in store.WatchAsync<byte[]>(opts: new() { IgnoreDeletes = true, OnNoData = _ => ValueTask.FromResult(true) }, cancellationToken: Token))
             {
-                if (entry.Value is { Length: > 0 } bytes && JobState.FromBytes(bytes) is { Status: JobState.Running, Worker: { } worker })
-                    return Workers.Single(w => worker.Contains($"-{w.ProcessId}-", StringComparison.Ordinal));
+                if (entry.Value is { Length: > 0 } bytes && JobState.FromBytes(bytes) is var state && match(state))
+                    return state;
                 if (entry.Delta == 0)
                     break;
             }
             await Task.Delay(10, Token);
         }
-        throw new TimeoutException("No job ever ran.");
+        throw new TimeoutException("No job in the bucket matched.");
     }
 
     public async Task<string> SubmitAsync(object body, string? idempotencyKey = null)
@@ -119,9 +150,14 @@ internal sealed class ScaleOut : IAsyncDisposable
         var until = DateTime.UtcNow.AddSeconds(seconds);
         while (DateTime.UtcNow < until)
         {
-            var job = JsonNode.Parse(await Api.Http.GetStringAsync($"/v1/citations/jobs/{id}", Token))!;
-            if (job["status"]!.GetValue<string>() is "done" or "failed")
-                return job;
+            // A client retries a 503: NATS may be electing a leader or reconnecting.
+            var response = await Api.Http.GetAsync($"/v1/citations/jobs/{id}", Token);
+            if (response.StatusCode != System.Net.HttpStatusCode.ServiceUnavailable)
+            {
+                var job = JsonNode.Parse(await response.EnsureSuccessStatusCode().Content.ReadAsStringAsync(Token))!;
+                if (job["status"]!.GetValue<string>() is "done" or "failed")
+                    return job;
+            }
             await Task.Delay(25, Token);
         }
         throw new TimeoutException($"Job {id} did not end in {seconds} s. Workers said:\n{string.Join("\n---\n", Workers.Select(w => w.Output))}");

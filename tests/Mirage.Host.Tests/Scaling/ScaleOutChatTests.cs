@@ -7,6 +7,7 @@ using Mirage.Host.Tests.Server;
 namespace Mirage.Host.Tests.Scaling;
 
 /// <summary>Chat completions through the api and worker roles: the single process's answers, streamed or not, and what a client sees when the worker dies mid-answer.</summary>
+[Collection(nameof(ScaleOut))]
 public sealed partial class ScaleOutChatTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;

@@ -10,6 +10,7 @@ namespace Mirage.Host.Tests.Scaling;
 /// answers as the single process, and nothing lost, crossed or doubled when a worker hangs or dies,
 /// the queue server restarts, or the api is replaced.
 /// </summary>
+[Collection(nameof(ScaleOut))]
 public sealed class ScaleOutTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
@@ -148,10 +149,18 @@ public sealed class ScaleOutTests
     [Fact]
     public async Task AJobPastItsAttempts_FailsNamingTheSetting_AndTheOthersSucceed()
     {
-        await using var cluster = await ScaleOut.StartAsync(workers: 2, workerSettings: ["--Nats:AckWaitSeconds=2", "--Nats:MaxAttempts=1"]);
+        await using var cluster = await ScaleOut.StartAsync(workers: 3, workerSettings: ["--Nats:AckWaitSeconds=2", "--Nats:MaxAttempts=2"]);
         var poisoned = await cluster.SubmitAsync(SlowBody(1));
-        var worker = await cluster.WhenRunningAsync(poisoned);
-        worker.Kill();
+        // The job takes its worker down, each time it runs.
+        var first = await cluster.WhenRunningAsync(poisoned);
+        first.Kill();
+        ServeProcess second;
+        do
+        {
+            second = await cluster.WhenRunningAsync(poisoned);
+        }
+        while (second == first);
+        second.Kill();
 
         var failed = await cluster.WaitAsync(poisoned);
         Assert.Equal("failed", failed["status"]!.GetValue<string>());
@@ -180,6 +189,17 @@ public sealed class ScaleOutTests
         Assert.Equal("done", (await cluster.WaitAsync(waiting))["status"]!.GetValue<string>());
         // The cancelled job's worker stopped it and left its end alone.
         Assert.Equal(JobState.Failed, (await cluster.StateAsync(running))!.Status);
+
+        // A client that leaves cancels its job on the worker.
+        using (var leaving = new CancellationTokenSource())
+        {
+            var abandoned = cluster.Api.Http.PostAsync("/v1/citations", System.Net.Http.Json.JsonContent.Create(SlowBody(4)), leaving.Token);
+            await cluster.AnyRunningAsync();
+            await leaving.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+            var cancelled = await cluster.FindAsync(s => s.Error?["status"]?.GetValue<int>() == 499 && s.Id != running);
+            Assert.Equal(JobState.Failed, cancelled.Status);
+        }
 
         await cluster.ReplaceApiAsync("--Server:RequestTimeoutSeconds=0.3");
         var late = await cluster.Api.PostAsync("/v1/citations", SlowBody(3));
@@ -224,6 +244,38 @@ public sealed class ScaleOutTests
     }
 
     [Fact]
+    public async Task TheApiStopped_DrainsItsWaitingClients()
+    {
+        await using var cluster = await ScaleOut.StartAsync(workers: 1);
+        using var api = await ServeProcess.StartApiAsync(cluster.Nats.Url);
+        using var http = new HttpClient { BaseAddress = api.Address };
+        var waiting = http.PostAsync("/v1/citations", System.Net.Http.Json.JsonContent.Create(SlowBody(0)), Token);
+        await cluster.AnyRunningAsync();
+        var stopped = api.StopAsync();
+        var response = await waiting;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("\"sentences\"", await response.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+        Assert.Equal(0, await stopped);
+    }
+
+    [Fact]
+    public async Task NatsCredentials_ReachTheServer_AndNeverTheLogs()
+    {
+        using var nats = await NatsServerProcess.StartAsync("--user", "mirage", "--pass", "s3cret-pass");
+        using var worker = await ServeProcess.StartWorkerAsync(nats.Url, "--Nats:User=mirage", "--Nats:Password=s3cret-pass");
+        using var refused = await ServeProcess.LaunchApiAsync(nats.Url.Replace("nats://", "nats://mirage:wrong-s3cret@", StringComparison.Ordinal));
+        await using var api = await RunningServer.StartAsync("--Server:Role=api", $"--Nats:Url={nats.Url}", "--Nats:User=mirage", "--Nats:Password=s3cret-pass");
+        for (int i = 0; i < 200 && !(await api.Http.GetStringAsync("/v1/models", Token)).Contains("reader", StringComparison.Ordinal); i++)
+            await Task.Delay(50, Token);
+        Assert.Equal(HttpStatusCode.OK, (await api.PostAsync("/v1/citations", Body(Answers[0]))).StatusCode);
+
+        await refused.WaitForOutputAsync("not ready");
+        Assert.Contains("nats://***@127.0.0.1", refused.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("wrong-s3cret", refused.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-pass", worker.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AWorkerStoppedMidJob_HandsItBack_AndAnotherFinishesIt()
     {
         await using var cluster = await ScaleOut.StartAsync(workers: 2, workerSettings: ["--Server:ShutdownTimeoutSeconds=0"]);
@@ -248,12 +300,14 @@ public sealed class ScaleOutTests
             await using var api = await RunningServer.StartAsync(["--Server:Role=api", .. settings]);
             async Task<string> Submit(object body)
             {
-                for (int attempt = 0; ; attempt++)
+                // A client retries a 503 while the cluster elects new leaders.
+                var until = DateTime.UtcNow.AddSeconds(120);
+                while (true)
                 {
                     var response = await api.PostAsync("/v1/citations/jobs", body);
                     if (response.StatusCode == HttpStatusCode.Accepted)
                         return JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["id"]!.GetValue<string>();
-                    Assert.True(attempt < 200, await response.Content.ReadAsStringAsync(Token));
+                    Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < until, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Token)}");
                     await Task.Delay(100, Token);
                 }
             }
@@ -263,16 +317,20 @@ public sealed class ScaleOutTests
             nodes[0].Kill();
             for (int i = 0; i < 10; i++)
                 ids.Add(await Submit(Body(Answers[i % Answers.Length])));
+            var deadline = DateTime.UtcNow.AddSeconds(120);
             foreach (var id in ids)
             {
-                JsonNode job;
+                string last;
                 do
                 {
-                    job = JsonNode.Parse(await api.Http.GetStringAsync($"/v1/citations/jobs/{id}", Token))!;
                     await Task.Delay(25, Token);
+                    // A client retries a 503 while the cluster elects new leaders.
+                    var response = await api.Http.GetAsync($"/v1/citations/jobs/{id}", Token);
+                    last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Token)}";
+                    Assert.True(DateTime.UtcNow < deadline, $"Job {id} did not end; last answer: {last}\nworker:\n{worker.Output}");
                 }
-                while (job["status"]!.GetValue<string>() is "queued" or "running");
-                Assert.Equal("done", job["status"]!.GetValue<string>());
+                while (!last.StartsWith("200", StringComparison.Ordinal) || JsonNode.Parse(last[4..])!["status"]!.GetValue<string>() is "queued" or "running");
+                Assert.Equal("done", JsonNode.Parse(last[4..])!["status"]!.GetValue<string>());
             }
         }
         finally

@@ -44,7 +44,19 @@ internal sealed class ServeProcess : IDisposable
     public static Task<ServeProcess> StartApiAsync(string natsUrl, params string[] settings) =>
         StartAsync(["serve", "--role", "api", "--nats", natsUrl, .. settings]);
 
-    private static async Task<ServeProcess> StartAsync(string[] arguments)
+    /// <summary>An api that may never become ready (bad credentials, say): started, not waited for.</summary>
+    public static Task<ServeProcess> LaunchApiAsync(string natsUrl, params string[] settings) =>
+        StartAsync(["serve", "--role", "api", "--nats", natsUrl, .. settings], waitUntilReady: false);
+
+    /// <summary>Waits until the process has logged <paramref name="text"/>.</summary>
+    public async Task WaitForOutputAsync(string text)
+    {
+        for (int i = 0; i < 600 && !Output.Contains(text, StringComparison.Ordinal); i++)
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        Assert.Contains(text, Output, StringComparison.Ordinal);
+    }
+
+    private static async Task<ServeProcess> StartAsync(string[] arguments, bool waitUntilReady = true)
     {
         int port = FreePort.Next();
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "mirage")) { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -55,22 +67,39 @@ internal sealed class ServeProcess : IDisposable
         started._process.ErrorDataReceived += (_, e) => started.Append(e.Data);
         started._process.BeginOutputReadLine();
         started._process.BeginErrorReadLine();
-        using var http = new HttpClient { BaseAddress = started.Address };
-        for (int i = 0; i < 600; i++)
+        if (!waitUntilReady)
+            return started;
+        try
         {
-            if (started._process.HasExited)
-                throw new InvalidOperationException($"mirage serve exited ({started._process.ExitCode}):\n{started.Output}");
+            await started.WaitUntilReadyAsync();
+            return started;
+        }
+        catch
+        {
+            started.Dispose();
+            throw;
+        }
+    }
+
+    private async Task WaitUntilReadyAsync()
+    {
+        using var http = new HttpClient { BaseAddress = Address };
+        // Generous: a loaded CI machine starting several processes at once loads the model slowly.
+        for (int i = 0; i < 2400; i++)
+        {
+            if (_process.HasExited)
+                throw new InvalidOperationException($"mirage serve exited ({_process.ExitCode}):\n{Output}");
             try
             {
                 if ((await http.GetAsync("/health", TestContext.Current.CancellationToken)).IsSuccessStatusCode)
-                    return started;
+                    return;
             }
             catch (HttpRequestException)
             {
             }
             await Task.Delay(50, TestContext.Current.CancellationToken);
         }
-        throw new TimeoutException($"mirage serve did not become ready:\n{started.Output}");
+        throw new TimeoutException($"mirage serve did not become ready:\n{Output}");
     }
 
     public void Freeze() => Signal("STOP");

@@ -136,18 +136,30 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
     /// <summary>The largest message the connected server takes (its max_payload; 1 MiB by default), less room for headers.</summary>
     public static long MaxMessageBytes(Connected bus) => (bus.Connection.ServerInfo?.MaxPayload ?? 1 << 20) - 4096;
 
-    /// <summary>A job's state and its revision, or null when the bucket has none (never queued, or expired).</summary>
+    /// <summary>
+    /// A job's state and its revision, or null when the bucket has none (never queued, or expired).
+    /// A timeout or any other failure to read throws: "not there" must never be mistaken for "not
+    /// answered". The read may come from a replica a little behind; writes check the revision.
+    /// </summary>
     public static async Task<(JobState State, ulong Revision)?> ReadAsync(Connected bus, string id, CancellationToken cancellationToken)
     {
         var entry = await bus.Jobs.TryGetEntryAsync<byte[]>(id, cancellationToken: cancellationToken);
-        return entry.Success && entry.Value.Value is { Length: > 0 } bytes ? (JobState.FromBytes(bytes), entry.Value.Revision) : null;
+        if (!entry.Success)
+            return entry.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException ? null : throw entry.Error;
+        return entry.Value.Value is { Length: > 0 } bytes ? (JobState.FromBytes(bytes), entry.Value.Revision) : null;
     }
 
-    /// <summary>Replaces revision <paramref name="revision"/> of the job's state; the new revision, or null when another write came first.</summary>
+    /// <summary>
+    /// Replaces revision <paramref name="revision"/> of the job's state; the new revision, or null when
+    /// another write came first. A write that was not answered throws (it may or may not have landed;
+    /// the caller leaves the job unacknowledged, and its next delivery reads which).
+    /// </summary>
     public static async Task<ulong?> TryWriteAsync(Connected bus, JobState state, ulong revision, CancellationToken cancellationToken)
     {
         var written = await bus.Jobs.TryUpdateAsync(state.Id, state.ToBytes(), revision, cancellationToken: cancellationToken);
-        return written.Success ? written.Value : null;
+        if (written.Success)
+            return written.Value;
+        return written.Error is NatsKVWrongLastRevisionException ? null : throw written.Error;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

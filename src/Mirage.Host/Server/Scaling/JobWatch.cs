@@ -45,9 +45,16 @@ internal sealed class JobWatch(JobBus bus, ILogger<JobWatch> logger) : Backgroun
         {
             while (true)
             {
-                // Registered before reading, so an end between the read and the wait is not missed.
-                if (await JobBus.ReadAsync(connected, id, cancellationToken) is { State.Ended: true } current)
-                    return current.State;
+                // Registered before reading, so an end between the read and the wait is not missed. A read
+                // that times out (a leader being elected) is tried again; the request's own limit ends the wait.
+                try
+                {
+                    if (await JobBus.ReadAsync(connected, id, cancellationToken) is { State.Ended: true } current)
+                        return current.State;
+                }
+                catch (NatsException)
+                {
+                }
                 try
                 {
                     return await ended.Task.WaitAsync(Recheck, cancellationToken);

@@ -49,7 +49,10 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
         {
             try
             {
-                var message = await consumer.NextAsync<byte[]>(opts: new NatsJSNextOpts { Expires = TimeSpan.FromSeconds(5) }, cancellationToken: stopping);
+                // A pull whose server dies unanswered is given up after a while, and pulled again.
+                using var pull = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+                pull.CancelAfter(TimeSpan.FromSeconds(15));
+                var message = await consumer.NextAsync<byte[]>(opts: new NatsJSNextOpts { Expires = TimeSpan.FromSeconds(5), IdleHeartbeat = TimeSpan.FromSeconds(1) }, cancellationToken: pull.Token);
                 if (message is not null)
                     await HandleAsync(message, connected, loaded, stopping);
             }
@@ -57,10 +60,17 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
             {
                 return;
             }
-            catch (NatsException e)
+            catch (Exception e) when (e is NatsException or OperationCanceledException or TimeoutException)
             {
-                // A lost connection or a restarting server: the client reconnects; unacknowledged jobs are redelivered.
+                // A lost connection, a restarting server, a leader being elected: the client reconnects,
+                // and a job left unacknowledged is delivered again.
                 logger.LogWarning("Taking jobs from NATS failed: {Reason}", nats.Value.Redact(e.Message));
+                await Task.Delay(TimeSpan.FromSeconds(1), stopping).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+            catch (Exception e)
+            {
+                // A fault of Mirage's in one job must not stop the worker taking the others.
+                logger.LogError(e, "A job failed unexpectedly; it will be delivered again");
                 await Task.Delay(TimeSpan.FromSeconds(1), stopping).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
@@ -79,13 +89,26 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
             await message.AckTerminateAsync(cancellationToken: CancellationToken.None);
             return;
         }
-        if (await JobBus.ReadAsync(connected, job.Id, stopping) is not { } current || current.State.Ended)
+        var current = await JobBus.ReadAsync(connected, job.Id, stopping);
+        if (current is null)
         {
-            // Ended already (by this job's earlier worker, or a cancel), or expired: nothing to do twice.
+            // No state seen: a replica behind the api's write, or a state past its lifetime. The message
+            // is the authority: its state is created queued, unless the bucket's leader has one already.
+            var created = await connected.Jobs.TryCreateAsync(job.Id, new JobState(job.Id, JobState.Queued, job.Model).ToBytes(), cancellationToken: stopping);
+            if (!created.Success)
+            {
+                await message.NakAsync(cancellationToken: CancellationToken.None);
+                return;
+            }
+            current = (new JobState(job.Id, JobState.Queued, job.Model), created.Value);
+        }
+        if (current.Value.State.Ended)
+        {
+            // Ended already (by this job's earlier worker, or a cancel): nothing to do twice.
             await message.AckAsync(cancellationToken: CancellationToken.None);
             return;
         }
-        var (state, revision) = current;
+        var (state, revision) = current.Value;
         if (state.Streamed)
         {
             await EndAsync(connected, message, state.Fail(StatusCodes.Status500InternalServerError, "Failed",

@@ -37,7 +37,7 @@ internal sealed class RemoteChat(RemoteJobs jobs, IOptions<ServerOptions> settin
                 : RemoteJobs.Problem(state.Error));
         }
 
-        using var limit = jobs.RequestLimit(http);
+        using var limit = jobs.LimitFor(http);
         var (connected, unreachable) = await jobs.ConnectAsync(http, limit.Token);
         if (unreachable is not null)
             return unreachable;

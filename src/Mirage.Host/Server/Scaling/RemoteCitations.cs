@@ -35,7 +35,7 @@ internal sealed class RemoteCitations(RemoteJobs jobs, JobBus bus, JobWatch watc
         var key = http.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } given ? given : null;
         if (key is { Length: > 200 })
             return ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", "The Idempotency-Key header is longer than 200 characters.");
-        using var limit = jobs.RequestLimit(http);
+        using var limit = jobs.LimitFor(http);
         var (connected, unreachable) = await jobs.ConnectAsync(http, limit.Token);
         if (unreachable is not null)
             return unreachable;

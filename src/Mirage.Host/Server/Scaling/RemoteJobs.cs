@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using NATS.Client.KeyValueStore;
 
 namespace Mirage.Host.Server.Scaling;
 
@@ -65,6 +66,8 @@ internal sealed class RemoteJobs(JobBus bus, JobWatch watch, IOptions<ServerOpti
         var created = await connected.Jobs.TryCreateAsync(id, state.ToBytes(), cancellationToken: cancellationToken);
         if (!created.Success)
         {
+            if (created.Error is not NatsKVCreateException)
+                throw created.Error;
             // The same key raced in from another request: answer with that job.
             return await JobBus.ReadAsync(connected, id, cancellationToken) is { } raced ? (raced.State, null) : (null, ApiRequests.Problem(StatusCodes.Status409Conflict, "Conflict", "The job could not be created; retry."));
         }
@@ -88,7 +91,7 @@ internal sealed class RemoteJobs(JobBus bus, JobWatch watch, IOptions<ServerOpti
     /// </summary>
     public async Task<(JobState? State, IResult? Error)> RunAsync(HttpContext http, string kind, string? model, JsonElement request)
     {
-        using var limit = RequestLimit(http);
+        using var limit = LimitFor(http);
         var (connected, unreachable) = await ConnectAsync(http, limit.Token);
         if (unreachable is not null)
             return (null, unreachable);
@@ -105,12 +108,33 @@ internal sealed class RemoteJobs(JobBus bus, JobWatch watch, IOptions<ServerOpti
         }
     }
 
-    /// <summary>A token for a request's whole life: the client, shutdown and <see cref="ServerOptions.RequestTimeoutSeconds"/>.</summary>
-    public CancellationTokenSource RequestLimit(HttpContext http)
+    /// <summary>
+    /// A token for a request's whole life: the client, <see cref="ServerOptions.RequestTimeoutSeconds"/>,
+    /// and shutdown, which leaves waiting requests <see cref="ServerOptions.ShutdownTimeoutSeconds"/>
+    /// to get their answers before they are told 503 (the jobs themselves go on).
+    /// </summary>
+    public RequestLimit LimitFor(HttpContext http) => new(settings.Value, http.RequestAborted, lifetime.ApplicationStopping);
+
+    /// <summary>See <see cref="LimitFor"/>.</summary>
+    internal sealed class RequestLimit : IDisposable
     {
-        var limit = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
-        limit.CancelAfter(TimeSpan.FromSeconds(settings.Value.RequestTimeoutSeconds));
-        return limit;
+        private readonly CancellationTokenSource _source;
+        private readonly CancellationTokenRegistration _stopping;
+
+        public RequestLimit(ServerOptions options, CancellationToken client, CancellationToken stopping)
+        {
+            _source = CancellationTokenSource.CreateLinkedTokenSource(client);
+            _source.CancelAfter(TimeSpan.FromSeconds(options.RequestTimeoutSeconds));
+            _stopping = stopping.Register(() => _source.CancelAfter(TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds)));
+        }
+
+        public CancellationToken Token => _source.Token;
+
+        public void Dispose()
+        {
+            _stopping.Dispose();
+            _source.Dispose();
+        }
     }
 
     /// <summary>What a request whose wait was cut short answers; the job is cancelled unless the api itself is stopping.</summary>
