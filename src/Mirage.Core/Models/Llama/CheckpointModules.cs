@@ -24,6 +24,12 @@ internal sealed class Projection : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) => F.linear(x, weight, bias);
+
+    /// <summary>The weight <c>[out, in]</c>.</summary>
+    public Tensor Weight => weight;
+
+    /// <summary>The bias <c>[out]</c>, or null.</summary>
+    public Tensor? Bias => bias;
 }
 
 /// <summary>Token ids to rows of <c>weight [V, C]</c>, left unset until loaded.</summary>

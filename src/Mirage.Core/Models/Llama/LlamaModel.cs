@@ -46,6 +46,15 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         return result.MoveToOuterDisposeScope();
     }
 
+    /// <summary>The per-position scale <c>forward(x) = x * Scale(x)</c> (<c>[.., C]</c>, in the accumulation dtype), to fold the norm into a sum of parts.</summary>
+    public Tensor Scale(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var xf = x.to(Precision.Accumulate(x.dtype));
+        var gain = _hasOffset ? weight.to(xf.dtype).Plus(_offset) : weight.to(xf.dtype);
+        return (rsqrt(xf.Squared().mean([-1], keepdim: true).Plus(_eps)) * gain).MoveToOuterDisposeScope();
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -182,6 +191,26 @@ internal sealed class LlamaAttention : nn.Module
         y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);                      // [B, T, H*D]
         return (o_proj.forward(y), weights);
     }
+
+    /// <summary>
+    /// The output at <paramref name="positions"/> split by source token and head, <c>[B, P, S, H, C]</c>,
+    /// from the weights <c>[B, H, T, S]</c> and the values (recomputed from <paramref name="x"/>, the
+    /// attention input; a decomposed pass has no cache, so the sources are the pass's own tokens).
+    /// </summary>
+    public (Tensor Parts, Tensor Bias) Decompose(Tensor x, Tensor weights, Tensor positions)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);   // [B, K, S = T, D]
+        v = v.repeat_interleave(_heads / _kvHeads, dim: 1);                           // [B, H, S, D]
+        var wo = o_proj.Weight.view(-1, _heads, _headDim).permute(1, 2, 0);            // [H, D, C]
+        var vo = einsum("bhsd,hdc->bhsc", v.to(wo.dtype), wo);                        // [B, H, S, C]
+        var a = weights.index_select(2, positions).to(vo.dtype);                      // [B, H, P, S]
+        var parts = einsum("bhps,bhsc->bpshc", a, vo);                                // [B, P, S, H, C]
+        var rest = o_proj.Bias is { } bias
+            ? bias.expand(b, positions.shape[0], bias.shape[0]).clone()
+            : zeros([b, positions.shape[0], parts.shape[^1]], parts.dtype, parts.device); // [B, P, C]
+        return (parts, rest);
+    }
 }
 
 /// <summary>Gated feed-forward: down(act(gate(x)) * up(x)), act SiLU (SwiGLU) or tanh-approximated GELU (Gemma's GeGLU).</summary>
@@ -247,6 +276,32 @@ internal sealed class LlamaDecoderLayer : nn.Module
         }
         return (x, weights);
     }
+
+    /// <summary>
+    /// The same pass as <see cref="Forward"/> (explicit attention, so with its weights), taken apart at
+    /// <paramref name="positions"/>; the output is <see cref="LayerDecomposition.ResidualPost"/>.
+    /// </summary>
+    public LayerDecomposition Decompose(Tensor x, Tensor cos, Tensor sin, Tensor mask, IReadOnlyList<int> positions)
+    {
+        var normed = input_layernorm.forward(x);
+        var (attended, weights) = self_attn.Forward(normed, cos, sin, mask, cache: null, explicitKernel: true, outputWeights: true);
+        var at = tensor(positions.Select(p => (long)p).ToArray(), device: x.device);
+        var (parts, rest) = self_attn.Decompose(normed, weights!, at);                   // [B, P, S, H, C], [B, P, C]
+        var sandwich = pre_feedforward_layernorm is not null && post_feedforward_layernorm is not null;
+        if (sandwich)
+        {
+            // The output norm scales each target position by one factor taken from the whole output.
+            var scale = post_attention_layernorm.Scale(attended).index_select(1, at);   // [B, P, C]
+            (parts, rest) = (parts * scale.unsqueeze(2).unsqueeze(2).to(parts.dtype), rest * scale.to(rest.dtype));
+            attended = post_attention_layernorm.forward(attended);
+        }
+        var mid = x.Plus(attended);                                                       // [B, T, C]
+        var ffn = sandwich
+            ? post_feedforward_layernorm!.forward(mlp.forward(pre_feedforward_layernorm!.forward(mid)))
+            : mlp.forward(post_attention_layernorm.forward(mid));                         // [B, T, C]
+        // An alias, so the record owns its own handle even where x is the caller's embeddings.
+        return new LayerDecomposition(positions, x.alias(), mid, mid.Plus(ffn), parts, rest, ffn);
+    }
 }
 
 /// <summary>The transformer body: embeddings, decoder layers, final norm (checkpoint prefix <c>model.</c>).</summary>
@@ -308,7 +363,10 @@ internal sealed class LlamaForCausalLM : nn.Module
         var hidden = request.OutputHiddenStates ? new List<Tensor> { x } : null;
 
         // Only explicit attention returns the weights and soft-caps the scores; otherwise SDPA.
-        bool explicitAttention = request.OutputAttentions || _config.AttentionSoftcap is not null;
+        bool explicitAttention = request.OutputAttentions || request.DecomposeAt is not null || _config.AttentionSoftcap is not null;
+        var decomposition = request.DecomposeAt is not null ? new List<LayerDecomposition>() : null;
+        if (decomposition is not null && request.Cache is not null)
+            throw new ArgumentException("A decomposed pass runs over the whole sequence, without a KV cache.", nameof(request));
         int layerIndex = 0;
         var masks = new Dictionary<int, Tensor?>(); // by window (0 = none): layers share masks
         foreach (var layer in model.layers)
@@ -321,6 +379,19 @@ internal sealed class LlamaForCausalLM : nn.Module
             // A layer's intermediates are freed when it is done (autograd keeps what a backward pass
             // needs); only its output, and the weights when asked for, outlive it.
             var input = x;
+            if (decomposition is not null)
+            {
+                var (layerCos, layerSin) = window is null ? (cos, sin) : (localCos, localSin);
+                using var layerScope = NewDisposeScope();
+                var taken = layer.Decompose(x, layerCos, layerSin, mask!, request.DecomposeAt!);
+                foreach (var t in (Tensor[])[taken.ResidualPre, taken.ResidualMid, taken.ResidualPost, taken.AttentionParts, taken.AttentionRest, taken.FfnOutput])
+                    t.MoveToOuterDisposeScope();
+                decomposition.Add(taken);
+                x = taken.ResidualPost;
+                hidden?.Add(x);
+                layerIndex++;
+                continue;
+            }
             using (var layerScope = NewDisposeScope())
             {
                 var (output, weights) = window is null
@@ -349,7 +420,12 @@ internal sealed class LlamaForCausalLM : nn.Module
         logits.MoveToOuterDisposeScope();
         attentions?.ForEach(t => t.MoveToOuterDisposeScope());
         hidden?.ForEach(t => t.MoveToOuterDisposeScope());
-        return new ForwardOutput(logits, attentions, hidden);
+        foreach (var layer in decomposition ?? [])
+        {
+            foreach (var t in (Tensor[])[layer.ResidualPre, layer.ResidualMid, layer.ResidualPost, layer.AttentionParts, layer.AttentionRest, layer.FfnOutput])
+                t.MoveToOuterDisposeScope();
+        }
+        return new ForwardOutput(logits, attentions, hidden, decomposition);
     }
 
     protected override void Dispose(bool disposing)
