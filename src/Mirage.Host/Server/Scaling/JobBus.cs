@@ -162,6 +162,25 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
         return written.Error is NatsKVWrongLastRevisionException ? null : throw written.Error;
     }
 
+    /// <summary>
+    /// Writes <paramref name="change"/> of the job's current state, reading again when another write
+    /// (or a replica a little behind) got between the read and the write; null when
+    /// <paramref name="change"/> declines (returns null) or the job has no state.
+    /// </summary>
+    public static async Task<(JobState State, ulong Revision)?> ChangeAsync(Connected bus, string id, Func<JobState, JobState?> change, CancellationToken cancellationToken)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            if (await ReadAsync(bus, id, cancellationToken) is not { } current || change(current.State) is not { } next)
+                return null;
+            if (await TryWriteAsync(bus, next, current.Revision, cancellationToken) is { } revision)
+                return (next, revision);
+            if (attempt == 20)
+                throw new TimeoutException($"Job {id}'s state kept changing under 20 writes.");
+            await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
+        }
+    }
+
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>

@@ -108,31 +108,32 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
             await message.AckAsync(cancellationToken: CancellationToken.None);
             return;
         }
-        var (state, revision) = current.Value;
+        var state = current.Value.State;
         if (state.Streamed)
         {
             await EndAsync(connected, message, state.Fail(StatusCodes.Status500InternalServerError, "Failed",
-                "The worker streaming this answer stopped mid-answer; the part sent cannot be taken back, so the answer is not started again."), revision);
+                "The worker streaming this answer stopped mid-answer; the part sent cannot be taken back, so the answer is not started again."));
             return;
         }
         var attempts = (int)(message.Metadata?.NumDelivered ?? 1);
         if (attempts > nats.Value.MaxAttempts)
         {
             await EndAsync(connected, message, state.Fail(StatusCodes.Status500InternalServerError, "Failed",
-                $"The job was tried {nats.Value.MaxAttempts} times and each time its worker stopped before it ended (Nats:MaxAttempts); it is not tried again."), revision);
+                $"The job was tried {nats.Value.MaxAttempts} times and each time its worker stopped before it ended (Nats:MaxAttempts); it is not tried again."));
             return;
         }
         if (DateTimeOffset.UtcNow >= job.Deadline)
         {
-            await EndAsync(connected, message, state.Fail(StatusCodes.Status504GatewayTimeout, "Timed out", "The job waited past its deadline (Server:RequestTimeoutSeconds) before a worker took it."), revision);
+            await EndAsync(connected, message, state.Fail(StatusCodes.Status504GatewayTimeout, "Timed out", "The job waited past its deadline (Server:RequestTimeoutSeconds) before a worker took it."));
             return;
         }
-        if (await JobBus.TryWriteAsync(connected, state with { Status = JobState.Running, Worker = WorkerRegistry.WorkerId }, revision, stopping) is not { } running)
+        if (await JobBus.ChangeAsync(connected, job.Id, s => s.Ended ? null : s with { Status = JobState.Running, Worker = WorkerRegistry.WorkerId }, stopping) is not { } taken)
         {
-            // A cancel got there first; the next delivery (or none) sees how it ended.
-            await message.NakAsync(cancellationToken: CancellationToken.None);
+            // A cancel ended it first.
+            await message.AckAsync(cancellationToken: CancellationToken.None);
             return;
         }
+        (state, var running) = taken;
 
         using var work = new CancellationTokenSource(job.Deadline - DateTimeOffset.UtcNow);
         using var done = new CancellationTokenSource();
@@ -174,7 +175,7 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
         }
         await done.CancelAsync();
         await watchers;
-        await EndAsync(connected, message, ended with { Worker = WorkerRegistry.WorkerId }, running);
+        await EndAsync(connected, message, ended with { Worker = WorkerRegistry.WorkerId });
     }
 
     // The job's work by its kind: a citation's body, a chat completion's, or (streamed) null with its chunks sent.
@@ -213,7 +214,8 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
     }
 
     // The end is stored before the ack, so a worker that dies between the two leaves a job the next delivery finds ended.
-    private static async Task EndAsync(JobBus.Connected connected, INatsJSMsg<byte[]> message, JobState ended, ulong revision)
+    // An end already there (a cancel's) stands; a write that lost to another reads again, so a stale read never drops a job.
+    private static async Task EndAsync(JobBus.Connected connected, INatsJSMsg<byte[]> message, JobState ended)
     {
         int size = ended.ToBytes().Length;
         if (size > JobBus.MaxMessageBytes(connected))
@@ -221,8 +223,7 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
             ended = (ended with { Result = null }).Fail(StatusCodes.Status500InternalServerError, "Result too large",
                 $"The result is {size:N0} bytes; the queue's server stores at most {JobBus.MaxMessageBytes(connected):N0} (NATS max_payload). Send fewer or shorter passages, or raise max_payload.");
         }
-        // A failed write means another writer (a cancel) ended the job first; its end stands.
-        await JobBus.TryWriteAsync(connected, ended, revision, CancellationToken.None);
+        await JobBus.ChangeAsync(connected, ended.Id, s => s.Ended ? null : ended, CancellationToken.None);
         await message.AckAsync(cancellationToken: CancellationToken.None);
     }
 
