@@ -296,7 +296,8 @@ public sealed class ScaleOutTests
         {
             var urls = string.Join(",", nodes.Select(n => n.Url));
             string[] settings = [$"--Nats:Url={urls}", "--Nats:Replicas=3"];
-            using var worker = await ServeProcess.StartWorkerAsync(nodes[1].Url, ["--Nats:AckWaitSeconds=2", .. settings]);
+            // The default ack wait: no worker dies here, and a slow write during an election must not look like one.
+            using var worker = await ServeProcess.StartWorkerAsync(nodes[1].Url, settings);
             await using var api = await RunningServer.StartAsync(["--Server:Role=api", .. settings]);
             async Task<string> Submit(object body)
             {

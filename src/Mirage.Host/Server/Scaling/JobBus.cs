@@ -164,19 +164,23 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
 
     /// <summary>
     /// Writes <paramref name="change"/> of the job's current state, reading again when another write
-    /// (or a replica a little behind) got between the read and the write; null when
-    /// <paramref name="change"/> declines (returns null) or the job has no state.
+    /// got between the read and the write, or a replica a little behind answered the read (stale, or
+    /// "not found" for a state the leader has); null only when <paramref name="change"/> declines.
+    /// Throws when no read and write agree within a few seconds, leaving the job to its next delivery.
     /// </summary>
     public static async Task<(JobState State, ulong Revision)?> ChangeAsync(Connected bus, string id, Func<JobState, JobState?> change, CancellationToken cancellationToken)
     {
         for (int attempt = 1; ; attempt++)
         {
-            if (await ReadAsync(bus, id, cancellationToken) is not { } current || change(current.State) is not { } next)
-                return null;
-            if (await TryWriteAsync(bus, next, current.Revision, cancellationToken) is { } revision)
-                return (next, revision);
+            if (await ReadAsync(bus, id, cancellationToken) is { } current)
+            {
+                if (change(current.State) is not { } next)
+                    return null;
+                if (await TryWriteAsync(bus, next, current.Revision, cancellationToken) is { } revision)
+                    return (next, revision);
+            }
             if (attempt == 20)
-                throw new TimeoutException($"Job {id}'s state kept changing under 20 writes.");
+                throw new TimeoutException($"Job {id}'s state could not be read and written in 20 tries.");
             await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
         }
     }
