@@ -117,8 +117,7 @@ internal static class ChatCompletionsEndpoint
             var stopping = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
             var streamed = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(async c =>
             {
-                http.Response.ContentType = "text/event-stream";
-                http.Response.Headers.CacheControl = "no-cache";
+                StartEventStream(http.Response);
                 await StreamAsync(loaded, CreateJob(request, loaded, options, c), telemetry, HttpSink(http.Response), () => stopping.IsCancellationRequested, () => http.RequestAborted.IsCancellationRequested, c);
                 return true;
             }, ct));
@@ -237,6 +236,13 @@ internal static class ChatCompletionsEndpoint
             },
             ["mirage"] = Summary(citations),
         };
+    }
+
+    /// <summary>Marks <paramref name="response"/> as a server-sent event stream (before its first byte).</summary>
+    internal static void StartEventStream(HttpResponse response)
+    {
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
     }
 
     /// <summary>A sink that writes each event to <paramref name="response"/> and flushes it.</summary>

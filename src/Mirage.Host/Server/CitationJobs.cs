@@ -43,9 +43,9 @@ internal sealed class CitationJobs(WorkQueue queue, IOptions<ServerOptions> sett
     {
         Evict();
         var options = settings.Value;
-        var key = http.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } given ? given : null;
-        if (key is { Length: > 200 })
-            return ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", "The Idempotency-Key header is longer than 200 characters.");
+        var (key, invalid) = IdempotencyKey(http);
+        if (invalid is not null)
+            return invalid;
         if (key is not null && _byKey.TryGetValue(key, out var existing) && _jobs.TryGetValue(existing, out var same))
             return Accepted(same);
         var (prepared, error) = await CitationsEndpoint.PrepareAsync(http, host, options);
@@ -91,6 +91,15 @@ internal sealed class CitationJobs(WorkQueue queue, IOptions<ServerOptions> sett
     }
 
     private static IResult Accepted(Job job) => Accepted(job.Id, job.Status);
+
+    /// <summary>The request's <c>Idempotency-Key</c> (null without one), or the 400 for one past 200 characters.</summary>
+    internal static (string? Key, IResult? Error) IdempotencyKey(HttpContext http)
+    {
+        var key = http.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } given ? given : null;
+        return key is { Length: > 200 }
+            ? (null, ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", "The Idempotency-Key header is longer than 200 characters."))
+            : (key, null);
+    }
 
     /// <summary>202 with the job's id and status, and its <c>Location</c>.</summary>
     internal static IResult Accepted(string id, string status) => new WithLocation(

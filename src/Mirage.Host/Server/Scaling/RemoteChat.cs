@@ -72,6 +72,7 @@ internal sealed class RemoteChat(RemoteJobs jobs, IOptions<ServerOptions> settin
     // when the job failed before its first chunk.
     private static async Task<IResult?> RelayAsync(HttpContext http, ChannelReader<NatsMsg<byte[]>> chunks, Task<JobState> ended, Action onStart, CancellationToken cancellationToken)
     {
+        var send = ChatCompletionsEndpoint.HttpSink(http.Response);
         long expected = 1;
         bool started = false;
         DateTime? endedAt = null;
@@ -87,13 +88,12 @@ internal sealed class RemoteChat(RemoteJobs jobs, IOptions<ServerOptions> settin
                 expected++;
                 if (!started)
                 {
-                    http.Response.ContentType = "text/event-stream";
-                    http.Response.Headers.CacheControl = "no-cache";
+                    ChatCompletionsEndpoint.StartEventStream(http.Response);
                     started = true;
                     onStart();
                 }
                 var data = Encoding.UTF8.GetString(chunk.Data ?? []);
-                await ChatCompletionsEndpoint.HttpSink(http.Response)(data, cancellationToken);
+                await send(data, cancellationToken);
                 if (data == "[DONE]")
                     return null;
             }
@@ -123,10 +123,7 @@ internal sealed class RemoteChat(RemoteJobs jobs, IOptions<ServerOptions> settin
     private static async Task EndWithErrorAsync(HttpContext http, string message, string type, bool start = false)
     {
         if (start)
-        {
-            http.Response.ContentType = "text/event-stream";
-            http.Response.Headers.CacheControl = "no-cache";
-        }
+            ChatCompletionsEndpoint.StartEventStream(http.Response);
         using var last = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         var send = ChatCompletionsEndpoint.HttpSink(http.Response);
         await send(ChatCompletionsEndpoint.ErrorEvent(message, type), last.Token);

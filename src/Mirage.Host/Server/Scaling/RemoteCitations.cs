@@ -32,9 +32,9 @@ internal sealed class RemoteCitations(RemoteJobs jobs, JobBus bus, JobWatch watc
     /// <summary><c>POST /v1/citations/jobs</c>: 202 with the id and a Location once the job is queued; the same job again for the same <c>Idempotency-Key</c>.</summary>
     public async Task<IResult> CreateJobAsync(HttpContext http)
     {
-        var key = http.Request.Headers["Idempotency-Key"].ToString() is { Length: > 0 } given ? given : null;
-        if (key is { Length: > 200 })
-            return ApiRequests.Problem(StatusCodes.Status400BadRequest, "Invalid request", "The Idempotency-Key header is longer than 200 characters.");
+        var (key, invalid) = CitationJobs.IdempotencyKey(http);
+        if (invalid is not null)
+            return invalid;
         using var limit = jobs.LimitFor(http);
         var (connected, unreachable) = await jobs.ConnectAsync(http, limit.Token);
         if (unreachable is not null)
@@ -42,9 +42,9 @@ internal sealed class RemoteCitations(RemoteJobs jobs, JobBus bus, JobWatch watc
         var id = key is null ? RemoteJobs.NewId() : RemoteJobs.IdFor(key);
         if (key is not null && await JobBus.ReadAsync(connected!, id, limit.Token) is { } existing)
             return CitationJobs.Accepted(existing.State.Id, existing.State.Status);
-        var (read, invalid) = await CitationsEndpoint.ReadAsync(http, settings.Value);
-        if (invalid is not null)
-            return invalid;
+        var (read, unreadable) = await CitationsEndpoint.ReadAsync(http, settings.Value);
+        if (unreadable is not null)
+            return unreadable;
         var request = read!.Value.Request;
         var (state, error) = await jobs.SubmitAsync(http, connected!, id, JobMessage.Citation, request.Model, JsonSerializer.SerializeToElement(request, ApiRequests.Json), limit.Token);
         return error ?? CitationJobs.Accepted(state!.Id, state.Status);

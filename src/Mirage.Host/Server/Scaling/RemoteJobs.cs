@@ -175,11 +175,7 @@ internal sealed class RemoteJobs(JobBus bus, JobWatch watch, IOptions<ServerOpti
     /// <summary>Ends the job as cancelled unless it ended already, then tells its worker (if any) to stop.</summary>
     public static async Task CancelAsync(JobBus.Connected connected, string id, int status, string title, string detail)
     {
-        for (int attempt = 0; attempt < 5 && await JobBus.ReadAsync(connected, id, CancellationToken.None) is { State.Ended: false } current; attempt++)
-        {
-            if (await JobBus.TryWriteAsync(connected, current.State.Fail(status, title, detail), current.Revision, CancellationToken.None) is not null)
-                break;
-        }
+        await JobBus.ChangeAsync(connected, id, s => s.Ended ? null : s.Fail(status, title, detail), CancellationToken.None);
         await connected.Connection.PublishAsync(JobBus.CancelSubject(id), Array.Empty<byte>(), cancellationToken: CancellationToken.None);
     }
 
