@@ -247,7 +247,8 @@ public sealed class ScaleOutTests
     public async Task TheApiStopped_DrainsItsWaitingClients()
     {
         await using var cluster = await ScaleOut.StartAsync(workers: 1);
-        using var api = await ServeProcess.StartApiAsync(cluster.Nats.Url);
+        // A drain window wide enough for a loaded test machine (the default 10 s ran out once in a full run).
+        using var api = await ServeProcess.StartApiAsync(cluster.Nats.Url, "--Server:ShutdownTimeoutSeconds=60");
         using var http = new HttpClient { BaseAddress = api.Address };
         var waiting = http.PostAsync("/v1/citations", System.Net.Http.Json.JsonContent.Create(SlowBody(0)), Token);
         await cluster.AnyRunningAsync();
