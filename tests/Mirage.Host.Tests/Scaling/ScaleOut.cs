@@ -92,7 +92,15 @@ internal sealed class ScaleOut : IAsyncDisposable
     public async Task<JobState?> StateAsync(string id)
     {
         var store = await new NatsKVContext(new NatsJSContext(_connection)).GetStoreAsync(JobBus.JobsBucket, Token);
-        var entry = await store.TryGetEntryAsync<byte[]>(id, cancellationToken: Token);
+        NatsResult<NatsKVEntry<byte[]>> entry;
+        try
+        {
+            entry = await store.TryGetEntryAsync<byte[]>(id, cancellationToken: Token);
+        }
+        catch (NatsJSApiException e) when (e.Error.Code == 404)
+        {
+            return null; // The bucket's leader has no such key (direct gets are off).
+        }
         return entry.Success && entry.Value.Value is { Length: > 0 } bytes ? JobState.FromBytes(bytes) : null;
     }
 

@@ -60,6 +60,19 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
     /// <summary>The set-up bus, waiting for it within <paramref name="cancellationToken"/>.</summary>
     public Task<Connected> ReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
 
+    /// <summary>The set-up bus for a background service, or null when the service stops first.</summary>
+    public async Task<Connected?> ReadyOrStoppedAsync(CancellationToken stopping)
+    {
+        try
+        {
+            return await ReadyAsync(stopping);
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Whether the bus is set up and connected now.</summary>
     public bool IsConnected => _ready.Task.IsCompletedSuccessfully && _connection?.ConnectionState == NatsConnectionState.Open;
 
@@ -73,24 +86,10 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
                 await connection.ConnectAsync();
                 var js = new NatsJSContext(connection);
                 await EnsureStreamAsync(js, options, stopping);
-                var kv = new NatsKVContext(js);
-                var storage = NatsKVStorageType.File;
-                var jobs = await kv.CreateOrUpdateStoreAsync(new NatsKVConfig(JobsBucket)
-                {
-                    Description = "Mirage citation jobs: state and result, by job id",
-                    History = 1,
-                    MaxAge = TimeSpan.FromSeconds(server.Value.JobResultSeconds),
-                    Storage = storage,
-                    NumberOfReplicas = options.Replicas,
-                }, stopping);
-                var workers = await kv.CreateOrUpdateStoreAsync(new NatsKVConfig(WorkersBucket)
-                {
-                    Description = "Mirage workers alive, by model key and worker id",
-                    History = 1,
-                    MaxAge = TimeSpan.FromSeconds(options.HeartbeatSeconds * 3),
-                    Storage = storage,
-                    NumberOfReplicas = options.Replicas,
-                }, stopping);
+                var jobs = await OpenBucketAsync(js, JobsBucket, "Mirage citation jobs: state and result, by job id",
+                    TimeSpan.FromSeconds(server.Value.JobResultSeconds), options.Replicas, stopping);
+                var workers = await OpenBucketAsync(js, WorkersBucket, "Mirage workers alive, by model key and worker id",
+                    TimeSpan.FromSeconds(options.HeartbeatSeconds * 3), options.Replicas, stopping);
                 logger.LogInformation("Connected to NATS at {Servers}: stream {Stream}, buckets {Jobs} and {Workers}", options.RedactedUrl, options.Stream, JobsBucket, WorkersBucket);
                 _ready.TrySetResult(new Connected(connection, js, jobs, workers));
                 return;
@@ -103,6 +102,32 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
             }
         }
         _ready.TrySetCanceled(stopping);
+    }
+
+    /// <summary>
+    /// A key-value bucket (one value per key, kept for <paramref name="lifetime"/>) whose reads go to
+    /// its stream's leader. The client library's buckets allow direct gets, which any replica answers
+    /// from what it has applied: after a node is lost a follower still catching up answered an older
+    /// state of a job, or none, and nats-server before 2.10 serves such reads before it has caught up.
+    /// So the bucket's stream is defined here, as the library would define it, with direct gets off.
+    /// </summary>
+    private static async Task<INatsKVStore> OpenBucketAsync(NatsJSContext js, string bucket, string description, TimeSpan lifetime, int replicas, CancellationToken cancellationToken)
+    {
+        await js.CreateOrUpdateStreamAsync(new StreamConfig($"KV_{bucket}", [$"$KV.{bucket}.>"])
+        {
+            Description = description,
+            MaxMsgsPerSubject = 1,
+            MaxAge = lifetime,
+            DuplicateWindow = lifetime < TimeSpan.FromMinutes(2) ? lifetime : TimeSpan.FromMinutes(2),
+            Storage = StreamConfigStorage.File,
+            NumReplicas = replicas,
+            Discard = StreamConfigDiscard.New,
+            Retention = StreamConfigRetention.Limits,
+            AllowRollupHdrs = true,
+            DenyDelete = true,
+            AllowDirect = false,
+        }, cancellationToken);
+        return await new NatsKVContext(js).GetStoreAsync(bucket, cancellationToken);
     }
 
     // The api owns the stream's limits (its queue length); a worker creates the stream only when it is missing.
@@ -139,11 +164,20 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
     /// <summary>
     /// A job's state and its revision, or null when the bucket has none (never queued, or expired).
     /// A timeout or any other failure to read throws: "not there" must never be mistaken for "not
-    /// answered". The read may come from a replica a little behind; writes check the revision.
+    /// answered". The bucket's leader answers (see <see cref="OpenBucketAsync"/>); writes still check the revision.
     /// </summary>
     public static async Task<(JobState State, ulong Revision)?> ReadAsync(Connected bus, string id, CancellationToken cancellationToken)
     {
-        var entry = await bus.Jobs.TryGetEntryAsync<byte[]>(id, cancellationToken: cancellationToken);
+        NatsResult<NatsKVEntry<byte[]>> entry;
+        try
+        {
+            entry = await bus.Jobs.TryGetEntryAsync<byte[]>(id, cancellationToken: cancellationToken);
+        }
+        catch (NatsJSApiException e) when (e.Error.Code == 404)
+        {
+            // The leader's "no message" for a key never written, or expired.
+            return null;
+        }
         if (!entry.Success)
             return entry.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException ? null : throw entry.Error;
         return entry.Value.Value is { Length: > 0 } bytes ? (JobState.FromBytes(bytes), entry.Value.Revision) : null;
@@ -162,10 +196,13 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
         return written.Error is NatsKVWrongLastRevisionException ? null : throw written.Error;
     }
 
+    // About 5 s of tries, 25 ms more apart each time: longer than a leader election on a loaded machine.
+    private const int ChangeTries = 20;
+
     /// <summary>
     /// Writes <paramref name="change"/> of the job's current state, reading again when another write
-    /// got between the read and the write, or a replica a little behind answered the read (stale, or
-    /// "not found" for a state the leader has); null only when <paramref name="change"/> declines.
+    /// got between the read and the write, or the read found no state (a leader elected mid-read may
+    /// answer from behind); null only when <paramref name="change"/> declines.
     /// Throws when no read and write agree within a few seconds, leaving the job to its next delivery.
     /// </summary>
     public static async Task<(JobState State, ulong Revision)?> ChangeAsync(Connected bus, string id, Func<JobState, JobState?> change, CancellationToken cancellationToken)
@@ -179,8 +216,31 @@ internal sealed class JobBus(IOptions<NatsOptions> nats, IOptions<ServerOptions>
                 if (await TryWriteAsync(bus, next, current.Revision, cancellationToken) is { } revision)
                     return (next, revision);
             }
-            if (attempt == 20)
-                throw new TimeoutException($"Job {id}'s state could not be read and written in 20 tries.");
+            if (attempt == ChangeTries)
+                throw new TimeoutException($"Job {id}'s state could not be read and written in {ChangeTries} tries.");
+            await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The job's state for a delivery of its message: the one stored, or, when none is (past its
+    /// lifetime, or a leader elected mid-read answered from behind), a queued one created from the
+    /// message, which is the authority. A create that loses to a state already there reads again.
+    /// </summary>
+    public static async Task<(JobState State, ulong Revision)> ReadOrCreateAsync(Connected bus, JobMessage job, CancellationToken cancellationToken)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            if (await ReadAsync(bus, job.Id, cancellationToken) is { } current)
+                return current;
+            var queued = new JobState(job.Id, JobState.Queued, job.Model);
+            var created = await bus.Jobs.TryCreateAsync(job.Id, queued.ToBytes(), cancellationToken: cancellationToken);
+            if (created.Success)
+                return (queued, created.Value);
+            if (created.Error is not NatsKVCreateException)
+                throw created.Error;
+            if (attempt == ChangeTries)
+                throw new TimeoutException($"Job {job.Id}'s state could not be read or created in {ChangeTries} tries.");
             await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
         }
     }

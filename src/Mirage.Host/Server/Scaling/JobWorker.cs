@@ -89,26 +89,14 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
             await message.AckTerminateAsync(cancellationToken: CancellationToken.None);
             return;
         }
-        var current = await JobBus.ReadAsync(connected, job.Id, stopping);
-        if (current is null)
-        {
-            // No state seen: a replica behind the api's write, or a state past its lifetime. The message
-            // is the authority: its state is created queued, unless the bucket's leader has one already.
-            var created = await connected.Jobs.TryCreateAsync(job.Id, new JobState(job.Id, JobState.Queued, job.Model).ToBytes(), cancellationToken: stopping);
-            if (!created.Success)
-            {
-                await message.NakAsync(cancellationToken: CancellationToken.None);
-                return;
-            }
-            current = (new JobState(job.Id, JobState.Queued, job.Model), created.Value);
-        }
-        if (current.Value.State.Ended)
+        var current = await JobBus.ReadOrCreateAsync(connected, job, stopping);
+        if (current.State.Ended)
         {
             // Ended already (by this job's earlier worker, or a cancel): nothing to do twice.
             await message.AckAsync(cancellationToken: CancellationToken.None);
             return;
         }
-        var state = current.Value.State;
+        var state = current.State;
         if (state.Streamed)
         {
             await EndAsync(connected, message, state.Fail(StatusCodes.Status500InternalServerError, "Failed",
