@@ -72,6 +72,7 @@ public static class MirageServer
         {
             builder.Services.AddSingleton<JobWatch>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<JobWatch>());
+            builder.Services.AddHostedService<DeadLetters>();
             builder.Services.AddSingleton<RemoteJobs>();
             builder.Services.AddSingleton<RemoteCitations>();
             builder.Services.AddSingleton<RemoteChat>();

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json.Nodes;
 using Mirage.Host.Server.Scaling;
 using Mirage.Host.Tests.Server;
+using Mirage.Tests;
 
 namespace Mirage.Host.Tests.Scaling;
 
@@ -172,6 +173,45 @@ public sealed class ScaleOutTests
     }
 
     [Fact]
+    public async Task AJobNoDeliveryCouldEnd_IsDeadLetteredByTheApi_AndLeavesTheQueue()
+    {
+        // A worker that may take jobs but not write their state: no delivery of a job, its last
+        // included, can record anything, so only JetStream's max-deliveries advisory tells of it.
+        using var config = new TempDirectory();
+        File.WriteAllText(config.File("nats.conf"), """
+            authorization {
+              users = [
+                { user: "api", password: "api-secret" }
+                { user: "mute", password: "mute-secret", permissions: { publish: { deny: ["$KV.mirage-jobs.>"] } } }
+              ]
+            }
+            """);
+        using var nats = await NatsServerProcess.StartAsync("-c", config.File("nats.conf"));
+        using var worker = await ServeProcess.StartWorkerAsync(nats.Url, "--Nats:User=mute", "--Nats:Password=mute-secret", "--Nats:AckWaitSeconds=2", "--Nats:MaxAttempts=1");
+        await using var api = await RunningServer.StartAsync(["--Server:Role=api", $"--Nats:Url={nats.Url}", "--Nats:User=api", "--Nats:Password=api-secret"]);
+        var submitted = await api.PostAsync("/v1/citations/jobs", Body(Answers[0]));
+        var text = await submitted.Content.ReadAsStringAsync(Token);
+        Assert.True(submitted.StatusCode == HttpStatusCode.Accepted, text);
+        var id = JsonNode.Parse(text)!["id"]!.GetValue<string>();
+
+        JsonNode job;
+        var until = DateTime.UtcNow.AddSeconds(90);
+        do
+        {
+            await Task.Delay(100, Token);
+            job = JsonNode.Parse(await api.Http.GetStringAsync($"/v1/citations/jobs/{id}", Token))!;
+            Assert.True(DateTime.UtcNow < until, $"Job {id} was never dead-lettered: {job.ToJsonString()}\nworker:\n{worker.Output}");
+        }
+        while (job["status"]!.GetValue<string>() is not "failed");
+        Assert.Equal(500, job["error"]!["status"]!.GetValue<int>());
+        Assert.Contains("Nats:MaxAttempts", job["error"]!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        await using var connection = new NATS.Client.Core.NatsConnection(NATS.Client.Core.NatsOpts.Default with { Url = nats.Url, AuthOpts = new() { Username = "api", Password = "api-secret" } });
+        var stream = await new NATS.Client.JetStream.NatsJSContext(connection).GetStreamAsync("MIRAGE_JOBS", cancellationToken: Token);
+        Assert.Equal(0, stream.Info.State.Messages);
+    }
+
+    [Fact]
     public async Task AFullBacklog_Answers429_ACancelEndsTheRunningJob_AndATimeoutIs504()
     {
         await using var cluster = await ScaleOut.StartAsync(workers: 1, apiSettings: ["--Server:MaxQueueLength=2", "--Server:RetryAfterSeconds=3"]);
@@ -287,6 +327,58 @@ public sealed class ScaleOutTests
 
         Assert.Equal("done", (await cluster.WaitAsync(id))["status"]!.GetValue<string>());
         Assert.DoesNotContain($"-{leaving.ProcessId}-", (await cluster.StateAsync(id))!.Worker!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AThreeNodeClusterWithThreeReplicas_LosesANode_AndNoJob()
+    {
+        var nodes = await NatsServerProcess.StartClusterAsync(3);
+        try
+        {
+            var urls = string.Join(",", nodes.Select(n => n.Url));
+            string[] settings = [$"--Nats:Url={urls}", "--Nats:Replicas=3"];
+            // The default ack wait: no worker dies here, and a slow write during an election must not look like one.
+            using var worker = await ServeProcess.StartWorkerAsync(nodes[1].Url, settings);
+            await using var api = await RunningServer.StartAsync(["--Server:Role=api", .. settings]);
+            async Task<string> Submit(object body)
+            {
+                // A client retries a 503 while the cluster elects new leaders.
+                var until = DateTime.UtcNow.AddSeconds(120);
+                while (true)
+                {
+                    var response = await api.PostAsync("/v1/citations/jobs", body);
+                    if (response.StatusCode == HttpStatusCode.Accepted)
+                        return JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["id"]!.GetValue<string>();
+                    Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < until, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Token)}");
+                    await Task.Delay(100, Token);
+                }
+            }
+            var ids = new List<string>();
+            for (int i = 0; i < 10; i++)
+                ids.Add(await Submit(i % 5 == 0 ? SlowBody(i) : Body(Answers[i % Answers.Length])));
+            nodes[0].Kill();
+            for (int i = 0; i < 10; i++)
+                ids.Add(await Submit(Body(Answers[i % Answers.Length])));
+            var deadline = DateTime.UtcNow.AddSeconds(120);
+            foreach (var id in ids)
+            {
+                string last;
+                do
+                {
+                    await Task.Delay(25, Token);
+                    // A client retries a 503 while the cluster elects new leaders.
+                    var response = await api.Http.GetAsync($"/v1/citations/jobs/{id}", Token);
+                    last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Token)}";
+                    Assert.True(DateTime.UtcNow < deadline, $"Job {id} did not end; last answer: {last}\nworker:\n{worker.Output}");
+                }
+                while (!last.StartsWith("200", StringComparison.Ordinal) || JsonNode.Parse(last[4..])!["status"]!.GetValue<string>() is "queued" or "running");
+                Assert.Equal("done", JsonNode.Parse(last[4..])!["status"]!.GetValue<string>());
+            }
+        }
+        finally
+        {
+            nodes.ForEach(n => n.Dispose());
+        }
     }
 
     [Fact]

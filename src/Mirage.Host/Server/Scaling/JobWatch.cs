@@ -72,15 +72,8 @@ internal sealed class JobWatch(JobBus bus, ILogger<JobWatch> logger) : Backgroun
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        JobBus.Connected connected;
-        try
-        {
-            connected = await bus.ReadyAsync(stoppingToken);
-        }
-        catch (OperationCanceledException)
-        {
+        if (await bus.ReadyOrStoppedAsync(stoppingToken) is not { } connected)
             return;
-        }
         await Task.WhenAll(
             KeepWatchingAsync("jobs", () => WatchJobsAsync(connected.Jobs, stoppingToken), stoppingToken),
             KeepWatchingAsync("workers", () => WatchWorkersAsync(connected.Workers, stoppingToken), stoppingToken));
