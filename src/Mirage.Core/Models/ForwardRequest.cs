@@ -11,8 +11,8 @@ namespace Mirage.Core.Models;
 /// vocabulary costs as much as several layers, and scoring or generation needs only the last positions).</param>
 /// <param name="OutputAttentions">Return attention weights (uses the explicit softmax path).</param>
 /// <param name="OutputHiddenStates">Return the residual stream after the embedding and each layer.</param>
-/// <param name="DecomposeAt">Take each layer apart at these target positions (within this pass) for
-/// information-flow routes (<see cref="LayerDecomposition"/>); uses the explicit attention path.</param>
+/// <param name="Decompose">Take each layer apart for information-flow routes
+/// (<see cref="LayerDecomposition"/>); uses the explicit attention path.</param>
 public sealed record ForwardRequest(
     Tensor Embeddings,
     Tensor Positions,
@@ -21,4 +21,4 @@ public sealed record ForwardRequest(
     int LogitsFrom = 0,
     bool OutputAttentions = false,
     bool OutputHiddenStates = false,
-    IReadOnlyList<int>? DecomposeAt = null);
+    bool Decompose = false);

@@ -206,6 +206,12 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Token ids <c>[B, T]</c> to input embeddings <c>[B, T, C]</c> (TorchSharp engine).</summary>
     public Tensor Embed(Tensor ids) => Network.Embed(ids.to(Device));
 
+    /// <summary>Residual-stream vectors <c>[..., C]</c> to logits <c>[..., V]</c> through the final norm and the LM head (TorchSharp engine): the logit lens.</summary>
+    public Tensor Unembed(Tensor hidden) => Network.Unembed(hidden.to(Device));
+
+    /// <summary>The unembedding matrix <c>[V, C]</c> (TorchSharp engine): a vector's dot product with each row is how much it promotes that token.</summary>
+    public Tensor UnembeddingMatrix => Network.UnembeddingMatrix;
+
     /// <summary>A forward pass from embeddings (TorchSharp engine). The caller owns the returned tensors.</summary>
     public ForwardOutput Forward(ForwardRequest request) => Network.Forward(request);
 

@@ -39,19 +39,20 @@ public sealed class DecompositionTests : IDisposable
         var input = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
         var positions = Mirage.Core.Models.TorchScalars.Range(ids.Length).unsqueeze(0);
         using var plain = model.Forward(new ForwardRequest(model.Embed(input), positions));
-        using var taken = model.Forward(new ForwardRequest(model.Embed(input), positions, DecomposeAt: at));
+        using var taken = model.Forward(new ForwardRequest(model.Embed(input), positions, Decompose: true));
 
         Assert.Equal(config.NumLayers, taken.Decomposition!.Count);
         Assert.True(plain.Logits.sub(taken.Logits).abs().max().item<double>() < 1e-10);
         var index = tensor(at.Select(p => (long)p).ToArray());
         foreach (var layer in taken.Decomposition)
         {
-            Assert.Equal([1, at.Length, ids.Length, config.NumHeads, config.HiddenSize], layer.AttentionParts.shape);
-            var rebuilt = layer.ResidualPre.index_select(1, index).Plus(layer.AttentionParts.sum([2, 3])).Plus(layer.AttentionRest);
+            var parts = layer.AttentionParts(layer.HeadValues(), index);
+            Assert.Equal([1, at.Length, ids.Length, config.NumHeads, config.HiddenSize], parts.shape);
+            var rebuilt = layer.ResidualPre.index_select(1, index).Plus(parts.sum([2, 3])).Plus(layer.AttentionRest(index));
             Assert.True(rebuilt.sub(layer.ResidualMid.index_select(1, index)).abs().max().item<double>() < 1e-10, $"{architecture}: attention parts");
             Assert.True(layer.ResidualMid.Plus(layer.FfnOutput).sub(layer.ResidualPost).abs().max().item<double>() < 1e-10, $"{architecture}: ffn");
             // A source after the target gets nothing (causal attention).
-            Assert.Equal(0, layer.AttentionParts[0, 1, 4..].abs().max().item<double>());
+            Assert.Equal(0, parts[0, 1, 4..].abs().max().item<double>());
         }
         for (int l = 1; l < config.NumLayers; l++)
             Assert.True(taken.Decomposition[l].ResidualPre.sub(taken.Decomposition[l - 1].ResidualPost).abs().max().item<double>() == 0);

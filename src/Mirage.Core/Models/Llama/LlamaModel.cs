@@ -193,23 +193,17 @@ internal sealed class LlamaAttention : nn.Module
     }
 
     /// <summary>
-    /// The output at <paramref name="positions"/> split by source token and head, <c>[B, P, S, H, C]</c>,
-    /// from the weights <c>[B, H, T, S]</c> and the values (recomputed from <paramref name="x"/>, the
-    /// attention input; a decomposed pass has no cache, so the sources are the pass's own tokens).
+    /// The factors the output splits into by head and source token: each head's values of
+    /// <paramref name="x"/> (the attention input) <c>[B, H, S, D]</c>, the output projection per head
+    /// <c>[H, D, C]</c>, and its bias (<see cref="LayerDecomposition"/>).
     /// </summary>
-    public (Tensor Parts, Tensor Bias) Decompose(Tensor x, Tensor weights, Tensor positions)
+    public (Tensor Values, Tensor Output, Tensor? Bias) Factors(Tensor x)
     {
         long b = x.shape[0], t = x.shape[1];
         var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);   // [B, K, S = T, D]
         v = v.repeat_interleave(_heads / _kvHeads, dim: 1);                           // [B, H, S, D]
         var wo = o_proj.Weight.view(-1, _heads, _headDim).permute(1, 2, 0);            // [H, D, C]
-        var vo = einsum("bhsd,hdc->bhsc", v.to(wo.dtype), wo);                        // [B, H, S, C]
-        var a = weights.index_select(2, positions).to(vo.dtype);                      // [B, H, P, S]
-        var parts = einsum("bhps,bhsc->bpshc", a, vo);                                // [B, P, S, H, C]
-        var rest = o_proj.Bias is { } bias
-            ? bias.expand(b, positions.shape[0], bias.shape[0]).clone()
-            : zeros([b, positions.shape[0], parts.shape[^1]], parts.dtype, parts.device); // [B, P, C]
-        return (parts, rest);
+        return (v, wo, o_proj.Bias?.alias());
     }
 }
 
@@ -278,29 +272,27 @@ internal sealed class LlamaDecoderLayer : nn.Module
     }
 
     /// <summary>
-    /// The same pass as <see cref="Forward"/> (explicit attention, so with its weights), taken apart at
-    /// <paramref name="positions"/>; the output is <see cref="LayerDecomposition.ResidualPost"/>.
+    /// The same pass as <see cref="Forward"/> (explicit attention, so with its weights), taken apart
+    /// (<see cref="LayerDecomposition"/>); the output is <see cref="LayerDecomposition.ResidualPost"/>.
     /// </summary>
-    public LayerDecomposition Decompose(Tensor x, Tensor cos, Tensor sin, Tensor mask, IReadOnlyList<int> positions)
+    public LayerDecomposition Decompose(Tensor x, Tensor cos, Tensor sin, Tensor mask)
     {
         var normed = input_layernorm.forward(x);
         var (attended, weights) = self_attn.Forward(normed, cos, sin, mask, cache: null, explicitKernel: true, outputWeights: true);
-        var at = tensor(positions.Select(p => (long)p).ToArray(), device: x.device);
-        var (parts, rest) = self_attn.Decompose(normed, weights!, at);                   // [B, P, S, H, C], [B, P, C]
-        var sandwich = pre_feedforward_layernorm is not null && post_feedforward_layernorm is not null;
-        if (sandwich)
+        var (values, output, bias) = self_attn.Factors(normed);
+        Tensor? scale = null;
+        if (pre_feedforward_layernorm is not null && post_feedforward_layernorm is not null)
         {
-            // The output norm scales each target position by one factor taken from the whole output.
-            var scale = post_attention_layernorm.Scale(attended).index_select(1, at);   // [B, P, C]
-            (parts, rest) = (parts * scale.unsqueeze(2).unsqueeze(2).to(parts.dtype), rest * scale.to(rest.dtype));
+            // The output norm scales each position by one factor taken from the whole output.
+            scale = post_attention_layernorm.Scale(attended);                            // [B, T, C]
             attended = post_attention_layernorm.forward(attended);
         }
         var mid = x.Plus(attended);                                                       // [B, T, C]
-        var ffn = sandwich
+        var ffn = scale is not null
             ? post_feedforward_layernorm!.forward(mlp.forward(pre_feedforward_layernorm!.forward(mid)))
             : mlp.forward(post_attention_layernorm.forward(mid));                         // [B, T, C]
         // An alias, so the record owns its own handle even where x is the caller's embeddings.
-        return new LayerDecomposition(positions, x.alias(), mid, mid.Plus(ffn), parts, rest, ffn);
+        return new LayerDecomposition(x.alias(), mid, mid.Plus(ffn), ffn, weights!, values, output, bias, scale);
     }
 }
 
@@ -350,6 +342,22 @@ internal sealed class LlamaForCausalLM : nn.Module
     /// <summary>The embedding matrix <c>[V, C]</c>.</summary>
     public Tensor EmbeddingMatrix => model.embed_tokens.Weight;
 
+    /// <summary>The unembedding matrix <c>[V, C]</c> (the LM head, or the embeddings where tied).</summary>
+    public Tensor UnembeddingMatrix => lm_head?.Weight ?? EmbeddingMatrix;
+
+    /// <summary>Residual-stream vectors <c>[..., C]</c> to logits <c>[..., V]</c>: the final norm, the LM head, soft-capping.</summary>
+    public Tensor Unembed(Tensor x)
+    {
+        x = model.norm.forward(x);
+        var logits = (lm_head is null ? F.linear(x, EmbeddingMatrix) : lm_head.forward(x)).to(Precision.Accumulate(x.dtype));
+        if (_config.FinalSoftcap is double cap)
+        {
+            using var capScalar = cap.ToScalar(); // disposed here, so not left to the finalizer mid-call
+            logits = (logits / capScalar).tanh() * capScalar;
+        }
+        return logits;
+    }
+
     public ForwardOutput Forward(ForwardRequest request)
     {
         using var scope = NewDisposeScope();
@@ -363,8 +371,8 @@ internal sealed class LlamaForCausalLM : nn.Module
         var hidden = request.OutputHiddenStates ? new List<Tensor> { x } : null;
 
         // Only explicit attention returns the weights and soft-caps the scores; otherwise SDPA.
-        bool explicitAttention = request.OutputAttentions || request.DecomposeAt is not null || _config.AttentionSoftcap is not null;
-        var decomposition = request.DecomposeAt is not null ? new List<LayerDecomposition>() : null;
+        bool explicitAttention = request.OutputAttentions || request.Decompose || _config.AttentionSoftcap is not null;
+        var decomposition = request.Decompose ? new List<LayerDecomposition>() : null;
         if (decomposition is not null && request.Cache is not null)
             throw new ArgumentException("A decomposed pass runs over the whole sequence, without a KV cache.", nameof(request));
         int layerIndex = 0;
@@ -383,8 +391,8 @@ internal sealed class LlamaForCausalLM : nn.Module
             {
                 var (layerCos, layerSin) = window is null ? (cos, sin) : (localCos, localSin);
                 using var layerScope = NewDisposeScope();
-                var taken = layer.Decompose(x, layerCos, layerSin, mask!, request.DecomposeAt!);
-                foreach (var t in (Tensor[])[taken.ResidualPre, taken.ResidualMid, taken.ResidualPost, taken.AttentionParts, taken.AttentionRest, taken.FfnOutput])
+                var taken = layer.Decompose(x, layerCos, layerSin, mask!);
+                foreach (var t in taken.Tensors())
                     t.MoveToOuterDisposeScope();
                 decomposition.Add(taken);
                 x = taken.ResidualPost;
@@ -409,20 +417,14 @@ internal sealed class LlamaForCausalLM : nn.Module
 
         if (request.LogitsFrom > 0)
             x = x.narrow(1, request.LogitsFrom, x.shape[1] - request.LogitsFrom);  // [B, T', C]
-        x = model.norm.forward(x);
-        var logits = (lm_head is null ? F.linear(x, EmbeddingMatrix) : lm_head.forward(x)).to(Precision.Accumulate(x.dtype)); // [B, T, V]
-        if (_config.FinalSoftcap is double cap)
-        {
-            using var capScalar = cap.ToScalar(); // disposed here, so not left to the finalizer mid-call
-            logits = (logits / capScalar).tanh() * capScalar;
-        }
+        var logits = Unembed(x);                                             // [B, T, V]
 
         logits.MoveToOuterDisposeScope();
         attentions?.ForEach(t => t.MoveToOuterDisposeScope());
         hidden?.ForEach(t => t.MoveToOuterDisposeScope());
         foreach (var layer in decomposition ?? [])
         {
-            foreach (var t in (Tensor[])[layer.ResidualPre, layer.ResidualMid, layer.ResidualPost, layer.AttentionParts, layer.AttentionRest, layer.FfnOutput])
+            foreach (var t in layer.Tensors())
                 t.MoveToOuterDisposeScope();
         }
         return new ForwardOutput(logits, attentions, hidden, decomposition);

@@ -1,0 +1,71 @@
+using Mirage.Core.Models;
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Flow;
+
+/// <summary>A token the lens reads, with its probability, or a token a part of the model promotes, with its score.</summary>
+public sealed record LensToken(int Id, string Text, double Value);
+
+/// <summary>What the residual stream at one position predicts after one block: <c>Node</c> is the routes graph's node id.</summary>
+public sealed record LensReading(string Node, int Layer, IReadOnlyList<LensToken> Top);
+
+/// <summary>The tokens a block, head or neuron's output pushes up and pushes down.</summary>
+public sealed record Promotions(IReadOnlyList<LensToken> Promoted, IReadOnlyList<LensToken> Suppressed);
+
+/// <summary>
+/// The logit lens (nostalgebraist 2020; LM-TT's per-node view): a residual-stream vector read as a
+/// next-token distribution through the model's final norm and unembedding, and what a block, head or
+/// neuron's output promotes: its dot product with each token's unembedding row (no norm: the
+/// output is a direction added to the stream, not a stream).
+/// </summary>
+public static class LogitLens
+{
+    /// <summary>The most probable tokens, <paramref name="k"/> of them, that <paramref name="residual"/> <c>[C]</c> predicts.</summary>
+    public static IReadOnlyList<LensToken> Read(LanguageModel model, Tensor residual, int k = 10)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var probabilities = model.Unembed(residual).to(float64).softmax(-1);
+        return Top(model, probabilities, k, largest: true);
+    }
+
+    /// <summary>
+    /// The lens at <paramref name="position"/> of <paramref name="ids"/> after every block: each
+    /// layer's attention (<c>A{l}</c>) and FFN (<c>I{l}</c>); the last reading is the model's own
+    /// next-token distribution. The caller serialises model use.
+    /// </summary>
+    public static IReadOnlyList<LensReading> AcrossLayers(LanguageModel model, IReadOnlyList<int> ids, int position, int k = 10)
+    {
+        if (position < 0 || position >= ids.Count)
+            throw new MirageException($"Position {position} is outside the {ids.Count} tokens.");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
+        using var pass = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Count, model.Device).unsqueeze(0), LogitsFrom: ids.Count - 1, Decompose: true));
+        var readings = new List<LensReading>();
+        for (int l = 0; l < pass.Decomposition!.Count; l++)
+        {
+            var layer = pass.Decomposition[l];
+            readings.Add(new LensReading($"{RouteNode.AfterAttention}{l}_{position}", l, Read(model, layer.ResidualMid[0, position], k)));
+            readings.Add(new LensReading($"{RouteNode.AfterFfn}{l}_{position}", l, Read(model, layer.ResidualPost[0, position], k)));
+        }
+        return readings;
+    }
+
+    /// <summary>The <paramref name="k"/> tokens <paramref name="output"/> <c>[C]</c> promotes most and suppresses most.</summary>
+    public static Promotions Promote(LanguageModel model, Tensor output, int k = 10)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var unembedding = model.UnembeddingMatrix;
+        var scores = unembedding.matmul(output.to(unembedding.dtype).to(unembedding.device)).to(float64);   // [V]
+        return new Promotions(Top(model, scores, k, largest: true), Top(model, scores, k, largest: false));
+    }
+
+    private static List<LensToken> Top(LanguageModel model, Tensor values, int k, bool largest)
+    {
+        var (top, ids) = values.topk(Math.Clamp(k, 1, (int)values.shape[0]), largest: largest);
+        var scores = top.cpu().data<double>().ToArray();
+        return [.. ids.cpu().data<long>().ToArray().Select((id, i) => new LensToken((int)id, model.Tokenizer.Decode([(int)id], skipSpecialTokens: false), scores[i]))];
+    }
+}

@@ -1,0 +1,167 @@
+using Mirage.Core.Models;
+using static TorchSharp.torch;
+
+namespace Mirage.Core.Flow;
+
+/// <summary>
+/// Traces information-flow routes (Ferrando &amp; Voita 2024; the LM Transparency Tool's graph) from
+/// output positions back to the input tokens. One decomposed forward pass; then, from the top layer
+/// down, only the nodes already on a route are taken apart, so the cost is the targets' share of
+/// the full <c>T x T x H x C</c> split. The graph equals LM-TT's: its full graph with contributions
+/// thresholded and renormalised, searched from the outputs along edges above the same threshold.
+/// </summary>
+public static class RouteTracer
+{
+    /// <summary>LM-TT's default contribution threshold.</summary>
+    public const double DefaultThreshold = 0.04;
+
+    // Attention parts are split for this many numbers at a time (64 MiB in float32; the contributions take about three times that).
+    private const long MaxPartElements = 1L << 24;
+
+    /// <summary>
+    /// The routes graph from the outputs at <paramref name="from"/> (each the prediction of the token
+    /// after it) over the sequence <paramref name="ids"/>. The caller serialises model use (the
+    /// model's <see cref="LanguageModel.ComputeGate"/>).
+    /// </summary>
+    public static RoutesGraph Trace(LanguageModel model, IReadOnlyList<int> ids, IReadOnlyList<int> from, double threshold = DefaultThreshold, CancellationToken cancellationToken = default)
+    {
+        Validate(model, ids, from, threshold);
+        int tokens = ids.Count, layers = model.Config.NumLayers;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
+        var positions = TorchScalars.Range(tokens).to(model.Device).unsqueeze(0);
+        using var pass = model.Forward(new ForwardRequest(model.Embed(input), positions, LogitsFrom: tokens - 1, Decompose: true));
+
+        var nodes = new Dictionary<string, RouteNode>(StringComparer.Ordinal);
+        var edges = new List<RouteEdge>();
+        RouteNode Node(string kind, int layer, int token)
+        {
+            var node = RouteNode.Of(kind, layer, token);
+            return nodes.TryAdd(node.Id, node) ? node : nodes[node.Id];
+        }
+        void Edge(RouteNode source, RouteNode target, double weight, IReadOnlyList<double>? heads = null) =>
+            edges.Add(new RouteEdge(source.Id, target.Id, weight, heads));
+
+        // The flow reaching each token's residual stream after the current layer (I nodes).
+        var flow = new double[tokens];
+        foreach (int t in from.Distinct())
+        {
+            flow[t] += 1.0 / from.Distinct().Count();
+            Node(RouteNode.AfterFfn, layers - 1, t);
+        }
+        for (int l = layers - 1; l >= 0; l--)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var layer = pass.Decomposition![l];
+            var reached = Enumerable.Range(0, tokens).Where(t => nodes.ContainsKey(RouteNode.Of(RouteNode.AfterFfn, l, t).Id)).ToArray();
+            var throughAttention = FfnStep(layer, l, reached, threshold, Node, Edge);
+            flow = AttentionStep(layer, l, throughAttention, flow, threshold, Node, Edge);
+        }
+        return new RoutesGraph(layers, [.. from.Distinct()], threshold, [.. nodes.Values], edges, flow);
+    }
+
+    // I{l}_t <- M{l}_t <- A{l}_t and I{l}_t <- A{l}_t: the FFN block against the residual it is added to.
+    // The tokens whose A node is on a route; all of an I node's flow passes to its own A node.
+    private static int[] FfnStep(LayerDecomposition layer, int l, int[] reached, double threshold,
+        Func<string, int, int, RouteNode> node, Action<RouteNode, RouteNode, double, IReadOnlyList<double>?> edge)
+    {
+        using var scope = NewDisposeScope();
+        var at = tensor(reached.Select(t => (long)t).ToArray(), device: layer.ResidualPre.device);
+        var (block, residual) = Contributions.WithResidual(
+            layer.FfnOutput.index_select(1, at).unsqueeze(0), layer.ResidualMid.index_select(1, at), layer.ResidualPost.index_select(1, at)); // [1, B, P], [B, P]
+        (block, residual) = Contributions.ThresholdAndRenormalize(threshold, block.permute(1, 2, 0), residual);                             // [B, P, 1], [B, P]
+        var blockShares = block[0, .., 0].to(float64).cpu().data<double>().ToArray();
+        var residualShares = residual[0].to(float64).cpu().data<double>().ToArray();
+        var through = new List<int>();
+        for (int i = 0; i < reached.Length; i++)
+        {
+            int t = reached[i];
+            var after = node(RouteNode.AfterFfn, l, t);
+            if (blockShares[i] > threshold)
+            {
+                var ffn = node(RouteNode.Ffn, l, t);
+                edge(ffn, after, blockShares[i], null);
+                edge(node(RouteNode.AfterAttention, l, t), ffn, blockShares[i], null);
+            }
+            if (residualShares[i] > threshold)
+                edge(node(RouteNode.AfterAttention, l, t), after, residualShares[i], null);
+            if (blockShares[i] > threshold || residualShares[i] > threshold)
+                through.Add(t);
+        }
+        return [.. through];
+    }
+
+    // A{l}_t <- I{l-1}_s (X0_s below the first layer), per source token with its heads; the residual
+    // stream joins the edge from t to itself. Returns the flow reaching the layer's inputs.
+    private static double[] AttentionStep(LayerDecomposition layer, int l, int[] targets, double[] flow, double threshold,
+        Func<string, int, int, RouteNode> node, Action<RouteNode, RouteNode, double, IReadOnlyList<double>?> edge)
+    {
+        int tokens = flow.Length;
+        var below = new double[tokens];
+        if (targets.Length == 0)
+            return below;
+        using var scope = NewDisposeScope();
+        var headValues = layer.HeadValues();                                                    // [B, H, S, C]
+        var positions = TorchScalars.Range(tokens, headValues.device);
+        long perTarget = headValues.shape[1] * headValues.shape[2] * headValues.shape[3];
+        int chunk = (int)Math.Clamp(MaxPartElements / Math.Max(1, perTarget), 1, targets.Length);
+        for (int first = 0; first < targets.Length; first += chunk)
+        {
+            using var chunkScope = NewDisposeScope();
+            var taken = targets[first..Math.Min(targets.Length, first + chunk)];
+            var at = tensor(taken.Select(t => (long)t).ToArray(), device: headValues.device);
+            var parts = layer.AttentionParts(headValues, at);                                  // [B, P, S, H, C]
+            var (heads, residual) = Contributions.WithResidual(
+                parts.permute(2, 3, 0, 1, 4), layer.ResidualPre.index_select(1, at), layer.ResidualMid.index_select(1, at)); // [S, H, B, P], [B, P]
+            // A source after its target gets no attention, only the eps floor: it is left out (LM-TT keeps that floor).
+            var causal = at.unsqueeze(1).ge(positions.unsqueeze(0)).to(heads.dtype);                                          // [P, S]
+            heads = heads.permute(2, 3, 0, 1).mul(causal.unsqueeze(-1));                                                       // [B, P, S, H]
+            var total = heads.sum([2, 3]).Plus(residual);
+            (heads, residual) = Contributions.ThresholdAndRenormalize(threshold, heads.div(total.unsqueeze(-1).unsqueeze(-1)), residual.div(total)); // [B, P, S, H], [B, P]
+            int h = (int)heads.shape[3];
+            var perHead = heads[0].to(float64).cpu().data<double>().ToArray();                 // [P, S, H]
+            var residualShares = residual[0].to(float64).cpu().data<double>().ToArray();
+            for (int i = 0; i < taken.Length; i++)
+            {
+                int t = taken[i];
+                var target = node(RouteNode.AfterAttention, l, t);
+                for (int s = 0; s <= t; s++)
+                {
+                    var split = perHead.AsSpan((i * tokens + s) * h, h).ToArray();
+                    double weight = split.Sum() + (s == t ? residualShares[i] : 0);
+                    if (weight <= threshold)
+                        continue;
+                    var source = l == 0 ? node(RouteNode.Input, 0, s) : node(RouteNode.AfterFfn, l - 1, s);
+                    edge(source, target, weight, split);
+                    below[s] += flow[t] * weight;
+                }
+            }
+        }
+        return below;
+    }
+
+    private static void Validate(LanguageModel model, IReadOnlyList<int> ids, IReadOnlyList<int> from, double threshold)
+    {
+        if (model.Engine != ModelEngine.Torch)
+            throw new MirageException("Routes need the model's internals, which the llama.cpp engine does not expose; load the model with --engine torch.");
+        if (ids.Count == 0)
+            throw new MirageException("Routes need at least one token.");
+        if (ids.Count > model.ContextLength)
+            throw new MirageException($"The text is {ids.Count} tokens; the model's context holds {model.ContextLength}.");
+        if (from.Count == 0)
+            throw new MirageException("Routes need at least one output position to start from.");
+        foreach (int p in from)
+        {
+            if (p < 0 || p >= ids.Count)
+                throw new MirageException($"Output position {p} is outside the {ids.Count} tokens.");
+        }
+        foreach (int id in ids)
+        {
+            if (id < 0 || id >= model.Config.VocabSize)
+                throw new MirageException($"Token id {id} is outside the model's vocabulary of {model.Config.VocabSize}.");
+        }
+        if (!(threshold >= 0 && threshold < 0.5))
+            throw new MirageException($"The routes threshold must be in [0, 0.5), got {threshold}.");
+    }
+}
