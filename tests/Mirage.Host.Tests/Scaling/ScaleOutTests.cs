@@ -212,6 +212,46 @@ public sealed class ScaleOutTests
     }
 
     [Fact]
+    public async Task OverTls_WithTheServersCertificateAuthority_JobsRun_AndWithoutItNothingConnects()
+    {
+        // A self-signed certificate for 127.0.0.1 serves as the servers' certificate and its own authority.
+        using var files = new TempDirectory();
+        using (var key = System.Security.Cryptography.RSA.Create(2048))
+        {
+            var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=127.0.0.1", key, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+            var names = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+            names.AddIpAddress(IPAddress.Loopback);
+            request.CertificateExtensions.Add(names.Build());
+            request.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, false, 0, true));
+            using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+            File.WriteAllText(files.File("server.pem"), certificate.ExportCertificatePem());
+            File.WriteAllText(files.File("server.key"), key.ExportPkcs8PrivateKeyPem());
+        }
+        using var nats = await NatsServerProcess.StartAsync("--tls", "--tlscert", files.File("server.pem"), "--tlskey", files.File("server.key"));
+        var url = $"tls://127.0.0.1:{nats.Port}";
+        string[] trusted = [$"--Nats:Url={url}", "--Nats:Tls=true", $"--Nats:TlsCaFile={files.File("server.pem")}"];
+        using var worker = await ServeProcess.StartWorkerAsync(url, trusted);
+        await using var api = await RunningServer.StartAsync(["--Server:Role=api", .. trusted]);
+        var until = DateTime.UtcNow.AddSeconds(60);
+        HttpResponseMessage answer;
+        do
+        {
+            await Task.Delay(100, Token);
+            answer = await api.PostAsync("/v1/citations", Body(Answers[0]));
+            Assert.True(DateTime.UtcNow < until, $"{(int)answer.StatusCode} {await answer.Content.ReadAsStringAsync(Token)}\nworker:\n{worker.Output}");
+        }
+        while (answer.StatusCode == HttpStatusCode.ServiceUnavailable);
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.NotEmpty(JsonNode.Parse(await answer.Content.ReadAsStringAsync(Token))!["sentences"]!.AsArray());
+
+        // An api that does not trust the certificate never connects, and says so on /health.
+        await using var untrusting = await RunningServer.StartAsync(["--Server:Role=api", $"--Nats:Url={url}", "--Nats:Tls=true"]);
+        await Task.Delay(TimeSpan.FromSeconds(3), Token);
+        var health = await untrusting.Http.GetAsync("/health", Token);
+        Assert.Contains("not connected to NATS", await health.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AFullBacklog_Answers429_ACancelEndsTheRunningJob_AndATimeoutIs504()
     {
         await using var cluster = await ScaleOut.StartAsync(workers: 1, apiSettings: ["--Server:MaxQueueLength=2", "--Server:RetryAfterSeconds=3"]);
