@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Mirage.Core.Attribution;
+using Mirage.Core.Flow;
 using Mirage.Core.Models;
 using Mirage.Core.Pecore;
 
@@ -63,6 +64,30 @@ public sealed class MirageCitationEngine : ICitationEngine
         try
         {
             return await Task.Run(() => Cite(checkedRequests, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _model.ComputeGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Why answer sentence <paramref name="sentence"/> (or answer token <paramref name="token"/>;
+    /// exactly one) rests on the passages: its information-flow routes, each passage's route share
+    /// and the logit lens (<see cref="PassageRoutes"/>), on the same input a citation sees. Needs the
+    /// torch engine.
+    /// </summary>
+    public async Task<PassageRoutes> TraceRoutesAsync(CitationRequest request, int? sentence, int? token, double threshold = RouteTracer.DefaultThreshold, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var options = request.Options ?? _defaults;
+        options.Validate();
+        var passages = CheckRequest(request);
+        await _model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await Task.Run(() => PassageRoutes.Trace(_model, PreparedCitation.Prepare(_model, request.Question, passages, request.Answer, options.Prompt, request.AnswerTokenIds),
+                sentence, token, threshold, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         finally
         {

@@ -1,5 +1,4 @@
 using Mirage.Core.Flow;
-using Mirage.Core.Models;
 using Mirage.Core.Tests.Models;
 using Mirage.Tests;
 
@@ -50,13 +49,7 @@ public sealed class RouteTracerTests : IDisposable
     [InlineData("Gemma2ForCausalLM", ", \"attn_logit_softcapping\": 5.0, \"final_logit_softcapping\": 3.0, \"query_pre_attn_scalar\": 8")]
     public void InEveryFamily_TheFlowOfSeveralOutputs_ReachesTheInputWhole(string architecture, string extra)
     {
-        var config = ModelConfig.Parse($$"""
-        {
-          "architectures": ["{{architecture}}"], "hidden_size": 32, "intermediate_size": 48,
-          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
-          "vocab_size": 264, "max_position_embeddings": 128, "rms_norm_eps": 1e-6{{extra}}
-        }
-        """);
+        var config = TinyCheckpoint.FamilyConfig(architecture, extra);
         using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, config));
         int[] ids = TinyCheckpoint.RandomIds(12, 5);
 

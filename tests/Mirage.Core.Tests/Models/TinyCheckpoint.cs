@@ -20,6 +20,16 @@ internal static class TinyCheckpoint
         }
         """);
 
+    /// <summary>A two-layer <paramref name="architecture"/> config with 8-dimensional heads, plus <paramref name="extra"/> JSON members (", \"name\": value").</summary>
+    public static ModelConfig FamilyConfig(string architecture, string extra = "") =>
+        ModelConfig.Parse($$"""
+        {
+          "architectures": ["{{architecture}}"], "hidden_size": 32, "intermediate_size": 48,
+          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+          "vocab_size": 264, "max_position_embeddings": 128, "rms_norm_eps": 1e-6{{extra}}
+        }
+        """);
+
     /// <summary>Writes config, random weights and a byte-level tokenizer into a new folder of <paramref name="temp"/>.</summary>
     public static string Write(TempDirectory temp, ModelConfig config, RandomCheckpointOptions? options = null, string name = "checkpoint")
     {

@@ -1,0 +1,62 @@
+using Mirage.Core.Citations;
+using Mirage.Core.Models;
+
+namespace Mirage.Core.Flow;
+
+/// <summary>
+/// Why an answer sentence (or one answer token) rests on the passages: the routes graph from the
+/// outputs that predict its tokens back to the prompt, each passage's share of that flow, and the
+/// logit lens at the output that predicts its first token. Serialises to JSON with stable names.
+/// </summary>
+/// <param name="Sentence">The answer sentence traced, or null when one token was.</param>
+/// <param name="AnswerTokens">The answer tokens traced (0-based in the answer).</param>
+/// <param name="AnswerStart">Where the answer starts in the traced sequence (prompt then answer): answer token k is position <c>AnswerStart + k</c>, predicted by the output at the position before.</param>
+/// <param name="Graph">The routes graph.</param>
+/// <param name="Passages">Each passage's route share: the flow starting at its tokens.</param>
+/// <param name="Lens">The logit lens after every block at the output predicting the first traced token.</param>
+public sealed record PassageRoutes(
+    int? Sentence,
+    IReadOnlyList<int> AnswerTokens,
+    int AnswerStart,
+    RoutesGraph Graph,
+    IReadOnlyList<PassageShare> Passages,
+    IReadOnlyList<LensReading> Lens)
+{
+    /// <summary>
+    /// Traces answer sentence <paramref name="sentence"/> or answer token <paramref name="token"/>
+    /// (exactly one of them) of a prepared citation request. The caller serialises model use.
+    /// </summary>
+    public static PassageRoutes Trace(LanguageModel model, PreparedCitation prepared, int? sentence, int? token, double threshold = RouteTracer.DefaultThreshold, CancellationToken cancellationToken = default)
+    {
+        if ((sentence is null) == (token is null))
+            throw new MirageException("Name exactly one of an answer sentence or an answer token to trace.");
+        IReadOnlyList<int> traced;
+        if (sentence is int s)
+        {
+            if (s < 0 || s >= prepared.Sentences.Count)
+                throw new MirageException($"Sentence {s} is outside the answer's {prepared.Sentences.Count} sentences.");
+            traced = prepared.TokensOf(s);
+            if (traced.Count == 0)
+                throw new MirageException($"Sentence {s} has no token to trace.");
+        }
+        else
+        {
+            int k = token!.Value;
+            if (k < 0 || k >= prepared.AnswerIds.Length)
+                throw new MirageException($"Token {k} is outside the answer's {prepared.AnswerIds.Length} tokens.");
+            traced = [k];
+        }
+        int start = prepared.PromptIds.Length;
+        int[] ids = [.. prepared.PromptIds, .. prepared.AnswerIds];
+        var from = traced.Select(k => start + k - 1).ToList();
+        var graph = RouteTracer.Trace(model, ids, from, threshold, cancellationToken);
+        var shares = prepared.Passages
+            .Select(p => new PassageShare(p.Id, p.Index, graph.TokenShares.Skip(p.TokenStart).Take(p.TokenEnd - p.TokenStart).Sum()))
+            .ToList();
+        var lens = LogitLens.AcrossLayers(model, ids, from[0]);
+        return new PassageRoutes(sentence, traced, start, graph, shares, lens);
+    }
+}
+
+/// <summary>A passage (by id and 0-based index) and the share of the traced flow that starts at its tokens.</summary>
+public sealed record PassageShare(string Id, int Index, double Share);
