@@ -16,6 +16,7 @@ public static class MirageCli
         root.Subcommands.Add(GenerateCommand.Create(output, error));
         root.Subcommands.Add(InspectCommand.Create(output, error));
         root.Subcommands.Add(CiteCommand.Create(output, error));
+        root.Subcommands.Add(InspectFlowCommand.Create(output, error));
         root.Subcommands.Add(AskCommand.Create(output, error));
         root.Subcommands.Add(ServeCommand.Create(error));
         root.Subcommands.Add(PullCommand.Create(output, error));

@@ -91,11 +91,18 @@ internal static class CitationsEndpoint
         var (request, error) = await ApiRequests.ReadAsync<CitationsRequest>(http.Request, http.RequestAborted);
         if (error is not null)
             return (null, error);
-        if (Validate(request!, options) is { } invalid)
+        var (citation, invalid) = Check(request!, options);
+        return invalid is not null ? (null, invalid) : ((request!, citation!), null);
+    }
+
+    /// <summary>Checks a request within the server's limits: the engine's options for it, or the error response.</summary>
+    public static (CitationOptions? Options, IResult? Error) Check(CitationsRequest request, ServerOptions options)
+    {
+        if (Validate(request, options) is { } invalid)
             return (null, invalid);
         try
         {
-            return ((request!, (request!.Options ?? new CitationSettings()).ToOptions(options)), null);
+            return ((request.Options ?? new CitationSettings()).ToOptions(options), null);
         }
         catch (Exception e) when (e is MirageException or ArgumentException)
         {

@@ -116,6 +116,7 @@ public static class MirageServer
     {
         app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
         app.MapPost("/v1/citations", CitationsEndpoint.HandleAsync);
+        app.MapPost("/v1/flow", FlowEndpoint.HandleAsync);
         app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync);
         app.MapPost("/v1/citations/jobs", (HttpContext http, ModelHost host, CitationJobs jobs) => jobs.CreateAsync(http, host));
         app.MapGet("/v1/citations/jobs/{id}", (string id, CitationJobs jobs) => jobs.Get(id));
@@ -130,6 +131,7 @@ public static class MirageServer
     {
         app.MapGet("/", (HttpContext http) => HtmlPage(http, ServerPage.Html, ServerPage.ContentSecurityPolicy));
         app.MapPost("/v1/citations", (HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.CiteAsync(http)));
+        app.MapPost("/v1/flow", (HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.FlowAsync(http)));
         app.MapPost("/v1/chat/completions", (HttpContext http, RemoteJobs jobs, RemoteChat chat) => jobs.GuardAsync(http, () => chat.HandleAsync(http)));
         app.MapPost("/v1/citations/jobs", (HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.CreateJobAsync(http)));
         app.MapGet("/v1/citations/jobs/{id}", (string id, HttpContext http, RemoteJobs jobs, RemoteCitations citations) => jobs.GuardAsync(http, () => citations.GetJobAsync(id, http.RequestAborted)));

@@ -63,15 +63,16 @@ public sealed class ScaleOutTests
         }
     }
 
-    private static async Task<Dictionary<string, string>> ReferenceAsync(IEnumerable<object> bodies)
+    // One process's answers, by body: to /v1/citations, and to /v1/flow for flowBodies.
+    private static async Task<Dictionary<string, string>> ReferenceAsync(IEnumerable<object> bodies, IEnumerable<object>? flowBodies = null)
     {
         await using var single = await RunningServer.StartAsync();
         var reference = new Dictionary<string, string>();
-        foreach (var body in bodies)
+        foreach (var (path, body) in bodies.Select(b => ("/v1/citations", b)).Concat((flowBodies ?? []).Select(b => ("/v1/flow", b))))
         {
             var key = System.Text.Json.JsonSerializer.Serialize(body);
             if (!reference.ContainsKey(key))
-                reference[key] = await (await single.PostAsync("/v1/citations", body)).Content.ReadAsStringAsync(Token);
+                reference[key] = await (await single.PostAsync(path, body)).Content.ReadAsStringAsync(Token);
         }
         return reference;
     }
@@ -80,7 +81,8 @@ public sealed class ScaleOutTests
     public async Task ApiAndWorker_AnswerAsTheSingleProcessDoes()
     {
         var bodies = Answers.Select(a => Body(a)).ToList();
-        var reference = await ReferenceAsync(bodies);
+        var flow = new { question = RunningServer.Question, passages = RunningServer.Passages, answer = Answers[2], sentence = 1 };
+        var reference = await ReferenceAsync(bodies, [flow]);
         await using var cluster = await ScaleOut.StartAsync(workers: 1);
 
         foreach (var body in bodies)
@@ -90,6 +92,10 @@ public sealed class ScaleOutTests
             var expected = reference[System.Text.Json.JsonSerializer.Serialize(body)];
             Assert.Equal(Comparable(JsonNode.Parse(expected)!), Comparable(JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!));
         }
+        // Routes are traced on a worker, the same graph, shares and lens as one process traces.
+        var routes = await cluster.Api.PostAsync("/v1/flow", flow);
+        Assert.Equal(HttpStatusCode.OK, routes.StatusCode);
+        Assert.Equal(reference[System.Text.Json.JsonSerializer.Serialize(flow)], await routes.Content.ReadAsStringAsync(Token));
         var html = await cluster.Api.PostAsync("/v1/citations?format=html", bodies[0]);
         Assert.Equal("text/html", html.Content.Headers.ContentType!.MediaType);
         Assert.Contains("Cimgun Labs", await html.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
@@ -189,13 +195,22 @@ public sealed class ScaleOutTests
         using var nats = await NatsServerProcess.StartAsync("-c", config.File("nats.conf"));
         using var worker = await ServeProcess.StartWorkerAsync(nats.Url, "--Nats:User=mute", "--Nats:Password=mute-secret", "--Nats:AckWaitSeconds=2", "--Nats:MaxAttempts=1");
         await using var api = await RunningServer.StartAsync(["--Server:Role=api", $"--Nats:Url={nats.Url}", "--Nats:User=api", "--Nats:Password=api-secret"]);
-        var submitted = await api.PostAsync("/v1/citations/jobs", Body(Answers[0]));
-        var text = await submitted.Content.ReadAsStringAsync(Token);
+        var until = DateTime.UtcNow.AddSeconds(90);
+        HttpResponseMessage submitted;
+        string text;
+        do
+        {
+            // 503 until the api has seen the worker's first heartbeat.
+            submitted = await api.PostAsync("/v1/citations/jobs", Body(Answers[0]));
+            text = await submitted.Content.ReadAsStringAsync(Token);
+            Assert.True(DateTime.UtcNow < until, text);
+            await Task.Delay(100, Token);
+        }
+        while (submitted.StatusCode == HttpStatusCode.ServiceUnavailable);
         Assert.True(submitted.StatusCode == HttpStatusCode.Accepted, text);
         var id = JsonNode.Parse(text)!["id"]!.GetValue<string>();
 
         JsonNode job;
-        var until = DateTime.UtcNow.AddSeconds(90);
         do
         {
             await Task.Delay(100, Token);

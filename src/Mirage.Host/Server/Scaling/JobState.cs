@@ -44,8 +44,9 @@ internal sealed record JobState(
 }
 
 /// <summary>
-/// A job on the work queue: a citation (<c>/v1/citations</c>'s body) or a chat completion (its body,
-/// streamed or not), as the client sent it, for a model, until a deadline.
+/// A job on the work queue: a citation (<c>/v1/citations</c>'s body), a routes trace
+/// (<c>/v1/flow</c>'s) or a chat completion (its body, streamed or not), as the client sent it, for
+/// a model, until a deadline.
 /// </summary>
 internal sealed record JobMessage(
     [property: JsonPropertyName("id")] string Id,
@@ -54,7 +55,7 @@ internal sealed record JobMessage(
     [property: JsonPropertyName("request")] JsonElement Request,
     [property: JsonPropertyName("deadline")] DateTimeOffset Deadline)
 {
-    public const string Citation = "citation", Chat = "chat";
+    public const string Citation = "citation", Chat = "chat", Flow = "flow";
 
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this);
 

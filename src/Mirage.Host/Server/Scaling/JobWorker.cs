@@ -6,6 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mirage.Core;
+using Mirage.Core.Citations;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
@@ -176,6 +177,10 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
                 var request = JsonSerializer.Deserialize<CitationsRequest>(job.Request, ApiRequests.Json)!;
                 var result = await loaded.Engine.CiteAsync(request.ToEngineRequest((request.Options ?? new CitationSettings()).ToOptions(server.Value)), cancellationToken);
                 return (CitationsEndpoint.ToJson(result), false);
+            case JobMessage.Flow:
+                var flow = JsonSerializer.Deserialize<FlowRequest>(job.Request, ApiRequests.Json)!;
+                var routes = await FlowEndpoint.Trace(loaded, flow, (flow.Options ?? new CitationSettings()).ToOptions(server.Value), cancellationToken);
+                return (JsonSerializer.SerializeToNode(routes, MirageJson.Options)!.AsObject(), false);
             case JobMessage.Chat:
                 var chat = JsonSerializer.Deserialize<ChatCompletionRequest>(job.Request, ApiRequests.Json)!;
                 var prepared = ChatCompletionsEndpoint.CreateJob(chat, loaded, server.Value, cancellationToken);

@@ -6,7 +6,7 @@ using Mirage.Core.Citations;
 namespace Mirage.Host.Server.Scaling;
 
 /// <summary>
-/// The api role's citation endpoints: <c>/v1/citations</c> queues the citation and answers its
+/// The api role's citation endpoints: <c>/v1/citations</c> (and <c>/v1/flow</c>) queues the work and answers its
 /// result, byte for byte what one process answers (timings aside); <c>/v1/citations/jobs</c>
 /// answers 202 at once, and any api finds the job by id in the job bucket.
 /// </summary>
@@ -27,6 +27,21 @@ internal sealed class RemoteCitations(RemoteJobs jobs, JobBus bus, JobWatch watc
         if (string.Equals(http.Request.Query["format"], "html", StringComparison.OrdinalIgnoreCase))
             return MirageServer.HtmlPage(http, Cli.CitationHtml.Render(state.Result!.Deserialize<CitationResult>(MirageJson.Options)!), Cli.CitationHtml.ContentSecurityPolicy);
         return Results.Content(state.Result!.ToJsonString(MirageJson.Options), "application/json; charset=utf-8");
+    }
+
+    /// <summary><c>POST /v1/flow</c>: the routes, traced on a worker.</summary>
+    public async Task<IResult> FlowAsync(HttpContext http)
+    {
+        var (read, invalid) = await FlowEndpoint.ReadAsync(http, settings.Value);
+        if (invalid is not null)
+            return invalid;
+        var request = read!.Value.Request;
+        var (state, error) = await jobs.RunAsync(http, JobMessage.Flow, request.Model, JsonSerializer.SerializeToElement(request, ApiRequests.Json));
+        if (error is not null)
+            return error;
+        return state!.Status == JobState.Done
+            ? Results.Content(state.Result!.ToJsonString(MirageJson.Options), "application/json; charset=utf-8")
+            : RemoteJobs.Problem(state.Error);
     }
 
     /// <summary><c>POST /v1/citations/jobs</c>: 202 with the id and a Location once the job is queued; the same job again for the same <c>Idempotency-Key</c>.</summary>

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using Mirage.Core.Citations;
+using Mirage.Core.Flow;
+
+namespace Mirage.Host.Cli;
+
+/// <summary>
+/// <c>mirage inspect-flow</c>: why an answer sentence (or token) rests on the passages: the
+/// information-flow routes graph, each passage's route share and the logit lens, as JSON.
+/// </summary>
+internal static class InspectFlowCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var model = new ModelOptions(error);
+        var question = new Option<string>("--question") { Description = "The question the answer responds to.", Required = true };
+        var passages = new Option<string>("--passages") { Description = "JSON file: a list of {id?, title?, text, url?}, or an ALCE item with 'docs'.", Required = true };
+        var answer = new Option<string>("--answer") { Description = "The answer (teacher-forced, not regenerated).", Required = true };
+        var sentence = new Option<int?>("--sentence") { Description = "The answer sentence to trace, from 0 (the default: 0, unless --token is given)." };
+        var token = new Option<int?>("--token") { Description = "One answer token to trace instead, from 0." };
+        var threshold = new Option<double>("--threshold") { Description = "Contributions at or below it are dropped and the rest renormalised (LM-TT's default).", DefaultValueFactory = _ => RouteTracer.DefaultThreshold };
+        var outFile = new Option<string?>("--out") { Description = "Write to this file instead of standard output." };
+
+        var command = new Command("inspect-flow", "Show why an answer sentence cites a passage: the routes its information took through the model, per-passage route shares, and the logit lens, as JSON.");
+        model.AddTo(command);
+        foreach (var option in new Option[] { question, passages, answer, sentence, token, threshold, outFile })
+            command.Options.Add(option);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var tokenIndex = parse.GetValue(token);
+            var sentenceIndex = parse.GetValue(sentence) ?? (tokenIndex is null ? 0 : null);
+            var request = new CitationRequest(parse.GetRequiredValue(question), PassageFile.Read(parse.GetRequiredValue(passages)), parse.GetRequiredValue(answer));
+            using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: true);
+            var routes = await new MirageCitationEngine(lm).TraceRoutesAsync(request, sentenceIndex, tokenIndex, parse.GetValue(threshold), cancellationToken);
+            var json = MirageJson.Serialize(routes) + "\n";
+            if (parse.GetValue(outFile) is { } path)
+            {
+                await File.WriteAllTextAsync(path, json, cancellationToken);
+                await error.WriteLineAsync($"wrote {path}");
+            }
+            else
+            {
+                await output.WriteAsync(json);
+                await output.FlushAsync(cancellationToken);
+            }
+            var top = routes.Passages.OrderByDescending(p => p.Share).FirstOrDefault();
+            await error.WriteLineAsync($"{routes.Graph.Edges.Count} edges over {routes.Graph.Nodes.Count} nodes; "
+                + (top is null ? "no passages." : $"passage {top.Id} carries {top.Share:P1} of the flow.") + $" Model {lm.ModelId}.");
+            return 0;
+        });
+        return command;
+    }
+}
