@@ -14,8 +14,8 @@ var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ 
 var generated = new Option<int>("--generate") { DefaultValueFactory = _ => 64, Description = "Tokens to generate." };
 var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 3, Description = "Timed repetitions (after one warm-up)." };
 var skipLarge = new Option<bool>("--skip-135m") { Description = "Only measure stories260K." };
-var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), load (the HTTP service under concurrent clients), gguf (GGUF load time, memory and dequantization speed), attention (SDPA against explicit attention by length and dtype), consumer (citing a 0.5B-shaped model from a folder, GGUF F32 and Q4_K_M on both engines, peak memory against llama.cpp's own), or scaleout (the api and worker roles on NATS against one process: cost per request, throughput with 1-3 workers; needs nats-server).", DefaultValueFactory = _ => "all" };
-suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load", "gguf", "attention", "consumer", "scaleout");
+var suite = new Option<string>("--suite") { Description = "runtime, citation, all (both), training (reader training steps), load (the HTTP service under concurrent clients), gguf (GGUF load time, memory and dequantization speed), attention (SDPA against explicit attention by length and dtype), consumer (citing a 0.5B-shaped model from a folder, GGUF F32 and Q4_K_M on both engines, peak memory against llama.cpp's own), scaleout (the api and worker roles on NATS against one process: cost per request, throughput with 1-3 workers; needs nats-server), or routes (information-flow routes of one token and of a sentence on the 135M shape against one forward pass).", DefaultValueFactory = _ => "all" };
+suite.AcceptOnlyFromAmong("runtime", "citation", "all", "training", "load", "gguf", "attention", "consumer", "scaleout", "routes");
 var include8B = new Option<bool>("--include-8b") { Description = "consumer: also a Llama-3.1-8B-shaped Q4_K_M file (4.9 GB written to the temporary folder; minutes per run on a laptop CPU)." };
 var measureLoad = new Option<string?>("--measure-load") { Description = "gguf: (internal) load this model in this process and print seconds and peak memory.", Hidden = true };
 var measureConsumer = new Option<string?>("--measure-consumer") { Description = "consumer: (internal) run one configuration in this process and print its report.", Hidden = true };
@@ -83,6 +83,8 @@ root.SetAction(parse =>
 
     var which = parse.GetRequiredValue(suite);
     Console.WriteLine($"torch threads: {get_num_threads()}");
+    if (which == "routes")
+        RoutesBenchmark.Run(temp ?? throw new InvalidOperationException("The routes suite needs the 135M checkpoint (no --skip-135m)."), parse.GetValue(forwardTokens), 12, parse.GetValue(repeats));
     if (which == "gguf")
         GgufBenchmark.Run(temp ?? throw new InvalidOperationException("The gguf suite needs the 135M checkpoint (no --skip-135m)."), parse.GetValue(repeats));
     if (which is "runtime" or "all")

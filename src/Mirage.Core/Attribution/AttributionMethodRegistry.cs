@@ -19,6 +19,7 @@ public sealed class AttributionMethodRegistry
         registry.Register(new IntegratedGradientsMethod());
         registry.Register(new AttentionMethod());
         registry.Register(new OcclusionMethod());
+        registry.Register(new ValueZeroingMethod());
         return registry;
     }
 

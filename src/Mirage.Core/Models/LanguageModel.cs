@@ -209,6 +209,13 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Residual-stream vectors <c>[..., C]</c> to logits <c>[..., V]</c> through the final norm and the LM head (TorchSharp engine): the logit lens.</summary>
     public Tensor Unembed(Tensor hidden) => Network.Unembed(hidden.to(Device));
 
+    /// <summary>
+    /// Value zeroing at one target (TorchSharp engine): layer <paramref name="layer"/>'s output at
+    /// <paramref name="position"/> with each source's values zeroed in turn, <c>[position + 1, C]</c>,
+    /// from the layer's <paramref name="clean"/> decomposition and its <see cref="LayerDecomposition.HeadValues"/>.
+    /// </summary>
+    public Tensor ValueZeroedOutputs(int layer, LayerDecomposition clean, Tensor headValues, int position) => Network.ZeroedOutputs(layer, clean, headValues, position);
+
     /// <summary>The unembedding matrix <c>[V, C]</c> (TorchSharp engine): a vector's dot product with each row is how much it promotes that token.</summary>
     public Tensor UnembeddingMatrix => Network.UnembeddingMatrix;
 

@@ -39,13 +39,14 @@ public sealed record LayerDecomposition(
     /// <summary>
     /// What each head moved from each source token to each target in <paramref name="positions"/>
     /// (<c>[P]</c>, int64), <c>[B, P, S, H, C]</c>: <c>A[h, p, s] * (v_s W_O^h)</c>, from
-    /// <paramref name="headValues"/> (<see cref="HeadValues"/>, computed once per layer).
+    /// <paramref name="headValues"/> (<see cref="HeadValues"/>, computed once per layer); with
+    /// <paramref name="scaled"/> false, before a sandwich norm's scale (what the norm's input holds).
     /// </summary>
-    public Tensor AttentionParts(Tensor headValues, Tensor positions)
+    public Tensor AttentionParts(Tensor headValues, Tensor positions, bool scaled = true)
     {
         var a = Weights.index_select(2, positions).to(headValues.dtype);                 // [B, H, P, S]
         var parts = einsum("bhps,bhsc->bpshc", a, headValues);                             // [B, P, S, H, C]
-        return OutputScale is null ? parts : parts * OutputScale.index_select(1, positions).unsqueeze(2).unsqueeze(2).to(parts.dtype);
+        return OutputScale is null || !scaled ? parts : parts * OutputScale.index_select(1, positions).unsqueeze(2).unsqueeze(2).to(parts.dtype);
     }
 
     /// <summary>What no head and source accounts for at <paramref name="positions"/> (the output projection's bias), <c>[B, P, C]</c>.</summary>

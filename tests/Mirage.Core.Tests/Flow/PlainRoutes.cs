@@ -12,7 +12,11 @@ namespace Mirage.Core.Tests.Flow;
 /// </summary>
 internal static class PlainRoutes
 {
-    public static (Dictionary<(string From, string To), double> Edges, double[] Shares) Trace(string directory, ModelConfig config, int[] ids, int from, double threshold)
+    /// <summary>One layer of the plain pass: its input, the attention parts [to][from][head] (each [C]), and the residual after each block.</summary>
+    public sealed record Layer(double[][] Input, double[][][][] Parts, double[][] Mid, double[][] Ffn, double[][] Post, Func<double[], double[]> FfnBlock);
+
+    /// <summary>The plain float64 forward pass over <paramref name="ids"/>, layer by layer.</summary>
+    public static List<Layer> Forward(string directory, ModelConfig config, int[] ids)
     {
         using var file = SafetensorsFile.Open(Path.Combine(directory, "model.safetensors"));
         double[][] W(string name) => Matrix(file.Read(name, ScalarType.Float64));
@@ -21,9 +25,7 @@ internal static class PlainRoutes
         int t = ids.Length, c = config.HiddenSize, h = config.NumHeads, kv = config.NumKeyValueHeads, d = c / h;
         var embed = W("model.embed_tokens.weight");
         var x = ids.Select(i => (double[])embed[i].Clone()).ToArray();
-        var full = new Dictionary<(string, string), double>();
-        void Add(string u, string v, double w) => full[(u, v)] = full.GetValueOrDefault((u, v)) + w;
-
+        var layers = new List<Layer>();
         for (int l = 0; l < config.NumLayers; l++)
         {
             string p = $"model.layers.{l}.";
@@ -73,9 +75,54 @@ internal static class PlainRoutes
                     for (int o = 0; o < c; o++)
                         mid[to][o] += part[o];
             }
-            var ffn = mid.Select(r => Mlp(RmsNorm(r, V(p + "post_attention_layernorm.weight"), config.RmsNormEps), W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"), W(p + "mlp.down_proj.weight"))).ToArray();
+            var (norm, gate, up, down) = (V(p + "post_attention_layernorm.weight"), W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"), W(p + "mlp.down_proj.weight"));
+            double[] FfnBlock(double[] r) => Mlp(RmsNorm(r, norm, config.RmsNormEps), gate, up, down);
+            var ffn = mid.Select(FfnBlock).ToArray();
             var post = mid.Select((r, i) => r.Zip(ffn[i], (a, b) => a + b).ToArray()).ToArray();
+            layers.Add(new Layer(x, parts, mid, ffn, post, FfnBlock));
+            x = post;
+        }
+        return layers;
+    }
 
+    /// <summary>
+    /// Value zeroing at one layer and target, the direct way: the attention output at the target
+    /// recomputed with one source's value taken out, through the FFN block, against the clean output.
+    /// </summary>
+    public static double[] ValueZeroing(string directory, ModelConfig config, int[] ids, int layer, int position)
+    {
+        var clean = Forward(directory, config, ids)[layer];
+        var scores = new double[ids.Length];
+        for (int j = 0; j <= position; j++)
+        {
+            var mid = (double[])clean.Input[position].Clone();
+            for (int s = 0; s <= position; s++)
+            {
+                if (s == j)
+                    continue;
+                foreach (var part in clean.Parts[position][s])
+                    for (int o = 0; o < mid.Length; o++)
+                        mid[o] += part[o];
+            }
+            var ffn = clean.FfnBlock(mid);
+            var zeroed = mid.Zip(ffn, (a, b) => a + b).ToArray();
+            var whole = clean.Post[position];
+            double dot = zeroed.Zip(whole, (a, b) => a * b).Sum(), norms = Math.Sqrt(zeroed.Sum(z => z * z)) * Math.Sqrt(whole.Sum(z => z * z));
+            scores[j] = 1 - dot / norms;
+        }
+        double total = scores.Sum();
+        return [.. scores.Select(z => total == 0 ? z : z / total)];
+    }
+
+    public static (Dictionary<(string From, string To), double> Edges, double[] Shares) Trace(string directory, ModelConfig config, int[] ids, int from, double threshold)
+    {
+        int t = ids.Length, h = config.NumHeads;
+        var full = new Dictionary<(string, string), double>();
+        void Add(string u, string v, double w) => full[(u, v)] = full.GetValueOrDefault((u, v)) + w;
+
+        foreach (var (layer, l) in Forward(directory, config, ids).Select((layer, l) => (layer, l)))
+        {
+            var (x, parts, mid, ffn, post) = (layer.Input, layer.Parts, layer.Mid, layer.Ffn, layer.Post);
             for (int to = 0; to < t; to++)
             {
                 var flat = parts[to].SelectMany(byHead => byHead).ToList();            // [from * H + head]
@@ -89,7 +136,6 @@ internal static class PlainRoutes
                 Add($"M{l}_{to}", $"I{l}_{to}", ffnShares[0]);
                 Add($"A{l}_{to}", $"I{l}_{to}", ffnShares[1]);
             }
-            x = post;
         }
 
         // The edges reachable backwards from the output along weights above the threshold.

@@ -294,6 +294,29 @@ internal sealed class LlamaDecoderLayer : nn.Module
         // An alias, so the record owns its own handle even where x is the caller's embeddings.
         return new LayerDecomposition(x.alias(), mid, mid.Plus(ffn), ffn, weights!, values, output, bias, scale);
     }
+    /// <summary>
+    /// Value zeroing (Mohebbi et al., 2023) at target <paramref name="position"/>: the layer's output
+    /// there had the values of one source (in every head) been zeroed, for each source up to the
+    /// target, <c>[position + 1, C]</c>, on the clean input of the layer. Zeroing a value leaves the
+    /// attention weights as they were, so the attention output only loses that source's parts.
+    /// </summary>
+    public Tensor ZeroedOutputs(LayerDecomposition clean, Tensor headValues, int position)
+    {
+        var at = tensor(new long[] { position }, device: headValues.device);
+        var raw = clean.AttentionParts(headValues, at, scaled: false)[0, 0];                                       // [S, H, C]
+        var parts = raw.narrow(0, 0, position + 1).sum(1);                                                        // [S', C]
+        var pre = clean.ResidualPre[0, position].to(parts.dtype);                                                  // [C]
+        if (pre_feedforward_layernorm is null || post_feedforward_layernorm is null)
+        {
+            var mid = clean.ResidualMid[0, position].to(parts.dtype).sub(parts);                                  // [S', C]
+            return mid.Plus(mlp.forward(post_attention_layernorm.forward(mid)));
+        }
+        var attended = raw.sum([0, 1]);                                                                            // [C]
+        if (clean.OutputBias is { } bias)
+            attended = attended.Plus(bias.to(attended.dtype));
+        var sandwiched = pre.Plus(post_attention_layernorm.forward(attended.sub(parts)));                        // [S', C]
+        return sandwiched.Plus(post_feedforward_layernorm.forward(mlp.forward(pre_feedforward_layernorm.forward(sandwiched))));
+    }
 }
 
 /// <summary>The transformer body: embeddings, decoder layers, final norm (checkpoint prefix <c>model.</c>).</summary>
@@ -341,6 +364,9 @@ internal sealed class LlamaForCausalLM : nn.Module
 
     /// <summary>The embedding matrix <c>[V, C]</c>.</summary>
     public Tensor EmbeddingMatrix => model.embed_tokens.Weight;
+
+    /// <summary>Layer <paramref name="layer"/>'s value-zeroed outputs at one target (<see cref="LlamaDecoderLayer.ZeroedOutputs"/>).</summary>
+    public Tensor ZeroedOutputs(int layer, LayerDecomposition clean, Tensor headValues, int position) => model.layers[layer].ZeroedOutputs(clean, headValues, position);
 
     /// <summary>The unembedding matrix <c>[V, C]</c> (the LM head, or the embeddings where tied).</summary>
     public Tensor UnembeddingMatrix => lm_head?.Weight ?? EmbeddingMatrix;
