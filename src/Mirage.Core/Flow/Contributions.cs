@@ -27,11 +27,22 @@ public static class Contributions
         int k = (int)(parts.dim() - whole.dim());
         if (k < 0 || !parts.shape.AsSpan(k).SequenceEqual(whole.shape))
             throw new ArgumentException($"Parts [{string.Join(", ", parts.shape)}] do not end in the whole's shape [{string.Join(", ", whole.shape)}].", nameof(parts));
-        using var floor = Epsilon.ToScalar();
-        var distance = parts.sub(whole).abs().sum(-1);                               // [K..., N...]
-        var proximity = whole.abs().sum(-1).sub(distance).clamp_min(floor);          // [K..., N...]
+        var proximity = Proximity(parts, whole);                                     // [K..., N...]
         var total = proximity.sum([.. Enumerable.Range(0, k).Select(d => (long)d)], keepdim: true);
         return proximity.div(total).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Each part's proximity to the whole, <c>max(eps, ||whole||_1 - ||whole - part||_1)</c>, not yet
+    /// normalised: <paramref name="parts"/> <c>[..., d]</c> against <paramref name="whole"/>, which
+    /// broadcasts against them (so parts need no copy into a parts-first layout).
+    /// </summary>
+    public static Tensor Proximity(Tensor parts, Tensor whole)
+    {
+        using var scope = NewDisposeScope();
+        using var floor = Epsilon.ToScalar();
+        var distance = parts.sub(whole).abs_().sum(-1);
+        return whole.abs().sum(-1).sub(distance).clamp_min(floor).MoveToOuterDisposeScope();
     }
 
     /// <summary>

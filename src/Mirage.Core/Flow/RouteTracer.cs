@@ -15,7 +15,7 @@ public static class RouteTracer
     /// <summary>LM-TT's default contribution threshold.</summary>
     public const double DefaultThreshold = 0.04;
 
-    // Attention parts are split for this many numbers at a time (64 MiB in float32; the contributions take about three times that).
+    // Attention parts are split for this many numbers at a time (64 MiB in float32; their distances to the whole take as much again).
     private const long MaxPartElements = 1L << 24;
 
     /// <summary>
@@ -112,12 +112,13 @@ public static class RouteTracer
             var taken = targets[first..Math.Min(targets.Length, first + chunk)];
             var at = tensor(taken.Select(t => (long)t).ToArray(), device: headValues.device);
             var parts = layer.AttentionParts(headValues, at);                                  // [B, P, S, H, C]
-            var (heads, residual) = Contributions.WithResidual(
-                parts.permute(2, 3, 0, 1, 4), layer.ResidualPre.index_select(1, at), layer.ResidualMid.index_select(1, at)); // [S, H, B, P], [B, P]
+            var whole = layer.ResidualMid.index_select(1, at);                                 // [B, P, C]
+            var heads = Contributions.Proximity(parts, whole.unsqueeze(2).unsqueeze(2));       // [B, P, S, H]
+            var residual = Contributions.Proximity(layer.ResidualPre.index_select(1, at), whole); // [B, P]
             // A source after its target gets no attention, only the eps floor: it is left out (LM-TT keeps that floor).
-            var causal = at.unsqueeze(1).ge(positions.unsqueeze(0)).to(heads.dtype);                                          // [P, S]
-            heads = heads.permute(2, 3, 0, 1).mul(causal.unsqueeze(-1));                                                       // [B, P, S, H]
-            var total = heads.sum([2, 3]).Plus(residual);
+            var causal = at.unsqueeze(1).ge(positions.unsqueeze(0)).to(heads.dtype);         // [P, S]
+            heads = heads.mul(causal.unsqueeze(-1));
+            var total = heads.sum([2, 3]).Plus(residual);                                      // [B, P]
             (heads, residual) = Contributions.ThresholdAndRenormalize(threshold, heads.div(total.unsqueeze(-1).unsqueeze(-1)), residual.div(total)); // [B, P, S, H], [B, P]
             int h = (int)heads.shape[3];
             var perHead = heads[0].to(float64).cpu().data<double>().ToArray();                 // [P, S, H]
