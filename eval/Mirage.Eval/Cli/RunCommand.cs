@@ -14,14 +14,14 @@ internal static class RunCommand
 {
     private static readonly string[] DefaultCiters = ["mirage", "ablation", "contextcite", "attention", "bm25", "random"];
     private static readonly string[] CciMethods = [.. AttributionMethodRegistry.BuiltInNames];
-    private static readonly string[] AllCiters = [.. DefaultCiters, .. CciMethods.Select(m => $"mirage-{m}")];
+    private static readonly string[] AllCiters = [.. DefaultCiters, "routes", .. CciMethods.Select(m => $"mirage-{m}")];
 
     public static Command Create(TextWriter output)
     {
         var data = new Option<string>("--data") { Required = true, Description = "ALCE-format JSON (a list, or {\"data\": [...]}); gold_citations enable the exact metrics." };
         var model = new Option<string>("--model") { DefaultValueFactory = _ => Path.Combine("models", "reader"), Description = "The model: it is cited (mirage, ablation, contextcite, attention), writes generated answers, and measures faithfulness." };
         var outDir = new Option<string>("--out") { DefaultValueFactory = _ => "eval-output", Description = "Folder for metrics.json, items.jsonl, report.md and chart.svg." };
-        var citers = new Option<string[]>("--citers") { DefaultValueFactory = _ => DefaultCiters, AllowMultipleArgumentsPerToken = true, Description = "Citers to run: mirage (the engine's default), mirage-METHOD (MIRAGE with that CCI method), ablation, contextcite, attention, bm25, random." };
+        var citers = new Option<string[]>("--citers") { DefaultValueFactory = _ => DefaultCiters, AllowMultipleArgumentsPerToken = true, Description = "Citers to run: mirage (the engine's default), mirage-METHOD (MIRAGE with that CCI method), ablation, contextcite, attention, routes (information-flow routes), bm25, random." };
         var answers = new Option<string>("--answers") { DefaultValueFactory = _ => "gold", Description = "Cite the data's answers (gold) or the model's own greedy answers (generated, cached in OUT/generated-answers.json, scored against source gold)." };
         answers.AcceptOnlyFromAmong("gold", "generated");
         var faithfulness = new Option<bool>("--faithfulness") { DefaultValueFactory = _ => true, Description = "Measure every citer's necessity, sufficiency and win rate on the model (true or false)." };
@@ -38,8 +38,9 @@ internal static class RunCommand
         var topPercent = new Option<double>("--top-percent") { DefaultValueFactory = _ => new CitationOptions().TopPercent, Description = "MIRAGE's Top-% CCI filter." };
         var atMost = new Option<int>("--at-most") { DefaultValueFactory = _ => new CitationOptions().AtMostCitations ?? 3, Description = "MIRAGE's citations per sentence at most." };
         var ctiStd = new Option<double>("--cti-std") { DefaultValueFactory = _ => new CitationOptions().Pecore.CtiStdThreshold, Description = "MIRAGE's CTI threshold in standard deviations." };
-        var cciMethod = new Option<string>("--cci-method") { Description = "Run `mirage` as MIRAGE with this CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion), named mirage-METHOD; the same as --citers mirage-METHOD." };
+        var cciMethod = new Option<string>("--cci-method") { Description = "Run `mirage` as MIRAGE with this CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion, value_zeroing), named mirage-METHOD; the same as --citers mirage-METHOD." };
         cciMethod.AcceptOnlyFromAmong(CciMethods);
+        var routesRatio = new Option<double>("--routes-ratio") { DefaultValueFactory = _ => RoutesCiter.DefaultRatio, Description = "The routes citer: the share of the flow, relative to the top passage's, another passage needs to be cited too." };
         var engineOption = new Option<string>("--engine") { DefaultValueFactory = _ => "auto", Description = "What runs the model: auto (llama.cpp for a GGUF file unless a citer needs gradients or attention weights), torch or llama.cpp." };
         engineOption.AcceptOnlyFromAmong([.. ModelEngines.Names]);
         var noContext = new Option<string>("--no-context") { DefaultValueFactory = _ => "literal", Description = "MIRAGE's no-context input: literal (the reference's) or trim." };
@@ -48,7 +49,7 @@ internal static class RunCommand
         judge.AcceptOnlyFromAmong("gold", "none");
         var command = new Command("run", "Run citers side by side on ALCE-format data and write metrics.json, items.jsonl, report.md and chart.svg.")
         {
-            data, model, outDir, citers, answers, faithfulness, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod, noContext, scoredTokens, coverage, pruneWithin, noPrune, masks, alpha, engineOption,
+            data, model, outDir, citers, answers, faithfulness, limit, seed, judge, topPercent, atMost, ctiStd, cciMethod, noContext, scoredTokens, coverage, pruneWithin, noPrune, masks, alpha, routesRatio, engineOption,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -66,8 +67,8 @@ internal static class RunCommand
                     output.WriteLine($"error: no model folder at '{directory}'. Pass --model, or run from the repository root for the embedded reader (models/reader).");
                     return 1;
                 }
-                // The attention citer and MIRAGE's CCI methods need TorchSharp; the other citers run forward passes only.
-                bool gradients = names.Any(c => c == "attention" || (c.StartsWith("mirage-", StringComparison.Ordinal) && c != "mirage-ablation"))
+                // The attention and routes citers and MIRAGE's CCI methods need TorchSharp; the other citers run forward passes only.
+                bool gradients = names.Any(c => c is "attention" or "routes" || (c.StartsWith("mirage-", StringComparison.Ordinal) && c != "mirage-ablation"))
                     || (names.Contains("mirage") && parse.GetResult(cciMethod) is not null);
                 loaded = await LanguageModel.LoadAsync(directory, new ComputeOptions { Engine = ModelEngines.Parse(parse.GetRequiredValue(engineOption)), NeedsGradients = gradients }, cancellationToken);
                 if (loaded.EngineNote is { } note)
@@ -101,6 +102,7 @@ internal static class RunCommand
                 "ablation" => new MirageCiter(engine!, options.WithMethod("ablation"), "ablation"),
                 "contextcite" => new ContextCiteCiter(loaded!, template, parse.GetValue(masks), parse.GetValue(alpha), options.AtMostCitations ?? 3, parse.GetValue(seed)),
                 "attention" => new AttentionCiter(loaded!, attribution, template),
+                "routes" => new RoutesCiter(loaded!, template, parse.GetValue(routesRatio), options.AtMostCitations ?? 3),
                 "bm25" => new Bm25Citer(),
                 _ => new RandomCiter(parse.GetValue(seed)),
             }).ToList();
