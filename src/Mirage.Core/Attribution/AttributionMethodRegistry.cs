@@ -20,6 +20,7 @@ public sealed class AttributionMethodRegistry
         registry.Register(new AttentionMethod());
         registry.Register(new OcclusionMethod());
         registry.Register(new ValueZeroingMethod());
+        registry.Register(new LayerGradientXActivationMethod());
         return registry;
     }
 

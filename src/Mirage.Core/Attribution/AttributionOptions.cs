@@ -70,7 +70,11 @@ public sealed record AttributionOptions
     /// <summary>Attention: mean or max over the selected layers and heads.</summary>
     public AttentionAggregation AttentionAggregation { get; init; } = AttentionAggregation.Mean;
 
-    /// <summary>Value zeroing: the layer read (0-based; negative counts from the end), or null for the last (Inseq's default).</summary>
+    /// <summary>
+    /// The layer the layer methods read (0-based; negative counts from the end): value zeroing's
+    /// (null: the last, Inseq's default) and layer gradient x activation's output (null: the input
+    /// embeddings, Inseq's default).
+    /// </summary>
     public int? Layer { get; init; }
 
     /// <summary>Occlusion: spans (start, end) of input positions occluded together; null occludes each token alone.</summary>
