@@ -38,7 +38,7 @@ internal static class RunCommand
         var topPercent = new Option<double>("--top-percent") { DefaultValueFactory = _ => new CitationOptions().TopPercent, Description = "MIRAGE's Top-% CCI filter." };
         var atMost = new Option<int>("--at-most") { DefaultValueFactory = _ => new CitationOptions().AtMostCitations ?? 3, Description = "MIRAGE's citations per sentence at most." };
         var ctiStd = new Option<double>("--cti-std") { DefaultValueFactory = _ => new CitationOptions().Pecore.CtiStdThreshold, Description = "MIRAGE's CTI threshold in standard deviations." };
-        var cciMethod = new Option<string>("--cci-method") { Description = "Run `mirage` as MIRAGE with this CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion, value_zeroing, layer_gradient_x_activation), named mirage-METHOD; the same as --citers mirage-METHOD." };
+        var cciMethod = new Option<string>("--cci-method") { Description = "Run `mirage` as MIRAGE with this CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion, value_zeroing, layer_gradient_x_activation, layer_integrated_gradients), named mirage-METHOD; the same as --citers mirage-METHOD." };
         cciMethod.AcceptOnlyFromAmong(CciMethods);
         var routesRatio = new Option<double>("--routes-ratio") { DefaultValueFactory = _ => RoutesCiter.DefaultRatio, Description = "The routes citer: the share of the flow, relative to the top passage's, another passage needs to be cited too." };
         var engineOption = new Option<string>("--engine") { DefaultValueFactory = _ => "auto", Description = "What runs the model: auto (llama.cpp for a GGUF file unless a citer needs gradients or attention weights), torch or llama.cpp." };

@@ -21,6 +21,7 @@ public sealed class AttributionMethodRegistry
         registry.Register(new OcclusionMethod());
         registry.Register(new ValueZeroingMethod());
         registry.Register(new LayerGradientXActivationMethod());
+        registry.Register(new LayerIntegratedGradientsMethod());
         return registry;
     }
 

@@ -13,6 +13,8 @@ namespace Mirage.Core.Models;
 /// <param name="OutputHiddenStates">Return the residual stream after the embedding and each layer.</param>
 /// <param name="Decompose">Take each layer apart for information-flow routes
 /// (<see cref="LayerDecomposition"/>); uses the explicit attention path.</param>
+/// <param name="StartLayer">Start at this decoder layer: <paramref name="Embeddings"/> is then the
+/// residual stream entering it (layer attribution runs the rest of the model from a layer's output).</param>
 public sealed record ForwardRequest(
     Tensor Embeddings,
     Tensor Positions,
@@ -21,4 +23,5 @@ public sealed record ForwardRequest(
     int LogitsFrom = 0,
     bool OutputAttentions = false,
     bool OutputHiddenStates = false,
-    bool Decompose = false);
+    bool Decompose = false,
+    int StartLayer = 0);

@@ -9,9 +9,11 @@ namespace Mirage.Core.Attribution.Methods;
 /// dimension. The integral uses Gauss-Legendre quadrature with
 /// <see cref="AttributionOptions.IntegrationSteps"/> points (Captum's default rule), exact for
 /// polynomials of degree 2n - 1; with <see cref="EmbeddingReduction.Sum"/> the scores add up to
-/// f(e) - f(b) (completeness).
+/// f(e) - f(b) (completeness). The layer variant (<see cref="LayerIntegratedGradientsMethod"/>)
+/// integrates over a decoder layer's output instead, from its value for the zero baseline, running
+/// the rest of the model from that layer.
 /// </summary>
-public sealed class IntegratedGradientsMethod : GradientAttributionMethod
+public class IntegratedGradientsMethod : GradientAttributionMethod
 {
     /// <inheritdoc />
     public override string Name => "integrated_gradients";
@@ -34,7 +36,12 @@ public sealed class IntegratedGradientsMethod : GradientAttributionMethod
         {
             using var scope = NewDisposeScope();
             var target = request.Targets[k];
-            var input = MethodTensors.EmbedPrefix(model, request.Ids, target.Position)[0]; // [L, C]; baseline is zeros
+            var embeddings = MethodTensors.EmbedPrefix(model, request.Ids, target.Position);  // [1, L, C]; the baseline is zeros
+            var layer = ActivationLayer(model, options);
+            var (input, baseline) = layer is int l
+                ? (Activation(model, embeddings, l), Activation(model, zeros_like(embeddings), l))
+                : (embeddings[0], zeros_like(embeddings[0]));                                // [L, C] each
+            var delta = input.sub(baseline);
             var averaged = zeros_like(input);
             for (int start = 0; start < nodes.Length; start += options.ChunkSize)
             {
@@ -43,19 +50,28 @@ public sealed class IntegratedGradientsMethod : GradientAttributionMethod
                 using var _ = enable_grad();
                 int count = Math.Min(options.ChunkSize, nodes.Length - start);
                 var alphas = tensor(nodes[start..(start + count)], input.dtype, model.Device).view(-1, 1, 1);
-                var path = (alphas * input.unsqueeze(0)).detach().requires_grad_(true);             // [R, L, C]
+                var path = baseline.unsqueeze(0).Plus(alphas * delta.unsqueeze(0)).detach().requires_grad_(true); // [R, L, C]
                 var positions = TorchScalars.Range(target.Position, model.Device).unsqueeze(0).expand(count, -1);
-                using var output = model.Forward(new ForwardRequest(path, positions, LogitsFrom: target.Position - 1));
+                using var output = model.Forward(new ForwardRequest(path, positions, LogitsFrom: target.Position - 1, StartLayer: layer + 1 ?? 0));
                 var f = evaluator.Evaluate(output.Logits[.., 0], Enumerable.Repeat(k, count).ToArray()); // [R]
                 f.sum().backward();
                 var w = tensor(weights[start..(start + count)], input.dtype, model.Device).view(-1, 1, 1);
                 averaged.PlusInPlace((path.grad! * w).sum(dim: 0)); // literal 0 would bind to sum(ScalarType)
                 passes++;
             }
-            scores[k] = ScorePostprocessing.Finish(ScorePostprocessing.Reduce(ScoreDimensions(averaged, input), options.Reduction), options, request.Ids.Count);
-            values[k] = TargetValue(model, request, evaluator, k, input);
+            scores[k] = ScorePostprocessing.Finish(ScorePostprocessing.Reduce(ScoreDimensions(averaged, delta), options.Reduction), options, request.Ids.Count);
+            values[k] = TargetValue(model, request, evaluator, k, embeddings[0]);
         }
         return new AttributionResult(Name, request.Targets, scores, values, passes + request.Targets.Count, passes);
+    }
+
+    // The residual stream after decoder layer `layer` for these embeddings, [L, C].
+    private static Tensor Activation(LanguageModel model, Tensor embeddings, int layer)
+    {
+        using var _ = no_grad();
+        // An alias: the output's hidden states hold the input itself, and disposing them must not free the caller's.
+        using var output = model.Forward(new ForwardRequest(embeddings.alias(), TorchScalars.Range(embeddings.shape[1], model.Device).unsqueeze(0), LogitsFrom: (int)embeddings.shape[1] - 1, OutputHiddenStates: true));
+        return output.HiddenStates![layer + 1][0].clone();
     }
 
     private static double TargetValue(LanguageModel model, AttributionRequest request, TargetEvaluator evaluator, int k, Tensor input)

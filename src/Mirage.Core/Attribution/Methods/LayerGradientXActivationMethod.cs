@@ -20,11 +20,5 @@ public sealed class LayerGradientXActivationMethod : GradientAttributionMethod
     protected override Tensor ScoreDimensions(Tensor gradient, Tensor embeddings) => gradient * embeddings;
 
     /// <inheritdoc />
-    protected override int? ActivationLayer(LanguageModel model, AttributionOptions options)
-    {
-        if (options.Layer is not int chosen)
-            return null;
-        int layers = model.Config.NumLayers, layer = chosen < 0 ? layers + chosen : chosen;
-        return layer >= 0 && layer < layers ? layer : throw new MirageException($"Layer {chosen} is outside the model's {layers} layers.");
-    }
+    protected override int? ActivationLayer(LanguageModel model, AttributionOptions options) => ChosenLayer(model, options);
 }

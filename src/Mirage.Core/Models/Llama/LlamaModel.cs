@@ -388,7 +388,9 @@ internal sealed class LlamaForCausalLM : nn.Module
     {
         using var scope = NewDisposeScope();
         var x = request.Embeddings;                                          // [B, T, C]
-        if (_config.ScaleEmbeddings)
+        if (request.StartLayer < 0 || request.StartLayer > _config.NumLayers)
+            throw new ArgumentException($"StartLayer {request.StartLayer} is outside 0..{_config.NumLayers}.", nameof(request));
+        if (_config.ScaleEmbeddings && request.StartLayer == 0)
             x = x * tensor(Math.Sqrt(_config.HiddenSize), x.dtype, x.device);  // the factor rounded to the compute dtype, as transformers does
         int cached = request.Cache?.Length ?? 0;
         var (cos, sin) = _rotary.Tables(request.Positions, x.dtype);         // [B, 1, T, D]
@@ -401,9 +403,9 @@ internal sealed class LlamaForCausalLM : nn.Module
         var decomposition = request.Decompose ? new List<LayerDecomposition>() : null;
         if (decomposition is not null && request.Cache is not null)
             throw new ArgumentException("A decomposed pass runs over the whole sequence, without a KV cache.", nameof(request));
-        int layerIndex = 0;
+        int layerIndex = request.StartLayer;
         var masks = new Dictionary<int, Tensor?>(); // by window (0 = none): layers share masks
-        foreach (var layer in model.layers)
+        foreach (var layer in model.layers.Skip(request.StartLayer))
         {
             var window = _config.SlidingWindows.Count > layerIndex ? _config.SlidingWindows[layerIndex] : null;
             if (!masks.TryGetValue(window ?? 0, out var mask))
