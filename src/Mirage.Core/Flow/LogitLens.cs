@@ -52,6 +52,34 @@ public static class LogitLens
         return readings;
     }
 
+    /// <summary>
+    /// The lens at every node of a routes graph (<c>X0</c>: the embedding; <c>A</c>, <c>I</c>: the
+    /// residual after the block; <c>M</c>: the FFN block's output, read as what it promotes), by node
+    /// id: one decomposed pass, one unembedding of all the nodes' vectors together.
+    /// </summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<LensToken>> AtNodes(LanguageModel model, IReadOnlyList<int> ids, IEnumerable<RouteNode> nodes, int k = 5)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
+        using var pass = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Count, model.Device).unsqueeze(0), LogitsFrom: ids.Count - 1, Decompose: true));
+        var readings = new Dictionary<string, IReadOnlyList<LensToken>>(StringComparer.Ordinal);
+        foreach (var node in nodes)
+        {
+            var residual = node.Kind switch
+            {
+                RouteNode.Input => pass.Decomposition![0].ResidualPre[0, node.Token],
+                RouteNode.AfterAttention => pass.Decomposition![node.Layer].ResidualMid[0, node.Token],
+                RouteNode.AfterFfn => pass.Decomposition![node.Layer].ResidualPost[0, node.Token],
+                _ => null,
+            };
+            readings[node.Id] = residual is null
+                ? Promote(model, pass.Decomposition![node.Layer].FfnOutput[0, node.Token], k).Promoted
+                : Read(model, residual, k);
+        }
+        return readings;
+    }
+
     /// <summary>The <paramref name="k"/> tokens <paramref name="output"/> <c>[C]</c> promotes most and suppresses most.</summary>
     public static Promotions Promote(LanguageModel model, Tensor output, int k = 10)
     {

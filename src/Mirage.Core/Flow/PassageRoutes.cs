@@ -14,13 +14,17 @@ namespace Mirage.Core.Flow;
 /// <param name="Graph">The routes graph.</param>
 /// <param name="Passages">Each passage's route share: the flow starting at its tokens.</param>
 /// <param name="Lens">The logit lens after every block at the output predicting the first traced token.</param>
+/// <param name="Tokens">The traced sequence's tokens as text (prompt then answer), for labels.</param>
+/// <param name="NodeLens">Per graph node, its top tokens: the lens of a residual node, what an FFN node promotes.</param>
 public sealed record PassageRoutes(
     int? Sentence,
     IReadOnlyList<int> AnswerTokens,
     int AnswerStart,
     RoutesGraph Graph,
     IReadOnlyList<PassageShare> Passages,
-    IReadOnlyList<LensReading> Lens)
+    IReadOnlyList<LensReading> Lens,
+    IReadOnlyList<string> Tokens,
+    IReadOnlyDictionary<string, IReadOnlyList<LensToken>> NodeLens)
 {
     /// <summary>
     /// Traces answer sentence <paramref name="sentence"/> or answer token <paramref name="token"/>
@@ -51,12 +55,13 @@ public sealed record PassageRoutes(
         var from = traced.Select(k => start + k - 1).ToList();
         var graph = RouteTracer.Trace(model, ids, from, threshold, cancellationToken);
         var shares = prepared.Passages
-            .Select(p => new PassageShare(p.Id, p.Index, graph.TokenShares.Skip(p.TokenStart).Take(p.TokenEnd - p.TokenStart).Sum()))
+            .Select(p => new PassageShare(p.Id, p.Index, p.TokenStart, p.TokenEnd, graph.TokenShares.Skip(p.TokenStart).Take(p.TokenEnd - p.TokenStart).Sum()))
             .ToList();
         var lens = LogitLens.AcrossLayers(model, ids, from[0]);
-        return new PassageRoutes(sentence, traced, start, graph, shares, lens);
+        var tokens = ids.Select(id => model.Tokenizer.Decode([id], skipSpecialTokens: false)).ToList();
+        return new PassageRoutes(sentence, traced, start, graph, shares, lens, tokens, LogitLens.AtNodes(model, ids, graph.Nodes));
     }
 }
 
-/// <summary>A passage (by id and 0-based index) and the share of the traced flow that starts at its tokens.</summary>
-public sealed record PassageShare(string Id, int Index, double Share);
+/// <summary>A passage (by id and 0-based index), its tokens [start, end) in the traced sequence, and the share of the traced flow that starts at them.</summary>
+public sealed record PassageShare(string Id, int Index, int TokenStart, int TokenEnd, double Share);

@@ -43,5 +43,9 @@ public sealed class PassageRoutesTests
         // The lens at the last block reads the model's own prediction there: the right birthplace.
         Assert.Equal("Grouscelford", right.Lens[^1].Top[0].Text.Trim().TrimStart('Ġ'));
         Assert.Equal(right.Passages.Select(p => p.Share), wrong.Passages.Select(p => p.Share));
+        // Every node has its lens; the output's is the model's own prediction there.
+        Assert.Equal(right.Graph.Nodes.Select(n => n.Id).Order(), right.NodeLens.Keys.Order());
+        Assert.Equal(right.Lens[^1].Top[0].Id, right.NodeLens[right.Lens[^1].Node][0].Id);
+        Assert.Equal(right.Graph.TokenShares.Count, right.Tokens.Count);
     }
 }

@@ -63,6 +63,44 @@ public sealed class ServerPageTests
     }
 
     [Fact]
+    public async Task Routes_DrawTheGraphWithPassagesShaded_FollowTheSlider_AndShowANodesLens()
+    {
+        await using var server = await RunningServer.StartAsync();
+        using var browser = HeadlessChromium.Start();
+        browser.Navigate().GoToUrl(new Uri(server.Address, "/"));
+        var script = (IJavaScriptExecutor)browser;
+        // Script errors and policy violations the page would only log to its console.
+        script.ExecuteScript("window.problems = []; window.addEventListener('error', e => problems.push(e.message)); document.addEventListener('securitypolicyviolation', e => problems.push('CSP: ' + e.violatedDirective));");
+        Fill(browser, Pasted(), RunningServer.Question, RunningServer.Answer);
+        AwaitView(browser);
+        browser.SwitchTo().DefaultContent();
+        var sentence = browser.FindElement(By.Id("sentence"));
+        sentence.Clear();
+        sentence.SendKeys("2");
+        browser.FindElement(By.Id("routes")).Click();
+        var wait = new WebDriverWait(browser, TimeSpan.FromSeconds(120));
+        wait.Until(b => b.FindElement(By.Id("status")).Text is var status && status.Length > 0 && status != "tracing..."
+            ? throw new Xunit.Sdk.XunitException($"The page reported: {status}")
+            : b.FindElements(By.CssSelector("#graph circle")).Count > 0);
+
+        int edges = browser.FindElements(By.CssSelector("#graph line")).Count;
+        Assert.True(edges > 0);
+        Assert.NotEmpty(browser.FindElements(By.CssSelector("#graph rect.passage")));
+        var shares = browser.FindElements(By.CssSelector("#shares div")).Select(d => d.Text).ToList();
+        Assert.Equal(4, shares.Count);
+        // The birthplace sentence's flow starts mostly at passage 4, which states it.
+        Assert.StartsWith("[4]", shares.MaxBy(s => double.Parse(s.Split(' ')[1].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture)));
+
+        browser.FindElement(By.CssSelector("#graph circle.node.I")).Click();
+        wait.Until(b => b.FindElements(By.CssSelector("#lens li")).Count > 0);
+        Assert.EndsWith(": logit lens", browser.FindElement(By.CssSelector("#lens h3")).Text);
+
+        script.ExecuteScript("const t = document.getElementById('threshold'); t.value = '0.3'; t.dispatchEvent(new Event('input'));");
+        Assert.InRange(browser.FindElements(By.CssSelector("#graph line")).Count, 1, edges - 1);
+        Assert.Equal("[]", script.ExecuteScript("return JSON.stringify(window.problems);"));
+    }
+
+    [Fact]
     public async Task WithNoAnswer_TheModelAnswers_AndTheAnswerIsCited()
     {
         await using var server = await RunningServer.StartAsync();
