@@ -41,7 +41,7 @@ public static class MirageServiceCollectionExtensions
     {
         Engine = options.Engine,
         DType = ComputeOptions.ParseDType(options.DType),
-        NeedsGradients = options.Method == CitationMethod.Cci,
+        NeedsGradients = options.Method != CitationMethod.Ablation,
     });
 
     /// <summary>The model folder the options name: <see cref="MirageCitationOptions.ModelPath"/>, else the embedded reader.</summary>

@@ -40,7 +40,7 @@ internal static class RunCommand
         var ctiStd = new Option<double>("--cti-std") { DefaultValueFactory = _ => new CitationOptions().Pecore.CtiStdThreshold, Description = "MIRAGE's CTI threshold in standard deviations." };
         var cciMethod = new Option<string>("--cci-method") { Description = "Run `mirage` as MIRAGE with this CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion, value_zeroing, layer_gradient_x_activation, layer_integrated_gradients), named mirage-METHOD; the same as --citers mirage-METHOD." };
         cciMethod.AcceptOnlyFromAmong(CciMethods);
-        var routesRatio = new Option<double>("--routes-ratio") { DefaultValueFactory = _ => RoutesCiter.DefaultRatio, Description = "The routes citer: the share of the flow, relative to the top passage's, another passage needs to be cited too." };
+        var routesRatio = new Option<double>("--routes-ratio") { DefaultValueFactory = _ => new CitationOptions().RouteRatio, Description = "The routes citer: the share of the flow, relative to the top passage's, another passage needs to be cited too." };
         var engineOption = new Option<string>("--engine") { DefaultValueFactory = _ => "auto", Description = "What runs the model: auto (llama.cpp for a GGUF file unless a citer needs gradients or attention weights), torch or llama.cpp." };
         engineOption.AcceptOnlyFromAmong([.. ModelEngines.Names]);
         var noContext = new Option<string>("--no-context") { DefaultValueFactory = _ => "literal", Description = "MIRAGE's no-context input: literal (the reference's) or trim." };
@@ -102,7 +102,7 @@ internal static class RunCommand
                 "ablation" => new MirageCiter(engine!, options.WithMethod("ablation"), "ablation"),
                 "contextcite" => new ContextCiteCiter(loaded!, template, parse.GetValue(masks), parse.GetValue(alpha), options.AtMostCitations ?? 3, parse.GetValue(seed)),
                 "attention" => new AttentionCiter(loaded!, attribution, template),
-                "routes" => new RoutesCiter(loaded!, template, parse.GetValue(routesRatio), options.AtMostCitations ?? 3),
+                "routes" => new MirageCiter(engine!, options.WithMethod("routes") with { RouteRatio = parse.GetValue(routesRatio) }, "routes"),
                 "bm25" => new Bm25Citer(),
                 _ => new RandomCiter(parse.GetValue(seed)),
             }).ToList();

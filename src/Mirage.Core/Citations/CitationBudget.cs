@@ -36,6 +36,10 @@ public static class CitationBudget
         return variants * length;
     }
 
+    /// <summary>Information-flow routes: per sentence a decomposed pass and the attention split for the routes' targets, counted as two passes.</summary>
+    public static long Routes(PreparedCitation input, CitationOptions options) =>
+        options.Method == CitationMethod.Routes ? 2L * input.Sentences.Count * (input.PromptIds.Length + input.AnswerTokens.Count) : 0;
+
     /// <summary>Throws when <paramref name="cost"/> passes <paramref name="options"/>' budget.</summary>
     /// <exception cref="CitationBudgetExceededException">Over the budget.</exception>
     public static void Check(long cost, CitationOptions options, string work)

@@ -11,7 +11,8 @@ namespace Mirage.Core.Citations;
 /// renders the prompt with and without the passages, runs PECoRe on the answer (CTI then CCI), and
 /// turns the context cues of each sentence's selected tokens into passage citations; or, with
 /// <see cref="CitationMethod.Ablation"/>, cites the passages whose removal takes the selected
-/// tokens' support away. Either can be verified by ablation (<see cref="CitationOptions.Verify"/>). An
+/// tokens' support away, or with <see cref="CitationMethod.Routes"/> the passages the sentence's
+/// information-flow routes start from. Either can be verified by ablation (<see cref="CitationOptions.Verify"/>). An
 /// answer Mirage generated can bring its generation's trace (<see cref="CitationRequest.Trace"/>),
 /// which replaces the pass over prompt and answer. Calls are
 /// serialised through the model's <see cref="LanguageModel.ComputeGate"/>; several requests can
@@ -54,8 +55,8 @@ public sealed class MirageCitationEngine : ICitationEngine
             var options = request.Options ?? _defaults;
             options.Validate();
             _pecore.Validate(options.Pecore);
-            if (options.Method == CitationMethod.Cci && _model.Engine == ModelEngine.LlamaCpp)
-                throw new MirageException($"Method '{options.MethodName}' needs gradients or attention weights, which the llama.cpp engine running {_model.ModelId} does not compute; use method 'ablation', or load the model with engine torch.");
+            if (options.NeedsInternals && _model.Engine == ModelEngine.LlamaCpp)
+                throw new MirageException($"Method '{options.MethodName}' needs gradients, attention weights or decomposed passes, which the llama.cpp engine running {_model.ModelId} does not compute; use method 'ablation', or load the model with engine torch.");
             return (Request: request, Passages: CheckRequest(request), Options: options);
         }).ToList();
         if (checkedRequests.Count == 0)
@@ -106,7 +107,7 @@ public sealed class MirageCitationEngine : ICitationEngine
         {
             if (r.Options.MaxTokenPasses is not { } budget)
                 return (long?)null;
-            long fixedCost = CitationBudget.Cti(inputs[i]) + CitationBudget.Ablation(inputs[i], r.Passages.Select(p => p.Text).ToList(), r.Options);
+            long fixedCost = CitationBudget.Cti(inputs[i]) + CitationBudget.Ablation(inputs[i], r.Passages.Select(p => p.Text).ToList(), r.Options) + CitationBudget.Routes(inputs[i], r.Options);
             CitationBudget.Check(fixedCost, r.Options, $"Citing {Count(inputs[i].Sentences.Count, "sentence")} against {Count(inputs[i].Passages.Count, "passage")} by {r.Options.MethodName}{(r.Options.Verify is null ? "" : " with verification")}");
             return budget - fixedCost;
         }).ToList();
@@ -185,6 +186,8 @@ public sealed class MirageCitationEngine : ICitationEngine
             if (options.Method == CitationMethod.Ablation)
                 (cited, measured) = AblationCitations.Build(ablation!, input.Sentences, tokens, pecore.NoContextLogProbs, input.Passages,
                     passages.Select(p => p.Text).ToList(), options, cancellationToken);
+            else if (options.Method == CitationMethod.Routes)
+                cited = RouteCitations.Build(_model, input, options, cancellationToken);
             else
                 cited = CitationBuilder.Build(input.Sentences, tokens, pecore.CciScores, input.Passages, options);
             if (options.Verify is not null)

@@ -15,7 +15,7 @@ internal static class CiteCommand
         var answer = new Option<string>("--answer") { Description = "The answer to cite (teacher-forced, not regenerated).", Required = true };
         var format = CitationOutput.CreateFormatOption();
         var outFile = new Option<string?>("--out") { Description = "Write to this file instead of standard output." };
-        var method = new Option<string>("--method") { Description = "How sentences are cited: a CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion, value_zeroing, layer_gradient_x_activation, layer_integrated_gradients), or ablation (the passages whose removal takes the sentence's support away; the default).", DefaultValueFactory = _ => new CitationOptions().MethodName };
+        var method = new Option<string>("--method") { Description = "How sentences are cited: a CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion, value_zeroing, layer_gradient_x_activation, layer_integrated_gradients), ablation (the passages whose removal takes the sentence's support away; the default), or routes (the passages the sentence's information-flow routes start from).", DefaultValueFactory = _ => new CitationOptions().MethodName };
         var scoredTokens = new Option<string>("--scored-tokens") { Description = $"Tokens ablation and verification score: {CitationSettingNames.Choices(CitationSettingNames.ScoredTokenChoices)} (by CTI).", DefaultValueFactory = _ => "all" };
         scoredTokens.AcceptOnlyFromAmong(CitationSettingNames.Spellings(CitationSettingNames.ScoredTokenChoices));
         var evidence = new Option<bool>("--evidence") { Description = "With ablation: also remove each sentence of every cited passage and show the sentences the citation rests on." };
@@ -45,7 +45,7 @@ internal static class CiteCommand
                 parse.GetRequiredValue(method), parse.GetRequiredValue(filter), parse.GetValue(topPercent), parse.GetValue(topK), parse.GetValue(atMost), parse.GetValue(ctiThreshold),
                 parse.GetRequiredValue(noContext), parse.GetRequiredValue(scoredTokens), parse.GetValue(verify), parse.GetValue(evidence), parse.GetRequiredValue(promptFormat));
             var request = new CitationRequest(parse.GetRequiredValue(question), PassageFile.Read(parse.GetRequiredValue(passages)), parse.GetRequiredValue(answer), options);
-            using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: request.Options!.Method == CitationMethod.Cci);
+            using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: request.Options!.NeedsInternals);
             var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());
             var result = await engine.CiteAsync(request, cancellationToken);
             var rendered = CitationOutput.Render(result, parse.GetRequiredValue(format));

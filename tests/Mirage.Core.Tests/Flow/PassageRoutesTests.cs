@@ -21,6 +21,20 @@ public sealed class PassageRoutesTests
     ];
 
     [Fact]
+    public async Task CitingByRoutes_TheBirthplaceSentenceCitesThePassageThatStatesIt()
+    {
+        using var model = LanguageModel.Load(SharedAssets.EmbeddedReader, new ComputeOptions { DType = TorchSharp.torch.ScalarType.Float32, Engine = ModelEngine.Torch });
+        var options = new CitationOptions().WithMethod("routes");
+        var result = await new MirageCitationEngine(model).CiteAsync(new CitationRequest("Where was Lousdrur Rourti born?", Passages, "Lousdrur Rourti was born in Grouscelford.", options));
+
+        Assert.Equal("routes", result.Options.MethodName);
+        Assert.Equal("4", result.Sentences[0].Citations[0].PassageId);
+        Assert.All(result.Sentences[0].Citations, c => Assert.True(c.Score >= options.RouteRatio * result.Sentences[0].Citations[0].Score));
+        Assert.Equal(0, result.Cost.BackwardPasses);
+        Assert.Equal("routes", MirageJson.Deserialize<CitationResult>(MirageJson.Serialize(result)).Options.MethodName);
+    }
+
+    [Fact]
     public void TheOutputPredictingTheBirthplace_FlowsMostFromThePassageThatStatesIt_WhateverTokenIsForced()
     {
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader, new ComputeOptions { DType = TorchSharp.torch.ScalarType.Float32, Engine = ModelEngine.Torch });

@@ -8,7 +8,7 @@ using Mirage.Tests;
 
 namespace Mirage.Eval.Tests.Harness;
 
-/// <summary>The routes citer on the embedded reader: valid citations, one passage at ratio 1, and better than raw attention.</summary>
+/// <summary>The routes method as the harness runs it, on the embedded reader: valid citations, one passage at ratio 1, and better than raw attention.</summary>
 public sealed class RoutesCiterTests
 {
     [Fact]
@@ -16,6 +16,8 @@ public sealed class RoutesCiterTests
     {
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader);
         var template = new PromptTemplate();
+        var engine = new MirageCitationEngine(model);
+        var routes = new CitationOptions { Prompt = template }.WithMethod("routes");
         var items = new ReaderDataGenerator(3, DataSplit.Test).Generate(30).ToList();
         var token = TestContext.Current.CancellationToken;
 
@@ -33,10 +35,10 @@ public sealed class RoutesCiterTests
             return CitationMetrics.Exact(scores).F1;
         }
 
-        var one = new RoutesCiter(model, template, ratio: 1, atMost: 3);
+        var one = new MirageCiter(engine, routes with { RouteRatio = 1 }, "routes");
         Assert.All(await one.CiteAsync(items[0], SentenceSplitter.Split(items[0].Output), token), c => Assert.True(c.Length <= 1));
-        double routes = await F1(new RoutesCiter(model, template, RoutesCiter.DefaultRatio, atMost: 3));
+        double byRoutes = await F1(new MirageCiter(engine, routes, "routes"));
         double attention = await F1(new AttentionCiter(model, AttributionEngine.CreateDefault(), template));
-        Assert.True(routes > attention + 10, $"routes F1 {routes:F1}, attention {attention:F1}");
+        Assert.True(byRoutes > attention + 10, $"routes F1 {byRoutes:F1}, attention {attention:F1}");
     }
 }

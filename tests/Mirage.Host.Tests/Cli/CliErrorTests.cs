@@ -9,7 +9,7 @@ public sealed class CliErrorTests
     private static string Passages => Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json");
 
     [Theory]
-    [InlineData("Argument 'foo' not recognized. Must be one of: 'saliency', 'input_x_gradient', 'integrated_gradients', 'attention', 'occlusion', 'value_zeroing', 'layer_gradient_x_activation', 'layer_integrated_gradients', 'ablation'", "cite", "--question", "q", "--passages", "p.json", "--answer", "a", "--method", "foo")]
+    [InlineData("Argument 'foo' not recognized. Must be one of: 'saliency', 'input_x_gradient', 'integrated_gradients', 'attention', 'occlusion', 'value_zeroing', 'layer_gradient_x_activation', 'layer_integrated_gradients', 'ablation', 'routes'", "cite", "--question", "q", "--passages", "p.json", "--answer", "a", "--method", "foo")]
     [InlineData("Option '--passages' is required.", "ask", "--question", "q")]
     [InlineData("Unrecognized command or argument 'frob'.", "frob")]
     [InlineData("--question is empty: ask needs a question to answer.", "ask", "--question", " ", "--passages", "p.json")]

@@ -40,6 +40,11 @@ public sealed class FlowEndpointTests
         Assert.Equal(0.04, graph["threshold"]!.GetValue<double>());
         Assert.NotEmpty(routes["lens"]!.AsArray()[^1]!["top"]!.AsArray());
 
+        // Routes as a citation method: the same sentence cites passage 4 first.
+        var cited = await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = Answer, options = new { method = "routes" } });
+        Assert.Equal(HttpStatusCode.OK, cited.StatusCode);
+        Assert.Equal("4", JsonNode.Parse(await cited.Content.ReadAsStringAsync(Token))!["sentences"]![1]!["citations"]![0]!["passage_id"]!.GetValue<string>());
+
         // One token instead of a sentence, and a threshold of one's own.
         var token = await server.PostAsync("/v1/flow", Body(sentence: null, token: 3, threshold: 0.1));
         Assert.Equal(HttpStatusCode.OK, token.StatusCode);

@@ -1,0 +1,42 @@
+using Mirage.Core.Flow;
+using Mirage.Core.Models;
+
+namespace Mirage.Core.Citations;
+
+/// <summary>
+/// <see cref="CitationMethod.Routes"/>: per sentence, the information-flow routes from the outputs
+/// that predict its tokens back to the prompt (<see cref="RouteTracer"/>), each passage scored by
+/// the share of that flow starting at its tokens. The top passage is cited with any other holding at
+/// least <see cref="CitationOptions.RouteRatio"/> of its share, strongest first, at most
+/// <see cref="CitationOptions.AtMostCitations"/>. A sentence with no token to trace cites nothing.
+/// </summary>
+internal static class RouteCitations
+{
+    public static IReadOnlyList<CitedSentence> Build(LanguageModel model, PreparedCitation input, CitationOptions options, CancellationToken cancellationToken)
+    {
+        int[] ids = [.. input.PromptIds, .. input.AnswerIds];
+        var cited = new List<CitedSentence>();
+        for (int s = 0; s < input.Sentences.Count; s++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var tokens = input.TokensOf(s);
+            var citations = new List<Citation>();
+            if (tokens.Count > 0)
+            {
+                var graph = RouteTracer.Trace(model, ids, [.. tokens.Select(k => input.PromptIds.Length + k - 1)], cancellationToken: cancellationToken);
+                var shares = input.Passages.Select(p => graph.TokenShares.Skip(p.TokenStart).Take(p.TokenEnd - p.TokenStart).Sum()).ToArray();
+                double top = shares.Max();
+                if (top > 0)
+                {
+                    citations.AddRange(Enumerable.Range(0, shares.Length)
+                        .Where(p => shares[p] >= options.RouteRatio * top)
+                        .OrderByDescending(p => shares[p])
+                        .Take(options.AtMostCitations ?? shares.Length)
+                        .Select(p => new Citation(input.Passages[p].Id, p, shares[p], [])));
+                }
+            }
+            cited.Add(new CitedSentence(s, input.Sentences[s].Start, input.Sentences[s].End, input.Sentences[s].Text, citations));
+        }
+        return cited;
+    }
+}
