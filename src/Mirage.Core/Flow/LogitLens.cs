@@ -55,27 +55,20 @@ public static class LogitLens
     /// <summary>
     /// The lens at every node of a routes graph (<c>X0</c>: the embedding; <c>A</c>, <c>I</c>: the
     /// residual after the block; <c>M</c>: the FFN block's output, read as what it promotes), by node
-    /// id: one decomposed pass, one unembedding of all the nodes' vectors together.
+    /// id, from a decomposed pass over the graph's sequence.
     /// </summary>
-    public static IReadOnlyDictionary<string, IReadOnlyList<LensToken>> AtNodes(LanguageModel model, IReadOnlyList<int> ids, IEnumerable<RouteNode> nodes, int k = 5)
+    public static IReadOnlyDictionary<string, IReadOnlyList<LensToken>> AtNodes(LanguageModel model, IReadOnlyList<LayerDecomposition> decomposition, IEnumerable<RouteNode> nodes, int k = 5)
     {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
-        using var pass = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Count, model.Device).unsqueeze(0), LogitsFrom: ids.Count - 1, Decompose: true));
         var readings = new Dictionary<string, IReadOnlyList<LensToken>>(StringComparer.Ordinal);
         foreach (var node in nodes)
         {
-            var residual = node.Kind switch
+            readings[node.Id] = node.Kind switch
             {
-                RouteNode.Input => pass.Decomposition![0].ResidualPre[0, node.Token],
-                RouteNode.AfterAttention => pass.Decomposition![node.Layer].ResidualMid[0, node.Token],
-                RouteNode.AfterFfn => pass.Decomposition![node.Layer].ResidualPost[0, node.Token],
-                _ => null,
+                RouteNode.Input => Read(model, decomposition[0].ResidualPre[0, node.Token], k),
+                RouteNode.AfterAttention => Read(model, decomposition[node.Layer].ResidualMid[0, node.Token], k),
+                RouteNode.AfterFfn => Read(model, decomposition[node.Layer].ResidualPost[0, node.Token], k),
+                _ => Promote(model, decomposition[node.Layer].FfnOutput[0, node.Token], k).Promoted,
             };
-            readings[node.Id] = residual is null
-                ? Promote(model, pass.Decomposition![node.Layer].FfnOutput[0, node.Token], k).Promoted
-                : Read(model, residual, k);
         }
         return readings;
     }

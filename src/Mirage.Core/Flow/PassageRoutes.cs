@@ -1,5 +1,6 @@
 using Mirage.Core.Citations;
 using Mirage.Core.Models;
+using static TorchSharp.torch;
 
 namespace Mirage.Core.Flow;
 
@@ -16,6 +17,7 @@ namespace Mirage.Core.Flow;
 /// <param name="Lens">The logit lens after every block at the output predicting the first traced token.</param>
 /// <param name="Tokens">The traced sequence's tokens as text (prompt then answer), for labels.</param>
 /// <param name="NodeLens">Per graph node, its top tokens: the lens of a residual node, what an FFN node promotes.</param>
+/// <param name="NodeNeurons">Per FFN node, the neurons that contribute most to the residual after it, each with what it promotes.</param>
 public sealed record PassageRoutes(
     int? Sentence,
     IReadOnlyList<int> AnswerTokens,
@@ -24,7 +26,8 @@ public sealed record PassageRoutes(
     IReadOnlyList<PassageShare> Passages,
     IReadOnlyList<LensReading> Lens,
     IReadOnlyList<string> Tokens,
-    IReadOnlyDictionary<string, IReadOnlyList<LensToken>> NodeLens)
+    IReadOnlyDictionary<string, IReadOnlyList<LensToken>> NodeLens,
+    IReadOnlyDictionary<string, IReadOnlyList<NeuronContribution>> NodeNeurons)
 {
     /// <summary>
     /// Traces answer sentence <paramref name="sentence"/> or answer token <paramref name="token"/>
@@ -59,7 +62,14 @@ public sealed record PassageRoutes(
             .ToList();
         var lens = LogitLens.AcrossLayers(model, ids, from[0]);
         var tokens = ids.Select(id => model.Tokenizer.Decode([id], skipSpecialTokens: false)).ToList();
-        return new PassageRoutes(sentence, traced, start, graph, shares, lens, tokens, LogitLens.AtNodes(model, ids, graph.Nodes));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
+        using var pass = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Length, model.Device).unsqueeze(0), LogitsFrom: ids.Length - 1, Decompose: true));
+        var nodeLens = LogitLens.AtNodes(model, pass.Decomposition!, graph.Nodes);
+        var neurons = graph.Nodes.Where(n => n.Kind == RouteNode.Ffn)
+            .ToDictionary(n => n.Id, n => FfnNeurons.Top(model, pass.Decomposition![n.Layer], n.Layer, n.Token), StringComparer.Ordinal);
+        return new PassageRoutes(sentence, traced, start, graph, shares, lens, tokens, nodeLens, neurons);
     }
 }
 

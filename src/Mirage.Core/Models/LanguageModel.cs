@@ -210,6 +210,13 @@ public sealed class LanguageModel : IDisposable
     public Tensor Unembed(Tensor hidden) => Network.Unembed(hidden.to(Device));
 
     /// <summary>
+    /// Layer <paramref name="layer"/>'s FFN output at <paramref name="position"/> split by neuron
+    /// (TorchSharp engine): <c>[I, C]</c>, and the rest no neuron accounts for (a bias), <c>[C]</c>;
+    /// together they are the layer's <see cref="LayerDecomposition.FfnOutput"/> there.
+    /// </summary>
+    public (Tensor Neurons, Tensor Remainder) FfnNeurons(int layer, LayerDecomposition clean, int position) => Network.Neurons(layer, clean, position);
+
+    /// <summary>
     /// Value zeroing at one target (TorchSharp engine): layer <paramref name="layer"/>'s output at
     /// <paramref name="position"/> with each source's values zeroed in turn, <c>[position + 1, C]</c>,
     /// from the layer's <paramref name="clean"/> decomposition and its <see cref="LayerDecomposition.HeadValues"/>.

@@ -7,7 +7,7 @@ namespace Mirage.Host.Server;
 /// so nothing in a result, such as a hostile passage URL, can reach this page or the API key typed here).
 /// Under the form, "Show routes" draws why a sentence cites what it cites (<c>/v1/flow</c>): the
 /// routes graph as layers x tokens, passages shaded, edge width by contribution, a threshold slider,
-/// and a node's logit lens on click. The graph is built with DOM calls and text nodes only, so no
+/// and a node's logit lens on click (an FFN node: what it promotes and its top neurons). The graph is built with DOM calls and text nodes only, so no
 /// passage text is ever parsed as markup.
 /// </summary>
 internal static class ServerPage
@@ -113,7 +113,21 @@ internal static class ServerPage
             item.textContent = JSON.stringify(token.text) + " " + token.value.toFixed(3);
             list.appendChild(item);
           }
-          $("lens").replaceChildren(title, list);
+          const parts = [title, list];
+          const neurons = routes.node_neurons[node.id];
+          if (neurons) {
+            const heading = document.createElement("h3");
+            heading.textContent = "Top neurons";
+            const top = document.createElement("ol");
+            top.className = "neurons";
+            for (const neuron of neurons) {
+              const item = document.createElement("li");
+              item.textContent = `#${neuron.neuron} ${(100 * neuron.contribution).toFixed(1)}%, promotes ` + neuron.promotes.map(t => JSON.stringify(t.text)).join(" ");
+              top.appendChild(item);
+            }
+            parts.push(heading, top);
+          }
+          $("lens").replaceChildren(...parts);
         }
         function draw() {
           const limit = Number($("threshold").value), graph = routes.graph;

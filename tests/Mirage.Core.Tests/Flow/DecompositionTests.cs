@@ -52,6 +52,36 @@ public sealed class DecompositionTests : IDisposable
             Assert.True(taken.Decomposition[l].ResidualPre.sub(taken.Decomposition[l - 1].ResidualPost).abs().max().item<double>() == 0);
     }
 
+    [Theory]
+    [InlineData("LlamaForCausalLM", "")]
+    [InlineData("Phi3ForCausalLM", "")]
+    [InlineData("Gemma2ForCausalLM", ", \"attn_logit_softcapping\": 5.0, \"final_logit_softcapping\": 3.0, \"query_pre_attn_scalar\": 8")]
+    public void TheFfnBlock_SplitsByNeuron_IntoItsOutput(string architecture, string extra)
+    {
+        var config = TinyCheckpoint.FamilyConfig(architecture, extra);
+        using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, config));
+        int[] ids = TinyCheckpoint.RandomIds(7, 8);
+
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var input = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
+        using var pass = model.Forward(new ForwardRequest(model.Embed(input), Mirage.Core.Models.TorchScalars.Range(ids.Length).unsqueeze(0), Decompose: true));
+        for (int l = 0; l < config.NumLayers; l++)
+        {
+            foreach (int p in new[] { 0, 6 })
+            {
+                var (neurons, rest) = model.FfnNeurons(l, pass.Decomposition![l], p);
+                Assert.Equal([config.IntermediateSize, config.HiddenSize], neurons.shape);
+                var gap = neurons.sum(dim: 0).Plus(rest).sub(pass.Decomposition[l].FfnOutput[0, p]).abs().max().item<double>();
+                Assert.True(gap < 1e-10, $"{architecture}: layer {l}, position {p}: {gap} of {pass.Decomposition[l].FfnOutput[0, p].abs().max().item<double>()}, rest {rest.abs().max().item<double>()}");
+            }
+            var top = FfnNeurons.Top(model, pass.Decomposition![l], l, 6);
+            Assert.Equal(5, top.Count);
+            Assert.Equal(top.Select(n => n.Contribution).OrderDescending(), top.Select(n => n.Contribution));
+            Assert.All(top, n => Assert.Equal(3, n.Promotes.Count));
+        }
+    }
+
     [Fact]
     public void Proximity_MatchesAHandWorkedSum()
     {

@@ -61,5 +61,6 @@ public sealed class PassageRoutesTests
         Assert.Equal(right.Graph.Nodes.Select(n => n.Id).Order(), right.NodeLens.Keys.Order());
         Assert.Equal(right.Lens[^1].Top[0].Id, right.NodeLens[right.Lens[^1].Node][0].Id);
         Assert.Equal(right.Graph.TokenShares.Count, right.Tokens.Count);
+        Assert.Equal(right.Graph.Nodes.Where(n => n.Kind == RouteNode.Ffn).Select(n => n.Id).Order(), right.NodeNeurons.Keys.Order());
     }
 }

@@ -94,6 +94,10 @@ public sealed class ServerPageTests
         browser.FindElement(By.CssSelector("#graph circle.node.I")).Click();
         wait.Until(b => b.FindElements(By.CssSelector("#lens li")).Count > 0);
         Assert.EndsWith(": logit lens", browser.FindElement(By.CssSelector("#lens h3")).Text);
+        // An FFN node shows what it promotes and its top neurons.
+        browser.FindElement(By.CssSelector("#graph circle.node.M")).Click();
+        wait.Until(b => b.FindElements(By.CssSelector("#lens .neurons li")).Count == 5);
+        Assert.StartsWith("#", browser.FindElement(By.CssSelector("#lens .neurons li")).Text);
 
         script.ExecuteScript("const t = document.getElementById('threshold'); t.value = '0.3'; t.dispatchEvent(new Event('input'));");
         Assert.InRange(browser.FindElements(By.CssSelector("#graph line")).Count, 1, edges - 1);

@@ -222,11 +222,18 @@ internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => down_proj.forward(Activations(x));
+
+    /// <summary>Each neuron's activation <c>act(gate(x)) * up(x)</c>, <c>[..., I]</c>: what the down projection mixes.</summary>
+    public Tensor Activations(Tensor x)
     {
         var gate = gate_proj.forward(x);
-        return down_proj.forward((_gelu ? F.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh) : F.silu(gate)) * up_proj.forward(x));
+        return (_gelu ? F.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh) : F.silu(gate)) * up_proj.forward(x);
     }
+
+    /// <summary>Each neuron's output <c>a_i W_down[:, i]</c> for activations <c>[I]</c>: <c>[I, C]</c>; with the bias, they sum to the block's output.</summary>
+    public (Tensor Outputs, Tensor? Bias) NeuronOutputs(Tensor activations) =>
+        (activations.unsqueeze(1) * down_proj.Weight.t().to(activations.dtype), down_proj.Bias);
 }
 
 /// <summary>
@@ -294,6 +301,24 @@ internal sealed class LlamaDecoderLayer : nn.Module
         // An alias, so the record owns its own handle even where x is the caller's embeddings.
         return new LayerDecomposition(x.alias(), mid, mid.Plus(ffn), ffn, weights!, values, output, bias, scale);
     }
+    /// <summary>
+    /// The FFN block's output at <paramref name="position"/> split by neuron, <c>[I, C]</c>, and what
+    /// no neuron accounts for (the down projection's bias), <c>[C]</c>: they add up to
+    /// <see cref="LayerDecomposition.FfnOutput"/> there (a sandwich norm's scale folded in).
+    /// </summary>
+    public (Tensor Neurons, Tensor Remainder) Neurons(LayerDecomposition clean, int position)
+    {
+        var mid = clean.ResidualMid[0, position];                                                          // [C]
+        bool sandwich = pre_feedforward_layernorm is not null && post_feedforward_layernorm is not null;
+        var activations = mlp.Activations(sandwich ? pre_feedforward_layernorm!.forward(mid) : post_attention_layernorm.forward(mid)); // [I]
+        var (neurons, bias) = mlp.NeuronOutputs(activations);                                             // [I, C]
+        var rest = bias?.to(neurons.dtype) ?? zeros([neurons.shape[1]], neurons.dtype, neurons.device);
+        if (!sandwich)
+            return (neurons, rest.clone());
+        var scale = post_feedforward_layernorm!.Scale(neurons.sum(dim: 0).Plus(rest));                          // [C]
+        return (neurons * scale.unsqueeze(0), rest * scale);
+    }
+
     /// <summary>
     /// Value zeroing (Mohebbi et al., 2023) at target <paramref name="position"/>: the layer's output
     /// there had the values of one source (in every head) been zeroed, for each source up to the
@@ -364,6 +389,9 @@ internal sealed class LlamaForCausalLM : nn.Module
 
     /// <summary>The embedding matrix <c>[V, C]</c>.</summary>
     public Tensor EmbeddingMatrix => model.embed_tokens.Weight;
+
+    /// <summary>Layer <paramref name="layer"/>'s FFN output at one position split by neuron (<see cref="LlamaDecoderLayer.Neurons"/>).</summary>
+    public (Tensor Neurons, Tensor Remainder) Neurons(int layer, LayerDecomposition clean, int position) => model.layers[layer].Neurons(clean, position);
 
     /// <summary>Layer <paramref name="layer"/>'s value-zeroed outputs at one target (<see cref="LlamaDecoderLayer.ZeroedOutputs"/>).</summary>
     public Tensor ZeroedOutputs(int layer, LayerDecomposition clean, Tensor headValues, int position) => model.layers[layer].ZeroedOutputs(clean, headValues, position);
