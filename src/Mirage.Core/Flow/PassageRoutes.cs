@@ -18,6 +18,7 @@ namespace Mirage.Core.Flow;
 /// <param name="Tokens">The traced sequence's tokens as text (prompt then answer), for labels.</param>
 /// <param name="NodeLens">Per graph node, its top tokens: the lens of a residual node, what an FFN node promotes.</param>
 /// <param name="NodeNeurons">Per FFN node, the neurons that contribute most to the residual after it, each with what it promotes.</param>
+/// <param name="NodeHeads">Per attention node (<c>A</c>), every head by its contribution, each with what it promotes.</param>
 public sealed record PassageRoutes(
     int? Sentence,
     IReadOnlyList<int> AnswerTokens,
@@ -27,7 +28,8 @@ public sealed record PassageRoutes(
     IReadOnlyList<LensReading> Lens,
     IReadOnlyList<string> Tokens,
     IReadOnlyDictionary<string, IReadOnlyList<LensToken>> NodeLens,
-    IReadOnlyDictionary<string, IReadOnlyList<NeuronContribution>> NodeNeurons)
+    IReadOnlyDictionary<string, IReadOnlyList<NeuronContribution>> NodeNeurons,
+    IReadOnlyDictionary<string, IReadOnlyList<HeadContribution>> NodeHeads)
 {
     /// <summary>
     /// Traces answer sentence <paramref name="sentence"/> or answer token <paramref name="token"/>
@@ -69,7 +71,15 @@ public sealed record PassageRoutes(
         var nodeLens = LogitLens.AtNodes(model, pass.Decomposition!, graph.Nodes);
         var neurons = graph.Nodes.Where(n => n.Kind == RouteNode.Ffn)
             .ToDictionary(n => n.Id, n => FfnNeurons.Top(model, pass.Decomposition![n.Layer], n.Layer, n.Token), StringComparer.Ordinal);
-        return new PassageRoutes(sentence, traced, start, graph, shares, lens, tokens, nodeLens, neurons);
+        var headValues = new Dictionary<int, Tensor>();
+        var heads = graph.Nodes.Where(n => n.Kind == RouteNode.AfterAttention).ToDictionary(n => n.Id, n =>
+        {
+            var layer = pass.Decomposition![n.Layer];
+            if (!headValues.TryGetValue(n.Layer, out var values))
+                headValues[n.Layer] = values = layer.HeadValues();
+            return AttentionHeads.At(model, layer, values, n.Token);
+        }, StringComparer.Ordinal);
+        return new PassageRoutes(sentence, traced, start, graph, shares, lens, tokens, nodeLens, neurons, heads);
     }
 }
 

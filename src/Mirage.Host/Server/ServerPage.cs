@@ -7,7 +7,8 @@ namespace Mirage.Host.Server;
 /// so nothing in a result, such as a hostile passage URL, can reach this page or the API key typed here).
 /// Under the form, "Show routes" draws why a sentence cites what it cites (<c>/v1/flow</c>): the
 /// routes graph as layers x tokens, passages shaded, edge width by contribution, a threshold slider,
-/// and a node's logit lens on click (an FFN node: what it promotes and its top neurons). The graph is built with DOM calls and text nodes only, so no
+/// and a node's logit lens on click (an attention node: its heads and what each promotes; an FFN
+/// node: what it promotes and its top neurons). The graph is built with DOM calls and text nodes only, so no
 /// passage text is ever parsed as markup.
 /// </summary>
 internal static class ServerPage
@@ -114,6 +115,19 @@ internal static class ServerPage
             list.appendChild(item);
           }
           const parts = [title, list];
+          const heads = routes.node_heads[node.id];
+          if (heads) {
+            const heading = document.createElement("h3");
+            heading.textContent = "Heads";
+            const all = document.createElement("ol");
+            all.className = "heads";
+            for (const head of heads) {
+              const item = document.createElement("li");
+              item.textContent = `head ${head.head} ${(100 * head.contribution).toFixed(1)}%, promotes ` + head.promotes.map(t => JSON.stringify(t.text)).join(" ");
+              all.appendChild(item);
+            }
+            parts.push(heading, all);
+          }
           const neurons = routes.node_neurons[node.id];
           if (neurons) {
             const heading = document.createElement("h3");

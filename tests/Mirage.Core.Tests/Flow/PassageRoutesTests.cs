@@ -62,5 +62,12 @@ public sealed class PassageRoutesTests
         Assert.Equal(right.Lens[^1].Top[0].Id, right.NodeLens[right.Lens[^1].Node][0].Id);
         Assert.Equal(right.Graph.TokenShares.Count, right.Tokens.Count);
         Assert.Equal(right.Graph.Nodes.Where(n => n.Kind == RouteNode.Ffn).Select(n => n.Id).Order(), right.NodeNeurons.Keys.Order());
+        Assert.Equal(right.Graph.Nodes.Where(n => n.Kind == RouteNode.AfterAttention).Select(n => n.Id).Order(), right.NodeHeads.Keys.Order());
+        Assert.All(right.NodeHeads.Values, heads =>
+        {
+            Assert.Equal(model.Config.NumHeads, heads.Count);
+            Assert.Equal(heads.Select(h => h.Contribution).OrderDescending(), heads.Select(h => h.Contribution));
+            Assert.Equal(Enumerable.Range(0, model.Config.NumHeads), heads.Select(h => h.Head).Order());
+        });
     }
 }

@@ -94,7 +94,10 @@ public sealed class ServerPageTests
         browser.FindElement(By.CssSelector("#graph circle.node.I")).Click();
         wait.Until(b => b.FindElements(By.CssSelector("#lens li")).Count > 0);
         Assert.EndsWith(": logit lens", browser.FindElement(By.CssSelector("#lens h3")).Text);
-        // An FFN node shows what it promotes and its top neurons.
+        // An attention node shows its heads, an FFN node what it promotes and its top neurons.
+        browser.FindElement(By.CssSelector("#graph circle.node.A")).Click();
+        wait.Until(b => b.FindElements(By.CssSelector("#lens .heads li")).Count > 0);
+        Assert.StartsWith("head ", browser.FindElement(By.CssSelector("#lens .heads li")).Text);
         browser.FindElement(By.CssSelector("#graph circle.node.M")).Click();
         wait.Until(b => b.FindElements(By.CssSelector("#lens .neurons li")).Count == 5);
         Assert.StartsWith("#", browser.FindElement(By.CssSelector("#lens .neurons li")).Text);
