@@ -115,32 +115,22 @@ internal static class ServerPage
             list.appendChild(item);
           }
           const parts = [title, list];
-          const heads = routes.node_heads[node.id];
-          if (heads) {
-            const heading = document.createElement("h3");
-            heading.textContent = "Heads";
-            const all = document.createElement("ol");
-            all.className = "heads";
-            for (const head of heads) {
+          // A node's heads (attention) or top neurons (FFN), each with its share and what it promotes.
+          const ranked = (heading, className, entries, name) => {
+            if (!entries) return;
+            const title = document.createElement("h3");
+            title.textContent = heading;
+            const list = document.createElement("ol");
+            list.className = className;
+            for (const entry of entries) {
               const item = document.createElement("li");
-              item.textContent = `head ${head.head} ${(100 * head.contribution).toFixed(1)}%, promotes ` + head.promotes.map(t => JSON.stringify(t.text)).join(" ");
-              all.appendChild(item);
+              item.textContent = `${name(entry)} ${(100 * entry.contribution).toFixed(1)}%, promotes ` + entry.promotes.map(t => JSON.stringify(t.text)).join(" ");
+              list.appendChild(item);
             }
-            parts.push(heading, all);
-          }
-          const neurons = routes.node_neurons[node.id];
-          if (neurons) {
-            const heading = document.createElement("h3");
-            heading.textContent = "Top neurons";
-            const top = document.createElement("ol");
-            top.className = "neurons";
-            for (const neuron of neurons) {
-              const item = document.createElement("li");
-              item.textContent = `#${neuron.neuron} ${(100 * neuron.contribution).toFixed(1)}%, promotes ` + neuron.promotes.map(t => JSON.stringify(t.text)).join(" ");
-              top.appendChild(item);
-            }
-            parts.push(heading, top);
-          }
+            parts.push(title, list);
+          };
+          ranked("Heads", "heads", routes.node_heads[node.id], h => `head ${h.head}`);
+          ranked("Top neurons", "neurons", routes.node_neurons[node.id], n => `#${n.neuron}`);
           $("lens").replaceChildren(...parts);
         }
         function draw() {
