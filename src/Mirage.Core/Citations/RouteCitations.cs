@@ -1,5 +1,6 @@
 using Mirage.Core.Flow;
 using Mirage.Core.Models;
+using static TorchSharp.torch;
 
 namespace Mirage.Core.Citations;
 
@@ -15,16 +16,22 @@ internal static class RouteCitations
     public static IReadOnlyList<CitedSentence> Build(LanguageModel model, PreparedCitation input, CitationOptions options, CancellationToken cancellationToken)
     {
         int[] ids = [.. input.PromptIds, .. input.AnswerIds];
+        // Each sentence's outputs: the positions predicting its tokens.
+        var outputs = Enumerable.Range(0, input.Sentences.Count).Select(s => input.TokensOf(s).Select(k => input.PromptIds.Length + k - 1).ToList()).ToList();
+        // The engine, the lengths and the ids are checked once; a sentence without outputs cites nothing.
+        RouteTracer.Validate(model, ids, [.. outputs.SelectMany(o => o).DefaultIfEmpty(ids.Length - 1)], RouteTracer.DefaultThreshold);
+        using var scope = NewDisposeScope();
+        // One decomposed pass serves every sentence's routes.
+        using var pass = model.Decompose(ids);
         var cited = new List<CitedSentence>();
         for (int s = 0; s < input.Sentences.Count; s++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var tokens = input.TokensOf(s);
             var citations = new List<Citation>();
-            if (tokens.Count > 0)
+            if (outputs[s].Count > 0)
             {
-                var graph = RouteTracer.Trace(model, ids, [.. tokens.Select(k => input.PromptIds.Length + k - 1)], cancellationToken: cancellationToken);
-                var shares = input.Passages.Select(p => graph.TokenShares.Skip(p.TokenStart).Take(p.TokenEnd - p.TokenStart).Sum()).ToArray();
+                var graph = RouteTracer.Trace(pass.Decomposition!, outputs[s], RouteTracer.DefaultThreshold, cancellationToken);
+                var shares = input.Passages.Select(p => graph.ShareOf(p.TokenStart, p.TokenEnd)).ToArray();
                 double top = shares.Max();
                 if (top > 0)
                 {

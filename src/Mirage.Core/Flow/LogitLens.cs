@@ -39,15 +39,18 @@ public static class LogitLens
         if (position < 0 || position >= ids.Count)
             throw new MirageException($"Position {position} is outside the {ids.Count} tokens.");
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
-        using var pass = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Count, model.Device).unsqueeze(0), LogitsFrom: ids.Count - 1, Decompose: true));
+        using var pass = model.Decompose(ids);
+        return AcrossLayers(model, pass.Decomposition!, position, k);
+    }
+
+    /// <summary>The lens at <paramref name="position"/> after every block, from a decomposed pass already run.</summary>
+    internal static IReadOnlyList<LensReading> AcrossLayers(LanguageModel model, IReadOnlyList<LayerDecomposition> decomposition, int position, int k = 10)
+    {
         var readings = new List<LensReading>();
-        for (int l = 0; l < pass.Decomposition!.Count; l++)
+        for (int l = 0; l < decomposition.Count; l++)
         {
-            var layer = pass.Decomposition[l];
-            readings.Add(new LensReading($"{RouteNode.AfterAttention}{l}_{position}", l, Read(model, layer.ResidualMid[0, position], k)));
-            readings.Add(new LensReading($"{RouteNode.AfterFfn}{l}_{position}", l, Read(model, layer.ResidualPost[0, position], k)));
+            readings.Add(new LensReading($"{RouteNode.AfterAttention}{l}_{position}", l, Read(model, decomposition[l].ResidualMid[0, position], k)));
+            readings.Add(new LensReading($"{RouteNode.AfterFfn}{l}_{position}", l, Read(model, decomposition[l].ResidualPost[0, position], k)));
         }
         return readings;
     }

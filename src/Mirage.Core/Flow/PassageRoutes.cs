@@ -58,23 +58,23 @@ public sealed record PassageRoutes(
         int start = prepared.PromptIds.Length;
         int[] ids = [.. prepared.PromptIds, .. prepared.AnswerIds];
         var from = traced.Select(k => start + k - 1).ToList();
-        var graph = RouteTracer.Trace(model, ids, from, threshold, cancellationToken);
-        var shares = prepared.Passages
-            .Select(p => new PassageShare(p.Id, p.Index, p.TokenStart, p.TokenEnd, graph.TokenShares.Skip(p.TokenStart).Take(p.TokenEnd - p.TokenStart).Sum()))
-            .ToList();
-        var lens = LogitLens.AcrossLayers(model, ids, from[0]);
-        var tokens = ids.Select(id => model.Tokenizer.Decode([id], skipSpecialTokens: false)).ToList();
+        RouteTracer.Validate(model, ids, from, threshold);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
-        using var pass = model.Forward(new ForwardRequest(model.Embed(input), TorchScalars.Range(ids.Length, model.Device).unsqueeze(0), LogitsFrom: ids.Length - 1, Decompose: true));
-        var nodeLens = LogitLens.AtNodes(model, pass.Decomposition!, graph.Nodes);
+        // One decomposed pass serves the graph, the lens and every node's view.
+        using var pass = model.Decompose(ids);
+        var decomposition = pass.Decomposition!;
+        var graph = RouteTracer.Trace(decomposition, from, threshold, cancellationToken);
+        var shares = prepared.Passages.Select(p => new PassageShare(p.Id, p.Index, p.TokenStart, p.TokenEnd, graph.ShareOf(p.TokenStart, p.TokenEnd))).ToList();
+        var lens = LogitLens.AcrossLayers(model, decomposition, from[0]);
+        var tokens = ids.Select(id => model.Tokenizer.Decode([id], skipSpecialTokens: false)).ToList();
+        var nodeLens = LogitLens.AtNodes(model, decomposition, graph.Nodes);
         var neurons = graph.Nodes.Where(n => n.Kind == RouteNode.Ffn)
-            .ToDictionary(n => n.Id, n => FfnNeurons.Top(model, pass.Decomposition![n.Layer], n.Layer, n.Token), StringComparer.Ordinal);
+            .ToDictionary(n => n.Id, n => FfnNeurons.Top(model, decomposition[n.Layer], n.Layer, n.Token), StringComparer.Ordinal);
         var headValues = new Dictionary<int, Tensor>();
         var heads = graph.Nodes.Where(n => n.Kind == RouteNode.AfterAttention).ToDictionary(n => n.Id, n =>
         {
-            var layer = pass.Decomposition![n.Layer];
+            var layer = decomposition[n.Layer];
             if (!headValues.TryGetValue(n.Layer, out var values))
                 headValues[n.Layer] = values = layer.HeadValues();
             return AttentionHeads.At(model, layer, values, n.Token);

@@ -26,12 +26,21 @@ public static class RouteTracer
     public static RoutesGraph Trace(LanguageModel model, IReadOnlyList<int> ids, IReadOnlyList<int> from, double threshold = DefaultThreshold, CancellationToken cancellationToken = default)
     {
         Validate(model, ids, from, threshold);
-        int tokens = ids.Count, layers = model.Config.NumLayers;
+        using var scope = NewDisposeScope();
+        using var pass = model.Decompose(ids);
+        return Trace(pass.Decomposition!, from, threshold, cancellationToken);
+    }
+
+    /// <summary>
+    /// The routes graph from a decomposed pass already run over the sequence (<see cref="LanguageModel.Decompose"/>),
+    /// so one pass serves several traces and the views of their nodes; the caller has validated
+    /// <paramref name="from"/> and <paramref name="threshold"/> (<see cref="Validate"/>).
+    /// </summary>
+    internal static RoutesGraph Trace(IReadOnlyList<LayerDecomposition> decomposition, IReadOnlyList<int> from, double threshold, CancellationToken cancellationToken)
+    {
+        int tokens = (int)decomposition[0].ResidualPre.shape[1], layers = decomposition.Count;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var input = tensor(ids.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
-        var positions = TorchScalars.Range(tokens).to(model.Device).unsqueeze(0);
-        using var pass = model.Forward(new ForwardRequest(model.Embed(input), positions, LogitsFrom: tokens - 1, Decompose: true));
 
         var nodes = new Dictionary<string, RouteNode>(StringComparer.Ordinal);
         var edges = new List<RouteEdge>();
@@ -44,21 +53,22 @@ public static class RouteTracer
             edges.Add(new RouteEdge(source.Id, target.Id, weight, heads));
 
         // The flow reaching each token's residual stream after the current layer (I nodes).
+        int[] outputs = [.. from.Distinct()];
         var flow = new double[tokens];
-        foreach (int t in from.Distinct())
+        foreach (int t in outputs)
         {
-            flow[t] += 1.0 / from.Distinct().Count();
+            flow[t] += 1.0 / outputs.Length;
             Node(RouteNode.AfterFfn, layers - 1, t);
         }
         for (int l = layers - 1; l >= 0; l--)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var layer = pass.Decomposition![l];
+            var layer = decomposition[l];
             var reached = Enumerable.Range(0, tokens).Where(t => nodes.ContainsKey(RouteNode.Of(RouteNode.AfterFfn, l, t).Id)).ToArray();
             var throughAttention = FfnStep(layer, l, reached, threshold, Node, Edge);
             flow = AttentionStep(layer, l, throughAttention, flow, threshold, Node, Edge);
         }
-        return new RoutesGraph(layers, [.. from.Distinct()], threshold, [.. nodes.Values], edges, flow);
+        return new RoutesGraph(layers, outputs, threshold, [.. nodes.Values], edges, flow);
     }
 
     // I{l}_t <- M{l}_t <- A{l}_t and I{l}_t <- A{l}_t: the FFN block against the residual it is added to.
@@ -142,7 +152,8 @@ public static class RouteTracer
         return below;
     }
 
-    private static void Validate(LanguageModel model, IReadOnlyList<int> ids, IReadOnlyList<int> from, double threshold)
+    /// <summary>Throws a one-line <see cref="MirageException"/> for what cannot be traced: the engine, the lengths, the positions, the ids, the threshold.</summary>
+    internal static void Validate(LanguageModel model, IReadOnlyList<int> ids, IReadOnlyList<int> from, double threshold)
     {
         if (model.Engine != ModelEngine.Torch)
             throw new MirageException("Routes need the model's internals, which the llama.cpp engine does not expose; load the model with --engine torch.");

@@ -21,7 +21,11 @@ public sealed record RoutesGraph(
     double Threshold,
     IReadOnlyList<RouteNode> Nodes,
     IReadOnlyList<RouteEdge> Edges,
-    IReadOnlyList<double> TokenShares);
+    IReadOnlyList<double> TokenShares)
+{
+    /// <summary>The share of the flow that starts at input positions [<paramref name="start"/>, <paramref name="end"/>): a passage's route share.</summary>
+    public double ShareOf(int start, int end) => TokenShares.Skip(start).Take(end - start).Sum();
+}
 
 /// <summary>
 /// A node: <c>X0_t</c> the input embedding of token t (layer -1); <c>A{l}_t</c> the residual stream after

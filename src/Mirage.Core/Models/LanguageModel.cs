@@ -226,6 +226,18 @@ public sealed class LanguageModel : IDisposable
     /// <summary>The unembedding matrix <c>[V, C]</c> (TorchSharp engine): a vector's dot product with each row is how much it promotes that token.</summary>
     public Tensor UnembeddingMatrix => Network.UnembeddingMatrix;
 
+    /// <summary>
+    /// One pass over <paramref name="ids"/> with every layer taken apart (<see cref="ForwardRequest.Decompose"/>),
+    /// without gradients, logits for the last position only (TorchSharp engine): what the routes,
+    /// the lens and their node views read. The caller owns the returned tensors.
+    /// </summary>
+    public ForwardOutput Decompose(IReadOnlyList<int> ids)
+    {
+        using var noGrad = no_grad();
+        var input = tensor(ids.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0);
+        return Forward(new ForwardRequest(Embed(input), TorchScalars.Range(ids.Count, Device).unsqueeze(0), LogitsFrom: ids.Count - 1, Decompose: true));
+    }
+
     /// <summary>A forward pass from embeddings (TorchSharp engine). The caller owns the returned tensors.</summary>
     public ForwardOutput Forward(ForwardRequest request) => Network.Forward(request);
 

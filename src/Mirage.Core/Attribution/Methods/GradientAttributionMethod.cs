@@ -27,15 +27,6 @@ public abstract class GradientAttributionMethod : IAttributionMethod
     /// </summary>
     protected virtual int? ActivationLayer(LanguageModel model, AttributionOptions options) => null;
 
-    /// <summary><see cref="AttributionOptions.Layer"/> as a layer index (negative counts from the end), or null when none is set.</summary>
-    protected static int? ChosenLayer(LanguageModel model, AttributionOptions options)
-    {
-        if (options.Layer is not int chosen)
-            return null;
-        int layers = model.Config.NumLayers, layer = chosen < 0 ? layers + chosen : chosen;
-        return layer >= 0 && layer < layers ? layer : throw new MirageException($"Layer {chosen} is outside the model's {layers} layers.");
-    }
-
     /// <inheritdoc />
     public virtual AttributionResult Attribute(LanguageModel model, AttributionRequest request, TargetEvaluator evaluator)
     {

@@ -20,5 +20,5 @@ public sealed class LayerGradientXActivationMethod : GradientAttributionMethod
     protected override Tensor ScoreDimensions(Tensor gradient, Tensor embeddings) => gradient * embeddings;
 
     /// <inheritdoc />
-    protected override int? ActivationLayer(LanguageModel model, AttributionOptions options) => ChosenLayer(model, options);
+    protected override int? ActivationLayer(LanguageModel model, AttributionOptions options) => MethodTensors.ChosenLayer(model, options);
 }

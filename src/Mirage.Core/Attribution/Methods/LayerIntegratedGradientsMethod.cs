@@ -16,5 +16,5 @@ public sealed class LayerIntegratedGradientsMethod : IntegratedGradientsMethod
     public override string Name => "layer_integrated_gradients";
 
     /// <inheritdoc />
-    protected override int? ActivationLayer(LanguageModel model, AttributionOptions options) => ChosenLayer(model, options);
+    protected override int? ActivationLayer(LanguageModel model, AttributionOptions options) => MethodTensors.ChosenLayer(model, options);
 }

@@ -10,6 +10,15 @@ internal static class MethodTensors
     public static Tensor EmbedPrefix(LanguageModel model, IReadOnlyList<int> ids, int length) =>
         model.Embed(tensor(ids.Take(length).Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0)).detach();
 
+    /// <summary><see cref="AttributionOptions.Layer"/> as a layer index (negative counts from the end), or null when none is set; the layer methods' one reading of it.</summary>
+    public static int? ChosenLayer(LanguageModel model, AttributionOptions options)
+    {
+        if (options.Layer is not int chosen)
+            return null;
+        int layers = model.Config.NumLayers, layer = chosen < 0 ? layers + chosen : chosen;
+        return layer >= 0 && layer < layers ? layer : throw new MirageException($"Layer {chosen} is outside the model's {layers} layers.");
+    }
+
     /// <summary>
     /// For logits computed from position <paramref name="first"/> - 1 on (<c>LogitsFrom</c>),
     /// the index of each target's predicting row along the sequence dimension, <c>[K]</c>.

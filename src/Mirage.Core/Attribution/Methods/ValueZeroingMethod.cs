@@ -24,10 +24,7 @@ public sealed class ValueZeroingMethod : IAttributionMethod
     public AttributionResult Attribute(LanguageModel model, AttributionRequest request, TargetEvaluator evaluator)
     {
         var options = request.Options ?? new AttributionOptions();
-        int layers = model.Config.NumLayers;
-        int layer = options.Layer is int chosen ? (chosen < 0 ? layers + chosen : chosen) : layers - 1;
-        if (layer < 0 || layer >= layers)
-            throw new MirageException($"Layer {options.Layer} is outside the model's {layers} layers.");
+        int layer = MethodTensors.ChosenLayer(model, options) ?? model.Config.NumLayers - 1;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         int first = request.Targets.Min(t => t.Position), last = request.Targets.Max(t => t.Position);
