@@ -42,6 +42,9 @@ public sealed record CitationsRequest(string Question, IReadOnlyList<PassageInpu
 {
     /// <summary>The engine's request, with <paramref name="options"/> already checked against the server's settings.</summary>
     public CitationRequest ToEngineRequest(CitationOptions options) => new(Question, PassageInput.ToPassages(Passages), Answer, options);
+
+    /// <summary>The engine's options for this request within the deployment's <paramref name="server"/> settings (<see cref="CitationSettings.ToOptions"/>).</summary>
+    public CitationOptions EngineOptions(ServerOptions server) => (Options ?? new CitationSettings()).ToOptions(server);
 }
 
 /// <summary>
@@ -78,11 +81,18 @@ internal static class CitationsEndpoint
         if (error is not null)
             return (null, error);
         var (request, citationOptions) = read!.Value;
+        var (loaded, unavailable) = ModelFor(host, request.Model);
+        return unavailable is not null ? (null, unavailable) : ((loaded!, request.ToEngineRequest(citationOptions)), null);
+    }
+
+    /// <summary>The loaded model for a request naming <paramref name="model"/> (or none); 503 while it loads, 404 for another model.</summary>
+    public static (LoadedModel? Loaded, IResult? Error) ModelFor(ModelHost host, string? model)
+    {
         if (host.Current is not { } loaded)
             return (null, ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable));
-        if (request.Model is { } model && model != loaded.Model.ModelId)
+        if (model is not null && model != loaded.Model.ModelId)
             return (null, UnknownModel(model, [loaded.Model.ModelId]));
-        return ((loaded, request.ToEngineRequest(citationOptions)), null);
+        return (loaded, null);
     }
 
     /// <summary>Reads and checks a request body within the server's limits (no model needed); the error response instead.</summary>
@@ -102,7 +112,7 @@ internal static class CitationsEndpoint
             return (null, invalid);
         try
         {
-            return ((request.Options ?? new CitationSettings()).ToOptions(options), null);
+            return (request.EngineOptions(options), null);
         }
         catch (Exception e) when (e is MirageException or ArgumentException)
         {

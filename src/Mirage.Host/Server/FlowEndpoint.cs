@@ -34,11 +34,10 @@ internal static class FlowEndpoint
         if (error is not null)
             return error;
         var (request, citation) = read!.Value;
-        if (host.Current is not { } loaded)
-            return ApiRequests.Problem(StatusCodes.Status503ServiceUnavailable, "Model not ready", host.Unavailable);
-        if (request.Model is { } model && model != loaded.Model.ModelId)
-            return CitationsEndpoint.UnknownModel(model, [loaded.Model.ModelId]);
-        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => Trace(loaded, request, citation, c), ct));
+        var (loaded, unavailable) = CitationsEndpoint.ModelFor(host, request.Model);
+        if (unavailable is not null)
+            return unavailable;
+        var outcome = await Scheduling.RunAsync(http, options, ct => queue.TryEnqueue(c => Trace(loaded!, request, citation, c), ct));
         return outcome.Error ?? Results.Content(JsonSerializer.Serialize(outcome.Value, MirageJson.Options), "application/json; charset=utf-8");
     }
 

@@ -175,11 +175,11 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
         {
             case JobMessage.Citation:
                 var request = JsonSerializer.Deserialize<CitationsRequest>(job.Request, ApiRequests.Json)!;
-                var result = await loaded.Engine.CiteAsync(request.ToEngineRequest((request.Options ?? new CitationSettings()).ToOptions(server.Value)), cancellationToken);
+                var result = await loaded.Engine.CiteAsync(request.ToEngineRequest(request.EngineOptions(server.Value)), cancellationToken);
                 return (CitationsEndpoint.ToJson(result), false);
             case JobMessage.Flow:
                 var flow = JsonSerializer.Deserialize<FlowRequest>(job.Request, ApiRequests.Json)!;
-                var routes = await FlowEndpoint.Trace(loaded, flow, (flow.Options ?? new CitationSettings()).ToOptions(server.Value), cancellationToken);
+                var routes = await FlowEndpoint.Trace(loaded, flow, flow.AsCitation().EngineOptions(server.Value), cancellationToken);
                 return (JsonSerializer.SerializeToNode(routes, MirageJson.Options)!.AsObject(), false);
             case JobMessage.Chat:
                 var chat = JsonSerializer.Deserialize<ChatCompletionRequest>(job.Request, ApiRequests.Json)!;
