@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.KeyValueStore;
 
@@ -14,7 +15,7 @@ namespace Mirage.Host.Server.Scaling;
 /// event, so the time of the last beat decides). A watch that breaks (a node lost, a reconnect)
 /// starts again, and waiting requests re-read their job meanwhile.
 /// </summary>
-internal sealed class JobWatch(JobBus bus, ILogger<JobWatch> logger) : BackgroundService
+internal sealed class JobWatch(JobBus bus, IOptions<NatsOptions> nats, ILogger<JobWatch> logger) : BackgroundService
 {
     // How often a waiting request re-reads its job, in case its end passed while a watch restarted.
     private static readonly TimeSpan Recheck = TimeSpan.FromSeconds(2);
@@ -91,6 +92,12 @@ internal sealed class JobWatch(JobBus bus, ILogger<JobWatch> logger) : Backgroun
             {
                 return;
             }
+            catch (OperationCanceledException)
+            {
+                // Not the service's own cancel: the watch went silent (see WatchWorkersAsync), which an
+                // api without workers sees every two beats, so it is not worth a warning.
+                logger.LogDebug("Watching the {What} bucket went silent; starting again", what);
+            }
             catch (NatsException e)
             {
                 logger.LogWarning("Watching the {What} bucket stopped ({Reason}); starting again", what, e.Message);
@@ -111,8 +118,14 @@ internal sealed class JobWatch(JobBus bus, ILogger<JobWatch> logger) : Backgroun
     private async Task WatchWorkersAsync(INatsKVStore workers, CancellationToken stopping)
     {
         var opts = new NatsKVWatchOpts { OnNoData = _ => { _workersLoaded.TrySetResult(); return ValueTask.FromResult(false); } };
-        await foreach (var entry in workers.WatchAsync<byte[]>(opts: opts, cancellationToken: stopping))
+        // Live workers beat every Nats:HeartbeatSeconds, so a watch silent for two beats has stalled (a
+        // node lost without an error reaching the client) or has no worker left: it starts again.
+        var limit = TimeSpan.FromSeconds(2 * nats.Value.HeartbeatSeconds);
+        using var silence = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        silence.CancelAfter(limit);
+        await foreach (var entry in workers.WatchAsync<byte[]>(opts: opts, cancellationToken: silence.Token))
         {
+            silence.CancelAfter(limit);
             if (entry.Operation != NatsKVOperation.Put || entry.Value is not { Length: > 0 } bytes)
                 _workers.TryRemove(entry.Key, out _);
             else if (JsonSerializer.Deserialize<Beat>(bytes) is { } beat)

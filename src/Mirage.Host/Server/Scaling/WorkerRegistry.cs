@@ -34,8 +34,9 @@ internal sealed class WorkerRegistry(JobBus bus, ModelHost host, IOptions<NatsOp
                 {
                     await connected.Workers.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(beat), cancellationToken: stoppingToken);
                 }
-                catch (NatsException e)
+                catch (Exception e) when (e is NatsException or TimeoutException or OperationCanceledException && !stoppingToken.IsCancellationRequested)
                 {
+                    // A write that times out while the cluster elects a leader must not end the beats for good.
                     logger.LogWarning("Heartbeat to NATS failed: {Reason}", nats.Value.Redact(e.Message));
                 }
             }
