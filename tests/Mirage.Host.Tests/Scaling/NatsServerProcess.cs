@@ -33,6 +33,27 @@ internal sealed class NatsServerProcess : IDisposable
         return server;
     }
 
+    /// <summary>A cluster of <paramref name="nodes"/> JetStream servers routed to each other on loopback.</summary>
+    public static async Task<List<NatsServerProcess>> StartClusterAsync(int nodes)
+    {
+        var routes = Enumerable.Range(0, nodes).Select(_ => FreePort.Next()).ToList();
+        var servers = routes.Select((route, i) => new NatsServerProcess(FreePort.Next(),
+        [
+            "-n", $"node{i}", "--cluster_name", "mirage", "--cluster", $"nats://127.0.0.1:{route}",
+            "--routes", string.Join(",", routes.Where(r => r != route).Select(r => $"nats://127.0.0.1:{r}")),
+        ])).ToList();
+        foreach (var server in servers)
+            await server.WaitUntilReadyAsync();
+        return servers;
+    }
+
+    /// <summary>Kills the server, as a crashed node.</summary>
+    public void Kill()
+    {
+        _process.Kill();
+        _process.WaitForExit();
+    }
+
     /// <summary>Kills the server (as a crash would) and starts it again on the same port and store.</summary>
     public async Task RestartAsync()
     {

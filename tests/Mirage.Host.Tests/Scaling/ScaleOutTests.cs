@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using Mirage.Host.Server.Scaling;
 using Mirage.Host.Tests.Server;
 using Mirage.Tests;
@@ -382,6 +383,60 @@ public sealed class ScaleOutTests
 
         Assert.Equal("done", (await cluster.WaitAsync(id))["status"]!.GetValue<string>());
         Assert.DoesNotContain($"-{leaving.ProcessId}-", (await cluster.StateAsync(id))!.Worker!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AThreeNodeClusterWithThreeReplicas_LosesANode_AndNoJob()
+    {
+        var nodes = await NatsServerProcess.StartClusterAsync(3);
+        try
+        {
+            var urls = string.Join(",", nodes.Select(n => n.Url));
+            string[] settings = [$"--Nats:Url={urls}", "--Nats:Replicas=3"];
+            // The default ack wait: no worker dies here, and a slow write during an election must not look like one.
+            using var worker = await ServeProcess.StartWorkerAsync(nodes[1].Url, settings);
+            var logs = new LogSink();
+            await using var api = await RunningServer.StartAsync(builder => builder.Logging.AddProvider(logs), ["--Server:Role=api", .. settings]);
+            string Logs() => $"\napi:\n{logs.Text}\nworker:\n{worker.Output}";
+            async Task<string> Submit(object body)
+            {
+                // A client retries a 503 while the cluster elects new leaders.
+                var until = DateTime.UtcNow.AddSeconds(120);
+                while (true)
+                {
+                    var response = await api.PostAsync("/v1/citations/jobs", body);
+                    if (response.StatusCode == HttpStatusCode.Accepted)
+                        return JsonNode.Parse(await response.Content.ReadAsStringAsync(Token))!["id"]!.GetValue<string>();
+                    Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < until, $"{DateTime.UtcNow:HH:mm:ss.fff} {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Token)}{Logs()}");
+                    await Task.Delay(100, Token);
+                }
+            }
+            var ids = new List<string>();
+            for (int i = 0; i < 10; i++)
+                ids.Add(await Submit(i % 5 == 0 ? SlowBody(i) : Body(Answers[i % Answers.Length])));
+            nodes[0].Kill();
+            for (int i = 0; i < 10; i++)
+                ids.Add(await Submit(Body(Answers[i % Answers.Length])));
+            var deadline = DateTime.UtcNow.AddSeconds(120);
+            foreach (var id in ids)
+            {
+                string last;
+                do
+                {
+                    await Task.Delay(25, Token);
+                    // A client retries a 503 while the cluster elects new leaders.
+                    var response = await api.Http.GetAsync($"/v1/citations/jobs/{id}", Token);
+                    last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Token)}";
+                    Assert.True(DateTime.UtcNow < deadline, $"Job {id} did not end; last answer: {last}{Logs()}");
+                }
+                while (!last.StartsWith("200", StringComparison.Ordinal) || JsonNode.Parse(last[4..])!["status"]!.GetValue<string>() is "queued" or "running");
+                Assert.Equal("done", JsonNode.Parse(last[4..])!["status"]!.GetValue<string>());
+            }
+        }
+        finally
+        {
+            nodes.ForEach(n => n.Dispose());
+        }
     }
 
     [Fact]

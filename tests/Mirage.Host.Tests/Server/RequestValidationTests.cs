@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -299,26 +298,5 @@ public sealed class RequestValidationTests
         // The server still answers, and logged no error for the departed clients.
         Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("/v1/citations", new { question = RunningServer.Question, passages = RunningServer.Passages, answer = RunningServer.Answer })).StatusCode);
         Assert.Empty(logs.Entries.Where(e => e.Level >= LogLevel.Error).Select(e => $"{e.Category}: {e.Message}"));
-    }
-
-    private sealed class LogSink : ILoggerProvider
-    {
-        public ConcurrentQueue<(LogLevel Level, string Category, string Message)> Entries { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(LogSink sink, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                sink.Entries.Enqueue((logLevel, category, formatter(state, exception) + (exception is null ? "" : $" ({exception.Message})")));
-        }
     }
 }
