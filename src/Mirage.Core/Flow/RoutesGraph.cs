@@ -25,6 +25,39 @@ public sealed record RoutesGraph(
 {
     /// <summary>The share of the flow that starts at input positions [<paramref name="start"/>, <paramref name="end"/>): a passage's route share.</summary>
     public double ShareOf(int start, int end) => TokenShares.Skip(start).Take(end - start).Sum();
+
+    /// <summary>
+    /// The route whose edges' weights have the largest product, from an input token to an output:
+    /// the one line that best sums up the graph. Its nodes, input first, and that product.
+    /// </summary>
+    public (IReadOnlyList<RouteNode> Nodes, double Weight) StrongestRoute()
+    {
+        var byId = Nodes.ToDictionary(n => n.Id, StringComparer.Ordinal);
+        var into = Edges.ToLookup(e => e.To, StringComparer.Ordinal);
+        // The best route from any input to each node; edges only climb layers, so recursion ends.
+        var best = new Dictionary<string, (double Weight, string? Via)>(StringComparer.Ordinal);
+        (double Weight, string? Via) Best(string id)
+        {
+            if (best.TryGetValue(id, out var known))
+                return known;
+            var found = byId[id].Kind == RouteNode.Input ? (1.0, null) : (0.0, (string?)null);
+            foreach (var edge in into[id])
+            {
+                double weight = edge.Weight * Best(edge.From).Weight;
+                if (weight > found.Item1)
+                    found = (weight, edge.From);
+            }
+            return best[id] = found;
+        }
+        var end = From.Select(t => RouteNode.Of(RouteNode.AfterFfn, Layers - 1, t).Id).Where(byId.ContainsKey).MaxBy(id => Best(id).Weight);
+        if (end is null || Best(end).Weight == 0)
+            return ([], 0);
+        var route = new List<RouteNode>();
+        for (string? id = end; id is not null; id = best[id].Via)
+            route.Add(byId[id]);
+        route.Reverse();
+        return (route, best[end].Weight);
+    }
 }
 
 /// <summary>

@@ -43,11 +43,35 @@ internal static class InspectFlowCommand
                 await output.WriteAsync(json);
                 await output.FlushAsync(cancellationToken);
             }
-            var top = routes.Passages.OrderByDescending(p => p.Share).FirstOrDefault();
-            await error.WriteLineAsync($"{routes.Graph.Edges.Count} edges over {routes.Graph.Nodes.Count} nodes; "
-                + (top is null ? "no passages." : $"passage {top.Id} carries {top.Share:P1} of the flow.") + $" Model {lm.ModelId}.");
+            await error.WriteLineAsync(Summary(routes, lm.ModelId));
             return 0;
         });
         return command;
     }
+
+    /// <summary>What a reader wants first, for the terminal: the shares, the strongest route and the lens by layer.</summary>
+    internal static string Summary(PassageRoutes routes, string modelId)
+    {
+        string Token(int position) => Quoted(routes.Tokens[position]);
+        string Passage(int position) => routes.Passages.FirstOrDefault(p => position >= p.TokenStart && position < p.TokenEnd) is { } p ? $", passage {Printable(p.Id)}" : "";
+        var traced = routes.Sentence is int s ? $"answer sentence {s}" : $"answer token {routes.AnswerTokens[0]} {Token(routes.AnswerStart + routes.AnswerTokens[0])}";
+        var lines = new List<string> { $"{traced}: {routes.Graph.Edges.Count} edges over {routes.Graph.Nodes.Count} nodes (model {modelId})" };
+        if (routes.Passages.Count > 0)
+            lines.Add("route shares: " + string.Join(", ", routes.Passages.OrderByDescending(p => p.Share).Select(p => $"passage {Printable(p.Id)} {p.Share:P1}")));
+        var (route, weight) = routes.Graph.StrongestRoute();
+        if (route.Count > 0)
+            lines.Add($"strongest route ({weight:0.00}): " + string.Join(" -> ", route.Select(n => n.Kind switch
+            {
+                RouteNode.Input => $"{Token(n.Token)} ({n.Token}{Passage(n.Token)})",
+                RouteNode.AfterAttention => $"{n.Id} {Token(n.Token)}",
+                _ => n.Id,
+            })));
+        lines.Add("logit lens: " + string.Join(", ", routes.Lens.Where(r => r.Top.Count > 0).Select(r => $"{r.Node} {Quoted(r.Top[0].Text)} {r.Top[0].Value:P0}")));
+        return string.Join('\n', lines);
+    }
+
+    // Token text and passage ids come from the model's vocabulary and the request: control characters are shown escaped.
+    private static string Quoted(string text) => $"\"{Printable(text)}\"";
+
+    private static string Printable(string text) => string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
 }

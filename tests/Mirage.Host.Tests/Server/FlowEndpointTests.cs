@@ -74,7 +74,7 @@ public sealed class FlowEndpointTests
     }
 
     [Fact]
-    public async Task InspectFlow_WritesTheRoutesAsJson_AndRefusesABadSentenceInOneLine()
+    public async Task InspectFlow_WritesTheRoutesAsJson_SumsUpTheWrongBirthplacesRoutes_AndRefusesABadSentenceInOneLine()
     {
         using var temp = new TempDirectory();
         var passages = Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json");
@@ -84,7 +84,19 @@ public sealed class FlowEndpointTests
         Assert.True(exitCode == 0, error);
         var routes = JsonNode.Parse(output)!;
         Assert.Equal("4", routes["passages"]!.AsArray().MaxBy(p => p!["share"]!.GetValue<double>())!["id"]!.GetValue<string>());
-        Assert.Contains("passage 4 carries", error, StringComparison.Ordinal);
+        Assert.Contains("route shares: passage 4 ", error, StringComparison.Ordinal);
+
+        // The README's example: the reader's own answer puts the birthplace of passage 3's similar name
+        // in its second sentence, and the routes of that token start mostly at passage 3.
+        var (traced, _, summary) = await CliRunner.RunAsync(["inspect-flow", "--question", RunningServer.Question, "--passages", passages,
+            "--answer", "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.", "--token", "12", "--out", Path.Combine(temp.Path, "flow.json")]);
+        Assert.True(traced == 0, summary);
+        Assert.Contains("answer token 12 \" Grekbrothholm\"", summary, StringComparison.Ordinal);
+        Assert.Contains("route shares: passage 3 ", summary, StringComparison.Ordinal);
+        Assert.Contains("strongest route (", summary, StringComparison.Ordinal);
+        Assert.Contains("): \" Grekbrothholm\" (108, passage 3) -> ", summary, StringComparison.Ordinal);
+        Assert.Matches("logit lens: .*I1_176 \" Grekbrothholm\" [0-9]+ %", summary);
+        Assert.Equal(12, JsonNode.Parse(File.ReadAllText(Path.Combine(temp.Path, "flow.json")))!["answer_tokens"]![0]!.GetValue<int>());
 
         var (failed, _, message) = await CliRunner.RunAsync([.. args, "--sentence", "9"]);
         Assert.Equal(1, failed);
