@@ -5,7 +5,8 @@ namespace Mirage.Host.Server;
 /// see the answer with its citations and the highlighted passage tokens, in the same view as
 /// <c>mirage cite --format html</c> (the server renders it; the page shows it in a sandboxed frame,
 /// so nothing in a result, such as a hostile passage URL, can reach this page or the API key typed here).
-/// Under the form, "Show routes" draws why a sentence cites what it cites (<c>/v1/flow</c>): the
+/// Under the form, "Show routes" draws why a sentence cites what it cites (<c>/v1/flow</c>), and a
+/// click on one of the answer's tokens listed under it does so for that token: the
 /// routes graph as layers x tokens, passages shaded, edge width by contribution, a threshold slider,
 /// and a node's logit lens on click (an attention node: its heads and what each promotes; an FFN
 /// node: what it promotes and its top neurons). The graph is built with DOM calls and text nodes only, so no
@@ -46,6 +47,8 @@ internal static class ServerPage
           #graph .passage { fill: #fff4cc; }
           #graph text { font: 10px ui-monospace, monospace; }
           #shares div, #lens li { font: 13px ui-monospace, monospace; }
+          #tokens button { margin: 4px 2px 0 0; padding: 1px 4px; font: 13px ui-monospace, monospace; white-space: pre; }
+          #tokens button[aria-pressed="true"] { background: #1a5fd0; color: #fff; }
         </style>
         </head>
         <body>
@@ -67,6 +70,7 @@ internal static class ServerPage
           <button id="routes" type="button">Show routes</button>
           <label for="threshold">Hide edges at or below <output id="thresholdValue">0.04</output></label>
           <input id="threshold" type="range" min="0.04" max="0.5" step="0.01" value="0.04">
+          <div id="tokens" aria-label="Answer tokens: click one to trace it alone"></div>
           <div id="shares"></div>
           <div id="graph"></div>
           <div id="lens"></div>
@@ -175,22 +179,33 @@ internal static class ServerPage
           $("thresholdValue").textContent = $("threshold").value;
           if (routes) draw();
         });
-        $("routes").addEventListener("click", async () => {
+        // The answer's tokens, pressed where traced; clicking one traces that token alone.
+        function showTokens() {
+          $("tokens").replaceChildren(...routes.tokens.slice(routes.answer_start).map((text, k) => {
+            const button = document.createElement("button");
+            button.type = "button";
+            button.textContent = text;
+            button.setAttribute("aria-pressed", String(routes.answer_tokens.includes(k)));
+            button.addEventListener("click", () => trace({ token: k }));
+            return button;
+          }));
+        }
+        async function trace(target) {
           $("status").textContent = "tracing...";
           try {
-            const body = { question: $("question").value, passages: passages(), answer: $("answer").value.trim(), sentence: Number($("sentence").value) - 1 };
+            const body = { question: $("question").value, passages: passages(), answer: $("answer").value.trim(), ...target };
             routes = await (await call("/v1/flow", body)).json();
             draw();
+            showTokens();
             $("lens").replaceChildren();
             $("status").textContent = "";
           } catch (error) {
             routes = null;
-            $("graph").replaceChildren();
-            $("shares").replaceChildren();
-            $("lens").replaceChildren();
+            for (const id of ["graph", "tokens", "shares", "lens"]) $(id).replaceChildren();
             $("status").textContent = error.message;
           }
-        });
+        }
+        $("routes").addEventListener("click", () => trace({ sentence: Number($("sentence").value) - 1 }));
         $("form").addEventListener("submit", async event => {
           event.preventDefault();
           $("status").textContent = "working...";
