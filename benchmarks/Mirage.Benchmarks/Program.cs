@@ -84,7 +84,7 @@ root.SetAction(parse =>
     var which = parse.GetRequiredValue(suite);
     Console.WriteLine($"torch threads: {get_num_threads()}");
     if (which == "routes")
-        RoutesBenchmark.Run(temp ?? throw new InvalidOperationException("The routes suite needs the 135M checkpoint (no --skip-135m)."), parse.GetValue(forwardTokens), 12, parse.GetValue(repeats));
+        RoutesBenchmark.Run(temp ?? throw new InvalidOperationException("The routes suite needs the 135M checkpoint (no --skip-135m)."), parse.GetValue(forwardTokens), 12, 60, parse.GetValue(repeats));
     if (which == "gguf")
         GgufBenchmark.Run(temp ?? throw new InvalidOperationException("The gguf suite needs the 135M checkpoint (no --skip-135m)."), parse.GetValue(repeats));
     if (which is "runtime" or "all")

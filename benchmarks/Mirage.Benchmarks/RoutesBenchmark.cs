@@ -14,12 +14,13 @@ namespace Mirage.Benchmarks;
 /// </summary>
 internal static class RoutesBenchmark
 {
-    public static void Run(string checkpoint, int tokens, int sentenceTokens, int repeats)
+    public static void Run(string checkpoint, int tokens, int sentenceTokens, int answerTokens, int repeats)
     {
         using var model = LanguageModel.Load(checkpoint, new ComputeOptions { DType = ScalarType.Float32, Engine = ModelEngine.Torch });
         var random = new Random(7);
         int[] ids = [.. Enumerable.Range(0, tokens).Select(_ => random.Next(300, model.Config.VocabSize))];
         int[] sentence = [.. Enumerable.Range(tokens - sentenceTokens, sentenceTokens)];
+        int[] answer = [.. Enumerable.Range(tokens - answerTokens, answerTokens)];
 
         var rows = new List<(string Name, double Seconds, long PeakBytes)>
         {
@@ -30,7 +31,8 @@ internal static class RoutesBenchmark
                 using var _ = model.Decompose(ids);
             }),
             Measure("routes of 1 token", repeats, () => RouteTracer.Trace(model, ids, [tokens - 1])),
-            Measure($"routes of {sentenceTokens} tokens", repeats, () => RouteTracer.Trace(model, ids, sentence)),
+            Measure($"routes of {sentenceTokens} tokens (a sentence)", repeats, () => RouteTracer.Trace(model, ids, sentence)),
+            Measure($"routes of {answerTokens} tokens (an answer)", repeats, () => RouteTracer.Trace(model, ids, answer)),
         };
         Console.WriteLine();
         Console.WriteLine($"135M-shaped Llama (random weights), float32, {tokens} tokens, {get_num_threads()} torch threads, {ConsumerBenchmark.CpuName()}");
@@ -38,6 +40,12 @@ internal static class RoutesBenchmark
         Console.WriteLine("|---|---:|---:|---:|");
         foreach (var (name, seconds, peak) in rows)
             Console.WriteLine($"| {name} | {seconds:F2} | {seconds / rows[0].Seconds:F1} | {peak / (1024.0 * 1024):F0} |");
+        // How much of the model the routes touch, which is what their cost follows.
+        foreach (var (name, from) in new[] { ("1 token", new[] { tokens - 1 }), ($"{sentenceTokens} tokens", sentence), ($"{answerTokens} tokens", answer) })
+        {
+            var graph = RouteTracer.Trace(model, ids, from);
+            Console.WriteLine($"routes of {name}: {graph.Nodes.Count} nodes, {graph.Edges.Count} edges, {graph.Nodes.Count(n => n.Kind == RouteNode.AfterAttention)} attention targets taken apart");
+        }
     }
 
     private static void Forward(LanguageModel model, int[] ids)

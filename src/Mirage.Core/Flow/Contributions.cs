@@ -40,8 +40,18 @@ public static class Contributions
     public static Tensor Proximity(Tensor parts, Tensor whole)
     {
         using var scope = NewDisposeScope();
+        return ProximityFromDistance(whole, parts.sub(whole).abs_().sum(-1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="Proximity"/> from distances already measured, <c>||whole - part||_1</c>
+    /// (<see cref="LayerDecomposition.AttentionPartDistances"/>); <paramref name="whole"/> <c>[..., d]</c>
+    /// broadcasts against <paramref name="distance"/> once d is summed away.
+    /// </summary>
+    public static Tensor ProximityFromDistance(Tensor whole, Tensor distance)
+    {
+        using var scope = NewDisposeScope();
         using var floor = Epsilon.ToScalar();
-        var distance = parts.sub(whole).abs_().sum(-1);
         return whole.abs().sum(-1).sub(distance).clamp_min(floor).MoveToOuterDisposeScope();
     }
 

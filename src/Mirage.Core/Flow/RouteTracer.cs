@@ -15,7 +15,7 @@ public static class RouteTracer
     /// <summary>LM-TT's default contribution threshold.</summary>
     public const double DefaultThreshold = 0.04;
 
-    // Attention parts are split for this many numbers at a time (64 MiB in float32; their distances to the whole take as much again).
+    // Attention parts are built for this many numbers at a time, in one buffer reused by every chunk (64 MiB in float32).
     private const long MaxPartElements = 1L << 24;
 
     /// <summary>
@@ -42,6 +42,7 @@ public static class RouteTracer
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
 
+        using var scratch = new Scratch();
         var nodes = new Dictionary<string, RouteNode>(StringComparer.Ordinal);
         var edges = new List<RouteEdge>();
         RouteNode Node(string kind, int layer, int token)
@@ -66,7 +67,7 @@ public static class RouteTracer
             var layer = decomposition[l];
             var reached = Enumerable.Range(0, tokens).Where(t => nodes.ContainsKey(RouteNode.Of(RouteNode.AfterFfn, l, t).Id)).ToArray();
             var throughAttention = FfnStep(layer, l, reached, threshold, Node, Edge);
-            flow = AttentionStep(layer, l, throughAttention, flow, threshold, Node, Edge);
+            flow = AttentionStep(layer, l, throughAttention, flow, threshold, scratch, Node, Edge);
         }
         return new RoutesGraph(layers, outputs, threshold, [.. nodes.Values], edges, flow);
     }
@@ -104,7 +105,7 @@ public static class RouteTracer
 
     // A{l}_t <- I{l-1}_s (X0_s below the first layer), per source token with its heads; the residual
     // stream joins the edge from t to itself. Returns the flow reaching the layer's inputs.
-    private static double[] AttentionStep(LayerDecomposition layer, int l, int[] targets, double[] flow, double threshold,
+    private static double[] AttentionStep(LayerDecomposition layer, int l, int[] targets, double[] flow, double threshold, Scratch scratch,
         Func<string, int, int, RouteNode> node, Action<RouteNode, RouteNode, double, IReadOnlyList<double>?> edge)
     {
         int tokens = flow.Length;
@@ -112,26 +113,34 @@ public static class RouteTracer
         if (targets.Length == 0)
             return below;
         using var scope = NewDisposeScope();
-        var headValues = layer.HeadValues();                                                    // [B, H, S, C]
+        var headValues = layer.HeadValues();                                                    // [B, H, T, C]
         var positions = TorchScalars.Range(tokens, headValues.device);
-        long perTarget = headValues.shape[1] * headValues.shape[2] * headValues.shape[3];
-        int chunk = (int)Math.Clamp(MaxPartElements / Math.Max(1, perTarget), 1, targets.Length);
-        for (int first = 0; first < targets.Length; first += chunk)
+        long perSource = headValues.shape[1] * headValues.shape[3];
+        // Targets (in ascending order) in chunks whose parts fit the budget; a chunk's sources end at
+        // its last target, since no target attends to a later token.
+        for (int first = 0; first < targets.Length;)
         {
+            int end = first + 1;
+            while (end < targets.Length && (end - first + 1) * (targets[end] + 1L) * perSource <= MaxPartElements)
+                end++;
             using var chunkScope = NewDisposeScope();
-            var taken = targets[first..Math.Min(targets.Length, first + chunk)];
+            var taken = targets[first..end];
+            first = end;
+            int sources = taken[^1] + 1;
             var at = tensor(taken.Select(t => (long)t).ToArray(), device: headValues.device);
-            var parts = layer.AttentionParts(headValues, at);                                  // [B, P, S, H, C]
             var whole = layer.ResidualMid.index_select(1, at);                                 // [B, P, C]
-            var heads = Contributions.Proximity(parts, whole.unsqueeze(2).unsqueeze(2));       // [B, P, S, H]
+            var distances = layer.AttentionPartDistances(headValues.narrow(2, 0, sources), at, whole,
+                scratch.Take(taken.Length * sources * perSource * headValues.shape[0], headValues.dtype, headValues.device)); // [B, P, S, H]
+            var heads = Contributions.ProximityFromDistance(whole.unsqueeze(2).unsqueeze(2), distances); // [B, P, S, H]
             var residual = Contributions.Proximity(layer.ResidualPre.index_select(1, at), whole); // [B, P]
             // A source after its target gets no attention, only the eps floor: it is left out (LM-TT keeps that floor).
-            var causal = at.unsqueeze(1).ge(positions.unsqueeze(0)).to(heads.dtype);         // [P, S]
+            var causal = at.unsqueeze(1).ge(positions.narrow(0, 0, sources).unsqueeze(0)).to(heads.dtype); // [P, S]
             heads = heads.mul(causal.unsqueeze(-1));
             var total = heads.sum([2, 3]).Plus(residual);                                      // [B, P]
             (heads, residual) = Contributions.ThresholdAndRenormalize(threshold, heads.div(total.unsqueeze(-1).unsqueeze(-1)), residual.div(total)); // [B, P, S, H], [B, P]
             int h = (int)heads.shape[3];
             var perHead = heads[0].to(float64).cpu().data<double>().ToArray();                 // [P, S, H]
+            var perSourceShares = heads[0].sum(dim: -1).to(float64).cpu().data<double>().ToArray(); // [P, S]
             var residualShares = residual[0].to(float64).cpu().data<double>().ToArray();
             for (int i = 0; i < taken.Length; i++)
             {
@@ -139,17 +148,34 @@ public static class RouteTracer
                 var target = node(RouteNode.AfterAttention, l, t);
                 for (int s = 0; s <= t; s++)
                 {
-                    var split = perHead.AsSpan((i * tokens + s) * h, h).ToArray();
-                    double weight = split.Sum() + (s == t ? residualShares[i] : 0);
+                    double weight = perSourceShares[i * sources + s] + (s == t ? residualShares[i] : 0);
                     if (weight <= threshold)
                         continue;
                     var source = l == 0 ? node(RouteNode.Input, 0, s) : node(RouteNode.AfterFfn, l - 1, s);
-                    edge(source, target, weight, split);
+                    edge(source, target, weight, perHead.AsSpan((i * sources + s) * h, h).ToArray());
                     below[s] += flow[t] * weight;
                 }
             }
         }
         return below;
+    }
+
+    // One buffer for every chunk's attention parts, grown when a chunk needs more.
+    private sealed class Scratch : IDisposable
+    {
+        private Tensor? _buffer;
+
+        public Tensor Take(long elements, ScalarType dtype, Device device)
+        {
+            if (_buffer is null || _buffer.numel() < elements || _buffer.dtype != dtype)
+            {
+                _buffer?.Dispose();
+                _buffer = empty([elements], dtype, device).DetachFromDisposeScope();
+            }
+            return _buffer.narrow(0, 0, elements);
+        }
+
+        public void Dispose() => _buffer?.Dispose();
     }
 
     /// <summary>Throws a one-line <see cref="MirageException"/> for what cannot be traced: the engine, the lengths, the positions, the ids, the threshold.</summary>

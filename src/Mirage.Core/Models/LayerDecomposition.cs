@@ -49,6 +49,30 @@ public sealed record LayerDecomposition(
         return OutputScale is null || !scaled ? parts : parts * OutputScale.index_select(1, positions).unsqueeze(2).unsqueeze(2).to(parts.dtype);
     }
 
+    /// <summary>
+    /// How far each attention part at <paramref name="positions"/> (as <see cref="AttentionParts"/>
+    /// gives them) is from one vector per target: <c>||whole[p] - part[p, s, h]||_1</c>, <c>[B, P, S, H]</c>,
+    /// for <paramref name="whole"/> <c>[B, P, C]</c>. <paramref name="headValues"/> may hold only the
+    /// first S sources (no target attends to a later one). The parts are built in place in
+    /// <paramref name="workspace"/>, a flat tensor of at least <c>B x P x S x H x C</c> elements of the
+    /// head values' dtype that the caller reuses: fresh tens of MiB per call cost more than the arithmetic.
+    /// </summary>
+    public Tensor AttentionPartDistances(Tensor headValues, Tensor positions, Tensor whole, Tensor workspace)
+    {
+        using var scope = NewDisposeScope();
+        long b = headValues.shape[0], h = headValues.shape[1], s = headValues.shape[2], c = headValues.shape[3], p = positions.shape[0];
+        var a = Weights.index_select(2, positions).narrow(3, 0, s).to(headValues.dtype).permute(0, 2, 3, 1).unsqueeze(-1); // [B, P, S, H, 1]
+        var values = headValues.permute(0, 2, 1, 3).unsqueeze(1);                                                 // [B, 1, S, H, C]
+        var target = whole.to(headValues.dtype).unsqueeze(2).unsqueeze(2);                                         // [B, P, 1, 1, C]
+        var difference = workspace.narrow(0, 0, b * p * s * h * c).view(b, p, s, h, c);
+        if (OutputScale is null)
+            difference.copy_(target.expand(b, p, s, h, c)).addcmul_(a, values, TorchScalars.MinusOne);
+        else
+            difference.copy_(values.expand(b, p, s, h, c)).mul_(OutputScale.index_select(1, positions).to(headValues.dtype).unsqueeze(2).unsqueeze(2))
+                .mul_(a).neg_().add_(target, TorchScalars.One);
+        return difference.abs_().sum(-1).MoveToOuterDisposeScope();
+    }
+
     /// <summary>What no head and source accounts for at <paramref name="positions"/> (the output projection's bias), <c>[B, P, C]</c>.</summary>
     public Tensor AttentionRest(Tensor positions)
     {

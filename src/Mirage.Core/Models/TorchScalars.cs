@@ -18,7 +18,7 @@ namespace Mirage.Core.Models;
 internal static class TorchScalars
 {
     /// <summary>Never collected (a static root), so safe to pass to any number of calls on any thread.</summary>
-    public static readonly Scalar Zero = 0.ToScalar(), One = 1.ToScalar();
+    public static readonly Scalar Zero = 0.ToScalar(), One = 1.ToScalar(), MinusOne = (-1).ToScalar();
 
     /// <summary><c>a + b</c> (TorchSharp's operator adds with a temporary alpha of 1).</summary>
     public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);

@@ -54,6 +54,33 @@ public sealed class DecompositionTests : IDisposable
 
     [Theory]
     [InlineData("LlamaForCausalLM", "")]
+    [InlineData("Gemma2ForCausalLM", ", \"attn_logit_softcapping\": 5.0, \"final_logit_softcapping\": 3.0, \"query_pre_attn_scalar\": 8")]
+    public void PartDistances_AreTheL1DistancesOfTheParts_OverTheFirstSources_InAReusedWorkspace(string architecture, string extra)
+    {
+        var config = TinyCheckpoint.FamilyConfig(architecture, extra);
+        using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, config));
+        int[] ids = TinyCheckpoint.RandomIds(9, 5);
+
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var pass = model.Decompose(ids);
+        var index = tensor(new long[] { 2, 5 });
+        // Larger than needed and full of leftovers, as a buffer reused across chunks is.
+        using var nan = TorchSharp.ScalarExtensionMethods.ToScalar(double.NaN);
+        var workspace = full([10_000L], nan, float64);
+        foreach (var layer in pass.Decomposition!)
+        {
+            var headValues = layer.HeadValues();
+            var whole = layer.ResidualMid.index_select(1, index);
+            var expected = layer.AttentionParts(headValues, index).narrow(2, 0, 6).sub(whole.unsqueeze(2).unsqueeze(2)).abs().sum(-1); // [B, P, 6, H]
+            var distances = layer.AttentionPartDistances(headValues.narrow(2, 0, 6), index, whole, workspace);
+            Assert.Equal(expected.shape, distances.shape);
+            Assert.True(distances.sub(expected).abs().max().item<double>() < 1e-12, architecture);
+        }
+    }
+
+    [Theory]
+    [InlineData("LlamaForCausalLM", "")]
     [InlineData("Phi3ForCausalLM", "")]
     [InlineData("Gemma2ForCausalLM", ", \"attn_logit_softcapping\": 5.0, \"final_logit_softcapping\": 3.0, \"query_pre_attn_scalar\": 8")]
     public void TheFfnBlock_SplitsByNeuron_IntoItsOutput(string architecture, string extra)
