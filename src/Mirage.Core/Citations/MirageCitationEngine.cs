@@ -78,7 +78,18 @@ public sealed class MirageCitationEngine : ICitationEngine
     /// and the logit lens (<see cref="PassageRoutes"/>), on the same input a citation sees. Needs the
     /// torch engine.
     /// </summary>
-    public async Task<PassageRoutes> TraceRoutesAsync(CitationRequest request, int? sentence, int? token, double threshold = RouteTracer.DefaultThreshold, CancellationToken cancellationToken = default)
+    public Task<PassageRoutes> TraceRoutesAsync(CitationRequest request, int? sentence, int? token, double threshold = RouteTracer.DefaultThreshold, CancellationToken cancellationToken = default) =>
+        WithPreparedAsync(request, prepared => PassageRoutes.Trace(_model, prepared, sentence, token, threshold, cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// The routes of every answer token on its own (<see cref="PassageRoutes.TraceEveryToken"/>), for a
+    /// report that shows any token's routes when it is clicked; one decomposed pass.
+    /// </summary>
+    public Task<IReadOnlyList<PassageRoutes>> TraceEveryTokenAsync(CitationRequest request, double threshold = RouteTracer.DefaultThreshold, CancellationToken cancellationToken = default) =>
+        WithPreparedAsync(request, prepared => PassageRoutes.TraceEveryToken(_model, prepared, threshold, cancellationToken), cancellationToken);
+
+    // Checks a request, prepares its prompt and answer as citing would, and runs work on them under the model's gate.
+    private async Task<T> WithPreparedAsync<T>(CitationRequest request, Func<PreparedCitation, T> work, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         var options = request.Options ?? _defaults;
@@ -87,8 +98,7 @@ public sealed class MirageCitationEngine : ICitationEngine
         await _model.ComputeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await Task.Run(() => PassageRoutes.Trace(_model, PreparedCitation.Prepare(_model, request.Question, passages, request.Answer, options.Prompt, request.AnswerTokenIds),
-                sentence, token, threshold, cancellationToken), cancellationToken).ConfigureAwait(false);
+            return await Task.Run(() => work(PreparedCitation.Prepare(_model, request.Question, passages, request.Answer, options.Prompt, request.AnswerTokenIds)), cancellationToken).ConfigureAwait(false);
         }
         finally
         {

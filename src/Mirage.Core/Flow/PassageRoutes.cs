@@ -55,31 +55,68 @@ public sealed record PassageRoutes(
                 throw new MirageException($"Token {k} is outside the answer's {prepared.AnswerIds.Length} tokens.");
             traced = [k];
         }
-        int start = prepared.PromptIds.Length;
         int[] ids = [.. prepared.PromptIds, .. prepared.AnswerIds];
-        var from = traced.Select(k => start + k - 1).ToList();
-        RouteTracer.Validate(model, ids, from, threshold);
+        RouteTracer.Validate(model, ids, [.. traced.Select(k => prepared.PromptIds.Length + k - 1)], threshold);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         // One decomposed pass serves the graph, the lens and every node's view.
         using var pass = model.Decompose(ids);
-        var decomposition = pass.Decomposition!;
-        var graph = RouteTracer.Trace(decomposition, from, threshold, cancellationToken);
-        var shares = prepared.Passages.Select(p => new PassageShare(p.Id, p.Index, p.TokenStart, p.TokenEnd, graph.ShareOf(p.TokenStart, p.TokenEnd))).ToList();
-        var lens = LogitLens.AcrossLayers(model, decomposition, from[0]);
-        var tokens = ids.Select(id => model.Tokenizer.Decode([id], skipSpecialTokens: false)).ToList();
-        var nodeLens = LogitLens.AtNodes(model, decomposition, graph.Nodes);
-        var neurons = graph.Nodes.Where(n => n.Kind == RouteNode.Ffn)
-            .ToDictionary(n => n.Id, n => FfnNeurons.Top(model, decomposition[n.Layer], n.Layer, n.Token), StringComparer.Ordinal);
-        var headValues = new Dictionary<int, Tensor>();
-        var heads = graph.Nodes.Where(n => n.Kind == RouteNode.AfterAttention).ToDictionary(n => n.Id, n =>
+        return new Views(model, prepared, ids, pass.Decomposition!).Trace(sentence, traced, threshold, cancellationToken);
+    }
+
+    /// <summary>
+    /// The routes of every answer token of a prepared citation request, each on its own (as
+    /// <see cref="Trace"/> with that token), from one decomposed pass; the node views (lens, heads,
+    /// neurons) of a node that several tokens' routes share are computed once. The caller
+    /// serialises model use.
+    /// </summary>
+    public static IReadOnlyList<PassageRoutes> TraceEveryToken(LanguageModel model, PreparedCitation prepared, double threshold = RouteTracer.DefaultThreshold, CancellationToken cancellationToken = default)
+    {
+        if (prepared.AnswerIds.Length == 0)
+            throw new MirageException("The answer has no token to trace.");
+        int[] ids = [.. prepared.PromptIds, .. prepared.AnswerIds];
+        RouteTracer.Validate(model, ids, [.. Enumerable.Range(prepared.PromptIds.Length - 1, prepared.AnswerIds.Length)], threshold);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var pass = model.Decompose(ids);
+        var views = new Views(model, prepared, ids, pass.Decomposition!);
+        return [.. Enumerable.Range(0, prepared.AnswerIds.Length).Select(k => views.Trace(null, [k], threshold, cancellationToken))];
+    }
+
+    // What a trace reads from one decomposed pass, with each node's views kept for the next trace.
+    private sealed class Views(LanguageModel model, PreparedCitation prepared, int[] ids, IReadOnlyList<LayerDecomposition> decomposition)
+    {
+        private readonly List<string> _tokens = [.. ids.Select(id => model.Tokenizer.Decode([id], skipSpecialTokens: false))];
+        private readonly Dictionary<string, IReadOnlyList<LensToken>> _lens = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, IReadOnlyList<NeuronContribution>> _neurons = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, IReadOnlyList<HeadContribution>> _heads = new(StringComparer.Ordinal);
+        private readonly Dictionary<int, Tensor> _headValues = [];
+
+        public PassageRoutes Trace(int? sentence, IReadOnlyList<int> traced, double threshold, CancellationToken cancellationToken)
         {
-            var layer = decomposition[n.Layer];
-            if (!headValues.TryGetValue(n.Layer, out var values))
-                headValues[n.Layer] = values = layer.HeadValues();
-            return AttentionHeads.At(model, layer, values, n.Token);
-        }, StringComparer.Ordinal);
-        return new PassageRoutes(sentence, traced, start, graph, shares, lens, tokens, nodeLens, neurons, heads);
+            int start = prepared.PromptIds.Length;
+            var from = traced.Select(k => start + k - 1).ToList();
+            var graph = RouteTracer.Trace(decomposition, from, threshold, cancellationToken);
+            var shares = prepared.Passages.Select(p => new PassageShare(p.Id, p.Index, p.TokenStart, p.TokenEnd, graph.ShareOf(p.TokenStart, p.TokenEnd))).ToList();
+            var lens = LogitLens.AcrossLayers(model, decomposition, from[0]);
+            var unseen = graph.Nodes.Where(n => !_lens.ContainsKey(n.Id)).ToList();
+            foreach (var (id, top) in LogitLens.AtNodes(model, decomposition, unseen))
+                _lens[id] = top;
+            foreach (var n in unseen.Where(n => n.Kind == RouteNode.Ffn))
+                _neurons[n.Id] = FfnNeurons.Top(model, decomposition[n.Layer], n.Layer, n.Token);
+            foreach (var n in unseen.Where(n => n.Kind == RouteNode.AfterAttention))
+            {
+                var layer = decomposition[n.Layer];
+                if (!_headValues.TryGetValue(n.Layer, out var values))
+                    _headValues[n.Layer] = values = layer.HeadValues();
+                _heads[n.Id] = AttentionHeads.At(model, layer, values, n.Token);
+            }
+            return new PassageRoutes(sentence, traced, start, graph, shares, lens, _tokens, Of(graph, _lens), Of(graph, _neurons), Of(graph, _heads));
+        }
+
+        // The views of this graph's nodes only, in its node order.
+        private static Dictionary<string, T> Of<T>(RoutesGraph graph, Dictionary<string, T> views) =>
+            graph.Nodes.Where(n => views.ContainsKey(n.Id)).ToDictionary(n => n.Id, n => views[n.Id], StringComparer.Ordinal);
     }
 }
 

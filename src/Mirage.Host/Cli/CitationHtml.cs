@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Mirage.Core.Citations;
+using Mirage.Core.Flow;
 
 namespace Mirage.Host.Cli;
 
@@ -10,14 +11,19 @@ namespace Mirage.Host.Cli;
 /// A self-contained HTML page for a citation result: the answer with clickable citations, a bar
 /// per answer token showing its CTI score against the threshold, and the passages with the tokens
 /// the model relied on highlighted by their CCI score (all selected tokens, or the one clicked).
+/// With every answer token's routes (<see cref="PassageRoutes.TraceEveryToken"/>), it also draws the
+/// routes of the token clicked (<see cref="RoutesView"/>).
 /// </summary>
 internal static class CitationHtml
 {
-    public static string Render(CitationResult result)
+    // The embedded data: compact, and with the default encoder, which escapes '<' (no "</script>" inside).
+    private static readonly JsonSerializerOptions Compact = new(MirageJson.Options) { WriteIndented = false };
+
+    public static string Render(CitationResult result, IReadOnlyList<PassageRoutes>? routes = null)
     {
         var html = new StringBuilder();
         html.Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Mirage citations</title><style>")
-            .Append(Style)
+            .Append(Style).Append(RoutesView.Style)
             .Append("</style></head><body><main>");
         html.Append("<header><h1>Mirage citations</h1><p class=\"meta\">")
             .Append(Encode($"{result.ModelId} · {result.Options.MethodName} · CTI {result.Options.Pecore.CtiMetric} ({result.Options.Pecore.KlDirection}) · filter {result.Options.Filter} · "
@@ -53,6 +59,10 @@ internal static class CitationHtml
         }
         html.Append($"<div class=\"threshold\" style=\"bottom:calc({(result.CtiThreshold / top * 100).ToString("F1", CultureInfo.InvariantCulture)}% * 0.8 + 1.6em)\"></div></div></section>");
 
+        if (routes is { Count: > 0 })
+            html.Append("<section><h2>Why: information-flow routes</h2><p class=\"hint\">The routes from the prompt to the output that predicts the answer token pressed below: layers bottom to top, passages shaded, edges as wide as their contribution. Click a token to see its routes, a node for its logit lens (an attention node: its heads; an FFN node: its top neurons).</p>")
+                .Append(RoutesView.Markup).Append("</section>");
+
         html.Append("<section><h2>Passages</h2>");
         var spans = result.Inputs.PromptTokenSpans;
         foreach (var passage in result.Passages)
@@ -82,7 +92,10 @@ internal static class CitationHtml
         // one script is constant and a Content-Security-Policy can allow exactly it by hash.
         html.Append("</section></main><script type=\"application/json\" id=\"cues\">")
             .Append(JsonSerializer.Serialize(Shading(result)))
-            .Append("</script><script>").Append(Script).Append("</script></body></html>");
+            .Append("</script>");
+        if (routes is { Count: > 0 })
+            html.Append("<script type=\"application/json\" id=\"routes-data\">").Append(JsonSerializer.Serialize(RoutesData(routes), Compact)).Append("</script>");
+        html.Append("<script>").Append(Script).Append("</script></body></html>");
         return html.ToString();
     }
 
@@ -114,6 +127,28 @@ internal static class CitationHtml
                 shading[token.ToString(CultureInfo.InvariantCulture)] = scores;
         }
         return shading;
+    }
+
+    // Every token's trace with the sequence's tokens once and the node views merged: a node's views
+    // are the same in every trace of one pass.
+    private static object RoutesData(IReadOnlyList<PassageRoutes> routes)
+    {
+        static Dictionary<string, T> Merged<T>(IEnumerable<IReadOnlyDictionary<string, T>> views)
+        {
+            var merged = new Dictionary<string, T>(StringComparer.Ordinal);
+            foreach (var (id, view) in views.SelectMany(v => v))
+                merged.TryAdd(id, view);
+            return merged;
+        }
+        return new
+        {
+            tokens = routes[0].Tokens,
+            answer_start = routes[0].AnswerStart,
+            traces = routes.Select(r => new { answer_tokens = r.AnswerTokens, graph = r.Graph, passages = r.Passages, lens = r.Lens }),
+            node_lens = Merged(routes.Select(r => r.NodeLens)),
+            node_heads = Merged(routes.Select(r => r.NodeHeads)),
+            node_neurons = Merged(routes.Select(r => r.NodeNeurons)),
+        };
     }
 
     /// <summary>
@@ -157,8 +192,8 @@ internal static class CitationHtml
         h3{font-size:15px;margin:6px 0}.tok{border-radius:3px}
         """;
 
-    /// <summary>The page's one script; it reads the scores from the <c>cues</c> data block.</summary>
-    public const string Script = """
+    /// <summary>The page's one script; it reads the scores from the <c>cues</c> data block, and the routes from <c>routes-data</c> where there is one.</summary>
+    public const string Script = RoutesView.Script + """
         const cues = JSON.parse(document.getElementById('cues').textContent);
         const toks = [...document.querySelectorAll('.tok')];
         function paint(keys){
@@ -175,5 +210,16 @@ internal static class CitationHtml
           active=b.dataset.token;b.classList.add('active');paint([active]);
         }));
         paint(Object.keys(cues));
+        const routesData = document.getElementById('routes-data');
+        if (routesData) {
+          const all = JSON.parse(routesData.textContent);
+          const show = k => {
+            routes = { ...all.traces[k], tokens: all.tokens, answer_start: all.answer_start, node_lens: all.node_lens, node_heads: all.node_heads, node_neurons: all.node_neurons };
+            draw();
+            showTokens(show);
+            $('lens').replaceChildren();
+          };
+          show(0);
+        }
         """;
 }

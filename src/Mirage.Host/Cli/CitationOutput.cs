@@ -1,5 +1,7 @@
 using System.CommandLine;
+using Mirage.Core;
 using Mirage.Core.Citations;
+using Mirage.Core.Flow;
 
 namespace Mirage.Host.Cli;
 
@@ -13,10 +15,25 @@ internal static class CitationOutput
         return format;
     }
 
-    public static string Render(CitationResult result, string format) => format switch
+    public static Option<bool> CreateRoutesOption() => new("--routes")
+    {
+        Description = "With --format html: put every answer token's information-flow routes in the report, drawn for the token clicked (runs the model on the torch engine).",
+    };
+
+    /// <summary>Whether the report gets routes; one line refusing <c>--routes</c> without <c>--format html</c>.</summary>
+    public static bool WantsRoutes(ParseResult parse, Option<bool> routes, Option<string> format)
+    {
+        if (!parse.GetValue(routes))
+            return false;
+        if (parse.GetRequiredValue(format) != "html")
+            throw new MirageException("--routes draws the routes in the HTML report: add --format html (or use mirage inspect-flow for JSON).");
+        return true;
+    }
+
+    public static string Render(CitationResult result, string format, IReadOnlyList<PassageRoutes>? routes = null) => format switch
     {
         "json" => MirageJson.Serialize(result) + "\n",
-        "html" => CitationHtml.Render(result),
+        "html" => CitationHtml.Render(result, routes),
         _ => CitationText.Render(result),
     };
 }

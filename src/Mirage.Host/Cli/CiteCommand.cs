@@ -14,6 +14,7 @@ internal static class CiteCommand
         var passages = new Option<string>("--passages") { Description = "JSON file: a list of {id?, title?, text, url?}, or an ALCE item with 'docs'.", Required = true };
         var answer = new Option<string>("--answer") { Description = "The answer to cite (teacher-forced, not regenerated).", Required = true };
         var format = CitationOutput.CreateFormatOption();
+        var routes = CitationOutput.CreateRoutesOption();
         var outFile = new Option<string?>("--out") { Description = "Write to this file instead of standard output." };
         var method = new Option<string>("--method") { Description = "How sentences are cited: a CCI attribution method (saliency, input_x_gradient, integrated_gradients, attention, occlusion, value_zeroing, layer_gradient_x_activation, layer_integrated_gradients), ablation (the passages whose removal takes the sentence's support away; the default), or routes (the passages the sentence's information-flow routes start from).", DefaultValueFactory = _ => new CitationOptions().MethodName };
         var scoredTokens = new Option<string>("--scored-tokens") { Description = $"Tokens ablation and verification score: {CitationSettingNames.Choices(CitationSettingNames.ScoredTokenChoices)} (by CTI).", DefaultValueFactory = _ => "all" };
@@ -37,7 +38,7 @@ internal static class CiteCommand
 
         var command = new Command("cite", "Cite each sentence of an answer to the passages that support it, from the model's internals.");
         model.AddTo(command);
-        foreach (var option in new Option[] { question, passages, answer, format, outFile, method, scoredTokens, evidence, verify, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat, noContext })
+        foreach (var option in new Option[] { question, passages, answer, format, routes, outFile, method, scoredTokens, evidence, verify, filter, topPercent, topK, atMost, ctiThreshold, template, passageTemplate, separator, promptFormat, noContext })
             command.Options.Add(option);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -45,10 +46,12 @@ internal static class CiteCommand
                 parse.GetRequiredValue(method), parse.GetRequiredValue(filter), parse.GetValue(topPercent), parse.GetValue(topK), parse.GetValue(atMost), parse.GetValue(ctiThreshold),
                 parse.GetRequiredValue(noContext), parse.GetRequiredValue(scoredTokens), parse.GetValue(verify), parse.GetValue(evidence), parse.GetRequiredValue(promptFormat));
             var request = new CitationRequest(parse.GetRequiredValue(question), PassageFile.Read(parse.GetRequiredValue(passages)), parse.GetRequiredValue(answer), options);
-            using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: request.Options!.NeedsInternals);
+            bool withRoutes = CitationOutput.WantsRoutes(parse, routes, format);
+            using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: request.Options!.NeedsInternals || withRoutes);
             var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());
             var result = await engine.CiteAsync(request, cancellationToken);
-            var rendered = CitationOutput.Render(result, parse.GetRequiredValue(format));
+            var traced = withRoutes ? await engine.TraceEveryTokenAsync(request, cancellationToken: cancellationToken) : null;
+            var rendered = CitationOutput.Render(result, parse.GetRequiredValue(format), traced);
             if (parse.GetValue(outFile) is { } path)
             {
                 await File.WriteAllTextAsync(path, rendered, cancellationToken);

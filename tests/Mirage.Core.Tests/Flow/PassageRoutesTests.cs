@@ -70,4 +70,21 @@ public sealed class PassageRoutesTests
             Assert.Equal(Enumerable.Range(0, model.Config.NumHeads), heads.Select(h => h.Head).Order());
         });
     }
+
+    [Fact]
+    public void EveryTokensRoutes_FromOnePass_AreEachTokensOwn()
+    {
+        using var model = LanguageModel.Load(SharedAssets.EmbeddedReader, new ComputeOptions { DType = TorchSharp.torch.ScalarType.Float32, Engine = ModelEngine.Torch });
+        var prepared = PreparedCitation.Prepare(model, "Where was Lousdrur Rourti born?", Passages, "Lousdrur Rourti was born in Grouscelford.", new PromptTemplate());
+
+        var every = PassageRoutes.TraceEveryToken(model, prepared);
+
+        Assert.Equal(prepared.AnswerIds.Length, every.Count);
+        for (int k = 0; k < every.Count; k++)
+        {
+            var alone = PassageRoutes.Trace(model, prepared, sentence: null, token: k);
+            // Serialised, so every field counts: the graph, the shares, the lens and each node's views.
+            Assert.Equal(MirageJson.Serialize(alone), MirageJson.Serialize(every[k]));
+        }
+    }
 }

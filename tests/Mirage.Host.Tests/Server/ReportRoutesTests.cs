@@ -1,0 +1,56 @@
+using Mirage.Host.Tests.Cli;
+using Mirage.Tests;
+using OpenQA.Selenium;
+using OpenQA.Selenium.Support.UI;
+
+namespace Mirage.Host.Tests.Server;
+
+/// <summary>
+/// <c>cite --format html --routes</c>: the report carries every answer token's routes and draws the
+/// one clicked, opened from disk in headless Chromium as a user opens the file.
+/// </summary>
+public sealed class ReportRoutesTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task TheReport_DrawsAClickedTokensRoutes_AndANodesLens_WithoutScriptErrors()
+    {
+        var path = _temp.File("report.html");
+        string[] args = ["cite", "--question", RunningServer.Question, "--passages", Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json"),
+            "--answer", "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.", "--format", "html"];
+        var (exitCode, _, error) = await CliRunner.RunAsync([.. args, "--routes", "--out", path]);
+        Assert.True(exitCode == 0, error);
+
+        using var browser = HeadlessChromium.Start();
+        browser.Navigate().GoToUrl(new Uri(path));
+        var script = (IJavaScriptExecutor)browser;
+        // Errors after load are caught here; one during load would have stopped the view from being built.
+        script.ExecuteScript("window.problems = []; window.addEventListener('error', e => problems.push(e.message));");
+        var tokens = browser.FindElements(By.CssSelector("#tokens button"));
+        Assert.Equal(14, tokens.Count);
+        Assert.Equal("true", tokens[0].GetAttribute("aria-pressed"));
+        Assert.NotEmpty(browser.FindElements(By.CssSelector("#graph circle")));
+
+        // The wrong birthplace: its routes start mostly at passage 3, the similar name's.
+        tokens.Single(b => b.GetDomProperty("textContent") == " Grekbrothholm").Click();
+        var wait = new WebDriverWait(browser, TimeSpan.FromSeconds(10));
+        wait.Until(b => b.FindElements(By.CssSelector("#tokens button[aria-pressed='true']")).SingleOrDefault()?.GetDomProperty("textContent") == " Grekbrothholm");
+        var shares = browser.FindElements(By.CssSelector("#shares div")).Select(d => d.Text).ToList();
+        Assert.Equal(4, shares.Count);
+        Assert.StartsWith("[3] 49.0%", shares.MaxBy(s => double.Parse(s.Split(' ')[1].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.NotEmpty(browser.FindElements(By.CssSelector("#graph rect.passage")));
+
+        browser.FindElement(By.CssSelector("#graph circle.node.A")).Click();
+        wait.Until(b => b.FindElements(By.CssSelector("#lens .heads li")).Count > 0);
+        Assert.EndsWith(": logit lens", browser.FindElement(By.CssSelector("#lens h3")).Text);
+        Assert.Equal("[]", script.ExecuteScript("return JSON.stringify(window.problems);"));
+
+        // Routes are drawn in the HTML report only.
+        var (refused, _, message) = await CliRunner.RunAsync([.. args[..^2], "--routes"]);
+        Assert.Equal(1, refused);
+        Assert.Contains("--routes draws the routes in the HTML report: add --format html", message, StringComparison.Ordinal);
+    }
+}
