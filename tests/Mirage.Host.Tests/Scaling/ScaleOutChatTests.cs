@@ -28,7 +28,7 @@ public sealed partial class ScaleOutChatTests
         PerResponseFields().Replace(await response.Content.ReadAsStringAsync(Token), "");
 
     [Fact]
-    public async Task ChatThroughWorkers_AnswersAsTheSingleProcess_StreamedOrNot()
+    public async Task ChatThroughWorkers_AnswersAsTheSingleProcess_StreamedOrNot_WhateverModelTheClientNames()
     {
         string[] questions = ["Which organisation does Lousdrur Rourti work for?", "Where was Caszais Rourti born?"];
         var reference = new List<string>();
@@ -52,7 +52,10 @@ public sealed partial class ScaleOutChatTests
         // Input the model refuses is a plain 400 before any chunk, as in one process.
         var tooLong = await cluster.Api.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = new string('x', 200_000) } }, stream = true });
         Assert.Equal(HttpStatusCode.BadRequest, tooLong.StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await cluster.Api.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, model = "gpt-4o" })).StatusCode);
+        // A model name no worker serves is answered by the one model served, as one process ignores it.
+        var named = await cluster.Api.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = questions[0] } }, passages = RunningServer.Passages, model = "gpt-4o" });
+        Assert.Equal(HttpStatusCode.OK, named.StatusCode);
+        Assert.Equal(reference[0], await ComparableAsync(named));
     }
 
     [Fact]

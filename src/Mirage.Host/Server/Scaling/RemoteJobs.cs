@@ -46,6 +46,10 @@ internal sealed class RemoteJobs(JobBus bus, JobWatch watch, IOptions<ServerOpti
     {
         var options = settings.Value;
         var live = await watch.LiveModelsAsync(cancellationToken);
+        // Chat, as in one process, answers with the model served whatever an OpenAI client names
+        // ("gpt-4o" is many clients' default); only among several models does the name choose.
+        if (kind == JobMessage.Chat && requestedModel is not null && !live.Contains(requestedModel) && live.Count == 1)
+            requestedModel = null;
         string? model = requestedModel ?? (live.Count == 1 ? live[0] : null);
         if (model is null)
         {
