@@ -73,6 +73,8 @@ public static class MirageServer
             builder.Services.AddSingleton<JobWatch>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<JobWatch>());
             builder.Services.AddHostedService<DeadLetters>();
+            builder.Services.AddSingleton<QueueDepth>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<QueueDepth>());
             builder.Services.AddSingleton<RemoteJobs>();
             builder.Services.AddSingleton<RemoteCitations>();
             builder.Services.AddSingleton<RemoteChat>();

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Mirage.Host.Server.Scaling;
 using Mirage.Host.Tests.Server;
@@ -437,6 +438,30 @@ public sealed class ScaleOutTests
         {
             nodes.ForEach(n => n.Dispose());
         }
+    }
+
+    [Fact]
+    public async Task TheApisQueueDepth_CountsTheJobsInTheStream_UntilTheirWorkerEndsThem()
+    {
+        await using var cluster = await ScaleOut.StartAsync(workers: 1, apiSettings: ["--Nats:HeartbeatSeconds=1"]);
+        var depth = cluster.Api.App.Services.GetRequiredService<QueueDepth>();
+        async Task Reaches(long jobs, int seconds)
+        {
+            for (var until = DateTime.UtcNow.AddSeconds(seconds); depth.Depth != jobs && DateTime.UtcNow < until;)
+                await Task.Delay(100, Token);
+            Assert.Equal(jobs, depth.Depth);
+        }
+
+        // A hung worker leaves the jobs in the stream; they count until it wakes and ends them.
+        cluster.Workers[0].Freeze();
+        var ids = new List<string>();
+        for (int i = 0; i < 3; i++)
+            ids.Add(await cluster.SubmitAsync(Body(Answers[i])));
+        await Reaches(3, 10);
+        cluster.Workers[0].Thaw();
+        foreach (var id in ids)
+            Assert.Equal("done", (await cluster.WaitAsync(id))["status"]!.GetValue<string>());
+        await Reaches(0, 10);
     }
 
     [Fact]
