@@ -16,7 +16,7 @@ public sealed class ReportRoutesTests : IDisposable
     public void Dispose() => _temp.Dispose();
 
     [Fact]
-    public async Task TheReport_DrawsAClickedTokensRoutes_AndANodesLens_WithoutScriptErrors()
+    public async Task TheReport_DrawsAClickedTokensRoutes_AndANodesLens_WithoutScriptErrors_OrHostileMarkup()
     {
         var path = _temp.File("report.html");
         string[] args = ["cite", "--question", RunningServer.Question, "--passages", Path.Combine(SharedAssets.RepositoryRoot, "samples", "reader-passages.json"),
@@ -47,6 +47,17 @@ public sealed class ReportRoutesTests : IDisposable
         wait.Until(b => b.FindElements(By.CssSelector("#lens .heads li")).Count > 0);
         Assert.EndsWith(": logit lens", browser.FindElement(By.CssSelector("#lens h3")).Text);
         Assert.Equal("[]", script.ExecuteScript("return JSON.stringify(window.problems);"));
+
+        // Hostile passage text travels as escaped JSON: the report's three script elements stay its only ones.
+        var hostile = _temp.File("hostile.json");
+        File.WriteAllText(hostile, """[{"id": "x</script><script>alert(1)</script>", "title": "<img src=x onerror=alert(2)>", "text": "Lousdrur Rourti was born in </script><script>alert(3)</script> Grouscelford."}]""");
+        var hostileReport = _temp.File("hostile.html");
+        var (hostileExit, _, hostileError) = await CliRunner.RunAsync(["cite", "--question", "Where was Lousdrur Rourti born?", "--passages", hostile,
+            "--answer", "Lousdrur Rourti was born in Grouscelford.", "--format", "html", "--routes", "--out", hostileReport]);
+        Assert.True(hostileExit == 0, hostileError);
+        var html = File.ReadAllText(hostileReport);
+        Assert.Equal(3, html.Split("<script").Length - 1);
+        Assert.DoesNotContain("<img", html, StringComparison.Ordinal);
 
         // Routes are drawn in the HTML report only.
         var (refused, _, message) = await CliRunner.RunAsync([.. args[..^2], "--routes"]);
