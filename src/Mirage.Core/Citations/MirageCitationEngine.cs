@@ -83,10 +83,12 @@ public sealed class MirageCitationEngine : ICitationEngine
 
     /// <summary>
     /// The routes of every answer token on its own (<see cref="PassageRoutes.TraceEveryToken"/>), for a
-    /// report that shows any token's routes when it is clicked; one decomposed pass.
+    /// report that shows any token's routes when it is clicked; one decomposed pass. <paramref name="progress"/>
+    /// hears how many tokens are traced.
     /// </summary>
-    public Task<IReadOnlyList<PassageRoutes>> TraceEveryTokenAsync(CitationRequest request, double threshold = RouteTracer.DefaultThreshold, CancellationToken cancellationToken = default) =>
-        WithPreparedAsync(request, prepared => PassageRoutes.TraceEveryToken(_model, prepared, threshold, cancellationToken), cancellationToken);
+    public Task<IReadOnlyList<PassageRoutes>> TraceEveryTokenAsync(CitationRequest request, double threshold = RouteTracer.DefaultThreshold,
+        IProgress<int>? progress = null, CancellationToken cancellationToken = default) =>
+        WithPreparedAsync(request, prepared => PassageRoutes.TraceEveryToken(_model, prepared, threshold, progress, cancellationToken), cancellationToken);
 
     // Checks a request, prepares its prompt and answer as citing would, and runs work on them under the model's gate.
     private async Task<T> WithPreparedAsync<T>(CitationRequest request, Func<PreparedCitation, T> work, CancellationToken cancellationToken)

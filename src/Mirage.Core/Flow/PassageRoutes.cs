@@ -67,10 +67,11 @@ public sealed record PassageRoutes(
     /// <summary>
     /// The routes of every answer token of a prepared citation request, each on its own (as
     /// <see cref="Trace"/> with that token), from one decomposed pass; the node views (lens, heads,
-    /// neurons) of a node that several tokens' routes share are computed once. The caller
-    /// serialises model use.
+    /// neurons) of a node that several tokens' routes share are computed once. <paramref name="progress"/>
+    /// hears how many tokens are traced. The caller serialises model use.
     /// </summary>
-    public static IReadOnlyList<PassageRoutes> TraceEveryToken(LanguageModel model, PreparedCitation prepared, double threshold = RouteTracer.DefaultThreshold, CancellationToken cancellationToken = default)
+    public static IReadOnlyList<PassageRoutes> TraceEveryToken(LanguageModel model, PreparedCitation prepared, double threshold = RouteTracer.DefaultThreshold,
+        IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
         if (prepared.AnswerIds.Length == 0)
             throw new MirageException("The answer has no token to trace.");
@@ -80,7 +81,13 @@ public sealed record PassageRoutes(
         using var noGrad = no_grad();
         using var pass = model.Decompose(ids);
         var views = new Views(model, prepared, ids, pass.Decomposition!);
-        return [.. Enumerable.Range(0, prepared.AnswerIds.Length).Select(k => views.Trace(null, [k], threshold, cancellationToken))];
+        var traced = new List<PassageRoutes>(prepared.AnswerIds.Length);
+        for (int k = 0; k < prepared.AnswerIds.Length; k++)
+        {
+            traced.Add(views.Trace(null, [k], threshold, cancellationToken));
+            progress?.Report(k + 1);
+        }
+        return traced;
     }
 
     // What a trace reads from one decomposed pass, with each node's views kept for the next trace.

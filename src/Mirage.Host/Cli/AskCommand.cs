@@ -38,7 +38,7 @@ internal static class AskCommand
             var engine = new MirageCitationEngine(lm, defaults: options);
             var request = new CitationRequest(parse.GetRequiredValue(question), docs, answer, AnswerTokenIds: generated.TokenIds) { Trace = trace };
             var result = await engine.CiteAsync(request, cancellationToken);
-            var traced = withRoutes ? await engine.TraceEveryTokenAsync(request, cancellationToken: cancellationToken) : null;
+            var traced = withRoutes ? await CitationOutput.TraceEveryTokenAsync(engine, request, error, cancellationToken) : null;
             await output.WriteAsync(CitationOutput.Render(result, parse.GetRequiredValue(format), traced));
             await output.FlushAsync(cancellationToken);
             await error.WriteLineAsync($"answered in {(generated.PrefillTime + generated.DecodeTime).TotalSeconds:F2} s ({generated.TokenIds.Count} tokens), cited in {result.Cost.TotalMs / 1000:F2} s with {result.ModelId}.");

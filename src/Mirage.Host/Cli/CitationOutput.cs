@@ -30,6 +30,29 @@ internal static class CitationOutput
         return true;
     }
 
+    /// <summary>Every answer token's routes for the report, with a progress line on <paramref name="error"/> for long answers and large models.</summary>
+    public static async Task<IReadOnlyList<PassageRoutes>> TraceEveryTokenAsync(MirageCitationEngine engine, CitationRequest request, TextWriter error, CancellationToken cancellationToken)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long last = 0;
+        var routes = await engine.TraceEveryTokenAsync(request, progress: new Progress(traced =>
+        {
+            // At most a line a second: a small model traces every token in well under one.
+            if (clock.ElapsedMilliseconds - last < 1000)
+                return;
+            last = clock.ElapsedMilliseconds;
+            error.WriteLine($"routes: {traced} answer tokens traced");
+        }), cancellationToken: cancellationToken);
+        await error.WriteLineAsync($"routes: {routes.Count} answer tokens traced in {clock.Elapsed.TotalSeconds:F2} s");
+        return routes;
+    }
+
+    // Reports on the calling thread, unlike Progress<T>, which posts to a thread pool and may report after the work ends.
+    private sealed class Progress(Action<int> report) : IProgress<int>
+    {
+        public void Report(int value) => report(value);
+    }
+
     public static string Render(CitationResult result, string format, IReadOnlyList<PassageRoutes>? routes = null) => format switch
     {
         "json" => MirageJson.Serialize(result) + "\n",

@@ -50,7 +50,7 @@ internal static class CiteCommand
             using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: request.Options!.NeedsInternals || withRoutes);
             var engine = new MirageCitationEngine(lm, AttributionEngine.CreateDefault());
             var result = await engine.CiteAsync(request, cancellationToken);
-            var traced = withRoutes ? await engine.TraceEveryTokenAsync(request, cancellationToken: cancellationToken) : null;
+            var traced = withRoutes ? await CitationOutput.TraceEveryTokenAsync(engine, request, error, cancellationToken) : null;
             var rendered = CitationOutput.Render(result, parse.GetRequiredValue(format), traced);
             if (parse.GetValue(outFile) is { } path)
             {

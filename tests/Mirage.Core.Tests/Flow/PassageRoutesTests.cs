@@ -77,14 +77,21 @@ public sealed class PassageRoutesTests
         using var model = LanguageModel.Load(SharedAssets.EmbeddedReader, new ComputeOptions { DType = TorchSharp.torch.ScalarType.Float32, Engine = ModelEngine.Torch });
         var prepared = PreparedCitation.Prepare(model, "Where was Lousdrur Rourti born?", Passages, "Lousdrur Rourti was born in Grouscelford.", new PromptTemplate());
 
-        var every = PassageRoutes.TraceEveryToken(model, prepared);
+        var heard = new List<int>();
+        var every = PassageRoutes.TraceEveryToken(model, prepared, progress: new Heard(heard));
 
         Assert.Equal(prepared.AnswerIds.Length, every.Count);
+        Assert.Equal(Enumerable.Range(1, every.Count), heard);
         for (int k = 0; k < every.Count; k++)
         {
             var alone = PassageRoutes.Trace(model, prepared, sentence: null, token: k);
             // Serialised, so every field counts: the graph, the shares, the lens and each node's views.
             Assert.Equal(MirageJson.Serialize(alone), MirageJson.Serialize(every[k]));
         }
+    }
+
+    private sealed class Heard(List<int> counts) : IProgress<int>
+    {
+        public void Report(int value) => counts.Add(value);
     }
 }

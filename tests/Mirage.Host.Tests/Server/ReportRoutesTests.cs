@@ -23,6 +23,7 @@ public sealed class ReportRoutesTests : IDisposable
             "--answer", "Lousdrur Rourti works for Cimgun Labs. Lousdrur Rourti was born in Grekbrothholm.", "--format", "html"];
         var (exitCode, _, error) = await CliRunner.RunAsync([.. args, "--routes", "--out", path]);
         Assert.True(exitCode == 0, error);
+        Assert.Contains("routes: 14 answer tokens traced in ", error, StringComparison.Ordinal);
 
         using var browser = HeadlessChromium.Start();
         browser.Navigate().GoToUrl(new Uri(path));
