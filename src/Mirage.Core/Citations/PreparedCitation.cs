@@ -31,6 +31,12 @@ public sealed record PreparedCitation(
     /// <summary>The answer's token ids.</summary>
     public int[] AnswerIds { get; } = AnswerTokens.Select(t => t.Id).ToArray();
 
+    /// <summary>The with-context prompt then the answer: the sequence the model reads when the answer is teacher-forced.</summary>
+    public int[] SequenceIds => [.. PromptIds, .. AnswerIds];
+
+    /// <summary>Where in <see cref="SequenceIds"/> the output that predicts answer token <paramref name="answerToken"/> is: the position before it.</summary>
+    public int PredictingPosition(int answerToken) => PromptIds.Length + answerToken - 1;
+
     /// <summary>The answer tokens of sentence <paramref name="sentence"/>, special tokens left out: what a sentence's log-probability sums over.</summary>
     public IReadOnlyList<int> TokensOf(int sentence) =>
         Enumerable.Range(0, AnswerIds.Length).Where(t => SentenceOf[t] == sentence && Eligible[t]).ToList();

@@ -15,22 +15,23 @@ internal static class RouteCitations
 {
     public static IReadOnlyList<CitedSentence> Build(LanguageModel model, PreparedCitation input, CitationOptions options, CancellationToken cancellationToken)
     {
-        int[] ids = [.. input.PromptIds, .. input.AnswerIds];
+        var ids = input.SequenceIds;
         // Each sentence's outputs: the positions predicting its tokens.
-        var outputs = Enumerable.Range(0, input.Sentences.Count).Select(s => input.TokensOf(s).Select(k => input.PromptIds.Length + k - 1).ToList()).ToList();
+        var outputs = Enumerable.Range(0, input.Sentences.Count).Select(s => input.TokensOf(s).Select(input.PredictingPosition).ToList()).ToList();
         // The engine, the lengths and the ids are checked once; a sentence without outputs cites nothing.
         RouteTracer.Validate(model, ids, [.. outputs.SelectMany(o => o).DefaultIfEmpty(ids.Length - 1)], RouteTracer.DefaultThreshold);
         using var scope = NewDisposeScope();
-        // One decomposed pass serves every sentence's routes.
+        // One decomposed pass serves every sentence's routes, traced side by side.
         using var pass = model.Decompose(ids);
+        var traced = Enumerable.Range(0, input.Sentences.Count).Where(s => outputs[s].Count > 0).ToList();
+        var graphs = RouteTracer.TraceEach(pass.Decomposition!, [.. traced.Select(s => outputs[s])], RouteTracer.DefaultThreshold, cancellationToken);
+        var graphOf = traced.Zip(graphs).ToDictionary(p => p.First, p => p.Second);
         var cited = new List<CitedSentence>();
         for (int s = 0; s < input.Sentences.Count; s++)
         {
-            cancellationToken.ThrowIfCancellationRequested();
             var citations = new List<Citation>();
-            if (outputs[s].Count > 0)
+            if (graphOf.TryGetValue(s, out var graph))
             {
-                var graph = RouteTracer.Trace(pass.Decomposition!, outputs[s], RouteTracer.DefaultThreshold, cancellationToken);
                 var shares = input.Passages.Select(p => graph.ShareOf(p.TokenStart, p.TokenEnd)).ToArray();
                 double top = shares.Max();
                 if (top > 0)

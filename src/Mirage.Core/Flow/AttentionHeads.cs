@@ -15,15 +15,13 @@ public static class AttentionHeads
 {
     /// <summary>
     /// Every head of the layer <paramref name="decomposition"/> describes, at <paramref name="position"/>,
-    /// strongest first, with the <paramref name="promotions"/> tokens each promotes most;
-    /// <paramref name="headValues"/> is the layer's <see cref="LayerDecomposition.HeadValues"/>.
+    /// strongest first, with the <paramref name="promotions"/> tokens each promotes most.
     /// </summary>
-    public static IReadOnlyList<HeadContribution> At(LanguageModel model, LayerDecomposition decomposition, Tensor headValues, int position, int promotions = 3)
+    public static IReadOnlyList<HeadContribution> At(LanguageModel model, LayerDecomposition decomposition, int position, int promotions = 3)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var at = tensor(new long[] { position }, device: headValues.device);
-        var heads = decomposition.AttentionParts(headValues, at)[0, 0].sum(dim: 0);                      // [H, C]
+        var heads = decomposition.HeadOutputs(tensor(new long[] { position }, device: decomposition.Weights.device))[0, 0];     // [H, C]
         var (shares, _) = Contributions.WithResidual(heads, decomposition.ResidualPre[0, position].to(heads.dtype), decomposition.ResidualMid[0, position].to(heads.dtype)); // [H]
         var values = shares.to(ScalarType.Float64).cpu().data<double>().ToArray();
         return [.. Enumerable.Range(0, values.Length).OrderByDescending(h => values[h])

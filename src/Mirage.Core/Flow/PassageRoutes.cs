@@ -55,13 +55,14 @@ public sealed record PassageRoutes(
                 throw new MirageException($"Token {k} is outside the answer's {prepared.AnswerIds.Length} tokens.");
             traced = [k];
         }
-        int[] ids = [.. prepared.PromptIds, .. prepared.AnswerIds];
-        RouteTracer.Validate(model, ids, [.. traced.Select(k => prepared.PromptIds.Length + k - 1)], threshold);
+        var ids = prepared.SequenceIds;
+        RouteTracer.Validate(model, ids, [.. traced.Select(prepared.PredictingPosition)], threshold);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         // One decomposed pass serves the graph, the lens and every node's view.
         using var pass = model.Decompose(ids);
-        return new Views(model, prepared, ids, pass.Decomposition!).Trace(sentence, traced, threshold, cancellationToken);
+        var graph = RouteTracer.Trace(pass.Decomposition!, [.. traced.Select(prepared.PredictingPosition)], threshold, cancellationToken);
+        return new Views(model, prepared, ids, pass.Decomposition!).Of(sentence, traced, graph);
     }
 
     /// <summary>
@@ -75,50 +76,45 @@ public sealed record PassageRoutes(
     {
         if (prepared.AnswerIds.Length == 0)
             throw new MirageException("The answer has no token to trace.");
-        int[] ids = [.. prepared.PromptIds, .. prepared.AnswerIds];
-        RouteTracer.Validate(model, ids, [.. Enumerable.Range(prepared.PromptIds.Length - 1, prepared.AnswerIds.Length)], threshold);
+        var ids = prepared.SequenceIds;
+        RouteTracer.Validate(model, ids, [.. Enumerable.Range(0, prepared.AnswerIds.Length).Select(prepared.PredictingPosition)], threshold);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         using var pass = model.Decompose(ids);
+        // The graphs side by side (each layer's head values once), then each token's views.
+        var graphs = RouteTracer.TraceEach(pass.Decomposition!, [.. Enumerable.Range(0, prepared.AnswerIds.Length).Select(k => (IReadOnlyList<int>)[prepared.PredictingPosition(k)])], threshold, cancellationToken);
         var views = new Views(model, prepared, ids, pass.Decomposition!);
-        var traced = new List<PassageRoutes>(prepared.AnswerIds.Length);
-        for (int k = 0; k < prepared.AnswerIds.Length; k++)
+        var traced = new List<PassageRoutes>(graphs.Count);
+        for (int k = 0; k < graphs.Count; k++)
         {
-            traced.Add(views.Trace(null, [k], threshold, cancellationToken));
+            cancellationToken.ThrowIfCancellationRequested();
+            traced.Add(views.Of(null, [k], graphs[k]));
             progress?.Report(k + 1);
         }
         return traced;
     }
 
-    // What a trace reads from one decomposed pass, with each node's views kept for the next trace.
+    // What a graph's routes read from one decomposed pass, with each node's views kept for the next graph.
     private sealed class Views(LanguageModel model, PreparedCitation prepared, int[] ids, IReadOnlyList<LayerDecomposition> decomposition)
     {
         private readonly List<string> _tokens = [.. ids.Select(id => model.Tokenizer.Decode([id], skipSpecialTokens: false))];
         private readonly Dictionary<string, IReadOnlyList<LensToken>> _lens = new(StringComparer.Ordinal);
         private readonly Dictionary<string, IReadOnlyList<NeuronContribution>> _neurons = new(StringComparer.Ordinal);
         private readonly Dictionary<string, IReadOnlyList<HeadContribution>> _heads = new(StringComparer.Ordinal);
-        private readonly Dictionary<int, Tensor> _headValues = [];
 
-        public PassageRoutes Trace(int? sentence, IReadOnlyList<int> traced, double threshold, CancellationToken cancellationToken)
+        /// <summary>The routes of answer tokens <paramref name="traced"/> (of <paramref name="sentence"/>, if one was traced) from their <paramref name="graph"/>.</summary>
+        public PassageRoutes Of(int? sentence, IReadOnlyList<int> traced, RoutesGraph graph)
         {
-            int start = prepared.PromptIds.Length;
-            var from = traced.Select(k => start + k - 1).ToList();
-            var graph = RouteTracer.Trace(decomposition, from, threshold, cancellationToken);
             var shares = prepared.Passages.Select(p => new PassageShare(p.Id, p.Index, p.TokenStart, p.TokenEnd, graph.ShareOf(p.TokenStart, p.TokenEnd))).ToList();
-            var lens = LogitLens.AcrossLayers(model, decomposition, from[0]);
+            var lens = LogitLens.AcrossLayers(model, decomposition, prepared.PredictingPosition(traced[0]));
             var unseen = graph.Nodes.Where(n => !_lens.ContainsKey(n.Id)).ToList();
             foreach (var (id, top) in LogitLens.AtNodes(model, decomposition, unseen))
                 _lens[id] = top;
             foreach (var n in unseen.Where(n => n.Kind == RouteNode.Ffn))
                 _neurons[n.Id] = FfnNeurons.Top(model, decomposition[n.Layer], n.Layer, n.Token);
             foreach (var n in unseen.Where(n => n.Kind == RouteNode.AfterAttention))
-            {
-                var layer = decomposition[n.Layer];
-                if (!_headValues.TryGetValue(n.Layer, out var values))
-                    _headValues[n.Layer] = values = layer.HeadValues();
-                _heads[n.Id] = AttentionHeads.At(model, layer, values, n.Token);
-            }
-            return new PassageRoutes(sentence, traced, start, graph, shares, lens, _tokens, Of(graph, _lens), Of(graph, _neurons), Of(graph, _heads));
+                _heads[n.Id] = AttentionHeads.At(model, decomposition[n.Layer], n.Token);
+            return new PassageRoutes(sentence, traced, prepared.PromptIds.Length, graph, shares, lens, _tokens, Of(graph, _lens), Of(graph, _neurons), Of(graph, _heads));
         }
 
         // The views of this graph's nodes only, in its node order.

@@ -36,46 +36,79 @@ public static class RouteTracer
     /// so one pass serves several traces and the views of their nodes; the caller has validated
     /// <paramref name="from"/> and <paramref name="threshold"/> (<see cref="Validate"/>).
     /// </summary>
-    internal static RoutesGraph Trace(IReadOnlyList<LayerDecomposition> decomposition, IReadOnlyList<int> from, double threshold, CancellationToken cancellationToken)
+    internal static RoutesGraph Trace(IReadOnlyList<LayerDecomposition> decomposition, IReadOnlyList<int> from, double threshold, CancellationToken cancellationToken) =>
+        TraceEach(decomposition, [from], threshold, cancellationToken)[0];
+
+    /// <summary>
+    /// One routes graph per set of outputs in <paramref name="froms"/>, each the graph a trace of
+    /// those outputs alone gives, traced side by side from the top layer down so that each layer's
+    /// head values are computed once for all of them.
+    /// </summary>
+    internal static IReadOnlyList<RoutesGraph> TraceEach(IReadOnlyList<LayerDecomposition> decomposition, IReadOnlyList<IReadOnlyList<int>> froms, double threshold, CancellationToken cancellationToken)
     {
         int tokens = (int)decomposition[0].ResidualPre.shape[1], layers = decomposition.Count;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-
         using var scratch = new Scratch();
-        var nodes = new Dictionary<string, RouteNode>(StringComparer.Ordinal);
-        var edges = new List<RouteEdge>();
-        RouteNode Node(string kind, int layer, int token)
-        {
-            var node = RouteNode.Of(kind, layer, token);
-            return nodes.TryAdd(node.Id, node) ? node : nodes[node.Id];
-        }
-        void Edge(RouteNode source, RouteNode target, double weight, IReadOnlyList<double>? heads = null) =>
-            edges.Add(new RouteEdge(source.Id, target.Id, weight, heads));
-
-        // The flow reaching each token's residual stream after the current layer (I nodes).
-        int[] outputs = [.. from.Distinct()];
-        var flow = new double[tokens];
-        foreach (int t in outputs)
-        {
-            flow[t] += 1.0 / outputs.Length;
-            Node(RouteNode.AfterFfn, layers - 1, t);
-        }
+        var graphs = froms.Select(from => new GrowingGraph(tokens, layers, from)).ToList();
         for (int l = layers - 1; l >= 0; l--)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            using var layerScope = NewDisposeScope();
             var layer = decomposition[l];
-            var reached = Enumerable.Range(0, tokens).Where(t => nodes.ContainsKey(RouteNode.Of(RouteNode.AfterFfn, l, t).Id)).ToArray();
-            var throughAttention = FfnStep(layer, l, reached, threshold, Node, Edge);
-            flow = AttentionStep(layer, l, throughAttention, flow, threshold, scratch, Node, Edge);
+            Tensor? headValues = null;
+            foreach (var graph in graphs)
+            {
+                var throughAttention = FfnStep(layer, l, graph.Reached(l), threshold, graph);
+                graph.Flow = throughAttention.Length == 0
+                    ? new double[tokens]
+                    : AttentionStep(layer, l, headValues ??= layer.HeadValues(), throughAttention, threshold, scratch, graph);
+            }
         }
-        return new RoutesGraph(layers, outputs, threshold, [.. nodes.Values], edges, flow);
+        return [.. graphs.Select(g => g.ToGraph(threshold))];
+    }
+
+    // One graph as it is traced top-down: its nodes and edges so far, and the flow reaching each
+    // token's residual stream after the current layer (I nodes).
+    private sealed class GrowingGraph
+    {
+        private readonly Dictionary<string, RouteNode> _nodes = new(StringComparer.Ordinal);
+        private readonly List<RouteEdge> _edges = [];
+        private readonly int _layers;
+        private readonly int[] _outputs;
+
+        public GrowingGraph(int tokens, int layers, IReadOnlyList<int> from)
+        {
+            _layers = layers;
+            _outputs = [.. from.Distinct()];
+            Flow = new double[tokens];
+            foreach (int t in _outputs)
+            {
+                Flow[t] += 1.0 / _outputs.Length;
+                Node(RouteNode.AfterFfn, layers - 1, t);
+            }
+        }
+
+        public double[] Flow { get; set; }
+
+        public RouteNode Node(string kind, int layer, int token)
+        {
+            var node = RouteNode.Of(kind, layer, token);
+            return _nodes.TryAdd(node.Id, node) ? node : _nodes[node.Id];
+        }
+
+        public void Edge(RouteNode source, RouteNode target, double weight, IReadOnlyList<double>? heads = null) =>
+            _edges.Add(new RouteEdge(source.Id, target.Id, weight, heads));
+
+        /// <summary>The tokens whose residual stream after layer <paramref name="layer"/> is on a route, in order.</summary>
+        public int[] Reached(int layer) => [.. Enumerable.Range(0, Flow.Length).Where(t => _nodes.ContainsKey(RouteNode.Of(RouteNode.AfterFfn, layer, t).Id))];
+
+        public RoutesGraph ToGraph(double threshold) => new(_layers, _outputs, threshold, [.. _nodes.Values], _edges, Flow);
     }
 
     // I{l}_t <- M{l}_t <- A{l}_t and I{l}_t <- A{l}_t: the FFN block against the residual it is added to.
     // The tokens whose A node is on a route; all of an I node's flow passes to its own A node.
-    private static int[] FfnStep(LayerDecomposition layer, int l, int[] reached, double threshold,
-        Func<string, int, int, RouteNode> node, Action<RouteNode, RouteNode, double, IReadOnlyList<double>?> edge)
+    private static int[] FfnStep(LayerDecomposition layer, int l, int[] reached, double threshold, GrowingGraph graph)
     {
         using var scope = NewDisposeScope();
         var at = tensor(reached.Select(t => (long)t).ToArray(), device: layer.ResidualPre.device);
@@ -88,15 +121,15 @@ public static class RouteTracer
         for (int i = 0; i < reached.Length; i++)
         {
             int t = reached[i];
-            var after = node(RouteNode.AfterFfn, l, t);
+            var after = graph.Node(RouteNode.AfterFfn, l, t);
             if (blockShares[i] > threshold)
             {
-                var ffn = node(RouteNode.Ffn, l, t);
-                edge(ffn, after, blockShares[i], null);
-                edge(node(RouteNode.AfterAttention, l, t), ffn, blockShares[i], null);
+                var ffn = graph.Node(RouteNode.Ffn, l, t);
+                graph.Edge(ffn, after, blockShares[i]);
+                graph.Edge(graph.Node(RouteNode.AfterAttention, l, t), ffn, blockShares[i]);
             }
             if (residualShares[i] > threshold)
-                edge(node(RouteNode.AfterAttention, l, t), after, residualShares[i], null);
+                graph.Edge(graph.Node(RouteNode.AfterAttention, l, t), after, residualShares[i]);
             if (blockShares[i] > threshold || residualShares[i] > threshold)
                 through.Add(t);
         }
@@ -105,15 +138,11 @@ public static class RouteTracer
 
     // A{l}_t <- I{l-1}_s (X0_s below the first layer), per source token with its heads; the residual
     // stream joins the edge from t to itself. Returns the flow reaching the layer's inputs.
-    private static double[] AttentionStep(LayerDecomposition layer, int l, int[] targets, double[] flow, double threshold, Scratch scratch,
-        Func<string, int, int, RouteNode> node, Action<RouteNode, RouteNode, double, IReadOnlyList<double>?> edge)
+    private static double[] AttentionStep(LayerDecomposition layer, int l, Tensor headValues, int[] targets, double threshold, Scratch scratch, GrowingGraph graph)
     {
-        int tokens = flow.Length;
+        int tokens = graph.Flow.Length;
         var below = new double[tokens];
-        if (targets.Length == 0)
-            return below;
         using var scope = NewDisposeScope();
-        var headValues = layer.HeadValues();                                                    // [B, H, T, C]
         var positions = TorchScalars.Range(tokens, headValues.device);
         long perSource = headValues.shape[1] * headValues.shape[3];
         // Targets (in ascending order) in chunks whose parts fit the budget; a chunk's sources end at
@@ -145,15 +174,15 @@ public static class RouteTracer
             for (int i = 0; i < taken.Length; i++)
             {
                 int t = taken[i];
-                var target = node(RouteNode.AfterAttention, l, t);
+                var target = graph.Node(RouteNode.AfterAttention, l, t);
                 for (int s = 0; s <= t; s++)
                 {
                     double weight = perSourceShares[i * sources + s] + (s == t ? residualShares[i] : 0);
                     if (weight <= threshold)
                         continue;
-                    var source = l == 0 ? node(RouteNode.Input, 0, s) : node(RouteNode.AfterFfn, l - 1, s);
-                    edge(source, target, weight, perHead.AsSpan((i * sources + s) * h, h).ToArray());
-                    below[s] += flow[t] * weight;
+                    var source = l == 0 ? graph.Node(RouteNode.Input, 0, s) : graph.Node(RouteNode.AfterFfn, l - 1, s);
+                    graph.Edge(source, target, weight, perHead.AsSpan((i * sources + s) * h, h).ToArray());
+                    below[s] += graph.Flow[t] * weight;
                 }
             }
         }

@@ -50,6 +50,19 @@ public sealed record LayerDecomposition(
     }
 
     /// <summary>
+    /// Each head's output at <paramref name="positions"/> (<c>[P]</c>, int64), <c>[B, P, H, C]</c>:
+    /// <see cref="AttentionParts"/> summed over the sources, computed as <c>(A[h, p, :] V_h) W_O^h</c>
+    /// without any per-source part (so without <see cref="HeadValues"/>).
+    /// </summary>
+    public Tensor HeadOutputs(Tensor positions)
+    {
+        using var scope = NewDisposeScope();
+        var mixed = Weights.index_select(2, positions).to(Output.dtype).matmul(Values.to(Output.dtype));   // [B, H, P, D]
+        var heads = einsum("bhpd,hdc->bphc", mixed, Output);                                               // [B, P, H, C]
+        return (OutputScale is null ? heads : heads * OutputScale.index_select(1, positions).unsqueeze(2).to(heads.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// How far each attention part at <paramref name="positions"/> (as <see cref="AttentionParts"/>
     /// gives them) is from one vector per target: <c>||whole[p] - part[p, s, h]||_1</c>, <c>[B, P, S, H]</c>,
     /// for <paramref name="whole"/> <c>[B, P, C]</c>. <paramref name="headValues"/> may hold only the

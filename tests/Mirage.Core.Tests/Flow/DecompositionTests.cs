@@ -55,7 +55,7 @@ public sealed class DecompositionTests : IDisposable
     [Theory]
     [InlineData("LlamaForCausalLM", "")]
     [InlineData("Gemma2ForCausalLM", ", \"attn_logit_softcapping\": 5.0, \"final_logit_softcapping\": 3.0, \"query_pre_attn_scalar\": 8")]
-    public void PartDistances_AreTheL1DistancesOfTheParts_OverTheFirstSources_InAReusedWorkspace(string architecture, string extra)
+    public void PartDistancesAndHeadOutputs_AreThePartsMeasuredAndSummed_OverTheFirstSources_InAReusedWorkspace(string architecture, string extra)
     {
         var config = TinyCheckpoint.FamilyConfig(architecture, extra);
         using var model = TinyCheckpoint.Load(TinyCheckpoint.Write(_temp, config));
@@ -76,6 +76,9 @@ public sealed class DecompositionTests : IDisposable
             var distances = layer.AttentionPartDistances(headValues.narrow(2, 0, 6), index, whole, workspace);
             Assert.Equal(expected.shape, distances.shape);
             Assert.True(distances.sub(expected).abs().max().item<double>() < 1e-12, architecture);
+            // Each head's output there, without the per-source parts, is theirs summed.
+            var perHead = layer.AttentionParts(headValues, index).sum(dim: 2);                       // [B, P, H, C]
+            Assert.True(layer.HeadOutputs(index).sub(perHead).abs().max().item<double>() < 1e-12, architecture);
         }
     }
 
