@@ -89,7 +89,7 @@ public static class AttentionProbe
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var ids = tensor(input.PromptIds.Concat(input.AnswerIds).Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
+        var ids = tensor(input.SequenceIds.Select(i => (long)i).ToArray(), device: model.Device).unsqueeze(0);
         using var output = model.Forward(new ForwardRequest(model.Embed(ids), TorchScalars.Range(ids.shape[1], model.Device).unsqueeze(0), LogitsFrom: (int)ids.shape[1] - 1, OutputAttentions: true));
         int layers = output.Attentions!.Count, heads = (int)output.Attentions[0].shape[1], answer = input.AnswerIds.Length, start = input.PromptIds.Length - 1;
         var mass = new double[layers, heads, answer, input.Passages.Count];

@@ -212,7 +212,7 @@ public sealed class MirageCitationEngine : ICitationEngine
         var cues = pecore.CciScores.OrderBy(c => c.Key).Select(c => new ContextCues(c.Key, pecore.CciTargetValues[c.Key], c.Value)).ToList();
 
         var inputs = new ModelInputs(
-            input.PromptIds.Concat(input.AnswerIds).ToArray(), input.NoContextIds.Concat(input.AnswerIds).ToArray(),
+            input.SequenceIds, input.NoContextIds.Concat(input.AnswerIds).ToArray(),
             input.PromptIds.Length, input.NoContextIds.Length, input.WithContext.Text,
             input.PromptTokens.Select(t => new[] { t.Start, t.End }).ToList());
         double citationMs = (citationClock.Elapsed - ablationSection).TotalMilliseconds;

@@ -49,8 +49,8 @@ public static class LogitLens
         var readings = new List<LensReading>();
         for (int l = 0; l < decomposition.Count; l++)
         {
-            readings.Add(new LensReading($"{RouteNode.AfterAttention}{l}_{position}", l, Read(model, decomposition[l].ResidualMid[0, position], k)));
-            readings.Add(new LensReading($"{RouteNode.AfterFfn}{l}_{position}", l, Read(model, decomposition[l].ResidualPost[0, position], k)));
+            readings.Add(new LensReading(RouteNode.Of(RouteNode.AfterAttention, l, position).Id, l, Read(model, decomposition[l].ResidualMid[0, position], k)));
+            readings.Add(new LensReading(RouteNode.Of(RouteNode.AfterFfn, l, position).Id, l, Read(model, decomposition[l].ResidualPost[0, position], k)));
         }
         return readings;
     }

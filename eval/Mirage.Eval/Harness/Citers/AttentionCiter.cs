@@ -21,7 +21,7 @@ public sealed class AttentionCiter(LanguageModel model, AttributionEngine engine
         var input = PreparedCitation.Prepare(model, item.Question, item.ToPassages(), item.Output, template);
         int offset = input.PromptIds.Length;
         var targets = input.AnswerIds.Select((id, i) => new AttributionTarget(offset + i, id)).ToList();
-        var scores = engine.Attribute(model, "attention", new AttributionRequest(input.PromptIds.Concat(input.AnswerIds).ToArray(), targets)).Scores;
+        var scores = engine.Attribute(model, "attention", new AttributionRequest(input.SequenceIds, targets)).Scores;
 
         var mass = new double[sentences.Count, input.Passages.Count];
         for (int k = 0; k < targets.Count; k++)

@@ -245,6 +245,10 @@ internal sealed class LlamaDecoderLayer : nn.Module
 {
     private readonly RmsNorm input_layernorm, post_attention_layernorm;
     private readonly RmsNorm? pre_feedforward_layernorm, post_feedforward_layernorm;
+
+    // Sandwich norms (Gemma 2): each block's output is normed before it joins the residual stream.
+    [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(pre_feedforward_layernorm), nameof(post_feedforward_layernorm))]
+    private bool Sandwich => pre_feedforward_layernorm is not null && post_feedforward_layernorm is not null;
     private readonly LlamaAttention self_attn;
     private readonly LlamaMlp mlp;
 
@@ -265,7 +269,7 @@ internal sealed class LlamaDecoderLayer : nn.Module
     public (Tensor Output, Tensor? Weights) Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, bool explicitAttention, bool outputWeights)
     {
         var (attended, weights) = self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, explicitAttention, outputWeights);
-        if (pre_feedforward_layernorm is null || post_feedforward_layernorm is null)
+        if (!Sandwich)
         {
             x = x.Plus(attended);                                                                        // [B, T, C]
             x = x.Plus(mlp.forward(post_attention_layernorm.forward(x)));                                // [B, T, C]
@@ -288,15 +292,15 @@ internal sealed class LlamaDecoderLayer : nn.Module
         var (attended, weights) = self_attn.Forward(normed, cos, sin, mask, cache: null, explicitKernel: true, outputWeights: true);
         var (values, output, bias) = self_attn.Factors(normed);
         Tensor? scale = null;
-        if (pre_feedforward_layernorm is not null && post_feedforward_layernorm is not null)
+        if (Sandwich)
         {
             // The output norm scales each position by one factor taken from the whole output.
             scale = post_attention_layernorm.Scale(attended);                            // [B, T, C]
             attended = post_attention_layernorm.forward(attended);
         }
         var mid = x.Plus(attended);                                                       // [B, T, C]
-        var ffn = scale is not null
-            ? post_feedforward_layernorm!.forward(mlp.forward(pre_feedforward_layernorm!.forward(mid)))
+        var ffn = Sandwich
+            ? post_feedforward_layernorm.forward(mlp.forward(pre_feedforward_layernorm.forward(mid)))
             : mlp.forward(post_attention_layernorm.forward(mid));                         // [B, T, C]
         // An alias, so the record owns its own handle even where x is the caller's embeddings.
         return new LayerDecomposition(x.alias(), mid, mid.Plus(ffn), ffn, weights!, values, output, bias, scale);
@@ -309,13 +313,12 @@ internal sealed class LlamaDecoderLayer : nn.Module
     public (Tensor Neurons, Tensor Remainder) Neurons(LayerDecomposition clean, int position)
     {
         var mid = clean.ResidualMid[0, position];                                                          // [C]
-        bool sandwich = pre_feedforward_layernorm is not null && post_feedforward_layernorm is not null;
-        var activations = mlp.Activations(sandwich ? pre_feedforward_layernorm!.forward(mid) : post_attention_layernorm.forward(mid)); // [I]
+        var activations = mlp.Activations(Sandwich ? pre_feedforward_layernorm.forward(mid) : post_attention_layernorm.forward(mid)); // [I]
         var (neurons, bias) = mlp.NeuronOutputs(activations);                                             // [I, C]
         var rest = bias?.to(neurons.dtype) ?? zeros([neurons.shape[1]], neurons.dtype, neurons.device);
-        if (!sandwich)
+        if (!Sandwich)
             return (neurons, rest.clone());
-        var scale = post_feedforward_layernorm!.Scale(neurons.sum(dim: 0).Plus(rest));                          // [C]
+        var scale = post_feedforward_layernorm.Scale(neurons.sum(dim: 0).Plus(rest));                          // [C]
         return (neurons * scale.unsqueeze(0), rest * scale);
     }
 
@@ -331,7 +334,7 @@ internal sealed class LlamaDecoderLayer : nn.Module
         var raw = clean.AttentionParts(headValues, at, scaled: false)[0, 0];                                       // [S, H, C]
         var parts = raw.narrow(0, 0, position + 1).sum(1);                                                        // [S', C]
         var pre = clean.ResidualPre[0, position].to(parts.dtype);                                                  // [C]
-        if (pre_feedforward_layernorm is null || post_feedforward_layernorm is null)
+        if (!Sandwich)
         {
             var mid = clean.ResidualMid[0, position].to(parts.dtype).sub(parts);                                  // [S', C]
             return mid.Plus(mlp.forward(post_attention_layernorm.forward(mid)));
