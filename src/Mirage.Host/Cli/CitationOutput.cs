@@ -5,7 +5,7 @@ using Mirage.Core.Flow;
 
 namespace Mirage.Host.Cli;
 
-/// <summary>The output formats of the verbs that print a citation result (<c>cite</c>, <c>ask</c>).</summary>
+/// <summary>The output of the verbs that print a citation result (<c>cite</c>, <c>ask</c>) or its routes (<c>inspect-flow</c>): formats, the routes for a report, and where it goes.</summary>
 internal static class CitationOutput
 {
     public static Option<string> CreateFormatOption()
@@ -51,6 +51,19 @@ internal static class CitationOutput
     private sealed class Progress(Action<int> report) : IProgress<int>
     {
         public void Report(int value) => report(value);
+    }
+
+    /// <summary>Writes <paramref name="text"/> to the file <paramref name="path"/> (saying so on <paramref name="error"/>), or to <paramref name="output"/> without one.</summary>
+    public static async Task WriteAsync(string text, string? path, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        if (path is not null)
+        {
+            await File.WriteAllTextAsync(path, text, cancellationToken);
+            await error.WriteLineAsync($"wrote {path}");
+            return;
+        }
+        await output.WriteAsync(text);
+        await output.FlushAsync(cancellationToken);
     }
 
     public static string Render(CitationResult result, string format, IReadOnlyList<PassageRoutes>? routes = null) => format switch

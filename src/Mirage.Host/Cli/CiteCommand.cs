@@ -52,16 +52,7 @@ internal static class CiteCommand
             var result = await engine.CiteAsync(request, cancellationToken);
             var traced = withRoutes ? await CitationOutput.TraceEveryTokenAsync(engine, request, error, cancellationToken) : null;
             var rendered = CitationOutput.Render(result, parse.GetRequiredValue(format), traced);
-            if (parse.GetValue(outFile) is { } path)
-            {
-                await File.WriteAllTextAsync(path, rendered, cancellationToken);
-                await error.WriteLineAsync($"wrote {path}");
-            }
-            else
-            {
-                await output.WriteAsync(rendered);
-                await output.FlushAsync(cancellationToken);
-            }
+            await CitationOutput.WriteAsync(rendered, parse.GetValue(outFile), output, error, cancellationToken);
             await error.WriteLineAsync($"{result.Sentences.Sum(s => s.Citations.Count)} citations over {result.Sentences.Count} sentences; "
                 + $"{result.Cost.ForwardPasses} forward and {result.Cost.BackwardPasses} backward passes in {result.Cost.TotalMs / 1000:F2} s with {result.ModelId}.");
             return 0;

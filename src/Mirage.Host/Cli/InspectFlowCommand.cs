@@ -33,16 +33,7 @@ internal static class InspectFlowCommand
             using var lm = await model.LoadAsync(parse, cancellationToken, needsGradients: true);
             var routes = await new MirageCitationEngine(lm).TraceRoutesAsync(request, sentenceIndex, tokenIndex, parse.GetValue(threshold), cancellationToken);
             var json = MirageJson.Serialize(routes) + "\n";
-            if (parse.GetValue(outFile) is { } path)
-            {
-                await File.WriteAllTextAsync(path, json, cancellationToken);
-                await error.WriteLineAsync($"wrote {path}");
-            }
-            else
-            {
-                await output.WriteAsync(json);
-                await output.FlushAsync(cancellationToken);
-            }
+            await CitationOutput.WriteAsync(json, parse.GetValue(outFile), output, error, cancellationToken);
             await error.WriteLineAsync(Summary(routes, lm.ModelId));
             return 0;
         });
