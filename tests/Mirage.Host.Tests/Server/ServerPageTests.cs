@@ -17,6 +17,13 @@ public sealed class ServerPageTests
         return $"# {passage["title"]}\n{passage["text"]}";
     }));
 
+    /// <summary>How many passage share lines the routes view shows ("[N] S% of the flow"), and the one with the largest share.</summary>
+    internal static (int Count, string Top) Shares(IWebDriver browser)
+    {
+        var lines = browser.FindElements(By.CssSelector("#shares div")).Select(d => d.Text).ToList();
+        return (lines.Count, lines.MaxBy(s => double.Parse(s.Split(' ')[1].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture))!);
+    }
+
     private static void Fill(IWebDriver browser, string passages, string question, string answer)
     {
         browser.FindElement(By.Id("passages")).SendKeys(passages);
@@ -86,10 +93,10 @@ public sealed class ServerPageTests
         int edges = browser.FindElements(By.CssSelector("#graph line")).Count;
         Assert.True(edges > 0);
         Assert.NotEmpty(browser.FindElements(By.CssSelector("#graph rect.passage")));
-        var shares = browser.FindElements(By.CssSelector("#shares div")).Select(d => d.Text).ToList();
-        Assert.Equal(4, shares.Count);
+        var (passages, top) = Shares(browser);
+        Assert.Equal(4, passages);
         // The birthplace sentence's flow starts mostly at passage 4, which states it.
-        Assert.StartsWith("[4]", shares.MaxBy(s => double.Parse(s.Split(' ')[1].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.StartsWith("[4]", top);
 
         browser.FindElement(By.CssSelector("#graph circle.node.I")).Click();
         wait.Until(b => b.FindElements(By.CssSelector("#lens li")).Count > 0);
@@ -112,8 +119,7 @@ public sealed class ServerPageTests
         tokens.Single(b => b.GetDomProperty("textContent") == " Grouscelford").Click();
         wait.Until(b => b.FindElements(By.CssSelector("#tokens button[aria-pressed='true']")) is { Count: 1 } pressed && pressed[0].GetDomProperty("textContent") == " Grouscelford");
         // What the model predicts there comes mostly from passage 3, whose similar name was born elsewhere.
-        shares = browser.FindElements(By.CssSelector("#shares div")).Select(d => d.Text).ToList();
-        Assert.StartsWith("[3]", shares.MaxBy(s => double.Parse(s.Split(' ')[1].TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.StartsWith("[3]", Shares(browser).Top);
         Assert.Equal("[]", script.ExecuteScript("return JSON.stringify(window.problems);"));
     }
 
