@@ -5,6 +5,9 @@ using Microsoft.Extensions.Logging;
 using Mirage.Host.Server.Scaling;
 using Mirage.Host.Tests.Server;
 using Mirage.Tests;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 
 namespace Mirage.Host.Tests.Scaling;
 
@@ -181,6 +184,35 @@ public sealed class ScaleOutTests
     }
 
     [Fact]
+    public async Task AWorkerJetStreamWillNotGiveItsConsumer_KeepsAsking_AndTakesJobsOnceItCan()
+    {
+        // A consumer of the worker's name that cannot be updated to the worker's settings makes every
+        // request for it fail, as a request meeting a leader election does (there it goes unanswered).
+        using var nats = await NatsServerProcess.StartAsync();
+        await using var connection = new NatsConnection(NatsOpts.Default with { Url = nats.Url });
+        var js = new NatsJSContext(connection);
+        const string stream = "MIRAGE_JOBS";
+        await js.CreateStreamAsync(new StreamConfig(stream, ["mirage.jobs.>"]) { Retention = StreamConfigRetention.Workqueue }, Token);
+        var name = $"workers-{JobBus.ModelKey("reader")}";
+        await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig(name)
+        {
+            DurableName = name,
+            AckPolicy = ConsumerConfigAckPolicy.Explicit,
+            DeliverSubject = "elsewhere", // a push consumer, which a pull consumer's settings cannot update
+        }, Token);
+
+        using var worker = await ServeProcess.StartWorkerAsync(nats.Url);
+        await worker.WaitForOutputAsync("The jobs consumer is not ready (try 2)");
+        Assert.False(worker.HasExited, worker.Output);
+
+        await js.DeleteConsumerAsync(stream, name, Token);
+        await worker.WaitForOutputAsync("takes jobs for reader");
+        await using var api = await RunningServer.StartAsync(["--Server:Role=api", $"--Nats:Url={nats.Url}"]);
+        var cited = await api.PostAsync("/v1/citations", Body(Answers[0]));
+        Assert.True(cited.StatusCode == HttpStatusCode.OK, await cited.Content.ReadAsStringAsync(Token) + worker.Output);
+    }
+
+    [Fact]
     public async Task AJobNoDeliveryCouldEnd_IsDeadLetteredByTheApi_AndLeavesTheQueue()
     {
         // A worker that may take jobs but not write their state: no delivery of a job, its last
@@ -223,8 +255,8 @@ public sealed class ScaleOutTests
         Assert.Equal(500, job["error"]!["status"]!.GetValue<int>());
         Assert.Contains("Nats:MaxAttempts", job["error"]!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
 
-        await using var connection = new NATS.Client.Core.NatsConnection(NATS.Client.Core.NatsOpts.Default with { Url = nats.Url, AuthOpts = new() { Username = "api", Password = "api-secret" } });
-        var stream = await new NATS.Client.JetStream.NatsJSContext(connection).GetStreamAsync("MIRAGE_JOBS", cancellationToken: Token);
+        await using var connection = new NatsConnection(NatsOpts.Default with { Url = nats.Url, AuthOpts = new() { Username = "api", Password = "api-secret" } });
+        var stream = await new NatsJSContext(connection).GetStreamAsync("MIRAGE_JOBS", cancellationToken: Token);
         Assert.Equal(0, stream.Info.State.Messages);
     }
 

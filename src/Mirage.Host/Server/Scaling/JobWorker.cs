@@ -30,8 +30,16 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
             return;
         var loaded = host.Current!;
         var connected = await bus.ReadyAsync(stoppingToken);
-        var key = JobBus.ModelKey(loaded.Model.ModelId);
-        var consumer = await connected.JetStream.CreateOrUpdateConsumerAsync(nats.Value.Stream, new ConsumerConfig($"workers-{key}")
+        var consumer = await ConsumerAsync(connected, JobBus.ModelKey(loaded.Model.ModelId), stoppingToken);
+        logger.LogInformation("Worker {Worker} takes jobs for {Model} from {Stream}", WorkerRegistry.WorkerId, loaded.Model.ModelId, nats.Value.Stream);
+        await Task.WhenAll(Enumerable.Range(0, server.Value.Concurrency).Select(_ => PullAsync(consumer, connected, loaded, stoppingToken)));
+    }
+
+    // The model's durable consumer, asked for until JetStream answers: a request that meets a leader
+    // election goes unanswered, and an exception here would end the worker process.
+    private async Task<INatsJSConsumer> ConsumerAsync(JobBus.Connected connected, string key, CancellationToken stopping)
+    {
+        var config = new ConsumerConfig($"workers-{key}")
         {
             DurableName = $"workers-{key}",
             FilterSubject = JobBus.JobSubject(key),
@@ -39,9 +47,19 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
             AckWait = TimeSpan.FromSeconds(nats.Value.AckWaitSeconds),
             // One delivery past the attempts, to record that the job ran out of them.
             MaxDeliver = nats.Value.MaxAttempts + 1,
-        }, stoppingToken);
-        logger.LogInformation("Worker {Worker} takes jobs for {Model} from {Stream}", WorkerRegistry.WorkerId, loaded.Model.ModelId, nats.Value.Stream);
-        await Task.WhenAll(Enumerable.Range(0, server.Value.Concurrency).Select(_ => PullAsync(consumer, connected, loaded, stoppingToken)));
+        };
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await connected.JetStream.CreateOrUpdateConsumerAsync(nats.Value.Stream, config, stopping);
+            }
+            catch (Exception e) when (e is NatsException or TimeoutException or OperationCanceledException && !stopping.IsCancellationRequested)
+            {
+                logger.LogWarning("The jobs consumer is not ready (try {Attempt}): {Reason}", attempt, nats.Value.Redact(e.Message));
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(5, attempt)), stopping);
+            }
+        }
     }
 
     private async Task PullAsync(INatsJSConsumer consumer, JobBus.Connected connected, LoadedModel loaded, CancellationToken stopping)
