@@ -123,6 +123,13 @@ internal sealed class ScaleOut : IAsyncDisposable
         return Workers.Single(w => running.Worker!.Contains($"-{w.ProcessId}-", StringComparison.Ordinal));
     }
 
+    /// <summary>Writes a job's state over whatever the bucket holds, as a worker or an api would.</summary>
+    public async Task WriteStateAsync(JobState state)
+    {
+        var store = await new NatsKVContext(new NatsJSContext(_connection)).GetStoreAsync(JobBus.JobsBucket, Token);
+        await store.PutAsync(state.Id, state.ToBytes(), cancellationToken: Token);
+    }
+
     /// <summary>The first job state in the bucket that <paramref name="match"/> accepts, once there is one.</summary>
     public async Task<JobState> FindAsync(Func<JobState, bool> match)
     {

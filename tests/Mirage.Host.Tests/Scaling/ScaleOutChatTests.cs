@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Mirage.Host.Server.Scaling;
 using Mirage.Host.Tests.Server;
 
 namespace Mirage.Host.Tests.Scaling;
@@ -56,6 +57,32 @@ public sealed partial class ScaleOutChatTests
         var named = await cluster.Api.PostAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = questions[0] } }, passages = RunningServer.Passages, model = "gpt-4o" });
         Assert.Equal(HttpStatusCode.OK, named.StatusCode);
         Assert.Equal(reference[0], await ComparableAsync(named));
+    }
+
+    [Fact]
+    public async Task AStreamWhoseWorkerDiedBeforeAnyChunkCameThrough_StartsAgain_AndTheClientGetsTheWholeAnswer()
+    {
+        const string question = "Which organisation does Lousdrur Rourti work for?";
+        string reference;
+        await using (var single = await RunningServer.StartAsync())
+            reference = await ComparableAsync(await single.PostAsync("/v1/chat/completions", Chat(question, stream: true)));
+        await using var cluster = await ScaleOut.StartAsync(workers: 1, workerSettings: ["--Nats:AckWaitSeconds=2"]);
+
+        // The worker hangs, so the job waits; it is then marked as a worker marks a stream whose first
+        // chunk is on its way, as though that worker had died there. The next delivery fails it.
+        cluster.Workers[0].Freeze();
+        var answering = cluster.Api.PostAsync("/v1/chat/completions", Chat(question, stream: true));
+        var queued = await cluster.FindAsync(s => s.Status == JobState.Queued);
+        await cluster.WriteStateAsync(queued with { Status = JobState.Running, Worker = "gone", Streamed = true });
+        cluster.Workers[0].Thaw();
+
+        // No chunk reached the client, so the api started the answer again: the client sees it whole.
+        var response = await answering;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(reference, await ComparableAsync(response));
+        var first = (await cluster.StateAsync(queued.Id))!;
+        Assert.Equal(JobState.Failed, first.Status);
+        Assert.Equal(JobWorker.StoppedMidStream, first.Error!["detail"]!.GetValue<string>());
     }
 
     [Fact]

@@ -24,6 +24,9 @@ namespace Mirage.Host.Server.Scaling;
 /// </summary>
 internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry telemetry, IOptions<ServerOptions> server, IOptions<NatsOptions> nats, ILogger<JobWorker> logger) : BackgroundService
 {
+    /// <summary>Why a streamed job delivered again ends failed: its earlier worker may have published tokens.</summary>
+    public const string StoppedMidStream = "The worker streaming this answer stopped mid-answer; the part sent cannot be taken back, so the answer is not started again.";
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!await host.WaitUntilLoadedAsync(stoppingToken))
@@ -118,8 +121,7 @@ internal sealed class JobWorker(JobBus bus, ModelHost host, ServerTelemetry tele
         var state = current.State;
         if (state.Streamed)
         {
-            await EndAsync(connected, message, state.Fail(StatusCodes.Status500InternalServerError, "Failed",
-                "The worker streaming this answer stopped mid-answer; the part sent cannot be taken back, so the answer is not started again."));
+            await EndAsync(connected, message, state.Fail(StatusCodes.Status500InternalServerError, "Failed", StoppedMidStream));
             return;
         }
         var attempts = (int)(message.Metadata?.NumDelivered ?? 1);

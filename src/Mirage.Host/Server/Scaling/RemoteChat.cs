@@ -14,12 +14,16 @@ namespace Mirage.Host.Server.Scaling;
 /// writes each chunk its worker publishes as it arrives. Input the model refuses before the first
 /// chunk is a plain error status, as in one process; once chunks have gone out, a failure, the
 /// time limit, a lost chunk or a worker that died mid-answer ends the stream with an <c>error</c>
-/// event and <c>[DONE]</c> (sent tokens cannot be taken back).
+/// event and <c>[DONE]</c> (sent tokens cannot be taken back). A worker that died before any chunk
+/// reached the client leaves nothing to take back: the answer starts again as a new job.
 /// </summary>
 internal sealed class RemoteChat(RemoteJobs jobs, IOptions<ServerOptions> settings, IHostApplicationLifetime lifetime)
 {
     // How long the last chunks may trail the job's end (they travel apart from the job bucket).
     private static readonly TimeSpan StragglerWait = TimeSpan.FromSeconds(5);
+
+    // How many jobs one streamed answer may start whose workers all die before a chunk comes through.
+    private const int StreamStarts = 3;
 
     public async Task<IResult> HandleAsync(HttpContext http)
     {
@@ -41,36 +45,44 @@ internal sealed class RemoteChat(RemoteJobs jobs, IOptions<ServerOptions> settin
         var (connected, unreachable) = await jobs.ConnectAsync(http, limit.Token);
         if (unreachable is not null)
             return unreachable;
-        var id = RemoteJobs.NewId();
-        await using var chunks = await connected!.Connection.SubscribeCoreAsync<byte[]>(JobBus.StreamSubject(id), cancellationToken: limit.Token);
-        // A round trip, so the server has the subscription before the worker can publish.
-        await connected.Connection.PingAsync(limit.Token);
-        var (queued, refused) = await jobs.SubmitAsync(http, connected, id, JobMessage.Chat, request.Model, body, limit.Token);
-        if (refused is not null)
-            return refused;
-        var ended = jobs.WaitForEndAsync(connected, queued!.Id, limit.Token);
-        bool started = false;
-        try
+        for (int start = 1; ; start++)
         {
-            if (await RelayAsync(http, chunks.Msgs, ended, () => started = true, limit.Token) is { } before)
-                return before;
+            var id = RemoteJobs.NewId();
+            await using var chunks = await connected!.Connection.SubscribeCoreAsync<byte[]>(JobBus.StreamSubject(id), cancellationToken: limit.Token);
+            // A round trip, so the server has the subscription before the worker can publish.
+            await connected.Connection.PingAsync(limit.Token);
+            var (queued, refused) = await jobs.SubmitAsync(http, connected, id, JobMessage.Chat, request.Model, body, limit.Token);
+            if (refused is not null)
+                return refused;
+            var ended = jobs.WaitForEndAsync(connected, queued!.Id, limit.Token);
+            bool started = false;
+            try
+            {
+                if (await RelayAsync(http, chunks.Msgs, ended, () => started = true, limit.Token) is not { } failed)
+                    return Results.Empty;
+                // Nothing reached the client: a worker that died before its first chunk came through
+                // leaves nothing to take back, so the answer starts again as a new job, as a
+                // non-streamed answer would be finished by another worker.
+                if (failed.Error?["detail"]?.GetValue<string>() != JobWorker.StoppedMidStream || start == StreamStarts)
+                    return RemoteJobs.Problem(failed.Error);
+            }
+            catch (OperationCanceledException)
+            {
+                var answer = await jobs.AbandonAsync(http, connected, id);
+                if (!started || http.RequestAborted.IsCancellationRequested)
+                    return started ? Results.Empty : answer;
+                if (lifetime.ApplicationStopping.IsCancellationRequested)
+                    await EndWithErrorAsync(http, ChatCompletionsEndpoint.ShuttingDown, "server_error");
+                else
+                    await EndWithErrorAsync(http, ChatCompletionsEndpoint.TimedOut, "timeout");
+                return Results.Empty;
+            }
         }
-        catch (OperationCanceledException)
-        {
-            var answer = await jobs.AbandonAsync(http, connected, id);
-            if (!started || http.RequestAborted.IsCancellationRequested)
-                return started ? Results.Empty : answer;
-            if (lifetime.ApplicationStopping.IsCancellationRequested)
-                await EndWithErrorAsync(http, ChatCompletionsEndpoint.ShuttingDown, "server_error");
-            else
-                await EndWithErrorAsync(http, ChatCompletionsEndpoint.TimedOut, "timeout");
-        }
-        return Results.Empty;
     }
 
-    // Writes chunks until [DONE]; null once the stream is written, or the response to send instead
-    // when the job failed before its first chunk.
-    private static async Task<IResult?> RelayAsync(HttpContext http, ChannelReader<NatsMsg<byte[]>> chunks, Task<JobState> ended, Action onStart, CancellationToken cancellationToken)
+    // Writes chunks until [DONE]; null once the stream is written, or the job's failed state when it
+    // failed before its first chunk (the client has seen nothing).
+    private static async Task<JobState?> RelayAsync(HttpContext http, ChannelReader<NatsMsg<byte[]>> chunks, Task<JobState> ended, Action onStart, CancellationToken cancellationToken)
     {
         var send = ChatCompletionsEndpoint.HttpSink(http.Response);
         long expected = 1;
@@ -103,7 +115,7 @@ internal sealed class RemoteChat(RemoteJobs jobs, IOptions<ServerOptions> settin
                 if (state.Status == JobState.Failed)
                 {
                     if (!started)
-                        return RemoteJobs.Problem(state.Error);
+                        return state;
                     await EndWithErrorAsync(http, state.Error?["detail"]?.GetValue<string>() ?? "The answer failed.", "server_error");
                     return null;
                 }
